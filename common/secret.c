@@ -1,0 +1,130 @@
+/* The secure buffer that carries every secret value from backend to delivery.
+ * Backed by sodium_malloc: guarded, locked, wiped on free, never realloc'd in place. */
+#include <sodium.h>
+
+#include "common.h"
+
+struct secret {
+        unsigned char *data;  /* sodium_malloc'd, capacity bytes */
+        size_t len;
+        size_t capacity;
+};
+
+int secret_init(void) {
+        return sodium_init() < 0 ? -EIO : 0;
+}
+
+int secret_new(size_t capacity, struct secret **ret) {
+        struct secret *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        if (capacity == 0)
+                capacity = 64;
+        s->data = sodium_malloc(capacity);
+        if (!s->data) {
+                free(s);
+                return -ENOMEM;
+        }
+        s->capacity = capacity;
+        *ret = s;
+        return 0;
+}
+
+int secret_from_bytes(const void *p, size_t n, struct secret **ret) {
+        struct secret *s;
+        int r = secret_new(n, &s);
+        if (r < 0)
+                return r;
+        memcpy(s->data, p, n);
+        s->len = n;
+        *ret = s;
+        return 0;
+}
+
+/* Grows by moving into a fresh locked allocation: the old one is wiped by sodium_free. */
+static int secret_reserve(struct secret *s, size_t need) {
+        if (need <= s->capacity)
+                return 0;
+        size_t cap = s->capacity;
+        while (cap < need) {
+                if (cap > SIZE_MAX / 2)
+                        return -ENOMEM;
+                cap *= 2;
+        }
+        unsigned char *d = sodium_malloc(cap);
+        if (!d)
+                return -ENOMEM;
+        memcpy(d, s->data, s->len);
+        sodium_free(s->data);
+        s->data = d;
+        s->capacity = cap;
+        return 0;
+}
+
+int secret_append(struct secret *s, const void *p, size_t n) {
+        if (n > SIZE_MAX - s->len)
+                return -ENOMEM;
+        int r = secret_reserve(s, s->len + n);
+        if (r < 0)
+                return r;
+        memcpy(s->data + s->len, p, n);
+        s->len += n;
+        return 0;
+}
+
+int secret_read_fd(struct secret *s, int fd, size_t max) {
+        for (;;) {
+                if (s->len == s->capacity) {
+                        int r = secret_reserve(s, s->capacity + 1);
+                        if (r < 0)
+                                return r;
+                }
+                ssize_t n = read(fd, s->data + s->len, s->capacity - s->len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return 0;
+                s->len += (size_t) n;
+                if (s->len > max)
+                        return -EFBIG;
+        }
+}
+
+void secret_truncate(struct secret *s, size_t len) {
+        if (len >= s->len)
+                return;
+        sodium_memzero(s->data + len, s->len - len);
+        s->len = len;
+}
+
+void secret_chomp(struct secret *s) {
+        if (s->len > 0 && s->data[s->len - 1] == '\n') {
+                size_t len = s->len - 1;
+                if (len > 0 && s->data[len - 1] == '\r')
+                        len--;
+                secret_truncate(s, len);
+        }
+}
+
+const unsigned char *secret_data(const struct secret *s) {
+        return s->data;
+}
+
+size_t secret_len(const struct secret *s) {
+        return s->len;
+}
+
+bool secret_has_nul(const struct secret *s) {
+        return memchr(s->data, 0, s->len) != NULL;
+}
+
+struct secret *secret_free(struct secret *s) {
+        if (!s)
+                return NULL;
+        sodium_free(s->data);
+        free(s);
+        return NULL;
+}

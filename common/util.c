@@ -1,0 +1,243 @@
+/* String lists, globs, edit distance and fd helpers shared by every module. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common.h"
+
+int safe_close(int fd) {
+        if (fd >= 0) {
+                int saved = errno;
+                close(fd);  /* Linux closes even on EINTR: never retry */
+                errno = saved;
+        }
+        return -1;
+}
+
+bool startswith(const char *s, const char *prefix) {
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool is_identifier(const char *s) {
+        if (!s || !(isalpha((unsigned char) *s) || *s == '_'))
+                return false;
+        for (s++; *s; s++)
+                if (!(isalnum((unsigned char) *s) || *s == '_'))
+                        return false;
+        return true;
+}
+
+char *strdup_upper(const char *s) {
+        char *u = strdup(s);
+        if (u)
+                for (char *p = u; *p; p++)
+                        *p = (char) toupper((unsigned char) *p);
+        return u;
+}
+
+char *strdup_printf(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+unsigned edit_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        if (la > 64 || lb > 64)
+                return 1000;
+        unsigned row[65];
+        for (size_t j = 0; j <= lb; j++)
+                row[j] = (unsigned) j;
+        for (size_t i = 1; i <= la; i++) {
+                unsigned diag = row[0];
+                row[0] = (unsigned) i;
+                for (size_t j = 1; j <= lb; j++) {
+                        unsigned up = row[j];
+                        unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                        unsigned best = diag + cost;
+                        if (row[j] + 1 < best)
+                                best = row[j] + 1;
+                        if (row[j - 1] + 1 < best)
+                                best = row[j - 1] + 1;
+                        row[j] = best;
+                        diag = up;
+                }
+        }
+        return row[lb];
+}
+
+bool glob_match(const char *p, const char *s) {
+        for (;;) {
+                if (*p == '\0')
+                        return *s == '\0';
+                if (p[0] == '*' && p[1] == '*') {
+                        p += 2;
+                        // a double star before a slash also matches zero parts: a/(**)/b matches a/b
+                        if (*p == '/' && glob_match(p + 1, s))
+                                return true;
+                        for (const char *t = s;; t++) {
+                                if (glob_match(p, t))
+                                        return true;
+                                if (*t == '\0')
+                                        return false;
+                        }
+                }
+                if (*p == '*') {
+                        p++;
+                        for (const char *t = s;; t++) {
+                                if (glob_match(p, t))
+                                        return true;
+                                if (*t == '\0' || *t == '/')
+                                        return false;
+                        }
+                }
+                if (*s == '\0')
+                        return false;
+                if (*p == '?') {
+                        if (*s == '/')
+                                return false;
+                } else if (*p != *s)
+                        return false;
+                p++;
+                s++;
+        }
+}
+
+size_t strv_length(char *const *l) {
+        size_t n = 0;
+        while (l && l[n])
+                n++;
+        return n;
+}
+
+bool strv_contains(char *const *l, const char *s) {
+        for (size_t i = 0; l && l[i]; i++)
+                if (streq(l[i], s))
+                        return true;
+        return false;
+}
+
+int strv_push(char ***l, char *s) {
+        if (!s)
+                return -ENOMEM;
+        size_t n = strv_length(*l);
+        char **t = realloc(*l, (n + 2) * sizeof(char *));
+        if (!t) {
+                free(s);
+                return -ENOMEM;
+        }
+        t[n] = s;
+        t[n + 1] = NULL;
+        *l = t;
+        return 0;
+}
+
+int strv_extend(char ***l, const char *s) {
+        return strv_push(l, strdup(s));
+}
+
+char **strv_copy(char *const *l) {
+        char **c = calloc(strv_length(l) + 1, sizeof(char *));
+        if (!c)
+                return NULL;
+        for (size_t i = 0; l && l[i]; i++)
+                if (!(c[i] = strdup(l[i])))
+                        return strv_free(c);
+        return c;
+}
+
+char **strv_free(char **l) {
+        for (size_t i = 0; l && l[i]; i++)
+                free(l[i]);
+        free(l);
+        return NULL;
+}
+
+int write_all(int fd, const void *p, size_t n) {
+        const char *c = p;
+        while (n > 0) {
+                ssize_t w = write(fd, c, n);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                c += w;
+                n -= (size_t) w;
+        }
+        return 0;
+}
+
+int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (S_ISREG(st.st_mode) && (uint64_t) st.st_size > max)
+                return -EFBIG;
+        size_t cap = 4096, len = 0;
+        _cleanup_free_ char *buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                if (len == cap) {
+                        if (cap > max)
+                                return -EFBIG;
+                        char *t = realloc(buf, cap * 2 + 1);
+                        if (!t)
+                                return -ENOMEM;
+                        buf = t;
+                        cap *= 2;
+                }
+                ssize_t n = read(fd, buf + len, cap - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf[len] = '\0';
+        if (ret_size)
+                *ret_size = len;
+        *ret = steal_pointer(&buf);
+        return 0;
+}
+
+int fd_set_nonblock(int fd, bool nonblock) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+                return -errno;
+        int nfl = nonblock ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+        if (nfl != fl && fcntl(fd, F_SETFL, nfl) < 0)
+                return -errno;
+        return 0;
+}
+
+int fd_set_cloexec(int fd, bool cloexec) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl < 0)
+                return -errno;
+        int nfl = cloexec ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
+        if (nfl != fl && fcntl(fd, F_SETFD, nfl) < 0)
+                return -errno;
+        return 0;
+}
+
+uint64_t now_monotonic_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs every package needed to build and test secrets-run on Debian 12.
+# Idempotent and non-interactive: packages already present are left alone.
+set -eu
+
+PACKAGES="
+  build-essential meson ninja-build pkg-config
+  libseccomp-dev libsodium-dev libcurl4-openssl-dev libyaml-dev libcap-dev libjansson-dev
+  clang llvm libclang-rt-14-dev
+  python3 python3-pytest
+  util-linux procps git ca-certificates
+"
+
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+
+if [ -z "$missing" ]; then
+  echo "install-deps: all build and test dependencies are present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing:$missing"
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,107 @@
+/* Unit tests for common/: durations, globs, edit distance, string lists, secure buffers. */
+#include <fcntl.h>
+
+#include "common.h"
+#include "tap.h"
+
+TEST(duration_units) {
+        uint64_t s = 0;
+        CHECK_EQ_INT(parse_duration("90s", &s), 0); CHECK_EQ_INT(s, 90);
+        CHECK_EQ_INT(parse_duration("15m", &s), 0); CHECK_EQ_INT(s, 900);
+        CHECK_EQ_INT(parse_duration("1h", &s), 0);  CHECK_EQ_INT(s, 3600);
+        CHECK_EQ_INT(parse_duration("7d", &s), 0);  CHECK_EQ_INT(s, 604800);
+        CHECK_EQ_INT(parse_duration("1h30m", &s), 0); CHECK_EQ_INT(s, 5400);
+}
+
+TEST(duration_rejects) {
+        uint64_t s = 42;
+        CHECK_EQ_INT(parse_duration("", &s), -EINVAL);
+        CHECK_EQ_INT(parse_duration("30", &s), -EINVAL);
+        CHECK_EQ_INT(parse_duration("5x", &s), -EINVAL);
+        CHECK_EQ_INT(parse_duration("-5s", &s), -EINVAL);
+        CHECK_EQ_INT(parse_duration("1.5h", &s), -EINVAL);
+        CHECK_EQ_INT(parse_duration("h", &s), -EINVAL);
+        CHECK_EQ_INT(parse_duration("99999999999999999999d", &s), -ERANGE);
+        CHECK_EQ_INT(s, 42);  /* untouched on failure */
+}
+
+TEST(duration_format) {
+        char buf[32];
+        CHECK_EQ_STR(format_duration(90, buf, sizeof buf), "1m30s");
+        CHECK_EQ_STR(format_duration(45 * 86400, buf, sizeof buf), "45d");
+        CHECK_EQ_STR(format_duration(0, buf, sizeof buf), "0s");
+}
+
+TEST(glob) {
+        CHECK(glob_match("main", "main"));
+        CHECK(!glob_match("main", "mainline"));
+        CHECK(glob_match("release/*", "release/1.2"));
+        CHECK(!glob_match("release/*", "release/1.2/hotfix"));
+        CHECK(glob_match("release/**", "release/1.2/hotfix"));
+        CHECK(glob_match("**/*.log", "a/b/c.log"));
+        CHECK(glob_match("**/*.log", "c.log"));
+        CHECK(glob_match("a/**/b", "a/b"));
+        CHECK(glob_match("feat-?", "feat-x"));
+        CHECK(!glob_match("feat-?", "feat-xy"));
+        CHECK(glob_match("*", "anything"));
+        CHECK(!glob_match("*", "a/b"));
+}
+
+TEST(edit_distance_suggests) {
+        CHECK_EQ_INT(edit_distance("enviroments", "environments"), 1);
+        CHECK_EQ_INT(edit_distance("", "abc"), 3);
+        CHECK_EQ_INT(edit_distance("stage", "stage"), 0);
+}
+
+TEST(strv) {
+        _cleanup_strv_free_ char **l = NULL;
+        CHECK_EQ_INT(strv_extend(&l, "a"), 0);
+        CHECK_EQ_INT(strv_push(&l, strdup("b")), 0);
+        CHECK_EQ_INT(strv_length(l), 2);
+        CHECK(strv_contains(l, "b"));
+        CHECK(!strv_contains(l, "c"));
+        _cleanup_strv_free_ char **c = strv_copy(l);
+        CHECK_EQ_INT(strv_length(c), 2);
+        CHECK_EQ_STR(c[1], "b");
+}
+
+TEST(secret_buffer) {
+        _cleanup_secret_ struct secret *s = NULL;
+        CHECK_EQ_INT(secret_new(4, &s), 0);
+        CHECK_EQ_INT(secret_append(s, "hello, ", 7), 0);
+        CHECK_EQ_INT(secret_append(s, "world\n", 6), 0);   /* grows past capacity */
+        CHECK_EQ_INT(secret_len(s), 13);
+        secret_chomp(s);
+        CHECK_EQ_INT(secret_len(s), 12);
+        CHECK(memcmp(secret_data(s), "hello, world", 12) == 0);
+        secret_chomp(s);  /* only one newline, and only if present */
+        CHECK_EQ_INT(secret_len(s), 12);
+        CHECK(!secret_has_nul(s));
+        CHECK_EQ_INT(secret_append(s, "\0", 1), 0);
+        CHECK(secret_has_nul(s));
+}
+
+TEST(secret_read_fd_bounded) {
+        int p[2];
+        CHECK_EQ_INT(pipe2(p, O_CLOEXEC), 0);
+        CHECK_EQ_INT(write_all(p[1], "0123456789", 10), 0);
+        close(p[1]);
+        _cleanup_secret_ struct secret *s = NULL;
+        CHECK_EQ_INT(secret_new(0, &s), 0);
+        CHECK_EQ_INT(secret_read_fd(s, p[0], 5), -EFBIG);
+        close(p[0]);
+}
+
+int main(void) {
+        if (secret_init() < 0)
+                return 1;
+        RUN(duration_units);
+        RUN(duration_rejects);
+        RUN(duration_format);
+        RUN(glob);
+        RUN(edit_distance_suggests);
+        RUN(strv);
+        RUN(secret_buffer);
+        RUN(secret_read_fd_bounded);
+        return tap_finish();
+}
