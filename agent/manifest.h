@@ -186,3 +186,8 @@ int manifest_discover(const char *explicit_path, char **ret_path);
 
 /* ---- check: policy findings (SR1xx) on a schema-valid manifest ---- */
 int check_manifest(const struct manifest *m, struct findings *findings);
+
+/* Prints findings: text ("FILE:LINE:COL: error SR002: message" one per line on stdout),
+ * json (an array), and under GitHub Actions also "::error file=...,line=...::" lines. */
+enum output_format { FORMAT_TEXT, FORMAT_JSON };
+void findings_print(const struct findings *f, enum output_format format, FILE *out);

@@ -1,0 +1,2 @@
+/* manifest: being written. */
+#include "scope.h"

@@ -1,0 +1,2 @@
+/* scope: being written. */
+#include "scope.h"
