@@ -1,2 +1,387 @@
-/* check: being written. */
-#include "scope.h"
+/* check: the policy findings (SR1xx) on a schema-valid manifest — ownership, delivery, protected
+ * environments, backends, generated lengths, delivery-name collisions, sandbox and rotation. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+
+#include "manifest.h"
+
+/* A per-run random value that nobody stores or owns: exempt from ownership, approval and
+ * rotation rules, since there is nothing to own, approve or rotate. */
+static bool secret_is_ephemeral(const struct mf_secret *s) {
+        return s->generated && !s->gen_store;
+}
+
+static struct mf_pos pos_or(struct mf_pos preferred, struct mf_pos fallback) {
+        return preferred.line > 0 ? preferred : fallback;
+}
+
+/* Own lookups rather than manifest_find_*: check only needs names, and this keeps the policy
+ * code independent of the loader. */
+static const struct mf_backend *find_backend(const struct manifest *m, const char *name) {
+        for (size_t i = 0; name && i < m->n_backends; i++)
+                if (streq(m->backends[i].name, name))
+                        return &m->backends[i];
+        return NULL;
+}
+
+static const struct mf_environment *find_environment(const struct manifest *m, const char *name) {
+        for (size_t i = 0; name && i < m->n_environments; i++)
+                if (streq(m->environments[i].name, name))
+                        return &m->environments[i];
+        return NULL;
+}
+
+/* A suggestion is worth printing only when it is close (edit distance <= 2) and not a complete
+ * rewrite of a very short name ("ci" is not a typo of "db"). */
+static void consider_suggestion(const char *wrong, const char *candidate,
+                                const char **best, unsigned *best_distance) {
+        unsigned d = edit_distance(wrong, candidate);
+        if (d <= 2 && d < strlen(wrong) && d < *best_distance) {
+                *best = candidate;
+                *best_distance = d;
+        }
+}
+
+static const char *nearest_backend(const struct manifest *m, const char *wrong) {
+        const char *best = NULL;
+        unsigned best_distance = UINT32_MAX;
+        for (size_t i = 0; i < m->n_backends; i++)
+                consider_suggestion(wrong, m->backends[i].name, &best, &best_distance);
+        return best;
+}
+
+static const char *nearest_environment(const struct manifest *m, const char *wrong) {
+        const char *best = NULL;
+        unsigned best_distance = UINT32_MAX;
+        for (size_t i = 0; i < m->n_environments; i++)
+                consider_suggestion(wrong, m->environments[i].name, &best, &best_distance);
+        return best;
+}
+
+/* " (did you mean 'x'?)" or "", into buf. */
+static const char *suggestion_text(const char *near, char *buf, size_t size) {
+        if (!near)
+                return "";
+        snprintf(buf, size, " (did you mean '%s'?)", near);
+        return buf;
+}
+
+/* The protected environments secret s can reach, as "'prod', 'dr'", or NULL if none (or on
+ * ENOMEM, which *ret_oom tells apart). `count` receives how many were named. */
+static char *protected_reach(const struct manifest *m, const struct mf_secret *s,
+                             size_t *count, bool *ret_oom) {
+        _cleanup_free_ char *text = NULL;
+        *count = 0;
+        *ret_oom = false;
+        for (size_t i = 0; i < m->n_environments; i++) {
+                const struct mf_environment *e = &m->environments[i];
+                if (!e->protected_)
+                        continue;
+                if (s->environments && !strv_contains(s->environments, e->name))
+                        continue;
+                char *t = text ? strdup_printf("%s, '%s'", text, e->name)
+                               : strdup_printf("'%s'", e->name);
+                if (!t) {
+                        *ret_oom = true;
+                        return NULL;
+                }
+                free(text);
+                text = t;
+                (*count)++;
+        }
+        return steal_pointer(&text);
+}
+
+/* The host of an http(s) URL's authority (after "scheme://"), without userinfo, port or the
+ * brackets of an IPv6 literal. */
+static bool url_host(const char *authority, char *buf, size_t size) {
+        size_t end = strcspn(authority, "/?#");
+        const char *host = authority;
+        for (size_t i = 0; i < end; i++)
+                if (authority[i] == '@')
+                        host = authority + i + 1;
+        size_t hostlen = (size_t) (authority + end - host);
+        if (hostlen > 0 && host[0] == '[') {
+                const char *close = memchr(host, ']', hostlen);
+                if (!close)
+                        return false;
+                host++;
+                hostlen = (size_t) (close - host);
+        } else {
+                const char *colon = memchr(host, ':', hostlen);
+                if (colon)
+                        hostlen = (size_t) (colon - host);
+        }
+        if (hostlen == 0 || hostlen >= size)
+                return false;
+        memcpy(buf, host, hostlen);
+        buf[hostlen] = '\0';
+        return true;
+}
+
+/* Loopback: localhost, 127.0.0.0/8, ::1 (and ::ffff:127.x.y.z). Traffic to these never
+ * leaves the machine, so plain http is acceptable (a Vault dev server, an SSH tunnel). */
+static bool host_is_loopback(const char *host) {
+        if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0)
+                return true;
+        struct in_addr a4;
+        if (inet_pton(AF_INET, host, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, host, &a6) == 1)
+                return IN6_IS_ADDR_LOOPBACK(&a6) ||
+                       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+        return false;
+}
+
+static int check_backends(const struct manifest *m, struct findings *f) {
+        for (size_t i = 0; i < m->n_backends; i++) {
+                const struct mf_backend *b = &m->backends[i];
+                if (b->type != BACKEND_VAULT)
+                        continue;
+                char host[256];
+                bool plain_remote = b->address && strncasecmp(b->address, "http://", 7) == 0 &&
+                        !(url_host(b->address + 7, host, sizeof host) && host_is_loopback(host));
+                int r = 0;
+                if (plain_remote && !b->insecure)
+                        r = findings_add(f, SEVERITY_ERROR, SR106_INSECURE_BACKEND,
+                                         pos_or(b->address_pos, b->pos),
+                                         "backend '%s' uses plain http:// to a host that is not "
+                                         "loopback: tokens and secrets would cross the network "
+                                         "unencrypted; use https:// (or set insecure: true to "
+                                         "accept the risk)", b->name);
+                else if (plain_remote)
+                        r = findings_add(f, SEVERITY_WARNING, SR106_INSECURE_BACKEND,
+                                         pos_or(b->insecure_pos, b->pos),
+                                         "backend '%s' uses plain http:// to a host that is not "
+                                         "loopback (allowed by insecure: true): tokens and "
+                                         "secrets cross the network unencrypted", b->name);
+                else if (b->insecure)
+                        r = findings_add(f, SEVERITY_WARNING, SR106_INSECURE_BACKEND,
+                                         pos_or(b->insecure_pos, b->pos),
+                                         "backend '%s': TLS verification is off (insecure: true); "
+                                         "use ca_cert to trust a private CA instead", b->name);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int check_defaults(const struct manifest *m, struct findings *f) {
+        char hint[128];
+        int r;
+        if (m->default_backend && !find_backend(m, m->default_backend)) {
+                r = findings_add(f, SEVERITY_ERROR, SR105_UNKNOWN_BACKEND, m->default_backend_pos,
+                                 "defaults.backend '%s' is not declared under 'backends'%s",
+                                 m->default_backend,
+                                 suggestion_text(nearest_backend(m, m->default_backend),
+                                                 hint, sizeof hint));
+                if (r < 0)
+                        return r;
+        }
+        if (m->n_environments > 0 && m->default_environment &&
+            !find_environment(m, m->default_environment)) {
+                r = findings_add(f, SEVERITY_ERROR, SR111_UNKNOWN_ENVIRONMENT,
+                                 m->default_environment_pos,
+                                 "defaults.environment '%s' is not declared under 'environments'%s",
+                                 m->default_environment,
+                                 suggestion_text(nearest_environment(m, m->default_environment),
+                                                 hint, sizeof hint));
+                if (r < 0)
+                        return r;
+        }
+        if (m->policy.sandbox == SANDBOX_OFF) {
+                r = findings_add(f, SEVERITY_WARNING, SR109_SANDBOX_OFF, m->policy.sandbox_pos,
+                                 "policy.sandbox is off: the command runs with redaction only "
+                                 "(no namespaces, seccomp or capability limits); use auto or "
+                                 "strict");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int check_secret_backend(const struct manifest *m, const struct mf_secret *s,
+                                struct findings *f) {
+        char hint[128];
+        if (s->generated) {
+                /* A stored generated secret lives in defaults.backend (plan/apply). An
+                 * undeclared defaults.backend is reported once, by check_defaults(). */
+                if (s->gen_store && !m->default_backend)
+                        return findings_add(f, SEVERITY_ERROR, SR105_UNKNOWN_BACKEND,
+                                            pos_or(s->generate_pos, s->pos),
+                                            "generated secret '%s' is to be stored, but there is "
+                                            "no defaults.backend to store it in", s->name);
+                return 0;
+        }
+        if (!s->backend)
+                return findings_add(f, SEVERITY_ERROR, SR105_UNKNOWN_BACKEND,
+                                    pos_or(s->from_pos, s->pos),
+                                    s->from ? "secret '%s': 'from' names no backend"
+                                            : "secret '%s' has no 'from' and there is no "
+                                              "defaults.backend", s->name);
+        if (find_backend(m, s->backend))
+                return 0;
+        /* Without `from`, the backend is defaults.backend, already reported once. */
+        if (!s->from && streq_ptr(s->backend, m->default_backend))
+                return 0;
+        return findings_add(f, SEVERITY_ERROR, SR105_UNKNOWN_BACKEND, pos_or(s->from_pos, s->pos),
+                            "secret '%s' uses backend '%s', which is not declared under "
+                            "'backends'%s", s->name, s->backend,
+                            suggestion_text(nearest_backend(m, s->backend), hint, sizeof hint));
+}
+
+static int check_secret_environments(const struct manifest *m, const struct mf_secret *s,
+                                     struct findings *f) {
+        if (m->n_environments == 0)
+                return 0;  /* environments are free-form until some are declared */
+        char hint[128];
+        for (size_t i = 0; s->environments && s->environments[i]; i++) {
+                const char *e = s->environments[i];
+                if (find_environment(m, e))
+                        continue;
+                int r = findings_add(f, SEVERITY_ERROR, SR111_UNKNOWN_ENVIRONMENT,
+                                     pos_or(s->environments_pos, s->pos),
+                                     "secret '%s' lists environment '%s', which is not declared "
+                                     "under 'environments'%s", s->name, e,
+                                     suggestion_text(nearest_environment(m, e), hint, sizeof hint));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int check_secret_protected(const struct manifest *m, const struct mf_secret *s,
+                                  struct findings *f) {
+        if (secret_is_ephemeral(s))
+                return 0;
+        size_t count;
+        bool oom;
+        _cleanup_free_ char *reach = protected_reach(m, s, &count, &oom);
+        if (oom)
+                return -ENOMEM;
+        if (!reach)
+                return 0;
+        const char *noun = count == 1 ? "environment" : "environments";
+        int r;
+        if (strv_length(s->approved_by) == 0) {
+                r = findings_add(f, SEVERITY_ERROR, SR103_PROTECTED_UNAPPROVED,
+                                 s->environments ? pos_or(s->environments_pos, s->pos) : s->pos,
+                                 "secret '%s' reaches protected %s %s but has no approved_by; "
+                                 "list who approved it (approved_by: [NAME, ...])",
+                                 s->name, noun, reach);
+                if (r < 0)
+                        return r;
+        }
+        if (!s->environments) {
+                r = findings_add(f, SEVERITY_ERROR, SR104_UNSCOPED_PROTECTED, s->pos,
+                                 "secret '%s' reaches protected %s %s because it lists no "
+                                 "environments; add environments: [...] with the ones it needs",
+                                 s->name, noun, reach);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static bool lists_overlap(char *const *a, char *const *b) {
+        if (!a || !b)
+                return true;  /* absent = all */
+        for (size_t i = 0; a[i]; i++)
+                if (strv_contains(b, a[i]))
+                        return true;
+        return false;
+}
+
+static const char *delivery_name(const struct mf_secret *s) {
+        return s->as ? s->as : s->name;
+}
+
+/* Two secrets delivered under the same name (case-insensitively: <AS>_FILE is upper case)
+ * collide only if one run can have both in scope; the same name for staging and prod from
+ * different sources is the normal pattern. */
+static int check_secret_delivery_name(const struct manifest *m, size_t j, struct findings *f) {
+        const struct mf_secret *s = &m->secrets[j];
+        for (size_t i = 0; i < j; i++) {
+                const struct mf_secret *e = &m->secrets[i];
+                if (strcasecmp(delivery_name(e), delivery_name(s)) != 0)
+                        continue;
+                if (!lists_overlap(e->environments, s->environments) ||
+                    !lists_overlap(e->stages, s->stages))
+                        continue;
+                return findings_add(f, SEVERITY_ERROR, SR108_DUPLICATE_DELIVERY,
+                                    pos_or(s->as_pos, s->pos),
+                                    "secret '%s' is delivered as '%s', like secret '%s' (line %u), "
+                                    "and both can be in scope in the same run; use a different "
+                                    "'as' or disjoint environments or stages",
+                                    s->name, delivery_name(s), e->name, e->pos.line);
+        }
+        return 0;
+}
+
+static int check_secret(const struct manifest *m, size_t index, struct findings *f) {
+        const struct mf_secret *s = &m->secrets[index];
+        const struct mf_policy *p = &m->policy;
+        int r;
+
+        if (p->require_owner && !s->owner && !secret_is_ephemeral(s)) {
+                r = findings_add(f, SEVERITY_ERROR, SR101_MISSING_OWNER, s->pos,
+                                 "secret '%s' has no owner; add owner: TEAM "
+                                 "(policy.require_owner is on)", s->name);
+                if (r < 0)
+                        return r;
+        }
+        if (s->deliver == DELIVER_ENV && !p->allow_env_delivery) {
+                r = findings_add(f, SEVERITY_ERROR, SR102_ENV_DELIVERY,
+                                 pos_or(s->deliver_pos, s->pos),
+                                 "secret '%s' is delivered as an environment variable, which the "
+                                 "policy does not allow: values in the environment leak through "
+                                 "/proc/PID/environ, crash dumps and env dumps; use deliver: file "
+                                 "or fd, or set policy.allow_env_delivery: true", s->name);
+                if (r < 0)
+                        return r;
+        }
+        r = check_secret_protected(m, s, f);
+        if (r < 0)
+                return r;
+        r = check_secret_backend(m, s, f);
+        if (r < 0)
+                return r;
+        if (s->generated && s->gen_length < p->min_secret_length) {
+                r = findings_add(f, SEVERITY_ERROR, SR107_SHORT_GENERATED,
+                                 pos_or(s->generate_pos, s->pos),
+                                 "generated secret '%s' is %zu characters long, below "
+                                 "policy.min_secret_length %zu: shorter values cannot be masked "
+                                 "safely", s->name, s->gen_length, p->min_secret_length);
+                if (r < 0)
+                        return r;
+        }
+        r = check_secret_delivery_name(m, index, f);
+        if (r < 0)
+                return r;
+        if (p->require_rotation && !s->has_rotation && !secret_is_ephemeral(s)) {
+                r = findings_add(f, SEVERITY_ERROR, SR110_ROTATION_MISSING, s->pos,
+                                 "secret '%s' declares no rotation, which "
+                                 "policy.require_rotation requires; add rotation: {max_age: ...}",
+                                 s->name);
+                if (r < 0)
+                        return r;
+        }
+        return check_secret_environments(m, s, f);
+}
+
+int check_manifest(const struct manifest *m, struct findings *findings) {
+        int r = check_defaults(m, findings);
+        if (r < 0)
+                return r;
+        r = check_backends(m, findings);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < m->n_secrets; i++) {
+                r = check_secret(m, i, findings);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
