@@ -48,7 +48,7 @@ int secret_append(struct secret *s, const void *p, size_t n);
 /* Reads fd to EOF into s; fails with -EFBIG past max bytes. */
 int secret_read_fd(struct secret *s, int fd, size_t max);
 void secret_truncate(struct secret *s, size_t len);
-void secret_chomp(struct secret *s);   /* drop one trailing "\n" (and a "\r" before it) */
+void secret_chomp(struct secret *s);   /* drop one trailing "\n", as providers print it */
 const unsigned char *secret_data(const struct secret *s);
 size_t secret_len(const struct secret *s);
 bool secret_has_nul(const struct secret *s);

@@ -101,12 +101,8 @@ void secret_truncate(struct secret *s, size_t len) {
 }
 
 void secret_chomp(struct secret *s) {
-        if (s->len > 0 && s->data[s->len - 1] == '\n') {
-                size_t len = s->len - 1;
-                if (len > 0 && s->data[len - 1] == '\r')
-                        len--;
-                secret_truncate(s, len);
-        }
+        if (s->len > 0 && s->data[s->len - 1] == '\n')
+                secret_truncate(s, s->len - 1);
 }
 
 const unsigned char *secret_data(const struct secret *s) {

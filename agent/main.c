@@ -1,0 +1,412 @@
+/* The secrets-run command line: sub-command dispatch, options, help, and the manifest
+ * loading shared by the commands. The only place that turns errors into messages. */
+#include <getopt.h>
+
+#include "agent.h"
+#include "sandbox.h"
+
+enum command {
+        CMD_RUN, CMD_CHECK, CMD_PLAN, CMD_APPLY, CMD_ROTATE, CMD_REDACT, CMD_SCAN,
+        CMD_STORE, CMD_AUDIT, CMD_VERSION, CMD_HELP, _CMD_MAX,
+};
+
+static const struct {
+        const char *name;
+        int error_status;      /* what "could not even start" exits with */
+        const char *usage;
+        const char *summary;
+} commands[_CMD_MAX] = {
+        [CMD_RUN]     = { "run", 125, "[run] [OPTIONS] [--] COMMAND [ARG...]", "run COMMAND with the secrets in scope" },
+        [CMD_CHECK]   = { "check", 2, "check [OPTIONS]", "validate the manifest and policy" },
+        [CMD_PLAN]    = { "plan", 1, "plan [OPTIONS]", "compare the declared state with the backends" },
+        [CMD_APPLY]   = { "apply", 1, "apply [OPTIONS]", "create missing and rotate overdue generated secrets" },
+        [CMD_ROTATE]  = { "rotate", 1, "rotate NAME [OPTIONS]", "rotate one generated secret now" },
+        [CMD_REDACT]  = { "redact", 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
+        [CMD_SCAN]    = { "scan", 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
+        [CMD_STORE]   = { "store", 1, "store init|set|get|list|rm|history|rollback|export|import", "the embedded encrypted store" },
+        [CMD_AUDIT]   = { "audit", 2, "audit verify FILE [--public-key F] | audit keygen", "check the audit log" },
+        [CMD_VERSION] = { "version", 0, "version", "print the version" },
+        [CMD_HELP]    = { "help", 0, "help [COMMAND]", "show help" },
+};
+
+#define ON(c) (1u << (c))
+#define ALL_CMDS (~0u)
+#define MANIFEST_CMDS (ON(CMD_RUN) | ON(CMD_CHECK) | ON(CMD_PLAN) | ON(CMD_APPLY) | ON(CMD_ROTATE) | \
+                       ON(CMD_REDACT) | ON(CMD_SCAN))
+
+enum {
+        OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
+        OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
+        OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+        { "manifest",     required_argument, NULL, 'f' },
+        { "env",          required_argument, NULL, 'e' },
+        { "stage",        required_argument, NULL, 's' },
+        { "format",       required_argument, NULL, OPT_FORMAT },
+        { "quiet",        no_argument,       NULL, 'q' },
+        { "verbose",      no_argument,       NULL, 'v' },
+        { "help",         no_argument,       NULL, 'h' },
+        { "version",      no_argument,       NULL, OPT_VERSION },
+        { "only",         required_argument, NULL, OPT_ONLY },
+        { "on-leak",      required_argument, NULL, OPT_ON_LEAK },
+        { "sandbox",      required_argument, NULL, OPT_SANDBOX },
+        { "network",      required_argument, NULL, OPT_NETWORK },
+        { "timeout",      required_argument, NULL, OPT_TIMEOUT },
+        { "artifacts",    required_argument, NULL, OPT_ARTIFACTS },
+        { "audit-log",    required_argument, NULL, OPT_AUDIT_LOG },
+        { "tty",          required_argument, NULL, OPT_TTY },
+        { "allow-ptrace", no_argument,       NULL, OPT_ALLOW_PTRACE },
+        { "dry-run",      no_argument,       NULL, OPT_DRY_RUN },
+        { "secret-file",  required_argument, NULL, OPT_SECRET_FILE },
+        {}
+};
+
+/* Which commands each option applies to, and its help line. */
+static const struct {
+        int val;
+        unsigned commands;
+        const char *help;
+} option_help[] = {
+        { 'f', MANIFEST_CMDS, "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
+        { 'e', MANIFEST_CMDS, "-e, --env NAME          environment (else $SECRETS_RUN_ENV, else defaults.environment)" },
+        { 's', MANIFEST_CMDS, "-s, --stage NAME        stage (else $SECRETS_RUN_STAGE, else defaults.stage)" },
+        { OPT_FORMAT, ALL_CMDS, "    --format text|json  output format" },
+        { 'q', ALL_CMDS, "-q, --quiet             only errors and warnings" },
+        { 'v', ALL_CMDS, "-v, --verbose           say what is decided and why (never a value)" },
+        { OPT_ONLY, ON(CMD_RUN), "    --only NAME[,NAME]  deliver only these secrets (each must be in scope)" },
+        { OPT_ON_LEAK, ON(CMD_RUN) | ON(CMD_REDACT), "    --on-leak fail|warn what a leak does to the exit status" },
+        { OPT_SANDBOX, ON(CMD_RUN), "    --sandbox strict|auto|off  sandbox layers to require" },
+        { OPT_NETWORK, ON(CMD_RUN), "    --network on|off    off: private network namespace, loopback only" },
+        { OPT_TIMEOUT, ON(CMD_RUN), "    --timeout DURATION  stop the command after DURATION (90s, 15m, 1h, 7d): exit 124" },
+        { OPT_ARTIFACTS, ON(CMD_RUN), "    --artifacts GLOB    files to scan for leaks after the command (repeatable)" },
+        { OPT_AUDIT_LOG, ON(CMD_RUN), "    --audit-log PATH    where to append the audit record" },
+        { OPT_TTY, ON(CMD_RUN), "    --tty auto|always|never  give the command a pseudo-terminal" },
+        { OPT_ALLOW_PTRACE, ON(CMD_RUN), "    --allow-ptrace      let the command use ptrace (debuggers)" },
+        { OPT_DRY_RUN, ON(CMD_RUN) | ON(CMD_APPLY), "    --dry-run           resolve, gate and fetch; print what would be delivered; run nothing" },
+        { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
+        { 'h', ALL_CMDS, "-h, --help              this help" },
+};
+
+static void print_help(enum command c) {
+        if (c == CMD_HELP || c == CMD_VERSION) {
+                printf("Usage: secrets-run [run] [OPTIONS] [--] COMMAND [ARG...]\n"
+                       "       secrets-run COMMAND [OPTIONS]\n\n"
+                       "Runs a CI step or local command with exactly the secrets its manifest allows,\n"
+                       "delivered as in-memory files, fds or (opt-in) variables.\n\nCommands:\n");
+                for (int i = 0; i < _CMD_MAX; i++)
+                        printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+                printf("\nRun 'secrets-run COMMAND --help' for a command's options.\n");
+                return;
+        }
+        printf("Usage: secrets-run %s\n\n%s.\n\nOptions:\n", commands[c].usage, commands[c].summary);
+        for (size_t i = 0; i < ELEMENTSOF(option_help); i++)
+                if (option_help[i].commands & ON(c))
+                        printf("  %s\n", option_help[i].help);
+}
+
+static int lookup_command(const char *word) {
+        for (int i = 0; i < _CMD_MAX; i++)
+                if (streq(word, commands[i].name))
+                        return i;
+        return -1;
+}
+
+static const char *option_name(int val) {
+        for (const struct option *o = long_options; o->name; o++)
+                if (o->val == val)
+                        return o->name;
+        return "?";
+}
+
+static int parse_enum(const char *opt, const char *value, const char *const *names, int *ret) {
+        for (int i = 0; names[i]; i++)
+                if (streq(value, names[i])) {
+                        *ret = i;
+                        return 0;
+                }
+        log_error("--%s: '%s' is not one of the accepted values", opt, value);
+        return -EINVAL;
+}
+
+static int split_commas(char ***list, const char *value) {
+        _cleanup_free_ char *copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (*t && strv_extend(list, t) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/* Applies one option. Options are accepted before or after the sub-command word. */
+static int apply_option(struct options *o, enum command c, int opt, const char *arg, bool *ret_help,
+                        bool *ret_version) {
+        for (size_t i = 0; i < ELEMENTSOF(option_help); i++)
+                if (option_help[i].val == opt && !(option_help[i].commands & ON(c))) {
+                        log_error("option --%s does not apply to '%s' [see 'secrets-run %s --help']",
+                                  option_name(opt), commands[c].name, commands[c].name);
+                        return -EINVAL;
+                }
+        int v, k;
+        switch (opt) {
+        case 'f': free(o->manifest); o->manifest = strdup(arg); break;
+        case 'e': free(o->environment); o->environment = strdup(arg); break;
+        case 's': free(o->stage); o->stage = strdup(arg); break;
+        case 'q': log_level = LOG_LEVEL_QUIET; break;
+        case 'v': log_level = LOG_LEVEL_VERBOSE; break;
+        case 'h': *ret_help = true; break;
+        case OPT_VERSION: *ret_version = true; break;
+        case OPT_FORMAT:
+                if ((k = parse_enum("format", arg, (const char *const[]) { "text", "json", NULL }, &v)) < 0)
+                        return k;
+                o->format = v == 1 ? FORMAT_JSON : FORMAT_TEXT;
+                break;
+        case OPT_ONLY: return split_commas(&o->only, arg);
+        case OPT_ON_LEAK:
+                if ((k = parse_enum("on-leak", arg, (const char *const[]) { "fail", "warn", NULL }, &v)) < 0)
+                        return k;
+                o->on_leak = v == 0 ? ON_LEAK_FAIL : ON_LEAK_WARN;
+                break;
+        case OPT_SANDBOX:
+                if ((k = parse_enum("sandbox", arg, (const char *const[]) { "auto", "strict", "off", NULL }, &v)) < 0)
+                        return k;
+                o->sandbox = v == 0 ? SANDBOX_AUTO : v == 1 ? SANDBOX_STRICT : SANDBOX_OFF;
+                break;
+        case OPT_NETWORK:
+                if ((k = parse_enum("network", arg, (const char *const[]) { "off", "on", NULL }, &v)) < 0)
+                        return k;
+                o->network = v;
+                break;
+        case OPT_TIMEOUT: {
+                uint64_t secs;
+                if (parse_duration(arg, &secs) < 0 || secs == 0) {
+                        log_error("--timeout: '%s' is not a duration [like 90s, 15m, 1h, 7d]", arg);
+                        return -EINVAL;
+                }
+                o->timeout_ms = secs * 1000;
+                break;
+        }
+        case OPT_ARTIFACTS: return strv_extend(&o->artifacts, arg);
+        case OPT_AUDIT_LOG: free(o->audit_log); o->audit_log = strdup(arg); break;
+        case OPT_TTY:
+                if ((k = parse_enum("tty", arg, (const char *const[]) { "never", "always", "auto", NULL }, &v)) < 0)
+                        return k;
+                o->tty = v == 2 ? -1 : v;
+                break;
+        case OPT_ALLOW_PTRACE: o->allow_ptrace = true; break;
+        case OPT_DRY_RUN: o->dry_run = true; break;
+        case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
+        default: return -EINVAL;
+        }
+        return 0;
+}
+
+static void options_done(struct options *o) {
+        free(o->manifest);
+        free(o->environment);
+        free(o->stage);
+        strv_free(o->only);
+        strv_free(o->artifacts);
+        free(o->audit_log);
+        strv_free(o->secret_files);
+        strv_free(o->args);
+}
+
+/* getopt over argv[first..]: "+" stops at the first non-option (the command of `run`);
+ * otherwise options and positional arguments may mix. */
+static int parse_options(int argc, char **argv, int first, bool stop_at_word, enum command c,
+                         struct options *o, bool *ret_help, bool *ret_version, int *ret_next) {
+        int sub_argc = argc - first + 1;
+        char **sub_argv = argv + first - 1;   /* getopt skips [0] */
+        optind = 0;   /* full re-initialization for each pass */
+        opterr = 0;
+        int opt;
+        while ((opt = getopt_long(sub_argc, sub_argv, stop_at_word ? "+:f:e:s:qvh" : ":f:e:s:qvh",
+                                  long_options, NULL)) != -1) {
+                if (opt == '?') {
+                        if (optopt)
+                                log_error("unknown option -%c [see 'secrets-run %s --help']", optopt, commands[c].name);
+                        else
+                                log_error("unknown option '%s' [see 'secrets-run %s --help']", sub_argv[optind - 1],
+                                          commands[c].name);
+                        return -EINVAL;
+                }
+                if (opt == ':') {
+                        log_error("option '%s' needs a value", sub_argv[optind - 1]);
+                        return -EINVAL;
+                }
+                int k = apply_option(o, c, opt, optarg, ret_help, ret_version);
+                if (k < 0)
+                        return k;
+        }
+        *ret_next = first + optind - 1;
+        return 0;
+}
+
+int load_manifest(const struct options *o, bool gate_on_policy, struct manifest **ret) {
+        _cleanup_free_ char *path = NULL;
+        int k = manifest_discover(o->manifest, &path);
+        if (k == -ENOENT && !o->manifest) {
+                log_error("no manifest: no secrets.yaml in this directory or its parents [pass -f PATH or set $SECRETS_RUN_MANIFEST]");
+                return k;
+        }
+        if (k < 0) {
+                log_error("manifest: %s", strerror(-k));
+                return k;
+        }
+        struct findings f = {};
+        struct manifest *m = NULL;
+        k = manifest_load(path, &m, &f);
+        if (k < 0 && f.n == 0) {
+                log_error("%s: cannot read the manifest: %s", path, strerror(-k));
+                findings_done(&f);
+                return k;
+        }
+        if (k >= 0 && gate_on_policy)
+                k = check_manifest(m, &f);
+        findings_sort(&f);
+        size_t errors = findings_count(&f, SEVERITY_ERROR);
+        if (errors > 0 || (f.n > 0 && log_level >= LOG_LEVEL_VERBOSE))
+                findings_print(&f, FORMAT_TEXT, stderr);
+        if (k >= 0 && errors > 0) {
+                log_error("%s: %zu policy error%s: nothing runs until they are fixed [see 'secrets-run check']",
+                          path, errors, errors == 1 ? "" : "s");
+                k = -EPERM;
+        } else if (k < 0)
+                log_error("%s: the manifest is invalid", path);
+        findings_done(&f);
+        if (k < 0) {
+                manifest_free(m);
+                return k;
+        }
+        *ret = m;
+        return 0;
+}
+
+int command_check(const struct options *o) {
+        _cleanup_free_ char *path = NULL;
+        int k = manifest_discover(o->manifest, &path);
+        if (k < 0) {
+                if (k == -ENOENT && !o->manifest)
+                        log_error("no manifest: no secrets.yaml in this directory or its parents [pass -f PATH]");
+                else
+                        log_error("manifest: %s", strerror(-k));
+                return 2;
+        }
+        struct findings f = {};
+        _cleanup_manifest_ struct manifest *m = NULL;
+        k = manifest_load(path, &m, &f);
+        if (k < 0 && f.n == 0) {
+                log_error("%s: cannot read the manifest: %s", path, strerror(-k));
+                findings_done(&f);
+                return 2;
+        }
+        if (k >= 0)
+                (void) check_manifest(m, &f);
+        findings_sort(&f);
+        findings_print(&f, o->format, stdout);
+        int status = k < 0 ? 2 : findings_count(&f, SEVERITY_ERROR) > 0 ? 1 : 0;
+        if (o->format == FORMAT_TEXT && log_level >= LOG_LEVEL_NORMAL)
+                fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path,
+                        findings_count(&f, SEVERITY_ERROR), findings_count(&f, SEVERITY_ERROR) == 1 ? "" : "s",
+                        findings_count(&f, SEVERITY_WARNING), findings_count(&f, SEVERITY_WARNING) == 1 ? "" : "s");
+        findings_done(&f);
+        return status;
+}
+
+int main(int argc, char **argv) {
+        struct options o = { .on_leak = -1, .sandbox = -1, .network = TRI_UNSET, .tty = -1 };
+        bool help = false, version = false;
+        enum command c = CMD_RUN;
+        int next, status, k;
+
+        if (secret_init() < 0) {
+                log_error("libsodium failed to initialize");
+                return 125;
+        }
+        /* before anything else, and before any secret exists */
+        if ((k = supervisor_harden()) < 0) {
+                log_error("cannot harden the process: %s", strerror(-k));
+                return 125;
+        }
+
+        /* options before the sub-command word */
+        if (parse_options(argc, argv, 1, true, CMD_RUN, &o, &help, &version, &next) < 0) {
+                status = 125;
+                goto out;
+        }
+        bool forced_run = next > 1 && streq(argv[next - 1], "--");
+        if (next < argc && !forced_run) {
+                int sub = lookup_command(argv[next]);
+                if (sub >= 0) {
+                        c = (enum command) sub;
+                        next++;
+                        /* run keeps "+" so the command's own options stay its own */
+                        if (parse_options(argc, argv, next, c == CMD_RUN, c, &o, &help, &version, &next) < 0) {
+                                status = commands[c].error_status;
+                                goto out;
+                        }
+                        forced_run = c == CMD_RUN && next > 1 && streq(argv[next - 1], "--");
+                }
+        }
+        for (int i = next; i < argc; i++)
+                if (strv_extend(&o.args, argv[i]) < 0) {
+                        status = 125;
+                        goto out;
+                }
+
+        if (version || c == CMD_VERSION) {
+                printf("secrets-run %s\n", SECRETS_RUN_VERSION);
+                status = 0;
+                goto out;
+        }
+        if (c == CMD_HELP) {
+                int sub = o.args ? lookup_command(o.args[0]) : -1;
+                print_help(sub >= 0 ? (enum command) sub : CMD_HELP);
+                status = 0;
+                goto out;
+        }
+        if (help) {
+                print_help(c == CMD_RUN && argc == 2 ? CMD_HELP : c);
+                status = 0;
+                goto out;
+        }
+        if (argc == 1) {
+                print_help(CMD_HELP);
+                status = 125;
+                goto out;
+        }
+
+        switch (c) {
+        case CMD_RUN:
+                status = command_run(&o);
+                break;
+        case CMD_CHECK:
+                if (o.args) {
+                        log_error("check: unexpected argument '%s'", o.args[0]);
+                        status = 2;
+                } else
+                        status = command_check(&o);
+                break;
+        case CMD_PLAN:
+        case CMD_APPLY:
+        case CMD_ROTATE:
+        case CMD_REDACT:
+        case CMD_SCAN:
+        case CMD_STORE:
+        case CMD_AUDIT:
+        case CMD_VERSION:
+        case CMD_HELP:
+        case _CMD_MAX:
+        default:
+                log_error("'%s' is not available in this version of secrets-run yet", commands[c].name);
+                status = commands[c].error_status ? commands[c].error_status : 1;
+                break;
+        }
+out:
+        options_done(&o);
+        return status;
+}

@@ -1,0 +1,493 @@
+/* `secrets-run run`: resolve scope, gate, fetch, deliver, supervise, tear down.
+ * One function per phase; command_run() reads as the list of DESIGN §1. */
+#include <jansson.h>
+#include <sodium.h>
+
+#include "agent.h"
+#include "backends.h"
+#include "sandbox.h"
+#include "scope.h"
+
+extern char **environ;
+
+struct fetched {
+        const struct mf_secret *def;
+        struct secret *value;
+        struct secret_meta meta;
+};
+
+struct run {
+        const struct options *o;
+        struct manifest *m;
+        const char *environment;
+        const char *stage;
+        struct ci_context ci;
+        struct fetched *secrets;        /* in scope (and in --only) */
+        size_t n_secrets;
+        size_t n_withheld_pr;
+        struct backend **backends;      /* parallel to m->backends, opened on first use */
+        struct backend *generator;
+        char **strip_env;               /* variables that must not reach the step */
+        struct secrets_dir *dir;
+        int *fds;
+        size_t n_fds;
+        struct secret *env_block;       /* "NAME=value\0..." of env deliveries */
+        char **envp;                    /* pointers into environ copies and env_block */
+};
+
+static void run_done(struct run *r) {
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                secret_free(r->secrets[i].value);
+                secret_meta_done(&r->secrets[i].meta);
+        }
+        free(r->secrets);
+        for (size_t i = 0; r->m && i < r->m->n_backends; i++)
+                backend_close(r->backends[i]);
+        free(r->backends);
+        backend_close(r->generator);
+        secrets_dir_remove(r->dir);
+        for (size_t i = 0; i < r->n_fds; i++)
+                safe_close(r->fds[i]);
+        free(r->fds);
+        secret_free(r->env_block);
+        strv_free(r->envp);
+        strv_free(r->strip_env);
+        ci_context_done(&r->ci);
+        manifest_free(r->m);
+}
+
+/* ---- scope ---- */
+
+static int resolve_environment(struct run *r) {
+        const char *env = r->o->environment;
+        if (!env || !*env)
+                env = getenv("SECRETS_RUN_ENV");
+        if (!env || !*env)
+                env = r->m->default_environment;
+        if (!env || !*env) {
+                log_error("%s: no environment: pass -e/--env, set $SECRETS_RUN_ENV, or set defaults.environment",
+                          r->m->path);
+                return -EINVAL;
+        }
+        if (r->m->n_environments > 0 && !manifest_find_environment(r->m, env)) {
+                const char *near = NULL;
+                for (size_t i = 0; i < r->m->n_environments; i++)
+                        if (edit_distance(env, r->m->environments[i].name) <= 2)
+                                near = r->m->environments[i].name;
+                log_error("%s: unknown environment '%s'%s%s%s", r->m->path, env,
+                          near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+                return -EINVAL;
+        }
+        r->environment = env;
+        const char *stage = r->o->stage;
+        if (!stage || !*stage)
+                stage = getenv("SECRETS_RUN_STAGE");
+        if (!stage || !*stage)
+                stage = r->m->default_stage;
+        r->stage = stage && *stage ? stage : NULL;
+        return 0;
+}
+
+static int resolve_scope(struct run *r) {
+        int k = ci_context_detect(&r->ci);
+        if (k < 0)
+                return k;
+        for (char **n = r->o->only; n && *n; n++) {
+                const struct mf_secret *s = manifest_find_secret(r->m, *n);
+                if (!s) {
+                        log_error("--only %s: no such secret in %s", *n, r->m->path);
+                        return -EINVAL;
+                }
+                enum scope_verdict v = scope_evaluate(r->m, s, r->environment, r->stage, &r->ci);
+                if (v != SCOPE_IN) {
+                        log_error("--only %s: policy: not in scope for environment '%s'%s%s (rule: %s; %s:%u)",
+                                  *n, r->environment, r->stage ? ", stage " : "", r->stage ? r->stage : "",
+                                  scope_verdict_rule(v), r->m->path, s->pos.line);
+                        return -EPERM;
+                }
+        }
+        r->secrets = calloc(r->m->n_secrets ? r->m->n_secrets : 1, sizeof(*r->secrets));
+        if (!r->secrets)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->m->n_secrets; i++) {
+                const struct mf_secret *s = &r->m->secrets[i];
+                enum scope_verdict v = scope_evaluate(r->m, s, r->environment, r->stage, &r->ci);
+                if (v == SCOPE_DENY_PROTECTED_PR)
+                        r->n_withheld_pr++;
+                if (v != SCOPE_IN) {
+                        log_info("%s: not delivered (rule: %s)", s->name, scope_verdict_rule(v));
+                        continue;
+                }
+                if (r->o->only && !strv_contains(r->o->only, s->name))
+                        continue;
+                r->secrets[r->n_secrets++].def = s;
+        }
+        if (r->n_withheld_pr > 0)
+                log_warning("%zu secret%s withheld: environment '%s' is protected and this is a pull-request event",
+                            r->n_withheld_pr, r->n_withheld_pr == 1 ? "" : "s", r->environment);
+        return 0;
+}
+
+/* ---- fetch ---- */
+
+static enum backend_kind backend_kind_of(enum backend_type t) {
+        switch (t) {
+        case BACKEND_ENV:   return BACKEND_KIND_ENV;
+        case BACKEND_EXEC:  return BACKEND_KIND_EXEC;
+        case BACKEND_VAULT: return BACKEND_KIND_VAULT;
+        case BACKEND_FILE:
+        default:            return BACKEND_KIND_FILE;
+        }
+}
+
+static enum generate_charset generate_charset_of(enum charset c) {
+        switch (c) {
+        case CHARSET_HEX:       return GENERATE_HEX;
+        case CHARSET_BASE64URL: return GENERATE_BASE64URL;
+        case CHARSET_ASCII:     return GENERATE_ASCII;
+        case CHARSET_ALNUM:
+        default:                return GENERATE_ALNUM;
+        }
+}
+
+static int backend_for(struct run *r, const struct mf_secret *s, struct backend **ret) {
+        _cleanup_free_ char *why = NULL;
+        int k;
+        if (s->generated) {
+                if (!r->generator) {
+                        struct backend_config c = { .name = "generate", .kind = BACKEND_KIND_GENERATE };
+                        if ((k = backend_open(&c, &r->generator, &why)) < 0)
+                                goto fail;
+                }
+                *ret = r->generator;
+                return 0;
+        }
+        for (size_t i = 0; i < r->m->n_backends; i++) {
+                const struct mf_backend *b = &r->m->backends[i];
+                if (!streq(b->name, s->backend))
+                        continue;
+                if (!r->backends[i]) {
+                        _cleanup_free_ char *path = NULL;
+                        if (b->path && b->path[0] != '/' && r->m->dir)
+                                path = strdup_printf("%s/%s", r->m->dir, b->path);
+                        struct backend_config c = {
+                                .name = b->name,
+                                .kind = backend_kind_of(b->type),
+                                .timeout_ms = b->timeout * 1000,
+                                .command = b->command,
+                                .path = path ? path : b->path,
+                        };
+                        if ((k = backend_open(&c, &r->backends[i], &why)) < 0)
+                                goto fail;
+                }
+                *ret = r->backends[i];
+                return 0;
+        }
+        log_error("%s:%u: secret %s: unknown backend '%s'", r->m->path, s->pos.line, s->name,
+                  s->backend ? s->backend : "(none)");
+        return -ENOENT;
+fail:
+        log_error("%s:%u: secret %s: %s", r->m->path, s->pos.line, s->name, why ? why : strerror(-k));
+        return k;
+}
+
+static int fetch_secrets(struct run *r) {
+        r->backends = calloc(r->m->n_backends ? r->m->n_backends : 1, sizeof(*r->backends));
+        if (!r->backends)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                struct fetched *f = &r->secrets[i];
+                const struct mf_secret *s = f->def;
+                struct backend *b;
+                int k = backend_for(r, s, &b);
+                if (k < 0)
+                        return k;
+                struct secret_ref ref = {
+                        .secret_name = s->name,
+                        .path = s->path,
+                        .field = s->field,
+                        .version = s->version,
+                        .generate_length = s->gen_length,
+                        .generate_charset = generate_charset_of(s->gen_charset),
+                };
+                _cleanup_free_ char *why = NULL;
+                k = backend_fetch(b, &ref, &f->value, &f->meta, &why);
+                if (k < 0) {
+                        log_error("%s", why ? why : strerror(-k));
+                        return k;
+                }
+                if (secret_len(f->value) < r->m->policy.min_secret_length) {
+                        log_error("secret %s: the value from backend '%s' is %zu bytes, shorter than policy.min_secret_length (%zu): it could not be masked safely",
+                                  s->name, backend_name(b), secret_len(f->value), r->m->policy.min_secret_length);
+                        return -EINVAL;
+                }
+                log_info("%s: fetched from %s", s->name, backend_name(b));
+        }
+        return 0;
+}
+
+/* Variables the step must not see: every env-backend source variable the manifest names
+ * (in scope or not: a step has no business reading what it was not granted) and the
+ * credentials of the declared backends. */
+static int collect_stripped_env(struct run *r) {
+        int k;
+        for (size_t i = 0; i < r->m->n_secrets; i++) {
+                const struct mf_secret *s = &r->m->secrets[i];
+                const struct mf_backend *b = s->generated ? NULL : manifest_find_backend(r->m, s->backend);
+                if (b && b->type == BACKEND_ENV && s->path && (k = strv_extend(&r->strip_env, s->path)) < 0)
+                        return k;
+        }
+        for (size_t i = 0; i < r->m->n_backends; i++) {
+                const struct mf_backend *b = &r->m->backends[i];
+                if (b->type == BACKEND_FILE && (k = strv_extend(&r->strip_env, "SECRETS_RUN_STORE_KEY")) < 0)
+                        return k;
+                if (b->type != BACKEND_VAULT)
+                        continue;
+                const char *vars[] = { b->token_env ? b->token_env : "VAULT_TOKEN", b->role_id_env,
+                                       b->secret_id_env, b->jwt_env };
+                for (size_t j = 0; j < ELEMENTSOF(vars); j++)
+                        if (vars[j] && (k = strv_extend(&r->strip_env, vars[j])) < 0)
+                                return k;
+        }
+        return 0;
+}
+
+/* The fetched values now live in secure buffers: wipe the originals out of our own
+ * environment block too, so they are not readable from /proc/PID/environ. */
+static void scrub_own_environment(struct run *r) {
+        for (char **v = r->strip_env; v && *v; v++) {
+                char *value = getenv(*v);
+                if (value)
+                        sodium_memzero(value, strlen(value));
+                (void) unsetenv(*v);
+        }
+}
+
+/* ---- delivery ---- */
+
+static bool env_name_is_ours(const struct run *r, const char *entry) {
+        size_t len = strcspn(entry, "=");
+        for (char **v = r->strip_env; v && *v; v++)
+                if (strlen(*v) == len && strncmp(*v, entry, len) == 0)
+                        return true;
+        return false;
+}
+
+static int deliver(struct run *r) {
+        int k = secrets_dir_create(&r->dir);
+        if (k < 0) {
+                log_error("cannot create the secrets directory on a tmpfs (/dev/shm or $XDG_RUNTIME_DIR): %s%s",
+                          strerror(-k), k == -EXDEV ? " (it is not a memory file system)" : "");
+                return k;
+        }
+        r->fds = calloc(r->n_secrets ? r->n_secrets : 1, sizeof(int));
+        if (!r->fds)
+                return -ENOMEM;
+        if ((k = secret_new(256, &r->env_block)) < 0)
+                return k;
+
+        _cleanup_strv_free_ char **ours = NULL;   /* the variables we set for the step */
+        if ((k = strv_push(&ours, strdup_printf("SECRETS_DIR=%s", secrets_dir_path(r->dir)))) < 0)
+                return k;
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                const struct mf_secret *s = r->secrets[i].def;
+                const struct secret *value = r->secrets[i].value;
+                _cleanup_free_ char *upper = strdup_upper(s->as);
+                if (!upper)
+                        return -ENOMEM;
+                switch (s->deliver) {
+                case DELIVER_FD: {
+                        int fd = memfd_sealed(s->as, value);
+                        if (fd < 0) {
+                                log_error("secret %s: cannot create a sealed memfd: %s", s->name, strerror(-fd));
+                                return fd;
+                        }
+                        r->fds[r->n_fds] = fd;
+                        k = strv_push(&ours, strdup_printf("%s_FD=%zu", upper, 3 + r->n_fds));
+                        r->n_fds++;
+                        break;
+                }
+                case DELIVER_ENV:
+                        if (secret_has_nul(value)) {
+                                log_error("secret %s: the value contains a NUL byte and cannot be delivered as an environment variable (use deliver: file)",
+                                          s->name);
+                                return -EINVAL;
+                        }
+                        if ((k = secret_append(r->env_block, s->as, strlen(s->as))) < 0 ||
+                            (k = secret_append(r->env_block, "=", 1)) < 0 ||
+                            (k = secret_append(r->env_block, secret_data(value), secret_len(value))) < 0 ||
+                            (k = secret_append(r->env_block, "", 1)) < 0)
+                                return k;
+                        k = strv_extend(&r->strip_env, s->as);
+                        break;
+                case DELIVER_FILE:
+                default:
+                        if ((k = secrets_dir_add(r->dir, s->as, value)) < 0) {
+                                log_error("secret %s: cannot write %s/%s: %s", s->name,
+                                          secrets_dir_path(r->dir), s->as, strerror(-k));
+                                return k;
+                        }
+                        k = strv_push(&ours, strdup_printf("%s_FILE=%s/%s", upper, secrets_dir_path(r->dir), s->as));
+                        break;
+                }
+                if (k < 0)
+                        return k;
+        }
+
+        /* the step's environment: ours first, then the caller's minus stripped variables and
+         * minus anything we set (ours wins) */
+        for (char **v = ours; *v; v++) {
+                size_t len = strcspn(*v, "=");
+                _cleanup_free_ char *name = strndup(*v, len);
+                if (!name || (k = strv_extend(&r->strip_env, name)) < 0)
+                        return -ENOMEM;
+        }
+        char **envp = NULL;
+        for (char **v = ours; *v; v++)
+                if ((k = strv_extend(&envp, *v)) < 0)
+                        return strv_free(envp), k;
+        for (char **v = environ; v && *v; v++)
+                if (!env_name_is_ours(r, *v) && (k = strv_extend(&envp, *v)) < 0)
+                        return strv_free(envp), k;
+        r->envp = envp;
+        return 0;
+}
+
+/* The env-delivered values are appended to the step's envp only in the child's copy of
+ * memory: build the final vector right before spawning and drop it right after. */
+static char **envp_with_env_block(struct run *r) {
+        size_t n = strv_length(r->envp), extra = 0;
+        const char *p = (const char *) secret_data(r->env_block);
+        const char *end = p + secret_len(r->env_block);
+        for (const char *q = p; q < end; q += strlen(q) + 1)
+                extra++;
+        char **v = calloc(n + extra + 1, sizeof(char *));
+        if (!v)
+                return NULL;
+        size_t i = 0;
+        for (const char *q = p; q < end; q += strlen(q) + 1)
+                v[i++] = (char *) q;
+        memcpy(v + i, r->envp, n * sizeof(char *));
+        return v;
+}
+
+/* ---- dry run ---- */
+
+static const char *delivery_name(enum delivery d) {
+        return d == DELIVER_FD ? "fd" : d == DELIVER_ENV ? "env" : "file";
+}
+
+static void print_dry_run(const struct run *r) {
+        if (r->o->format == FORMAT_JSON) {
+                json_t *list = json_array();
+                for (size_t i = 0; i < r->n_secrets; i++) {
+                        const struct mf_secret *s = r->secrets[i].def;
+                        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", s->name,
+                                              "backend", s->generated ? "generate" : s->backend,
+                                              "deliver", delivery_name(s->deliver), "as", s->as);
+                        if (r->secrets[i].meta.version)
+                                json_object_set_new(o, "version", json_integer((json_int_t) r->secrets[i].meta.version));
+                        json_array_append_new(list, o);
+                }
+                json_t *doc = json_pack("{s:s, s:s?, s:o, s:i}", "environment", r->environment,
+                                        "stage", r->stage, "secrets", list,
+                                        "withheld_pull_request", (int) r->n_withheld_pr);
+                json_dumpf(doc, stdout, JSON_INDENT(2));
+                fputc('\n', stdout);
+                json_decref(doc);
+                return;
+        }
+        printf("dry run: environment %s, stage %s: %zu secret%s would be delivered\n", r->environment,
+               r->stage ? r->stage : "(none)", r->n_secrets, r->n_secrets == 1 ? "" : "s");
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                const struct mf_secret *s = r->secrets[i].def;
+                _cleanup_free_ char *upper = strdup_upper(s->as);
+                printf("  %-24s from %-10s as ", s->name, s->generated ? "generate" : s->backend);
+                if (s->deliver == DELIVER_FD)
+                        printf("fd, number in $%s_FD\n", upper ? upper : s->as);
+                else if (s->deliver == DELIVER_ENV)
+                        printf("env, variable %s\n", s->as);
+                else
+                        printf("file, $SECRETS_DIR/%s\n", s->as);
+        }
+}
+
+/* ---- the run ---- */
+
+int command_run(const struct options *o) {
+        struct run r = { .o = o };
+        struct child child = { .pid = -1, .stdout_fd = -1, .stderr_fd = -1 };
+        _cleanup_close_ int signal_fd = -1;
+        _cleanup_free_ char **envp = NULL;
+        int status = 125, k;
+
+        if (!o->args || !o->args[0]) {
+                if (!o->dry_run) {
+                        log_error("run: no command given [usage: secrets-run [run] [OPTIONS] [--] COMMAND [ARG...]]");
+                        return 125;
+                }
+        }
+        k = secrets_dir_sweep();
+        if (k > 0)
+                log_info("removed %d secrets director%s left by a crashed run", k, k == 1 ? "y" : "ies");
+
+        if (load_manifest(o, true, &r.m) < 0)
+                goto out;
+        if (o->sandbox == SANDBOX_STRICT || (o->sandbox < 0 && r.m->policy.sandbox == SANDBOX_STRICT)) {
+                log_error("sandbox: strict needs namespaces and seccomp, which this version of secrets-run does not set up yet [use --sandbox auto]");
+                goto out;
+        }
+        if (resolve_environment(&r) < 0 || resolve_scope(&r) < 0)
+                goto out;
+        if (collect_stripped_env(&r) < 0 || fetch_secrets(&r) < 0)
+                goto out;
+        scrub_own_environment(&r);
+
+        if (o->dry_run) {
+                print_dry_run(&r);
+                status = 0;
+                goto out;
+        }
+        if (deliver(&r) < 0)
+                goto out;
+
+        signal_fd = signals_block_to_fd();
+        if (signal_fd < 0) {
+                log_error("cannot set up signal forwarding: %s", strerror(-signal_fd));
+                goto out;
+        }
+        envp = envp_with_env_block(&r);
+        if (!envp)
+                goto out;
+        struct spawn_config sc = { .argv = o->args, .envp = envp, .fds = r.fds, .n_fds = r.n_fds };
+        k = spawn_command(&sc, &child);
+        free(steal_pointer(&envp));
+        /* the step has its own copies now; ours close and wipe */
+        secret_free(steal_pointer(&r.env_block));
+        for (size_t i = 0; i < r.n_fds; i++)
+                r.fds[i] = safe_close(r.fds[i]);
+        if (k < 0) {
+                log_error("cannot execute '%s': %s", o->args[0], strerror(-k));
+                status = k == -ENOENT || k == -ENOTDIR ? 127 : 126;
+                goto out;
+        }
+        log_info("started '%s' (pid %d) with %zu secret%s", o->args[0], (int) child.pid, r.n_secrets,
+                 r.n_secrets == 1 ? "" : "s");
+
+        struct supervise_result result;
+        k = supervise(&child, signal_fd, o->timeout_ms, &result);
+        if (k < 0) {
+                log_error("supervising the step failed: %s", strerror(-k));
+                goto out;
+        }
+        if (result.timed_out) {
+                char d[32];
+                log_error("timeout: the step ran longer than %s and was stopped",
+                          format_duration((o->timeout_ms + 999) / 1000, d, sizeof d));
+                status = 124;
+        } else
+                status = exit_status_from_wait(result.wstatus);
+out:
+        run_done(&r);
+        return status;
+}

@@ -1,0 +1,124 @@
+/* The supervisor loop: pumps the step's stdout and stderr to ours, forwards signals to the
+ * step's process group, enforces --timeout (TERM, grace, KILL), and collects the status.
+ * The redaction filter sits on the two output streams. */
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+#include "agent.h"
+#include "sandbox.h"
+
+struct stream {
+        int from;          /* the step's pipe; -1 once closed */
+        int to;            /* our stdout or stderr */
+        bool to_broken;    /* our side is gone (EPIPE): stop reading so the step sees it */
+};
+
+/* Moves what is available now; closes the pipe at EOF or when our side is broken. */
+static void stream_pump(struct stream *s) {
+        char buf[65536];
+        for (;;) {
+                ssize_t n = read(s->from, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {
+                        s->from = safe_close(s->from);
+                        return;
+                }
+                if (write_all(s->to, buf, (size_t) n) < 0) {
+                        /* like a shell pipeline: the writer learns its reader is gone */
+                        s->to_broken = true;
+                        s->from = safe_close(s->from);
+                        return;
+                }
+        }
+}
+
+static void signal_group(pid_t pgid, int sig) {
+        if (kill(-pgid, sig) < 0 && errno == ESRCH)
+                (void) kill(pgid, sig);
+}
+
+int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, struct supervise_result *ret) {
+        struct stream streams[2] = {
+                { .from = c->stdout_fd, .to = STDOUT_FILENO },
+                { .from = c->stderr_fd, .to = STDERR_FILENO },
+        };
+        c->stdout_fd = c->stderr_fd = -1;   /* owned by streams[] now */
+        uint64_t start = now_monotonic_ms();
+        uint64_t timeout_at = timeout_ms ? start + timeout_ms : 0;
+        uint64_t kill_at = 0, drain_until = 0;
+        bool exited = false, timed_out = false;
+        int wstatus = 0;
+
+        while (!exited || streams[0].from >= 0 || streams[1].from >= 0) {
+                struct pollfd p[3] = {
+                        { .fd = streams[0].from, .events = POLLIN },
+                        { .fd = streams[1].from, .events = POLLIN },
+                        { .fd = signal_fd, .events = POLLIN },
+                };
+                uint64_t now = now_monotonic_ms(), next = 0;
+                if (timeout_at && !timed_out)
+                        next = timeout_at;
+                if (kill_at && (!next || kill_at < next))
+                        next = kill_at;
+                if (drain_until && (!next || drain_until < next))
+                        next = drain_until;
+                int wait_ms = -1;
+                if (next)
+                        wait_ms = next > now ? (int) (next - now) : 0;
+
+                int r = poll(p, 3, wait_ms);
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                now = now_monotonic_ms();
+
+                for (int i = 0; i < 2; i++)
+                        if (streams[i].from >= 0 && p[i].revents)
+                                stream_pump(&streams[i]);
+
+                if (p[2].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(signal_fd, &si, sizeof si) == (ssize_t) sizeof si) {
+                                if ((int) si.ssi_signo == SIGCHLD)
+                                        continue;   /* reaped below */
+                                if (!exited)
+                                        signal_group(c->pid, (int) si.ssi_signo);
+                        }
+                }
+
+                if (!exited) {
+                        pid_t w = waitpid(c->pid, &wstatus, WNOHANG);
+                        if (w == c->pid) {
+                                exited = true;
+                                /* the step is over: whatever it left running in its group
+                                 * had its secrets and would hold our pipes open */
+                                (void) kill(-c->pid, SIGKILL);
+                                drain_until = now + DRAIN_AFTER_EXIT_MS;
+                                kill_at = 0;
+                        }
+                }
+
+                if (!exited && timeout_at && !timed_out && now >= timeout_at) {
+                        timed_out = true;
+                        signal_group(c->pid, SIGTERM);
+                        signal_group(c->pid, SIGCONT);   /* a stopped step must see TERM */
+                        kill_at = now + KILL_GRACE_MS;
+                }
+                if (!exited && kill_at && now >= kill_at) {
+                        signal_group(c->pid, SIGKILL);
+                        kill_at = 0;
+                }
+                if (exited && drain_until && now >= drain_until &&
+                    (streams[0].from >= 0 || streams[1].from >= 0)) {
+                        log_warning("a process started by the step still holds its output open; not waiting for it");
+                        for (int i = 0; i < 2; i++)
+                                streams[i].from = safe_close(streams[i].from);
+                }
+        }
+        *ret = (struct supervise_result) { .wstatus = wstatus, .timed_out = timed_out };
+        return 0;
+}

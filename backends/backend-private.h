@@ -1,0 +1,29 @@
+/* What every backend implementation shares: the backend object and its operations.
+ * Private to backends/; the rest of the program sees only backends.h. */
+#pragma once
+
+#include "backends.h"
+
+struct backend_ops {
+        int (*open)(struct backend *b, char **ret_why);
+        int (*fetch)(struct backend *b, const struct secret_ref *ref,
+                     struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
+        void (*close)(struct backend *b);
+};
+
+struct backend {
+        const struct backend_ops *ops;
+        char *name;
+        enum backend_kind kind;
+        uint64_t timeout_ms;
+        char **command;
+        char *path;
+        void *data;           /* the implementation's own state */
+};
+
+extern const struct backend_ops env_backend_ops;
+extern const struct backend_ops exec_backend_ops;
+extern const struct backend_ops generate_backend_ops;
+
+/* Sets *ret_why to a formatted reason (if ret_why is non-NULL) and returns r. */
+int backend_fail(char **ret_why, int r, const char *fmt, ...) _printf_(3, 4);

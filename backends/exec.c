@@ -1,0 +1,205 @@
+/* The exec backend: any provider command (summon-compatible). The reference's path is the
+ * last argument; the value is its stdout minus one trailing newline; a non-zero exit is an
+ * error carrying its stderr; the whole call is bounded by the backend's timeout. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "backend-private.h"
+
+#define EXEC_MAX_VALUE (1024 * 1024)
+#define EXEC_MAX_STDERR 512
+
+static int exec_open(struct backend *b, char **ret_why) {
+        if (!b->command || !b->command[0])
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (exec): 'command' is empty", b->name);
+        return 0;
+}
+
+/* In the child between fork and exec: stdin from /dev/null, stdout/stderr onto the pipes,
+ * its own process group (so a timeout kills the provider and whatever it started), and
+ * death with the parent. Exec failure is reported as errno over err_fd. */
+_noreturn_ static void exec_child(char **argv, int out_fd, int err_fd, int status_fd) {
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        (void) setpgid(0, 0);
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
+                goto fail;
+        execvp(argv[0], argv);
+fail:;
+        int e = errno;
+        if (write(status_fd, &e, sizeof e) < 0) {
+                /* nothing more to tell; the parent sees exit 127 */
+        }
+        _exit(127);
+}
+
+/* Flattens provider stderr into one printable line (it becomes part of an error message). */
+static void one_line(char *s) {
+        size_t len = strlen(s);
+        while (len > 0 && isspace((unsigned char) s[len - 1]))
+                s[--len] = '\0';
+        for (char *p = s; *p; p++)
+                if (*p == '\n' || *p == '\r' || *p == '\t')
+                        *p = ' ';
+                else if (!isprint((unsigned char) *p))
+                        *p = '?';
+}
+
+static int exec_fetch(struct backend *b, const struct secret_ref *ref,
+                      struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why) {
+        if (ref->field)
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (exec) has no fields ('#%s')",
+                                    ref->secret_name, b->name, ref->field);
+
+        size_t n = strv_length(b->command);
+        _cleanup_free_ char **argv = calloc(n + 2, sizeof(char *));
+        if (!argv)
+                return -ENOMEM;
+        memcpy(argv, b->command, n * sizeof(char *));
+        argv[n] = (char *) ref->path;
+
+        int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
+                int e = -errno;
+                for (int i = 0; i < 2; i++)
+                        safe_close(out[i]), safe_close(err[i]), safe_close(status[i]);
+                return e;
+        }
+        _cleanup_close_ int out_r = out[0], err_r = err[0], status_r = status[0];
+
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = -errno;
+                safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
+                return e;
+        }
+        if (pid == 0)
+                exec_child(argv, out[1], err[1], status[1]);
+        safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
+
+        int child_errno = 0;
+        ssize_t k;
+        do
+                k = read(status_r, &child_errno, sizeof child_errno);
+        while (k < 0 && errno == EINTR);
+        if (k == (ssize_t) sizeof child_errno) {
+                (void) waitpid(pid, NULL, 0);
+                return backend_fail(ret_why, -child_errno, "secret %s: backend '%s' (exec): cannot run '%s': %s",
+                                    ref->secret_name, b->name, argv[0], strerror(child_errno));
+        }
+
+        _cleanup_secret_ struct secret *value = NULL;
+        int r = secret_new(256, &value);
+        if (r < 0) {
+                kill(-pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        char errbuf[EXEC_MAX_STDERR + 1];
+        size_t errlen = 0;
+        uint64_t deadline = now_monotonic_ms() + b->timeout_ms;
+        bool timed_out = false, too_big = false;
+        (void) fd_set_nonblock(out_r, true);
+        (void) fd_set_nonblock(err_r, true);
+
+        while (out_r >= 0 || err_r >= 0) {
+                struct pollfd p[2] = { { .fd = out_r, .events = POLLIN }, { .fd = err_r, .events = POLLIN } };
+                uint64_t now = now_monotonic_ms();
+                if (now >= deadline) {
+                        timed_out = true;
+                        break;
+                }
+                int pr = poll(p, 2, (int) (deadline - now));
+                if (pr < 0 && errno != EINTR) {
+                        r = -errno;
+                        break;
+                }
+                if (p[0].revents) {
+                        size_t before = secret_len(value);
+                        int rr = secret_read_fd(value, out_r, EXEC_MAX_VALUE);
+                        if (rr == -EFBIG) {
+                                too_big = true;
+                                break;
+                        }
+                        if (rr == 0)
+                                out_r = safe_close(out_r);     /* EOF */
+                        else if (rr != -EAGAIN && secret_len(value) == before) {
+                                r = rr;
+                                break;
+                        }
+                }
+                if (p[1].revents) {
+                        char tmp[1024];
+                        ssize_t m = read(err_r, tmp, sizeof tmp);
+                        if (m > 0) {
+                                size_t take = (size_t) m;
+                                if (take > EXEC_MAX_STDERR - errlen)
+                                        take = EXEC_MAX_STDERR - errlen;
+                                memcpy(errbuf + errlen, tmp, take);
+                                errlen += take;
+                        } else if (m == 0 || errno != EAGAIN)
+                                err_r = safe_close(err_r);
+                }
+        }
+
+        int wstatus = 0;
+        if (timed_out || too_big || r < 0) {
+                kill(-pid, SIGKILL);
+                kill(pid, SIGKILL);
+        } else {
+                /* stdout closed; the provider still has the rest of the timeout to exit */
+                for (;;) {
+                        pid_t w = waitpid(pid, &wstatus, WNOHANG);
+                        if (w == pid)
+                                break;
+                        if (now_monotonic_ms() >= deadline) {
+                                timed_out = true;
+                                kill(-pid, SIGKILL);
+                                kill(pid, SIGKILL);
+                                break;
+                        }
+                        usleep(2000);
+                }
+        }
+        if (timed_out || too_big || r < 0)
+                (void) waitpid(pid, &wstatus, 0);
+
+        if (r < 0)
+                return backend_fail(ret_why, r, "secret %s: backend '%s' (exec): %s",
+                                    ref->secret_name, b->name, strerror(-r));
+        if (timed_out) {
+                char d[32];
+                return backend_fail(ret_why, -ETIMEDOUT, "secret %s: backend '%s' (exec): '%s' timed out after %s",
+                                    ref->secret_name, b->name, argv[0],
+                                    format_duration((b->timeout_ms + 999) / 1000, d, sizeof d));
+        }
+        if (too_big)
+                return backend_fail(ret_why, -EFBIG, "secret %s: backend '%s' (exec): value larger than 1 MiB",
+                                    ref->secret_name, b->name);
+
+        errbuf[errlen] = '\0';
+        one_line(errbuf);
+        if (WIFSIGNALED(wstatus))
+                return backend_fail(ret_why, -EIO, "secret %s: backend '%s' (exec): '%s %s' killed by signal %d%s%s",
+                                    ref->secret_name, b->name, argv[0], ref->path, WTERMSIG(wstatus),
+                                    *errbuf ? ": " : "", errbuf);
+        if (WEXITSTATUS(wstatus) != 0)
+                return backend_fail(ret_why, -EIO, "secret %s: backend '%s' (exec): '%s %s' exited with status %d%s%s",
+                                    ref->secret_name, b->name, argv[0], ref->path, WEXITSTATUS(wstatus),
+                                    *errbuf ? ": " : "", errbuf);
+        secret_chomp(value);
+        *ret_value = steal_pointer(&value);
+        return 0;
+}
+
+const struct backend_ops exec_backend_ops = {
+        .open = exec_open,
+        .fetch = exec_fetch,
+};

@@ -1,0 +1,220 @@
+/* The per-run secrets directory and sealed memfds: how values reach the step without ever
+ * touching persistent storage. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include "sandbox.h"
+
+struct secrets_dir {
+        char *path;
+        int fd;          /* the directory itself; flock'ed while the run lives */
+        char **files;
+};
+
+static bool is_memory_fs(int fd) {
+        struct statfs sf;
+        if (fstatfs(fd, &sf) < 0)
+                return false;
+        return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
+/* Opens (creating if needed) the per-user base directory on a tmpfs and checks that it is
+ * ours and private, so nobody else can pre-create it or look inside. */
+static int base_dir_open(char **ret_path, int *ret_fd) {
+        _cleanup_free_ char *path = NULL;
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        if (xdg && xdg[0] == '/') {
+                _cleanup_close_ int xfd = open(xdg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (xfd >= 0 && is_memory_fs(xfd))
+                        path = strdup_printf("%s/secrets-run", xdg);
+        }
+        if (!path)
+                path = strdup_printf("/dev/shm/secrets-run-%u", (unsigned) geteuid());
+        if (!path)
+                return -ENOMEM;
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_uid != geteuid() || (st.st_mode & 077))
+                return -EPERM;
+        if (!is_memory_fs(fd))
+                return -EXDEV;   /* never put a secret on a disk-backed file system */
+        *ret_path = steal_pointer(&path);
+        *ret_fd = steal_fd(&fd);
+        return 0;
+}
+
+/* Overwrites a file's bytes before unlinking it: unlinked tmpfs pages are not zeroed. */
+static void wipe_and_unlink(int dir_fd, const char *name) {
+        if (fchmodat(dir_fd, name, 0600, 0) < 0) {
+                /* root can open it anyway; otherwise the unlink below still runs */
+        }
+        int fd = openat(dir_fd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) {
+                struct stat st;
+                if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+                        static const char zeros[4096];
+                        for (off_t left = st.st_size; left > 0;) {
+                                size_t n = left > (off_t) sizeof zeros ? sizeof zeros : (size_t) left;
+                                if (write_all(fd, zeros, n) < 0)
+                                        break;
+                                left -= (off_t) n;
+                        }
+                }
+                safe_close(fd);
+        }
+        (void) unlinkat(dir_fd, name, 0);
+}
+
+static void empty_dir(int dir_fd, unsigned depth) {
+        if (depth > 16)
+                return;
+        int fd = dup(dir_fd);
+        if (fd < 0)
+                return;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return;
+        }
+        rewinddir(d);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (streq(e->d_name, ".") || streq(e->d_name, ".."))
+                        continue;
+                if (e->d_type == DT_DIR) {
+                        /* something the step made in $SECRETS_DIR */
+                        _cleanup_close_ int sub = openat(dir_fd, e->d_name,
+                                                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub >= 0)
+                                empty_dir(sub, depth + 1);
+                        (void) unlinkat(dir_fd, e->d_name, AT_REMOVEDIR);
+                } else
+                        wipe_and_unlink(dir_fd, e->d_name);
+        }
+        closedir(d);
+}
+
+int secrets_dir_sweep(void) {
+        _cleanup_free_ char *base = NULL;
+        _cleanup_close_ int base_fd = -1;
+        int r = base_dir_open(&base, &base_fd);
+        if (r < 0)
+                return r;
+        /* creators hold this lock between mkdir and flock of their run directory */
+        if (flock(base_fd, LOCK_EX) < 0)
+                return -errno;
+        int fd = dup(base_fd);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -errno;
+        }
+        int swept = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (!startswith(e->d_name, "run-"))
+                        continue;
+                _cleanup_close_ int run_fd = openat(base_fd, e->d_name,
+                                                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (run_fd < 0)
+                        continue;
+                if (flock(run_fd, LOCK_EX | LOCK_NB) < 0)
+                        continue;   /* a live run holds it */
+                empty_dir(run_fd, 0);
+                if (unlinkat(base_fd, e->d_name, AT_REMOVEDIR) == 0)
+                        swept++;
+        }
+        closedir(d);
+        (void) flock(base_fd, LOCK_UN);
+        return swept;
+}
+
+int secrets_dir_create(struct secrets_dir **ret) {
+        _cleanup_free_ char *base = NULL;
+        _cleanup_close_ int base_fd = -1;
+        int r = base_dir_open(&base, &base_fd);
+        if (r < 0)
+                return r;
+        if (flock(base_fd, LOCK_EX) < 0)
+                return -errno;
+
+        char name[64];
+        snprintf(name, sizeof name, "run-%d-%08x", (int) getpid(), randombytes_random());
+        if (mkdirat(base_fd, name, 0700) < 0)
+                return -errno;
+        _cleanup_close_ int fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                r = -errno;
+                (void) unlinkat(base_fd, name, AT_REMOVEDIR);
+                return r;
+        }
+        (void) flock(base_fd, LOCK_UN);
+
+        struct secrets_dir *d = calloc(1, sizeof(*d));
+        if (!d || !(d->path = strdup_printf("%s/%s", base, name))) {
+                free(d);
+                (void) unlinkat(base_fd, name, AT_REMOVEDIR);
+                return -ENOMEM;
+        }
+        d->fd = steal_fd(&fd);
+        *ret = d;
+        return 0;
+}
+
+const char *secrets_dir_path(const struct secrets_dir *d) {
+        return d->path;
+}
+
+int secrets_dir_add(struct secrets_dir *d, const char *name, const struct secret *value) {
+        if (!*name || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
+                return -EINVAL;
+        _cleanup_close_ int fd = openat(d->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+        if (fd < 0)
+                return -errno;
+        int r = strv_extend(&d->files, name);
+        if (r < 0)
+                return r;
+        return write_all(fd, secret_data(value), secret_len(value));
+}
+
+struct secrets_dir *secrets_dir_remove(struct secrets_dir *d) {
+        if (!d)
+                return NULL;
+        for (size_t i = 0; d->files && d->files[i]; i++)
+                wipe_and_unlink(d->fd, d->files[i]);
+        empty_dir(d->fd, 0);   /* anything the step added */
+        (void) rmdir(d->path);
+        safe_close(d->fd);
+        strv_free(d->files);
+        free(d->path);
+        free(d);
+        return NULL;
+}
+
+int memfd_sealed(const char *name, const struct secret *value) {
+        _cleanup_close_ int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        int r = write_all(fd, secret_data(value), secret_len(value));
+        if (r < 0)
+                return r;
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return -errno;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        return steal_fd(&fd);
+}

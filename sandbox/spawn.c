@@ -1,0 +1,127 @@
+/* Starting the step: a new session with stdout/stderr on pipes, only fds 0-2 and the
+ * delivery fds open, default signal state, death with the supervisor; and the signal and
+ * exit-status plumbing the supervisor loop needs. */
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "sandbox.h"
+
+#define SPAWN_MAX_FDS 1024
+
+const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+const size_t n_forwarded_signals = ELEMENTSOF(forwarded_signals);
+
+int signals_block_to_fd(void) {
+        sigset_t set;
+        sigemptyset(&set);
+        for (size_t i = 0; i < n_forwarded_signals; i++)
+                sigaddset(&set, forwarded_signals[i]);
+        sigaddset(&set, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+                return -errno;
+        int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+        return fd < 0 ? -errno : fd;
+}
+
+int exit_status_from_wait(int wstatus) {
+        if (WIFEXITED(wstatus))
+                return WEXITSTATUS(wstatus);
+        if (WIFSIGNALED(wstatus))
+                return 128 + WTERMSIG(wstatus);
+        return 125;
+}
+
+static void reset_signals(void) {
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        for (int sig = 1; sig < _NSIG; sig++)
+                (void) sigaction(sig, &dfl, NULL);   /* fails harmlessly for KILL/STOP */
+        sigset_t none;
+        sigemptyset(&none);
+        (void) sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Between fork and exec. Every failure reports errno over status_fd and exits: the parent
+ * turns it into 126/127 or a setup error. */
+_noreturn_ static void child_exec(const struct spawn_config *c, pid_t parent, int out_fd, int err_fd,
+                                  int status_fd) {
+        int e;
+        /* die with the supervisor, and notice if it already died before we got here */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                goto fail;
+        reset_signals();
+        /* a new session: no controlling terminal, and our own process group for signals */
+        if (setsid() < 0)
+                goto fail;
+        if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+                goto fail;
+        /* delivery fds go to 3, 4, ...: first above every target, so no dup2 clobbers a
+         * source that is still to be moved */
+        int first_free = 3 + (int) c->n_fds;
+        int moved[SPAWN_MAX_FDS];
+        for (size_t i = 0; i < c->n_fds; i++)
+                if ((moved[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, first_free + 1)) < 0)
+                        goto fail;
+        if (status_fd < first_free) {
+                /* keep the status pipe out of the way, too */
+                int s = fcntl(status_fd, F_DUPFD_CLOEXEC, first_free + 1);
+                if (s < 0)
+                        goto fail;
+                status_fd = s;
+        }
+        for (size_t i = 0; i < c->n_fds; i++)
+                if (dup2(moved[i], 3 + (int) i) < 0)   /* dup2 clears close-on-exec */
+                        goto fail;
+        /* whatever else is open closes at exec (the status pipe included) */
+        if (syscall(SYS_close_range, (unsigned) first_free, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS)
+                goto fail;
+        execvpe(c->argv[0], c->argv, c->envp);
+fail:
+        e = errno;
+        if (write(status_fd, &e, sizeof e) < 0) {
+                /* the parent sees exit 127 without a reason */
+        }
+        _exit(127);
+}
+
+int spawn_command(const struct spawn_config *c, struct child *ret) {
+        if (c->n_fds > SPAWN_MAX_FDS)
+                return -EMFILE;
+        int out[2], err[2] = { -1, -1 }, status[2] = { -1, -1 };
+        if (pipe2(out, O_CLOEXEC) < 0)
+                return -errno;
+        if (pipe2(err, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
+                int e = -errno;
+                safe_close(out[0]), safe_close(out[1]), safe_close(err[0]), safe_close(err[1]);
+                return e;
+        }
+        _cleanup_close_ int out_r = out[0], err_r = err[0], status_r = status[0];
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = -errno;
+                safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
+                return e;
+        }
+        if (pid == 0)
+                child_exec(c, parent, out[1], err[1], status[1]);
+        safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
+
+        int child_errno = 0;
+        ssize_t n;
+        do
+                n = read(status_r, &child_errno, sizeof child_errno);
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t) sizeof child_errno) {
+                (void) waitpid(pid, NULL, 0);
+                return -(child_errno ? child_errno : EIO);
+        }
+        (void) fd_set_nonblock(out_r, true);
+        (void) fd_set_nonblock(err_r, true);
+        *ret = (struct child) { .pid = pid, .stdout_fd = steal_fd(&out_r), .stderr_fd = steal_fd(&err_r) };
+        return 0;
+}
