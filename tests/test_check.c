@@ -413,6 +413,20 @@ TEST(sr105_unknown_backend_with_suggestion) {
         run_check(m, &f);
         x = CHECK_ONE(f, SR105_UNKNOWN_BACKEND, SEVERITY_ERROR, 31);
         CHECK(x && !contains(x->message, "did you mean"));
+
+        /* "db" is two edits from "ci", but replacing every character is not a typo */
+        free(s->backend);
+        s->backend = xstrdup("db");
+        findings_done(&f);
+        run_check(m, &f);
+        x = CHECK_ONE(f, SR105_UNKNOWN_BACKEND, SEVERITY_ERROR, 31);
+        CHECK(x && !contains(x->message, "did you mean"));
+        free(s->backend);
+        s->backend = xstrdup("cl");  /* one edit from "ci" */
+        findings_done(&f);
+        run_check(m, &f);
+        x = CHECK_ONE(f, SR105_UNKNOWN_BACKEND, SEVERITY_ERROR, 31);
+        CHECK(x && contains(x->message, "did you mean 'ci'?"));
 }
 
 TEST(sr105_no_from_and_no_default) {
