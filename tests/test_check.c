@@ -729,6 +729,124 @@ TEST(findings_in_manifest_order_then_sorted) {
         CHECK(!findings_have_invalid(&f));
 }
 
+/* ---- through the YAML loader: positions as a user sees them ---- */
+
+static int load_and_check(const char *yaml, struct findings *f) {
+        _cleanup_manifest_ struct manifest *m = NULL;
+        *f = (struct findings) {};
+        int r = manifest_load_buffer("secrets.yaml", yaml, strlen(yaml), &m, f);
+        if (r < 0) {
+                for (size_t i = 0; i < f->n; i++)
+                        printf("# load: %u:%u SR%03u %s\n", f->items[i].line, f->items[i].col,
+                               (unsigned) f->items[i].id, f->items[i].message);
+                return r;
+        }
+        r = check_manifest(m, f);
+        findings_sort(f);
+        for (size_t i = 0; i < f->n; i++)
+                printf("#   %u:%u: SR%03u: %s\n", f->items[i].line, f->items[i].col,
+                       (unsigned) f->items[i].id, f->items[i].message);
+        return r;
+}
+
+TEST(yaml_design_example_findings) {
+        /* DESIGN §3's example, abridged: NPM_TOKEN is unowned, unscoped and env-delivered */
+        static const char yaml[] =
+                "version: 1\n"                                              /* 1 */
+                "defaults: {environment: dev, backend: local}\n"            /* 2 */
+                "backends:\n"                                               /* 3 */
+                "  local: {type: file}\n"                                   /* 4 */
+                "  ci: {type: env}\n"                                       /* 5 */
+                "  vault: {type: vault, address: \"https://vault.example.com:8200\"}\n"
+                "environments:\n"                                           /* 7 */
+                "  dev: {}\n"
+                "  staging: {}\n"
+                "  prod: {protected: true}\n"                               /* 10 */
+                "secrets:\n"
+                "  DB_PASSWORD:\n"                                          /* 12 */
+                "    from: vault:secret/data/ci/db#password\n"
+                "    owner: team-db\n"
+                "    environments: [staging, prod]\n"                       /* 15 */
+                "    approved_by: [alice, bob]\n"
+                "  NPM_TOKEN: {from: \"ci:NPM_TOKEN\", stages: [publish], deliver: env}\n"
+                "  TEST_DB_PASSWORD:\n"                                     /* 18 */
+                "    generate: {length: 32, charset: alnum}\n"
+                "    stages: [test]\n";
+        _cleanup_findings_ struct findings f = {};
+        CHECK_EQ_INT(load_and_check(yaml, &f), 0);
+        CHECK_EQ_INT(f.n, 4);
+        CHECK_ONE(f, SR101_MISSING_OWNER, SEVERITY_ERROR, 17);
+        CHECK_ONE(f, SR102_ENV_DELIVERY, SEVERITY_ERROR, 17);
+        CHECK_ONE(f, SR103_PROTECTED_UNAPPROVED, SEVERITY_ERROR, 17);
+        CHECK_ONE(f, SR104_UNSCOPED_PROTECTED, SEVERITY_ERROR, 17);
+        const struct finding *x = first_id(&f, SR102_ENV_DELIVERY);
+        const struct finding *y = first_id(&f, SR101_MISSING_OWNER);
+        CHECK(x && y && x->col > y->col);  /* at `deliver`, not at the secret's name */
+}
+
+TEST(yaml_positions) {
+        static const char yaml[] =
+                "version: 1\n"
+                "defaults: {backend: lcoal}\n"                              /* 2 */
+                "backends:\n"
+                "  local: {type: file}\n"
+                "  vault:\n"                                                /* 5 */
+                "    type: vault\n"
+                "    address: http://vault.internal:8200\n"                 /* 7 */
+                "environments:\n"
+                "  staging: {}\n"
+                "  prod: {protected: true}\n"                               /* 10 */
+                "secrets:\n"
+                "  A:\n"                                                    /* 12 */
+                "    from: vualt:kv/a\n"                                    /* 13 */
+                "    owner: x\n"
+                "    environments: [stagign]\n"                             /* 15 */
+                "  B:\n"                                                    /* 16 */
+                "    from: vault:kv/b\n"
+                "    owner: x\n"
+                "    environments: [staging]\n"
+                "    as: a\n"                                               /* 20 */
+                "  C:\n"
+                "    generate: {length: 4}\n"                               /* 22 */
+                "    environments: [staging]\n"
+                "policy:\n"
+                "  sandbox: off\n";                                         /* 25 */
+        _cleanup_findings_ struct findings f = {};
+        CHECK_EQ_INT(load_and_check(yaml, &f), 0);
+        CHECK_EQ_INT(count_id(&f, SR105_UNKNOWN_BACKEND), 2);
+        const struct finding *x = first_id(&f, SR105_UNKNOWN_BACKEND);
+        CHECK(x && x->line == 2 && contains(x->message, "did you mean 'local'?"));
+        bool at_from = false;
+        for (size_t i = 0; i < f.n; i++)
+                at_from |= f.items[i].id == SR105_UNKNOWN_BACKEND && f.items[i].line == 13 &&
+                           contains(f.items[i].message, "did you mean 'vault'?");
+        CHECK(at_from);
+        CHECK_ONE(f, SR106_INSECURE_BACKEND, SEVERITY_ERROR, 7);
+        CHECK_ONE(f, SR111_UNKNOWN_ENVIRONMENT, SEVERITY_ERROR, 15);
+        /* A lists only an unknown environment, so it cannot collide with B */
+        CHECK_EQ_INT(count_id(&f, SR108_DUPLICATE_DELIVERY), 0);
+        CHECK_ONE(f, SR107_SHORT_GENERATED, SEVERITY_ERROR, 22);
+        CHECK_ONE(f, SR109_SANDBOX_OFF, SEVERITY_WARNING, 25);
+        CHECK_EQ_INT(f.n, 6);
+}
+
+TEST(yaml_duplicate_delivery_line) {
+        static const char yaml[] =
+                "version: 1\n"
+                "backends: {ci: {type: env}}\n"
+                "secrets:\n"
+                "  TOKEN: {from: \"ci:T1\", owner: x}\n"                     /* 4 */
+                "  OTHER_TOKEN:\n"
+                "    from: ci:T2\n"
+                "    owner: x\n"
+                "    as: token\n";                                          /* 8 */
+        _cleanup_findings_ struct findings f = {};
+        CHECK_EQ_INT(load_and_check(yaml, &f), 0);
+        const struct finding *x = CHECK_ONE(f, SR108_DUPLICATE_DELIVERY, SEVERITY_ERROR, 8);
+        CHECK(x && contains(x->message, "'TOKEN' (line 4)"));
+        CHECK_EQ_INT(f.n, 1);
+}
+
 int main(void) {
         RUN(compliant_manifest_is_clean);
         RUN(sr101_missing_owner);
@@ -752,5 +870,8 @@ int main(void) {
         RUN(sr111_unknown_environment);
         RUN(sr111_free_form_without_declarations);
         RUN(findings_in_manifest_order_then_sorted);
+        RUN(yaml_design_example_findings);
+        RUN(yaml_positions);
+        RUN(yaml_duplicate_delivery_line);
         return tap_finish();
 }
