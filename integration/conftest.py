@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import textwrap
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from util import fs_type
+from util import fs_type, processes_with_arg
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_BIN = HERE.parent / "build" / "agent" / "secrets-run"
@@ -84,6 +85,7 @@ class Project:
         self.values = []                      # every secret value this test generated
         self.outputs = []                     # every (stdout, stderr) captured, as bytes
         self.secrets_dirs = []                # $SECRETS_DIR paths steps reported
+        self.tags = [str(self.data)]          # command-line marks of processes tests start
         self._n = 0
         env = {k: v for k, v in os.environ.items()
                if k not in _DROP_NAMES and not k.startswith(_DROP_PREFIXES)}
@@ -307,6 +309,20 @@ def proj(tmp_path, secrets_run_bin):
             dirs = [e for e in _entries(base) if (base / e).is_dir()]
             assert not dirs, f"leftover secrets directories under {base}: {dirs}"
     finally:
+        _kill_survivors(project)
         if runtime:
             shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _kill_survivors(project):
+    """Kills, by pid, processes this test started that outlived it (a failing test must not
+    leave a step looping): those whose command line carries the test's data path or a tag."""
+    for tag in project.tags:
+        for pid in processes_with_arg(tag):
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 

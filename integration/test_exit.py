@@ -12,6 +12,19 @@ from util import processes_with_arg, wait_for
 GEN = "TOKEN: {generate: {length: 32}}"
 
 
+def grandchild(tag, ignore_term=False):
+    """Shell text starting a background process of the step (same process group) whose
+    command line carries tag, so the test can tell whether it outlived the step."""
+    trap = "trap '' TERM; " if ignore_term else ""
+    return f"sh -c '{trap}while :; do sleep 0.1; done' {tag} &\n"
+
+
+def unique_tag(proj):
+    tag = f"grandchild-{os.urandom(6).hex()}"
+    proj.tags.append(tag)     # killed at teardown if it survives
+    return tag
+
+
 @pytest.mark.parametrize("cmd,status", [
     (["true"], 0),
     (["sh", "-c", "exit 3"], 3),
@@ -75,7 +88,8 @@ def test_timeout_sends_term_first(proj):
 
 def test_timeout_kills_a_step_that_ignores_term_after_grace(proj):
     proj.standard_manifest(GEN)
-    step = proj.script("""
+    tag = unique_tag(proj)
+    step = proj.script(grandchild(tag, ignore_term=True) + """
         trap '' TERM
         while :; do sleep 0.2; done
         """)
@@ -84,6 +98,8 @@ def test_timeout_kills_a_step_that_ignores_term_after_grace(proj):
     assert 4.0 <= r.elapsed < 20, f"expected ~1 s + 5 s grace, took {r.elapsed:.1f} s"
     assert wait_for(lambda: not processes_with_arg(str(step)), timeout=5), \
         "the step survived the timeout"
+    assert wait_for(lambda: not processes_with_arg(tag), timeout=5), \
+        "a process of the step's group survived the timeout"
 
 
 def test_invalid_timeout_is_usage_error(proj):
@@ -120,7 +136,8 @@ def test_signal_forwarded_to_step(proj, name):
 def test_sigterm_to_secrets_run_kills_untrapping_step_143(proj):
     proj.standard_manifest(GEN)
     ready = proj.data / "ready"
-    step = proj.script(f"""
+    tag = unique_tag(proj)
+    step = proj.script(grandchild(tag) + f"""
         touch "{ready}"
         while :; do sleep 0.1; done
         """)
@@ -132,12 +149,17 @@ def test_sigterm_to_secrets_run_kills_untrapping_step_143(proj):
     r = p.wait(timeout=30)
     assert r.status == 143, r
     assert wait_for(lambda: not processes_with_arg(str(step)), timeout=5)
+    assert wait_for(lambda: not processes_with_arg(tag), timeout=5), \
+        "SIGTERM was not forwarded to the step's whole process group"
 
 
-def test_kill_9_kills_step_and_next_start_sweeps_directory(proj):
+def _crash_during_step(proj):
+    """Starts a step (with a background process in its group), kill -9s secrets-run while the
+    step runs; returns (step path, tag, the crashed run's $SECRETS_DIR)."""
     proj.standard_manifest(GEN)
     ready = proj.data / "ready"
-    step = proj.script(f"""
+    tag = unique_tag(proj)
+    step = proj.script(grandchild(tag) + f"""
         report SECRETS_DIR "$SECRETS_DIR"
         touch "{ready}"
         while :; do sleep 0.1; done
@@ -151,8 +173,21 @@ def test_kill_9_kills_step_and_next_start_sweeps_directory(proj):
     p.signal(signal.SIGKILL)
     r = p.wait(timeout=30)
     assert r.status == -signal.SIGKILL
-    assert wait_for(lambda: not processes_with_arg(str(step)), timeout=10), \
-        "the step outlived a kill -9 of secrets-run"
+    return step, tag, leftover
+
+
+def test_kill_9_of_secrets_run_kills_the_step(proj):
+    step, tag, _ = _crash_during_step(proj)
+    step_gone = wait_for(lambda: not processes_with_arg(str(step)), timeout=10)
+    group_gone = wait_for(lambda: not processes_with_arg(tag), timeout=10)
+    proj.run("run", "true")            # sweeps the crashed run's directory (checked below)
+    assert step_gone, "the step outlived a kill -9 of secrets-run"
+    assert group_gone, \
+        "a background process of the step (same process group) outlived a kill -9 of secrets-run"
+
+
+def test_next_start_sweeps_crashed_runs_directory(proj):
+    _, _, leftover = _crash_during_step(proj)
     r = proj.run("run", "true")
     assert r.status == 0, r
     assert not os.path.lexists(leftover), "the next start did not sweep the crashed run's directory"
@@ -236,13 +271,17 @@ def test_exec_backend_bounded_by_timeout(proj):
         "the provider outlived its timeout"
 
 
-def test_out_of_scope_only_is_policy_error(proj):
-    proj.standard_manifest("""
-        DEV_TOKEN: {generate: {length: 32}, environments: [dev]}
-        PROD_TOKEN: {generate: {length: 32}, environments: [prod], approved_by: [alice]}
-        """)
+@pytest.mark.parametrize("with_backend", [False, True])
+def test_out_of_scope_only_is_policy_error(proj, with_backend):
+    block = ["DEV_TOKEN: {generate: {length: 32}, environments: [dev]}",
+             "PROD_TOKEN: {generate: {length: 32}, environments: [prod], approved_by: [alice]}"]
+    if with_backend:   # a declared backend must not change the outcome
+        block.append('CI_TOKEN: {from: "ci:CI_TOKEN_SRC", owner: t}')
+    proj.standard_manifest("\n".join(block),
+                           backends="ci: {type: env}" if with_backend else None)
     marker = proj.data / "ran"
-    r = proj.run("run", "--only", "PROD_TOKEN", "--", "touch", marker)
+    r = proj.run("run", "--only", "PROD_TOKEN", "--", "touch", marker,
+                 env={"CI_TOKEN_SRC": proj.secret()})
     _refused(proj, r, marker)
     assert "PROD_TOKEN" in r.stderr
     assert "environment" in r.stderr.lower(), "the error should name the rule (environment)"
