@@ -35,12 +35,13 @@ struct anchor {
         struct node *node;
 };
 
-/* Owns every node, so aliases can share nodes without reference counts. */
+/* Owns every node, so aliases can share nodes without reference counts. Anchors are an
+ * open-addressing hash table, so a file of many anchors and many aliases stays linear. */
 struct document {
         struct node **nodes;
         size_t n_nodes, n_allocated;
-        struct anchor *anchors;
-        size_t n_anchors;
+        struct anchor *anchors;   /* n_buckets slots, name NULL when free */
+        size_t n_anchors, n_buckets;
         struct node *root;
 };
 
@@ -73,7 +74,7 @@ static void document_done(struct document *d) {
                 free(d->nodes[i]);
         }
         free(d->nodes);
-        for (size_t i = 0; i < d->n_anchors; i++)
+        for (size_t i = 0; i < d->n_buckets; i++)
                 free(d->anchors[i].name);
         free(d->anchors);
         *d = (struct document) {};
@@ -242,25 +243,53 @@ static struct mf_pos mark_pos(yaml_mark_t mark) {
 
 /* Handles a node's anchor: registered only once the node is complete, so an alias inside its
  * own anchored node is "unknown" and the tree can never contain a cycle. */
-static int anchor_add(struct document *d, const yaml_char_t *name, struct node *node) {
+static size_t anchor_hash(const char *s) {
+        size_t h = 14695981039346656037u;  /* FNV-1a */
+        for (; *s; s++)
+                h = (h ^ (unsigned char) *s) * 1099511628211u;
+        return h;
+}
+
+/* The slot of name: where it is, or the free slot where it goes. n_buckets is a power of 2. */
+static struct anchor *anchor_slot(const struct document *d, const char *name) {
+        size_t i = anchor_hash(name) & (d->n_buckets - 1);
+        while (d->anchors[i].name && !streq(d->anchors[i].name, name))
+                i = (i + 1) & (d->n_buckets - 1);
+        return &d->anchors[i];
+}
+
+static int anchor_add(struct document *d, const char *name, struct node *node) {
         if (!name)
                 return 0;
-        struct anchor *t = realloc(d->anchors, (d->n_anchors + 1) * sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        d->anchors = t;
-        char *copy = strdup((const char *) name);
+        if (2 * (d->n_anchors + 1) > d->n_buckets) {
+                struct document grown = { .n_buckets = d->n_buckets ? 2 * d->n_buckets : 16 };
+                grown.anchors = calloc(grown.n_buckets, sizeof(struct anchor));
+                if (!grown.anchors)
+                        return -ENOMEM;
+                for (size_t i = 0; i < d->n_buckets; i++)
+                        if (d->anchors[i].name)
+                                *anchor_slot(&grown, d->anchors[i].name) = d->anchors[i];
+                free(d->anchors);
+                d->anchors = grown.anchors;
+                d->n_buckets = grown.n_buckets;
+        }
+        struct anchor *a = anchor_slot(d, name);
+        if (a->name) {  /* a redefined anchor: the latest wins */
+                a->node = node;
+                return 0;
+        }
+        char *copy = strdup(name);
         if (!copy)
                 return -ENOMEM;
-        d->anchors[d->n_anchors++] = (struct anchor) { copy, node };
+        *a = (struct anchor) { copy, node };
+        d->n_anchors++;
         return 0;
 }
 
 static struct node *anchor_find(const struct document *d, const char *name) {
-        for (size_t i = d->n_anchors; i > 0; i--)  /* a redefined anchor: the latest wins */
-                if (streq(d->anchors[i - 1].name, name))
-                        return d->anchors[i - 1].node;
-        return NULL;
+        if (d->n_buckets == 0)
+                return NULL;
+        return anchor_slot(d, name)->node;
 }
 
 /* Tags: !!str turns a plain scalar into a string; any other tag is refused rather than guessed. */
@@ -347,7 +376,7 @@ static int build_event(struct loader *l, struct document *d, struct build_state 
                 n->value[e->data.scalar.length] = '\0';
                 n->length = e->data.scalar.length;
                 n->plain = e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !string;
-                if (anchor_add(d, e->data.scalar.anchor, n) < 0)
+                if (anchor_add(d, (const char *) e->data.scalar.anchor, n) < 0)
                         return -ENOMEM;
                 r = attach(d, s, n);
                 return r < 0 ? r : 1;
@@ -385,7 +414,7 @@ static int build_event(struct loader *l, struct document *d, struct build_state 
                 _cleanup_free_ char *a = steal_pointer(&s->stack_anchor[s->depth]);
                 if (n->kind == NODE_MAPPING && mapping_check_keys(l, n) < 0)
                         return -ENOMEM;
-                if (anchor_add(d, (const yaml_char_t *) a, n) < 0)
+                if (anchor_add(d, a, n) < 0)
                         return -ENOMEM;
                 r = attach(d, s, n);
                 return r < 0 ? r : 1;

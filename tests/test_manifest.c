@@ -328,6 +328,23 @@ TEST(aliases_are_shared) {
         const struct mf_secret *b = manifest_find_secret(m, "B");
         CHECK(b && strv_length(b->stages) == 2 && streq(b->stages[1], "deploy"));
         CHECK_EQ_STR(b ? b->owner : NULL, "team-a");
+        manifest_free(steal_pointer(&m));
+
+        /* many anchors (the table grows), and a redefined anchor: the latest wins */
+        _cleanup_free_ char *yaml = strdup("version: 1\nsecrets:\n");
+        for (int i = 0; yaml && i < 40; i++) {
+                char *t = strdup_printf("%s  S%d: {owner: &o%d owner-%d}\n", yaml, i, i % 30, i);
+                free(yaml);
+                yaml = t;
+        }
+        char *t = yaml ? strdup_printf("%s  LAST: {owner: *o5}\n", yaml) : NULL;
+        free(yaml);
+        yaml = t;
+        CHECK(yaml != NULL);
+        CHECK_EQ_INT(yaml ? load(yaml, &m, &f) : -1, 0);
+        findings_done(&f);
+        CHECK_EQ_STR(manifest_find_secret(m, "LAST") ? manifest_find_secret(m, "LAST")->owner : NULL,
+                     "owner-35");
 }
 
 TEST(unknown_key_suggestion) {
