@@ -216,6 +216,36 @@ def test_check_unreadable_yaml_is_2(proj):
     assert "SR001" in r.output
 
 
+def test_check_env_delivery_not_allowed_is_1(proj):
+    proj.manifest("""
+        version: 1
+        defaults: {environment: dev}
+        backends: {ci: {type: env}}
+        environments: {dev: {}}
+        secrets:
+          PUSHED: {from: "ci:PUSHED_SRC", owner: t, deliver: env}
+        """)
+    r = proj.run("check")
+    assert r.status == 1, r
+    assert re.search(r"secrets\.yaml:6:\d+: error SR102: .*PUSHED", r.stdout), r
+
+
+@pytest.mark.parametrize("flags", [["-v"], ["-v", "--dry-run"], ["-q"]])
+def test_verbose_and_quiet_never_print_values(proj, flags):
+    """The autouse leak guard does the asserting: no registered value may appear."""
+    a, b = proj.secret(), proj.secret()
+    provider = proj.provider({"a": a})
+    proj.standard_manifest(
+        backends=f"p: {{type: exec, command: [{json.dumps(str(provider))}]}}\nci: {{type: env}}",
+        secrets_block="""
+            FROM_EXEC: {from: "p:a", owner: t}
+            FROM_ENV: {from: "ci:FROM_ENV_SRC", owner: t, deliver: env}
+            """,
+        policy="allow_env_delivery: true")
+    r = proj.run("run", *flags, "--", "true", env={"FROM_ENV_SRC": b})
+    assert r.status == 0, r
+
+
 def test_check_json(proj):
     proj.manifest(MISSING_OWNER)
     r = proj.run("check", "--format", "json")

@@ -38,10 +38,13 @@ def test_command_status_passes_through(proj, cmd, status):
     assert r.status == status, r
 
 
-def test_implicit_run_without_subcommand_word(proj):
+@pytest.mark.parametrize("opts", [[], ["--only", "TOKEN"], ["-e", "dev", "--timeout", "1m"]])
+def test_implicit_run_without_subcommand_word(proj, opts):
     proj.standard_manifest(GEN)
-    r = proj.run("sh", "-c", "exit 3")
+    step = proj.script('report token "${TOKEN_FILE:+yes}"\nexit 3\n')
+    r = proj.run(*opts, step)
     assert r.status == 3, r
+    assert proj.report()["token"] == "yes"
 
 
 def test_not_executable_is_126(proj):
