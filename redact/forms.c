@@ -1,0 +1,787 @@
+/* The encoded forms of a secret value that the matcher looks for (DESIGN §5): raw, trimmed,
+ * lines, whitespace-flexible, base64 at every alignment, hex, percent, JSON, shell and XML.
+ * See docs/redaction-forms.md for what each form is and why. */
+#include <sodium.h>
+
+#include "redact.h"
+
+static const char *const form_names[_FORM_MAX] = {
+        [FORM_RAW] = "raw",
+        [FORM_TRIMMED] = "trimmed",
+        [FORM_LINE] = "line",
+        [FORM_WHITESPACE] = "whitespace",
+        [FORM_BASE64] = "base64",
+        [FORM_BASE64URL] = "base64url",
+        [FORM_BASE64_WRAPPED] = "base64-wrapped",
+        [FORM_HEX_LOWER] = "hex",
+        [FORM_HEX_UPPER] = "HEX",
+        [FORM_PERCENT_UPPER] = "percent",
+        [FORM_PERCENT_LOWER] = "percent-lower",
+        [FORM_PERCENT_PLUS] = "percent-plus",
+        [FORM_JSON] = "json",
+        [FORM_SHELL] = "shell",
+        [FORM_XML] = "xml",
+        [FORM_PARTIAL] = "partial",
+};
+
+const char *redact_form_name(enum redact_form f) {
+        if ((unsigned) f >= _FORM_MAX || !form_names[f])
+                return "unknown";
+        return form_names[f];
+}
+
+/* ---- emitting with deduplication ----
+ * Every emitted form is kept (in secure memory) until the end of the call, so a later form
+ * with the same bytes is recognised and skipped: the first form wins. The flex flag is part
+ * of the identity, because a flexible pattern matches more than the same literal bytes. */
+
+struct seen_form {
+        struct secret *bytes;
+        bool flex;
+};
+
+struct forms_ctx {
+        size_t min_len;
+        redact_emit_fn emit;
+        void *userdata;
+        struct seen_form *seen;
+        size_t n_seen, cap_seen;
+};
+
+static void forms_ctx_done(struct forms_ctx *c) {
+        for (size_t i = 0; i < c->n_seen; i++)
+                secret_free(c->seen[i].bytes);
+        free(c->seen);
+        c->seen = NULL;
+        c->n_seen = c->cap_seen = 0;
+}
+
+static bool forms_ctx_has(const struct forms_ctx *c, const unsigned char *p, size_t n, bool flex) {
+        for (size_t i = 0; i < c->n_seen; i++) {
+                const struct secret *s = c->seen[i].bytes;
+                if (c->seen[i].flex == flex && secret_len(s) == n && memcmp(secret_data(s), p, n) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Offers the first n bytes of *form; takes ownership of *form (it is kept for deduplication
+ * or freed). Returns 0 or a negative errno / emit's negative return. */
+static int offer_owned(struct forms_ctx *c, enum redact_form kind, struct secret **form, size_t n,
+                       bool flex) {
+        _cleanup_secret_ struct secret *s = steal_pointer(form);
+        int r;
+
+        secret_truncate(s, n);
+        if (n == 0 || n < c->min_len || forms_ctx_has(c, secret_data(s), n, flex))
+                return 0;
+
+        if (c->n_seen == c->cap_seen) {
+                size_t cap = c->cap_seen ? c->cap_seen * 2 : 32;
+                struct seen_form *l = reallocarray(c->seen, cap, sizeof(*l));
+                if (!l)
+                        return -ENOMEM;
+                c->seen = l;
+                c->cap_seen = cap;
+        }
+        c->seen[c->n_seen++] = (struct seen_form) { .bytes = s, .flex = flex };
+        const struct secret *kept = steal_pointer(&s);
+
+        r = c->emit(c->userdata, kind, secret_data(kept), n, flex);
+        return r < 0 ? r : 0;
+}
+
+static int offer(struct forms_ctx *c, enum redact_form kind, const unsigned char *p, size_t n,
+                 bool flex) {
+        struct secret *s = NULL;
+        int r;
+
+        if (n == 0 || n < c->min_len || forms_ctx_has(c, p, n, flex))
+                return 0;
+        r = secret_from_bytes(p, n, &s);
+        if (r < 0)
+                return r;
+        return offer_owned(c, kind, &s, n, flex);
+}
+
+static int offer_whole(struct forms_ctx *c, enum redact_form kind, struct secret **form) {
+        return offer_owned(c, kind, form, secret_len(*form), false);
+}
+
+/* ---- building blocks ---- */
+
+static bool is_space(unsigned char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+static bool is_alnum(unsigned char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static bool is_control(unsigned char c) {
+        return c < 0x20 || c == 0x7f;
+}
+
+/* One secret-derived byte goes through a local that is wiped afterwards, so no copy of it is
+ * left in a stack slot. */
+static int put_byte(struct secret *s, unsigned char c) {
+        int r = secret_append(s, &c, 1);
+        sodium_memzero(&c, sizeof(c));
+        return r;
+}
+
+static int put_str(struct secret *s, const char *text) {
+        return secret_append(s, text, strlen(text));
+}
+
+static const char hex_lower[] = "0123456789abcdef";
+static const char hex_upper[] = "0123456789ABCDEF";
+
+/* prefix + two (or four, for \u escapes) hex digits of c */
+static int put_escape_hex(struct secret *s, const char *prefix, unsigned c, unsigned digits,
+                          bool upper) {
+        const char *hex = upper ? hex_upper : hex_lower;
+        char buf[16];
+        size_t k = strlen(prefix);
+        int r;
+
+        memcpy(buf, prefix, k);
+        for (unsigned i = digits; i > 0; i--)
+                buf[k++] = hex[(c >> (4 * (i - 1))) & 0xf];
+        r = secret_append(s, buf, k);
+        sodium_memzero(buf, sizeof(buf));
+        sodium_memzero(&c, sizeof(c));
+        return r;
+}
+
+static int put_escape_octal(struct secret *s, unsigned char c) {
+        char buf[4] = { '\\', (char) ('0' + (c >> 6)), (char) ('0' + ((c >> 3) & 7)),
+                        (char) ('0' + (c & 7)) };
+        int r = secret_append(s, buf, sizeof(buf));
+        sodium_memzero(buf, sizeof(buf));
+        sodium_memzero(&c, sizeof(c));
+        return r;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (1-4), its code point in *ret_cp; 0 if the
+ * bytes are not one (overlong, surrogate, past U+10FFFF, truncated, stray continuation). */
+static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *ret_cp) {
+        uint32_t cp, min;
+        size_t k;
+
+        if (p[0] < 0x80) {
+                *ret_cp = p[0];
+                return 1;
+        } else if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+                k = 2, cp = p[0] & 0x1f, min = 0x80;
+        } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+                k = 3, cp = p[0] & 0x0f, min = 0x800;
+        } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+                k = 4, cp = p[0] & 0x07, min = 0x10000;
+        } else
+                return 0;
+        if (n < k)
+                return 0;
+        for (size_t i = 1; i < k; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        *ret_cp = cp;
+        return k;
+}
+
+/* Whether glibc's UTF-8 locales call a non-ASCII code point printable (iswprint), which
+ * decides how bash quotes it. Approximation without Unicode tables: C1 controls, the line and
+ * paragraph separators and noncharacters are not; unassigned code points are taken as printable. */
+static bool utf8_printable(uint32_t cp) {
+        if (cp < 0xa0)
+                return false;
+        if (cp == 0x2028 || cp == 0x2029)
+                return false;
+        if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
+                return false;
+        return true;
+}
+
+/* ---- 1-4: raw, trimmed, lines, whitespace-flexible ---- */
+
+static void trim_range(const unsigned char *p, size_t n, size_t *ret_start, size_t *ret_len) {
+        size_t a = 0, b = n;
+        while (a < b && is_space(p[a]))
+                a++;
+        while (b > a && is_space(p[b - 1]))
+                b--;
+        *ret_start = a;
+        *ret_len = b - a;
+}
+
+static int emit_lines(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        if (!memchr(v, '\n', len))
+                return 0;
+        for (size_t start = 0; start <= len;) {
+                const unsigned char *nl = memchr(v + start, '\n', len - start);
+                size_t end = nl ? (size_t) (nl - v) : len, n = end - start, ts, tn;
+                int r;
+
+                if (n > 0 && v[start + n - 1] == '\r')
+                        n--;
+                r = offer(c, FORM_LINE, v + start, n, false);
+                if (r < 0)
+                        return r;
+                trim_range(v + start, n, &ts, &tn);
+                r = offer(c, FORM_LINE, v + start + ts, tn, false);
+                if (r < 0)
+                        return r;
+                if (!nl)
+                        break;
+                start = end + 1;
+        }
+        return 0;
+}
+
+static int emit_whitespace(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        _cleanup_secret_ struct secret *s = NULL;
+        size_t ts, tn;
+        int r;
+
+        trim_range(v, len, &ts, &tn);
+        if (!memchr(v + ts, '\n', tn))
+                return 0;
+        r = secret_new(tn, &s);
+        if (r < 0)
+                return r;
+        for (size_t i = ts; i < ts + tn; i++) {
+                if (!is_space(v[i]))
+                        r = put_byte(s, v[i]);
+                else if (!is_space(v[i - 1]))   /* i > ts: the trimmed range starts non-space */
+                        r = put_byte(s, ' ');
+                if (r < 0)
+                        return r;
+        }
+        return offer_owned(c, FORM_WHITESPACE, &s, secret_len(s), true);
+}
+
+/* ---- 5-6: base64 ---- */
+
+static const char b64_standard[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_urlsafe[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Padded encoding of p, n; ret gets 4 * ceil(n / 3) characters. */
+static int base64_encode(const unsigned char *p, size_t n, const char *alphabet,
+                         struct secret **ret) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r;
+
+        r = secret_new((n + 2) / 3 * 4 + 1, &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && r >= 0; i += 3) {
+                uint32_t group = (uint32_t) p[i] << 16;
+                if (i + 1 < n)
+                        group |= (uint32_t) p[i + 1] << 8;
+                if (i + 2 < n)
+                        group |= p[i + 2];
+                r = put_byte(s, (unsigned char) alphabet[(group >> 18) & 63]);
+                if (r >= 0)
+                        r = put_byte(s, (unsigned char) alphabet[(group >> 12) & 63]);
+                if (r >= 0)
+                        r = put_byte(s, i + 1 < n ? (unsigned char) alphabet[(group >> 6) & 63] : '=');
+                if (r >= 0)
+                        r = put_byte(s, i + 2 < n ? (unsigned char) alphabet[group & 63] : '=');
+                sodium_memzero(&group, sizeof(group));
+        }
+        if (r < 0)
+                return r;
+        *ret = steal_pointer(&s);
+        return 0;
+}
+
+/* The value preceded by `align` unknown bytes inside a longer stream. Encoding zero bytes in
+ * their place, the first ceil(8 * align / 6) characters depend on the unknown bytes and are
+ * dropped; characters whose 6 bits all come from the value are the core; if the value ends
+ * mid-character, one more character mixes its last bits with whatever follows. */
+static int emit_base64_aligned(struct forms_ctx *c, const struct secret *shifted, size_t align,
+                               const char *alphabet, enum redact_form kind) {
+        static const size_t skip_for_align[3] = { 0, 2, 3 };
+        _cleanup_secret_ struct secret *enc = NULL;
+        size_t bits = secret_len(shifted) * 8, skip = skip_for_align[align];
+        size_t core_end = bits / 6, partial_end = (bits + 5) / 6, padded_end;
+        int r;
+
+        r = base64_encode(secret_data(shifted), secret_len(shifted), alphabet, &enc);
+        if (r < 0)
+                return r;
+        padded_end = secret_len(enc);
+        if (padded_end <= skip)
+                return 0;
+
+        const unsigned char *e = secret_data(enc);
+        /* core: the value followed by more data */
+        if (core_end > skip) {
+                r = offer(c, kind, e + skip, core_end - skip, false);
+                if (r < 0)
+                        return r;
+        }
+        /* the stream ends with the value: last partial character, then padding */
+        r = offer(c, kind, e + skip, partial_end - skip, false);
+        if (r < 0)
+                return r;
+        return offer(c, kind, e + skip, padded_end - skip, false);
+}
+
+static int emit_base64(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        static const struct {
+                const char *alphabet;
+                enum redact_form kind;
+        } alphabets[] = {
+                { b64_standard, FORM_BASE64 },
+                { b64_urlsafe, FORM_BASE64URL },
+        };
+        static const unsigned char zeros[2] = { 0, 0 };
+        int r;
+
+        for (size_t k = 0; k < ELEMENTSOF(alphabets); k++)
+                for (size_t align = 0; align < 3; align++) {
+                        _cleanup_secret_ struct secret *shifted = NULL;
+                        r = secret_new(align + len, &shifted);
+                        if (r < 0)
+                                return r;
+                        r = secret_append(shifted, zeros, align);
+                        if (r < 0)
+                                return r;
+                        r = secret_append(shifted, v, len);
+                        if (r < 0)
+                                return r;
+                        r = emit_base64_aligned(c, shifted, align, alphabets[k].alphabet,
+                                                alphabets[k].kind);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+#define BASE64_LINE 76
+
+static int emit_base64_wrapped(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        static const char *const separators[] = { "\n", "\r\n" };
+        _cleanup_secret_ struct secret *enc = NULL;
+        int r;
+
+        r = base64_encode(v, len, b64_standard, &enc);
+        if (r < 0)
+                return r;
+        size_t n = secret_len(enc);
+        if (n <= BASE64_LINE)
+                return 0;
+
+        for (size_t k = 0; k < ELEMENTSOF(separators); k++) {
+                _cleanup_secret_ struct secret *s = NULL;
+                r = secret_new(n + n / BASE64_LINE * 2, &s);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n && r >= 0; i += BASE64_LINE) {
+                        size_t chunk = n - i < BASE64_LINE ? n - i : BASE64_LINE;
+                        if (i > 0)
+                                r = put_str(s, separators[k]);
+                        if (r >= 0)
+                                r = secret_append(s, secret_data(enc) + i, chunk);
+                }
+                if (r < 0)
+                        return r;
+                r = offer_whole(c, FORM_BASE64_WRAPPED, &s);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- 7-8: hex and percent ---- */
+
+static int emit_hex(struct forms_ctx *c, const unsigned char *v, size_t len, bool upper) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r;
+
+        r = secret_new(len * 2, &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len && r >= 0; i++)
+                r = put_escape_hex(s, "", v[i], 2, upper);
+        if (r < 0)
+                return r;
+        return offer_whole(c, upper ? FORM_HEX_UPPER : FORM_HEX_LOWER, &s);
+}
+
+/* Percent-encoding that leaves letters, digits and the bytes in `safe` as they are. */
+static int emit_percent(struct forms_ctx *c, enum redact_form kind, const unsigned char *v,
+                        size_t len, const char *safe, bool upper, bool plus) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r;
+
+        r = secret_new(len * 3, &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len && r >= 0; i++) {
+                if (is_alnum(v[i]) || (v[i] != 0 && strchr(safe, v[i])))
+                        r = put_byte(s, v[i]);
+                else if (plus && v[i] == ' ')
+                        r = put_byte(s, '+');
+                else
+                        r = put_escape_hex(s, "%", v[i], 2, upper);
+        }
+        if (r < 0)
+                return r;
+        return offer_whole(c, kind, &s);
+}
+
+static int emit_percents(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        static const char rfc3986[] = "-._~";
+        static const struct {
+                enum redact_form kind;
+                const char *safe;
+                bool upper, plus;
+        } variants[] = {
+                { FORM_PERCENT_UPPER, rfc3986, true, false },
+                { FORM_PERCENT_LOWER, rfc3986, false, false },
+                { FORM_PERCENT_PLUS, rfc3986, true, true },    /* Python quote_plus */
+                { FORM_PERCENT_PLUS, rfc3986, false, true },
+                { FORM_PERCENT_UPPER, "-._~!'()*", true, false },  /* JS encodeURIComponent */
+                { FORM_PERCENT_UPPER, "-._~/", true, false },      /* Python quote(), safe='/' */
+                { FORM_PERCENT_PLUS, "*-._", true, true },         /* WHATWG form-urlencoded */
+        };
+        for (size_t k = 0; k < ELEMENTSOF(variants); k++) {
+                int r = emit_percent(c, variants[k].kind, v, len, variants[k].safe,
+                                     variants[k].upper, variants[k].plus);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- 9: JSON ---- */
+
+enum json_flags {
+        JSON_ESCAPE_SLASH = 1 << 0,   /* PHP json_encode: \/ */
+        JSON_RAW_DEL = 1 << 1,        /* JS, Go, Python ensure_ascii=False leave 0x7f as is */
+        JSON_HTML_SAFE = 1 << 2,      /* Go encoding/json: < > & U+2028 U+2029 as \u00XX */
+        JSON_ASCII_ONLY = 1 << 3,     /* Python json.dumps default: non-ASCII as \uXXXX */
+};
+
+static int json_put_unicode(struct secret *s, uint32_t cp) {
+        if (cp < 0x10000)
+                return put_escape_hex(s, "\\u", cp, 4, false);
+        /* beyond the BMP: a UTF-16 surrogate pair */
+        uint32_t x = cp - 0x10000;
+        int r = put_escape_hex(s, "\\u", 0xd800 | (x >> 10), 4, false);
+        if (r >= 0)
+                r = put_escape_hex(s, "\\u", 0xdc00 | (x & 0x3ff), 4, false);
+        sodium_memzero(&x, sizeof(x));
+        sodium_memzero(&cp, sizeof(cp));
+        return r;
+}
+
+static int emit_json(struct forms_ctx *c, const unsigned char *v, size_t len, unsigned flags) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r;
+
+        r = secret_new(len * 2, &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len && r >= 0;) {
+                unsigned char b = v[i];
+                uint32_t cp = 0;
+                size_t k;
+
+                if (b >= 0x80) {
+                        k = utf8_decode(v + i, len - i, &cp);
+                        if (k == 0) {
+                                /* Python cannot have decoded this value to str at all */
+                                if (flags & JSON_ASCII_ONLY)
+                                        return 0;
+                                r = put_byte(s, b);
+                                i++;
+                        } else if ((flags & JSON_ASCII_ONLY) ||
+                                   ((flags & JSON_HTML_SAFE) && (cp == 0x2028 || cp == 0x2029))) {
+                                r = json_put_unicode(s, cp);
+                                i += k;
+                        } else {
+                                r = secret_append(s, v + i, k);
+                                i += k;
+                        }
+                        sodium_memzero(&cp, sizeof(cp));
+                        continue;
+                }
+                switch (b) {
+                case '"':  r = put_str(s, "\\\""); break;
+                case '\\': r = put_str(s, "\\\\"); break;
+                case '\n': r = put_str(s, "\\n"); break;
+                case '\r': r = put_str(s, "\\r"); break;
+                case '\t': r = put_str(s, "\\t"); break;
+                case '\b': r = put_str(s, "\\b"); break;
+                case '\f': r = put_str(s, "\\f"); break;
+                case '/':
+                        r = put_str(s, (flags & JSON_ESCAPE_SLASH) ? "\\/" : "/");
+                        break;
+                case '<': case '>': case '&':
+                        if (flags & JSON_HTML_SAFE)
+                                r = put_escape_hex(s, "\\u", b, 4, false);
+                        else
+                                r = put_byte(s, b);
+                        break;
+                default:
+                        if (b < 0x20 || (b == 0x7f && !(flags & JSON_RAW_DEL)))
+                                r = put_escape_hex(s, "\\u", b, 4, false);
+                        else
+                                r = put_byte(s, b);
+                        break;
+                }
+                sodium_memzero(&b, sizeof(b));
+                i++;
+        }
+        if (r < 0)
+                return r;
+        return offer_whole(c, FORM_JSON, &s);
+}
+
+static int emit_jsons(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        static const unsigned variants[] = {
+                0,
+                JSON_ESCAPE_SLASH,
+                JSON_RAW_DEL,
+                JSON_RAW_DEL | JSON_HTML_SAFE,
+                JSON_ASCII_ONLY,
+                JSON_ASCII_ONLY | JSON_ESCAPE_SLASH,   /* PHP json_encode default */
+        };
+        for (size_t k = 0; k < ELEMENTSOF(variants); k++) {
+                int r = emit_json(c, v, len, variants[k]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- 10: shell ---- */
+
+/* The value inside single quotes, each ' closing the quote, adding one, and reopening:
+ * `replacement` is '\'' for bash (set -x, ${var@Q}), '"'"' for Python's shlex.quote. */
+static int emit_shell_single(struct forms_ctx *c, const unsigned char *v, size_t len,
+                             const char *replacement) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r;
+
+        if (!memchr(v, '\'', len))
+                return 0;
+        r = secret_new(len + 16, &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len && r >= 0; i++)
+                r = v[i] == '\'' ? put_str(s, replacement) : put_byte(s, v[i]);
+        if (r < 0)
+                return r;
+        return offer_whole(c, FORM_SHELL, &s);
+}
+
+/* Bytes bash's printf %q backslash-escapes in a printable word. '~' and '#' are handled apart:
+ * they only matter where tilde expansion or a comment could start. */
+static bool shell_needs_backslash(const unsigned char *v, size_t i) {
+        switch (v[i]) {
+        case ' ': case '\'': case '"': case '\\': case '|': case '&': case ';':
+        case '(': case ')': case '<': case '>': case '!': case '{': case '}':
+        case '*': case '[': case '?': case ']': case '^': case '$': case '`': case ',':
+                return true;
+        case '~':
+                return i == 0 || v[i - 1] == '=' || v[i - 1] == ':';
+        case '#':
+                return i == 0;
+        default:
+                return false;
+        }
+}
+
+/* printf %q / ${var@Q} as bash prints them. If every character is printable in the locale,
+ * %q backslash-escapes shell syntax; otherwise it switches to $'...' and we emit what is between
+ * the quotes. `utf8_locale` chooses between a UTF-8 locale (printable multibyte characters stay
+ * as they are) and the C locale (every byte >= 0x80 is \NNN). */
+static int emit_shell_q(struct forms_ctx *c, const unsigned char *v, size_t len, bool utf8_locale) {
+        _cleanup_secret_ struct secret *s = NULL;
+        bool printable = true;
+        uint32_t cp;
+        int r;
+
+        /* a bash variable ends at the first NUL: bash never prints one */
+        if (memchr(v, 0, len))
+                return 0;
+
+        for (size_t i = 0; i < len && printable;) {
+                if (v[i] < 0x80) {
+                        printable = !is_control(v[i]);
+                        i++;
+                        continue;
+                }
+                size_t k = utf8_locale ? utf8_decode(v + i, len - i, &cp) : 0;
+                printable = k > 0 && utf8_printable(cp);
+                i += k;
+        }
+        sodium_memzero(&cp, sizeof(cp));
+
+        r = secret_new(len * 2, &s);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < len && r >= 0;) {
+                unsigned char b = v[i];
+
+                if (printable) {
+                        if (b < 0x80 && shell_needs_backslash(v, i))
+                                r = put_byte(s, '\\');
+                        if (r >= 0)
+                                r = put_byte(s, b);
+                        i++;
+                } else if (b >= 0x80) {
+                        size_t k = utf8_locale ? utf8_decode(v + i, len - i, &cp) : 0;
+                        if (k > 0 && utf8_printable(cp)) {
+                                r = secret_append(s, v + i, k);
+                                i += k;
+                        } else {
+                                r = put_escape_octal(s, b);
+                                i++;
+                        }
+                        sodium_memzero(&cp, sizeof(cp));
+                } else {
+                        switch (b) {
+                        case '\a': r = put_str(s, "\\a"); break;
+                        case '\b': r = put_str(s, "\\b"); break;
+                        case 0x1b: r = put_str(s, "\\E"); break;
+                        case '\f': r = put_str(s, "\\f"); break;
+                        case '\n': r = put_str(s, "\\n"); break;
+                        case '\r': r = put_str(s, "\\r"); break;
+                        case '\t': r = put_str(s, "\\t"); break;
+                        case '\v': r = put_str(s, "\\v"); break;
+                        case '\\': r = put_str(s, "\\\\"); break;
+                        case '\'': r = put_str(s, "\\'"); break;
+                        default:
+                                r = is_control(b) ? put_escape_octal(s, b) : put_byte(s, b);
+                                break;
+                        }
+                        i++;
+                }
+                sodium_memzero(&b, sizeof(b));
+        }
+        if (r < 0)
+                return r;
+        return offer_whole(c, FORM_SHELL, &s);
+}
+
+static int emit_shells(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        int r;
+
+        r = emit_shell_single(c, v, len, "'\\''");
+        if (r >= 0)
+                r = emit_shell_single(c, v, len, "'\"'\"'");
+        if (r >= 0)
+                r = emit_shell_q(c, v, len, true);
+        if (r >= 0)
+                r = emit_shell_q(c, v, len, false);
+        return r;
+}
+
+/* ---- 11: XML / HTML ---- */
+
+static int emit_xml(struct forms_ctx *c, const unsigned char *v, size_t len, const char *quot,
+                    const char *apos) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r;
+
+        r = secret_new(len * 2, &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < len && r >= 0; i++) {
+                switch (v[i]) {
+                case '&': r = put_str(s, "&amp;"); break;
+                case '<': r = put_str(s, "&lt;"); break;
+                case '>': r = put_str(s, "&gt;"); break;
+                case '"': r = put_str(s, quot ? quot : "\""); break;
+                case '\'': r = put_str(s, apos ? apos : "'"); break;
+                default: r = put_byte(s, v[i]); break;
+                }
+        }
+        if (r < 0)
+                return r;
+        return offer_whole(c, FORM_XML, &s);
+}
+
+static int emit_xmls(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        static const struct {
+                const char *quot, *apos;
+        } variants[] = {
+                { "&quot;", "&#39;" },    /* Python html.escape, PHP htmlspecialchars */
+                { "&quot;", "&apos;" },   /* XML serializers */
+                { "&quot;", "&#x27;" },
+                { "&#34;", "&#39;" },     /* Go html.EscapeString, html/template */
+                { NULL, NULL },           /* text content only: xml.sax.saxutils.escape */
+        };
+        for (size_t k = 0; k < ELEMENTSOF(variants); k++) {
+                int r = emit_xml(c, v, len, variants[k].quot, variants[k].apos);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- all forms, in the order that decides which name a duplicate keeps ---- */
+
+int redact_forms(const unsigned char *value, size_t len, size_t min_len, redact_emit_fn emit,
+                 void *userdata) {
+        _cleanup_(forms_ctx_done) struct forms_ctx c = {
+                .min_len = min_len,
+                .emit = emit,
+                .userdata = userdata,
+        };
+        size_t ts, tn;
+        int r;
+
+        if (!emit || (!value && len > 0))
+                return -EINVAL;
+        if (len == 0)
+                return 0;
+
+        r = offer(&c, FORM_RAW, value, len, false);
+        if (r < 0)
+                return r;
+        trim_range(value, len, &ts, &tn);
+        r = offer(&c, FORM_TRIMMED, value + ts, tn, false);
+        if (r < 0)
+                return r;
+        r = emit_lines(&c, value, len);
+        if (r < 0)
+                return r;
+        r = emit_whitespace(&c, value, len);
+        if (r < 0)
+                return r;
+        r = emit_base64(&c, value, len);
+        if (r < 0)
+                return r;
+        r = emit_base64_wrapped(&c, value, len);
+        if (r < 0)
+                return r;
+        r = emit_hex(&c, value, len, false);
+        if (r < 0)
+                return r;
+        r = emit_hex(&c, value, len, true);
+        if (r < 0)
+                return r;
+        r = emit_percents(&c, value, len);
+        if (r < 0)
+                return r;
+        r = emit_jsons(&c, value, len);
+        if (r < 0)
+                return r;
+        r = emit_shells(&c, value, len);
+        if (r < 0)
+                return r;
+        return emit_xmls(&c, value, len);
+}
