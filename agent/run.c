@@ -41,7 +41,7 @@ static void run_done(struct run *r) {
                 secret_meta_done(&r->secrets[i].meta);
         }
         free(r->secrets);
-        for (size_t i = 0; r->m && i < r->m->n_backends; i++)
+        for (size_t i = 0; r->backends && i < r->m->n_backends; i++)
                 backend_close(r->backends[i]);
         free(r->backends);
         backend_close(r->generator);
@@ -416,7 +416,7 @@ static void print_dry_run(const struct run *r) {
 
 int command_run(const struct options *o) {
         struct run r = { .o = o };
-        struct child child = { .pid = -1, .stdout_fd = -1, .stderr_fd = -1 };
+        struct child child = { .pid = -1, .stdout_fd = -1, .stderr_fd = -1, .guardian_fd = -1 };
         _cleanup_close_ int signal_fd = -1;
         _cleanup_free_ char **envp = NULL;
         int status = 125, k;
@@ -476,6 +476,7 @@ int command_run(const struct options *o) {
 
         struct supervise_result result;
         k = supervise(&child, signal_fd, o->timeout_ms, &result);
+        child_release(&child);
         if (k < 0) {
                 log_error("supervising the step failed: %s", strerror(-k));
                 goto out;

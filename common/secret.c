@@ -1,8 +1,53 @@
 /* The secure buffer that carries every secret value from backend to delivery.
- * Backed by sodium_malloc: guarded, locked, wiped on free, never realloc'd in place. */
+ * Backed by sodium_malloc: guarded, locked, wiped on free, never realloc'd in place.
+ *
+ * Each sodium_malloc costs an mmap, mprotects and an mlock, and each sodium_free as many
+ * again: compiling the forms of a thousand secrets would spend seconds in system calls.
+ * So freed buffers are wiped and kept, per power-of-two size class, for the next
+ * allocation of that class. secrets-run is single-threaded; so is this pool. */
 #include <sodium.h>
 
 #include "common.h"
+
+#define POOL_MIN_SHIFT 6      /* 64 bytes */
+#define POOL_CLASSES 16       /* up to 2 MiB */
+#define POOL_DEPTH 32
+
+static struct {
+        unsigned char *bufs[POOL_DEPTH];
+        size_t n;
+} pool[POOL_CLASSES];
+
+static unsigned size_class(size_t *capacity) {
+        unsigned c = 0;
+        size_t size = (size_t) 1 << POOL_MIN_SHIFT;
+        while (size < *capacity && size <= SIZE_MAX / 2) {
+                size *= 2;
+                c++;
+        }
+        *capacity = size;
+        return c;
+}
+
+static unsigned char *buf_alloc(size_t *capacity) {
+        unsigned c = size_class(capacity);
+        if (c < POOL_CLASSES && pool[c].n > 0)
+                return pool[c].bufs[--pool[c].n];
+        return sodium_malloc(*capacity);
+}
+
+static void buf_free(unsigned char *p, size_t capacity) {
+        if (!p)
+                return;
+        size_t cap = capacity;
+        unsigned c = size_class(&cap);
+        if (c < POOL_CLASSES && cap == capacity && pool[c].n < POOL_DEPTH) {
+                sodium_memzero(p, capacity);
+                pool[c].bufs[pool[c].n++] = p;
+                return;
+        }
+        sodium_free(p);   /* wipes */
+}
 
 struct secret {
         unsigned char *data;  /* sodium_malloc'd, capacity bytes */
@@ -18,9 +63,7 @@ int secret_new(size_t capacity, struct secret **ret) {
         struct secret *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        if (capacity == 0)
-                capacity = 64;
-        s->data = sodium_malloc(capacity);
+        s->data = buf_alloc(&capacity);
         if (!s->data) {
                 free(s);
                 return -ENOMEM;
@@ -45,17 +88,12 @@ int secret_from_bytes(const void *p, size_t n, struct secret **ret) {
 static int secret_reserve(struct secret *s, size_t need) {
         if (need <= s->capacity)
                 return 0;
-        size_t cap = s->capacity;
-        while (cap < need) {
-                if (cap > SIZE_MAX / 2)
-                        return -ENOMEM;
-                cap *= 2;
-        }
-        unsigned char *d = sodium_malloc(cap);
+        size_t cap = need;
+        unsigned char *d = buf_alloc(&cap);
         if (!d)
                 return -ENOMEM;
         memcpy(d, s->data, s->len);
-        sodium_free(s->data);
+        buf_free(s->data, s->capacity);
         s->data = d;
         s->capacity = cap;
         return 0;
@@ -120,7 +158,7 @@ bool secret_has_nul(const struct secret *s) {
 struct secret *secret_free(struct secret *s) {
         if (!s)
                 return NULL;
-        sodium_free(s->data);
+        buf_free(s->data, s->capacity);
         free(s);
         return NULL;
 }

@@ -38,12 +38,16 @@ struct spawn_config {
 struct child {
         pid_t pid;                    /* also its process group and session id */
         int stdout_fd, stderr_fd;     /* read ends, non-blocking, close-on-exec */
+        pid_t guardian_pid;           /* kills the group if the supervisor dies */
+        int guardian_fd;
 };
 
 /* Forks the command in a new session with stdout/stderr on pipes and stdin inherited.
  * Returns 0 once the command has been exec'ed; if exec failed, returns -errno of the
  * failure (-ENOENT: not found, others: cannot execute) and no child remains. */
 int spawn_command(const struct spawn_config *c, struct child *ret);
+/* After the step is over and its group killed: stands the guardian down and reaps it. */
+void child_release(struct child *c);
 
 /* Signals the step forwards to the command's process group. */
 extern const int forwarded_signals[];

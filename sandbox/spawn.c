@@ -88,6 +88,59 @@ fail:
         _exit(127);
 }
 
+/* The guardian: a small process that outlives a supervisor killed with SIGKILL just long
+ * enough to kill the step's whole process group. The step's own pdeathsig covers only the
+ * step; what it started would otherwise run on with its secrets. The supervisor holds the
+ * pipe's write end: EOF without a byte means it died. (In a pid namespace the kernel does
+ * this for us; the guardian is what covers runs without one.) */
+static int spawn_guardian(pid_t pgid, pid_t *ret_pid, int *ret_fd) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0) {
+                int e = -errno;
+                safe_close(p[0]), safe_close(p[1]);
+                return e;
+        }
+        if (pid == 0) {
+                /* nothing of the supervisor's stays open here, the step's pipes least of all;
+                 * the forwarded signals stay blocked, so a Ctrl-C does not take us down */
+                int fd = p[0];
+                if (fd > 0)
+                        (void) syscall(SYS_close_range, 0U, (unsigned) fd - 1, 0U);
+                (void) syscall(SYS_close_range, (unsigned) fd + 1, ~0U, 0U);
+                (void) prctl(PR_SET_NAME, "secrets-run-grd");
+                char byte;
+                ssize_t n;
+                do
+                        n = read(fd, &byte, 1);
+                while (n < 0 && errno == EINTR);
+                if (n <= 0)
+                        (void) kill(-pgid, SIGKILL);
+                _exit(0);
+        }
+        safe_close(p[0]);
+        *ret_pid = pid;
+        *ret_fd = p[1];
+        return 0;
+}
+
+void child_release(struct child *c) {
+        if (c->guardian_fd >= 0) {
+                if (write(c->guardian_fd, "", 1) < 0) {
+                        /* it is gone already; nothing to stand down */
+                }
+                c->guardian_fd = safe_close(c->guardian_fd);
+        }
+        if (c->guardian_pid > 0) {
+                (void) waitpid(c->guardian_pid, NULL, 0);
+                c->guardian_pid = 0;
+        }
+        c->stdout_fd = safe_close(c->stdout_fd);
+        c->stderr_fd = safe_close(c->stderr_fd);
+}
+
 int spawn_command(const struct spawn_config *c, struct child *ret) {
         if (c->n_fds > SPAWN_MAX_FDS)
                 return -EMFILE;
@@ -122,6 +175,17 @@ int spawn_command(const struct spawn_config *c, struct child *ret) {
         }
         (void) fd_set_nonblock(out_r, true);
         (void) fd_set_nonblock(err_r, true);
-        *ret = (struct child) { .pid = pid, .stdout_fd = steal_fd(&out_r), .stderr_fd = steal_fd(&err_r) };
+        pid_t guardian_pid = 0;
+        int guardian_fd = -1;
+        int r = spawn_guardian(pid, &guardian_pid, &guardian_fd);
+        if (r < 0) {
+                (void) kill(-pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        *ret = (struct child) {
+                .pid = pid, .stdout_fd = steal_fd(&out_r), .stderr_fd = steal_fd(&err_r),
+                .guardian_pid = guardian_pid, .guardian_fd = guardian_fd,
+        };
         return 0;
 }
