@@ -36,3 +36,47 @@ typedef int (*redact_emit_fn)(void *userdata, enum redact_form form, const unsig
                               size_t n, bool flex);
 int redact_forms(const unsigned char *value, size_t len, size_t min_len, redact_emit_fn emit,
                  void *userdata);
+
+/* ---- the compiled pattern set ----
+ * Pattern bytes (derived from secret values) live in secure memory. */
+struct redactor;
+
+int redactor_new(size_t min_len, const char *mask_template, struct redactor **ret);
+/* Adds every form of one secret's value under name (used in masks and reports). Returns
+ * the number of patterns added; 0 means the value itself is shorter than min_len and
+ * cannot be masked safely (the caller refuses such a secret). */
+int redactor_add(struct redactor *r, const char *name, const unsigned char *value, size_t len);
+/* Builds the search tables; call once after the last redactor_add. */
+int redactor_compile(struct redactor *r);
+size_t redactor_pattern_count(const struct redactor *r);
+/* The longest text one match can span: what a scanner of pieces must overlap by. */
+size_t redactor_max_match_len(const struct redactor *r);
+struct redactor *redactor_free(struct redactor *r);
+static inline void redactor_freep(struct redactor **r) { redactor_free(*r); }
+#define _cleanup_redactor_ _cleanup_(redactor_freep)
+
+/* ---- streaming ----
+ * Bytes are passed on as soon as no future bytes can make them part of a match; a possible
+ * beginning of a secret is held until later bytes decide (never on a timer). Each merged
+ * run of overlapping matches becomes one mask and one leak report. */
+struct redact_leak {
+        const char *name;         /* the secret's name, never its value */
+        enum redact_form form;
+        uint64_t offset;          /* byte offset of the match in the input stream */
+};
+
+struct redact_sink {
+        int (*write)(void *userdata, const void *p, size_t n);   /* NULL: discard (scanning) */
+        void (*leak)(void *userdata, const struct redact_leak *leak);  /* may be NULL */
+        void *userdata;
+};
+
+struct redact_stream;
+int redact_stream_new(const struct redactor *r, struct redact_stream **ret);
+int redact_stream_feed(struct redact_stream *s, const void *p, size_t n, const struct redact_sink *sink);
+/* End of input: a held prefix of >= min_len bytes is masked and reported as FORM_PARTIAL. */
+int redact_stream_finish(struct redact_stream *s, const struct redact_sink *sink);
+uint64_t redact_stream_leak_count(const struct redact_stream *s);
+struct redact_stream *redact_stream_free(struct redact_stream *s);
+static inline void redact_stream_freep(struct redact_stream **s) { redact_stream_free(*s); }
+#define _cleanup_redact_stream_ _cleanup_(redact_stream_freep)

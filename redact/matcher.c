@@ -1,0 +1,723 @@
+/* The pattern set and the streaming matcher.
+ *
+ * Finding: every pattern registers the 8-byte grams at its first STEP offsets in a bitmap
+ * and an exact gram table; the scan looks only at every STEP-th input position, so any
+ * occurrence of a pattern of length >= STEP + GRAM - 1 has exactly one sampled position
+ * whose gram sits at a registered offset. A bitmap hit is looked up exactly and each
+ * candidate verified with memcmp. Cost per input byte: one load, multiply and bit test
+ * per STEP bytes.
+ *
+ * Holding back: at the end of each feed, the longest tail that is a proper prefix of some
+ * pattern (found through a prefix bitmap and binary search over the sorted patterns) is
+ * held; everything before it is decided and passed on. */
+#include <sodium.h>
+
+#include "redact.h"
+
+#define GRAM_MAX 8
+#define STEP_MAX 8
+#define CHUNK (256 * 1024)
+#define FLEX_MAX_RUN 16           /* whitespace bytes one ' ' of a flex pattern may stand for */
+#define PREFIX_BITS 20
+
+struct pattern {
+        uint32_t offset;          /* into the arena */
+        uint32_t len;
+        uint32_t secret;
+        uint8_t form;
+        bool flex;
+        bool duplicate;           /* same bytes as an earlier pattern: not searched */
+        /* flex only: the anchor token (the longest), whose grams are registered */
+        uint32_t anchor_off, anchor_len;
+        uint32_t max_text;        /* longest text a match can span */
+};
+
+struct gram_slot {
+        uint64_t gram;
+        uint32_t head;            /* first entry + 1; 0 = empty slot */
+        uint32_t pad;
+};
+
+struct gram_entry {
+        uint32_t pattern;
+        uint32_t offset;          /* of the gram within the pattern (flex: within the anchor) */
+        uint32_t next;            /* next entry + 1 */
+};
+
+struct redactor {
+        size_t min_len;
+        char *mask_template;
+        char **names;
+        char **masks;             /* rendered mask per secret */
+        size_t n_secrets;
+        struct secret *arena;     /* all pattern bytes */
+        struct pattern *patterns;
+        size_t n_patterns;
+
+        bool compiled;
+        unsigned gram, step;
+        uint64_t gram_mask;
+        size_t max_text;          /* longest text any match spans */
+        uint64_t *bitmap;
+        unsigned bitmap_shift;
+        struct gram_slot *slots;  /* sodium memory: grams are secret bytes */
+        size_t slot_mask;
+        struct gram_entry *entries;
+        size_t n_entries;
+        uint32_t *sorted;         /* literal patterns by bytes, for the prefix test */
+        size_t n_sorted;
+        uint64_t *prefix_bitmap;  /* hashed prefixes of length 1..4 of literal patterns */
+        uint32_t *flex;           /* indexes of flex patterns */
+        size_t n_flex;
+};
+
+static inline const unsigned char *pattern_bytes(const struct redactor *r, const struct pattern *p) {
+        return secret_data(r->arena) + p->offset;
+}
+
+static inline bool is_ws(unsigned char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static inline uint64_t load64(const unsigned char *p) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+}
+
+static inline uint64_t mix(uint64_t x) {
+        return x * 0x9E3779B97F4A7C15ULL;
+}
+
+/* ---- building ---- */
+
+int redactor_new(size_t min_len, const char *mask_template, struct redactor **ret) {
+        struct redactor *r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->min_len = min_len ? min_len : 1;
+        r->mask_template = strdup(mask_template ? mask_template : "[REDACTED:{name}]");
+        if (!r->mask_template || secret_new(4096, &r->arena) < 0) {
+                redactor_free(r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+static char *render_mask(const char *template, const char *name) {
+        size_t n = 0;
+        for (const char *t = template; *t;)
+                if (startswith(t, "{name}")) {
+                        n += strlen(name);
+                        t += 6;
+                } else {
+                        n++;
+                        t++;
+                }
+        char *m = malloc(n + 1), *o = m;
+        if (!m)
+                return NULL;
+        for (const char *t = template; *t;)
+                if (startswith(t, "{name}")) {
+                        o = stpcpy(o, name);
+                        t += 6;
+                } else
+                        *o++ = *t++;
+        *o = '\0';
+        return m;
+}
+
+struct add_ctx {
+        struct redactor *r;
+        uint32_t secret;
+        int added;
+};
+
+static int add_pattern(void *userdata, enum redact_form form, const unsigned char *p, size_t n, bool flex) {
+        struct add_ctx *c = userdata;
+        struct redactor *r = c->r;
+        if (n < r->min_len || n > UINT32_MAX / 2)
+                return 0;
+        if (secret_len(r->arena) + n > UINT32_MAX)
+                return -E2BIG;
+        struct pattern *ps = realloc(r->patterns, (r->n_patterns + 1) * sizeof(*ps));
+        if (!ps)
+                return -ENOMEM;
+        r->patterns = ps;
+        struct pattern pat = {
+                .offset = (uint32_t) secret_len(r->arena), .len = (uint32_t) n,
+                .secret = c->secret, .form = (uint8_t) form, .flex = flex, .max_text = (uint32_t) n,
+        };
+        if (flex) {
+                /* anchor on the longest token; each ' ' may stand for up to FLEX_MAX_RUN bytes */
+                size_t best_off = 0, best_len = 0, runs = 0;
+                for (size_t i = 0; i < n;) {
+                        size_t j = i;
+                        while (j < n && p[j] != ' ')
+                                j++;
+                        if (j - i > best_len)
+                                best_off = i, best_len = j - i;
+                        if (j < n)
+                                runs++;
+                        i = j + 1;
+                }
+                if (best_len < GRAM_MAX)
+                        return 0;   /* too little to anchor on; the lines are matched on their own */
+                pat.anchor_off = (uint32_t) best_off;
+                pat.anchor_len = (uint32_t) best_len;
+                pat.max_text = (uint32_t) (n + runs * (FLEX_MAX_RUN - 1));
+        }
+        int k = secret_append(r->arena, p, n);
+        if (k < 0)
+                return k;
+        r->patterns[r->n_patterns++] = pat;
+        c->added++;
+        return 0;
+}
+
+int redactor_add(struct redactor *r, const char *name, const unsigned char *value, size_t len) {
+        if (r->compiled)
+                return -EBUSY;
+        if (len < r->min_len)
+                return 0;
+        char **names = realloc(r->names, (r->n_secrets + 1) * sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        r->names = names;
+        char **masks = realloc(r->masks, (r->n_secrets + 1) * sizeof(char *));
+        if (!masks)
+                return -ENOMEM;
+        r->masks = masks;
+        r->names[r->n_secrets] = strdup(name);
+        r->masks[r->n_secrets] = render_mask(r->mask_template, name);
+        if (!r->names[r->n_secrets] || !r->masks[r->n_secrets]) {
+                free(r->names[r->n_secrets]);
+                free(r->masks[r->n_secrets]);
+                return -ENOMEM;
+        }
+        struct add_ctx c = { .r = r, .secret = (uint32_t) r->n_secrets };
+        r->n_secrets++;
+        int k = redact_forms(value, len, r->min_len, add_pattern, &c);
+        return k < 0 ? k : c.added;
+}
+
+static const struct redactor *sort_ctx;
+
+static int pattern_cmp(const void *a, const void *b) {
+        const struct pattern *x = &sort_ctx->patterns[*(const uint32_t *) a];
+        const struct pattern *y = &sort_ctx->patterns[*(const uint32_t *) b];
+        size_t n = x->len < y->len ? x->len : y->len;
+        int c = memcmp(pattern_bytes(sort_ctx, x), pattern_bytes(sort_ctx, y), n);
+        if (c)
+                return c;
+        if (x->len != y->len)
+                return x->len < y->len ? -1 : 1;
+        /* equal bytes: the earlier pattern first, so it is the one kept */
+        return *(const uint32_t *) a < *(const uint32_t *) b ? -1 : 1;
+}
+
+static inline uint64_t prefix_hash(const unsigned char *p, size_t n) {
+        uint64_t v = n;
+        for (size_t i = 0; i < n; i++)
+                v = (v << 8) | p[i];
+        return mix(v + 0x1234567) >> (64 - PREFIX_BITS);
+}
+
+static inline void bit_set(uint64_t *bm, uint64_t i) { bm[i >> 6] |= 1ULL << (i & 63); }
+static inline bool bit_test(const uint64_t *bm, uint64_t i) { return bm[i >> 6] & (1ULL << (i & 63)); }
+
+static int add_gram(struct redactor *r, uint64_t gram, uint32_t pattern, uint32_t offset) {
+        bit_set(r->bitmap, mix(gram) >> r->bitmap_shift);
+        size_t i = (size_t) (mix(gram) >> 20) & r->slot_mask;
+        while (r->slots[i].head && r->slots[i].gram != gram)
+                i = (i + 1) & r->slot_mask;
+        r->entries[r->n_entries] = (struct gram_entry) { .pattern = pattern, .offset = offset, .next = r->slots[i].head };
+        r->slots[i].gram = gram;
+        r->slots[i].head = (uint32_t) ++r->n_entries;
+        return 0;
+}
+
+int redactor_compile(struct redactor *r) {
+        if (r->compiled)
+                return -EBUSY;
+        /* gram and step: as large as the shortest pattern (anchor) allows */
+        size_t shortest = SIZE_MAX;
+        for (size_t i = 0; i < r->n_patterns; i++) {
+                const struct pattern *p = &r->patterns[i];
+                size_t l = p->flex ? p->anchor_len : p->len;
+                if (l < shortest)
+                        shortest = l;
+                if (p->max_text > r->max_text)
+                        r->max_text = p->max_text;
+        }
+        r->gram = shortest == SIZE_MAX ? GRAM_MAX : (unsigned) (shortest < GRAM_MAX ? shortest : GRAM_MAX);
+        size_t step = shortest == SIZE_MAX ? 1 : shortest - r->gram + 1;
+        r->step = (unsigned) (step < STEP_MAX ? step : STEP_MAX);
+        r->gram_mask = r->gram == 8 ? ~0ULL : (1ULL << (8 * r->gram)) - 1;
+
+        size_t n_grams = r->n_patterns * r->step;
+        unsigned bits = 12;
+        while (bits < 25 && (1ULL << bits) < (uint64_t) n_grams * 64)
+                bits++;
+        r->bitmap_shift = 64 - bits;
+        r->bitmap = calloc((1ULL << bits) / 64, sizeof(uint64_t));
+        size_t slots = 16;
+        while (slots < n_grams * 2)
+                slots *= 2;
+        r->slot_mask = slots - 1;
+        r->slots = sodium_allocarray(slots, sizeof(struct gram_slot));
+        r->entries = calloc(n_grams ? n_grams : 1, sizeof(struct gram_entry));
+        r->sorted = calloc(r->n_patterns ? r->n_patterns : 1, sizeof(uint32_t));
+        r->flex = calloc(r->n_patterns ? r->n_patterns : 1, sizeof(uint32_t));
+        r->prefix_bitmap = calloc((1ULL << PREFIX_BITS) / 64, sizeof(uint64_t));
+        if (!r->bitmap || !r->slots || !r->entries || !r->sorted || !r->flex || !r->prefix_bitmap)
+                return -ENOMEM;
+        memset(r->slots, 0, slots * sizeof(struct gram_slot));
+
+        for (size_t i = 0; i < r->n_patterns; i++)
+                if (r->patterns[i].flex)
+                        r->flex[r->n_flex++] = (uint32_t) i;
+                else
+                        r->sorted[r->n_sorted++] = (uint32_t) i;
+        sort_ctx = r;
+        qsort(r->sorted, r->n_sorted, sizeof(uint32_t), pattern_cmp);
+        sort_ctx = NULL;
+        /* the same bytes from two secrets or two forms: keep the first added */
+        size_t kept = 0;
+        for (size_t i = 0; i < r->n_sorted; i++) {
+                struct pattern *p = &r->patterns[r->sorted[i]];
+                if (kept > 0) {
+                        const struct pattern *q = &r->patterns[r->sorted[kept - 1]];
+                        if (q->len == p->len && memcmp(pattern_bytes(r, q), pattern_bytes(r, p), p->len) == 0) {
+                                p->duplicate = true;
+                                continue;
+                        }
+                }
+                r->sorted[kept++] = r->sorted[i];
+        }
+        r->n_sorted = kept;
+        for (size_t i = 0; i < r->n_flex; i++)
+                for (size_t j = 0; j < i; j++) {
+                        struct pattern *p = &r->patterns[r->flex[i]];
+                        const struct pattern *q = &r->patterns[r->flex[j]];
+                        if (!q->duplicate && q->len == p->len &&
+                            memcmp(pattern_bytes(r, q), pattern_bytes(r, p), p->len) == 0)
+                                p->duplicate = true;
+                }
+
+        for (size_t i = 0; i < r->n_patterns; i++) {
+                const struct pattern *p = &r->patterns[i];
+                if (p->duplicate)
+                        continue;
+                const unsigned char *b = pattern_bytes(r, p);
+                if (p->flex)
+                        b += p->anchor_off;
+                else
+                        for (size_t l = 1; l <= 4 && l < p->len; l++)
+                                bit_set(r->prefix_bitmap, prefix_hash(b, l));
+                for (unsigned o = 0; o < r->step; o++) {
+                        uint64_t g = 0;
+                        memcpy(&g, b + o, r->gram);
+                        add_gram(r, g & r->gram_mask, (uint32_t) i, o);
+                }
+        }
+        r->compiled = true;
+        return 0;
+}
+
+size_t redactor_pattern_count(const struct redactor *r) {
+        return r->n_patterns;
+}
+
+size_t redactor_max_match_len(const struct redactor *r) {
+        return r->max_text;
+}
+
+struct redactor *redactor_free(struct redactor *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                free(r->names[i]);
+                free(r->masks[i]);
+        }
+        free(r->names);
+        free(r->masks);
+        free(r->mask_template);
+        secret_free(r->arena);
+        free(r->patterns);
+        free(r->bitmap);
+        sodium_free(r->slots);
+        free(r->entries);
+        free(r->sorted);
+        free(r->prefix_bitmap);
+        free(r->flex);
+        free(r);
+        return NULL;
+}
+
+/* ---- streaming ---- */
+
+struct match {
+        uint64_t start, end;      /* absolute stream offsets */
+        uint32_t pattern;
+        uint8_t form;
+};
+
+struct redact_stream {
+        const struct redactor *r;
+        unsigned char *win;       /* sodium memory: it holds what may be a secret */
+        size_t cap;
+        uint64_t wstart;          /* stream offset of win[0] */
+        size_t wlen;
+        uint64_t out_pos;         /* everything before is decided: written or masked */
+        bool mask_active;         /* a mask was written for [.., mask_end) */
+        uint64_t mask_end;
+        struct match *pending;    /* complete matches not yet written, any order */
+        size_t n_pending, cap_pending;
+        uint64_t leaks;
+};
+
+int redact_stream_new(const struct redactor *r, struct redact_stream **ret) {
+        if (!r->compiled)
+                return -EINVAL;
+        struct redact_stream *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->r = r;
+        s->cap = CHUNK + 2 * r->max_text + 2 * STEP_MAX + 64;
+        s->win = sodium_malloc(s->cap + GRAM_MAX);   /* slack: gram loads may read past the end */
+        if (!s->win) {
+                free(s);
+                return -ENOMEM;
+        }
+        memset(s->win, 0, s->cap + GRAM_MAX);
+        *ret = s;
+        return 0;
+}
+
+struct redact_stream *redact_stream_free(struct redact_stream *s) {
+        if (!s)
+                return NULL;
+        sodium_free(s->win);
+        free(s->pending);
+        free(s);
+        return NULL;
+}
+
+uint64_t redact_stream_leak_count(const struct redact_stream *s) {
+        return s->leaks;
+}
+
+static inline const unsigned char *at(const struct redact_stream *s, uint64_t abs) {
+        return s->win + (abs - s->wstart);
+}
+
+static int pending_add(struct redact_stream *s, uint64_t start, uint64_t end, uint32_t pattern, uint8_t form) {
+        if (s->n_pending == s->cap_pending) {
+                size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
+                struct match *m = realloc(s->pending, cap * sizeof(*m));
+                if (!m)
+                        return -ENOMEM;
+                s->pending = m;
+                s->cap_pending = cap;
+        }
+        s->pending[s->n_pending++] = (struct match) { start, end, pattern, form };
+        return 0;
+}
+
+/* Matches a flex pattern forward from text[0]: returns the text length of a complete match,
+ * 0 if text cannot match, and -1 if text ended while it still could (a proper prefix). */
+static ssize_t flex_forward(const unsigned char *pat, size_t plen, const unsigned char *text, size_t tlen) {
+        size_t t = 0;
+        for (size_t i = 0; i < plen; i++) {
+                if (pat[i] == ' ') {
+                        size_t run = 0;
+                        while (t < tlen && is_ws(text[t]) && run <= FLEX_MAX_RUN)
+                                t++, run++;
+                        if (run > FLEX_MAX_RUN)
+                                return 0;
+                        if (t == tlen)
+                                return -1;
+                        if (run == 0)
+                                return 0;
+                        continue;
+                }
+                if (t == tlen)
+                        return -1;
+                if (text[t++] != pat[i])
+                        return 0;
+        }
+        return (ssize_t) t;
+}
+
+/* A flex candidate: the anchor token starts at stream offset a. Walks back over the tokens
+ * before it; returns the match start, or UINT64_MAX if the text around cannot match. */
+static uint64_t flex_start(const struct redact_stream *s, const struct pattern *p, const unsigned char *pat, uint64_t a) {
+        uint64_t pos = a;
+        size_t i = p->anchor_off;            /* pattern index of the anchor's first byte */
+        while (i > 0) {
+                /* pattern[i - 1] is the ' ' before this token */
+                size_t run = 0;
+                while (pos > s->wstart && run <= FLEX_MAX_RUN && is_ws(*at(s, pos - 1)))
+                        pos--, run++;
+                if (run == 0 || run > FLEX_MAX_RUN)
+                        return UINT64_MAX;
+                i--;   /* skip the ' ' */
+                size_t tok_end = i, tok_start = i;
+                while (tok_start > 0 && pat[tok_start - 1] != ' ')
+                        tok_start--;
+                size_t len = tok_end - tok_start;
+                if (pos < s->wstart + len || memcmp(at(s, pos - len), pat + tok_start, len) != 0)
+                        return UINT64_MAX;
+                pos -= len;
+                i = tok_start;
+        }
+        return pos;
+}
+
+static int verify_candidates(struct redact_stream *s, uint64_t i, uint64_t gram, uint64_t old_end) {
+        const struct redactor *r = s->r;
+        uint64_t wend = s->wstart + s->wlen;
+        size_t k = (size_t) (mix(gram) >> 20) & r->slot_mask;
+        while (r->slots[k].head && r->slots[k].gram != gram)
+                k = (k + 1) & r->slot_mask;
+        for (uint32_t e = r->slots[k].head; e; e = r->entries[e - 1].next) {
+                const struct gram_entry *en = &r->entries[e - 1];
+                const struct pattern *p = &r->patterns[en->pattern];
+                const unsigned char *pat = pattern_bytes(r, p);
+                if (i < s->wstart + en->offset)
+                        continue;
+                uint64_t c = i - en->offset;   /* literal: match start; flex: anchor start */
+                if (!p->flex) {
+                        uint64_t end = c + p->len;
+                        if (end > wend || end <= old_end || memcmp(at(s, c), pat, p->len) != 0)
+                                continue;
+                        int rr = pending_add(s, c, end, en->pattern, p->form);
+                        if (rr < 0)
+                                return rr;
+                        continue;
+                }
+                if (c + p->anchor_len > wend || memcmp(at(s, c), pat + p->anchor_off, p->anchor_len) != 0)
+                        continue;
+                uint64_t start = flex_start(s, p, pat, c);
+                if (start == UINT64_MAX)
+                        continue;
+                ssize_t len = flex_forward(pat, p->len, at(s, start), (size_t) (wend - start));
+                if (len <= 0 || start + (uint64_t) len <= old_end)
+                        continue;
+                int rr = pending_add(s, start, start + (uint64_t) len, en->pattern, p->form);
+                if (rr < 0)
+                        return rr;
+        }
+        return 0;
+}
+
+/* Finds the complete matches that end in the bytes just added (after old_end). */
+static int scan(struct redact_stream *s, uint64_t old_end) {
+        const struct redactor *r = s->r;
+        uint64_t wend = s->wstart + s->wlen;
+        uint64_t from = old_end > r->max_text + r->step ? old_end - r->max_text - r->step : 0;
+        if (from < s->wstart)
+                from = s->wstart;
+        from = (from + r->step - 1) / r->step * r->step;   /* sampled offsets are multiples of step */
+        if (wend < r->gram)
+                return 0;
+        const uint64_t last = wend - r->gram;
+        const unsigned step = r->step, shift = r->bitmap_shift;
+        const uint64_t gmask = r->gram_mask;
+        const uint64_t *bitmap = r->bitmap;
+        const unsigned char *base = s->win - s->wstart;
+        for (uint64_t i = from; i <= last; i += step) {
+                uint64_t g = load64(base + i) & gmask;
+                uint64_t h = mix(g) >> shift;
+                if (__builtin_expect(bit_test(bitmap, h), 0)) {
+                        int rr = verify_candidates(s, i, g, old_end);
+                        if (rr < 0)
+                                return rr;
+                }
+        }
+        return 0;
+}
+
+/* Is text a proper prefix of some pattern? Returns that pattern's index (the lowest-index one
+ * when want_lowest), or -1. */
+static ssize_t proper_prefix_of(const struct redactor *r, const unsigned char *text, size_t m, bool want_lowest) {
+        ssize_t best = -1;
+        if (m < r->max_text && bit_test(r->prefix_bitmap, prefix_hash(text, m < 4 ? m : 4))) {
+                /* lower bound among the sorted literal patterns */
+                size_t lo = 0, hi = r->n_sorted;
+                while (lo < hi) {
+                        size_t mid = (lo + hi) / 2;
+                        const struct pattern *p = &r->patterns[r->sorted[mid]];
+                        size_t n = p->len < m ? p->len : m;
+                        int c = memcmp(pattern_bytes(r, p), text, n);
+                        if (c < 0 || (c == 0 && p->len < m))
+                                lo = mid + 1;
+                        else
+                                hi = mid;
+                }
+                for (size_t j = lo; j < r->n_sorted; j++) {
+                        const struct pattern *p = &r->patterns[r->sorted[j]];
+                        if (p->len < m || memcmp(pattern_bytes(r, p), text, m) != 0)
+                                break;
+                        if (p->len == m)
+                                continue;   /* equal: a complete match, not a prefix */
+                        if (best < 0 || r->sorted[j] < (size_t) best)
+                                best = r->sorted[j];
+                        if (!want_lowest)
+                                return best;
+                }
+        }
+        for (size_t j = 0; j < r->n_flex; j++) {
+                uint32_t pi = r->flex[j];
+                const struct pattern *p = &r->patterns[pi];
+                if (p->duplicate || (best >= 0 && pi > (size_t) best))
+                        continue;
+                if (flex_forward(pattern_bytes(r, p), p->len, text, m) == -1) {
+                        best = pi;
+                        if (!want_lowest)
+                                return best;
+                }
+        }
+        return best;
+}
+
+/* The smallest offset whose tail is a proper prefix of a pattern, or the window end. */
+static uint64_t held_from(const struct redact_stream *s, ssize_t *ret_pattern, bool want_lowest) {
+        const struct redactor *r = s->r;
+        uint64_t wend = s->wstart + s->wlen;
+        uint64_t k = wend > r->max_text ? wend - r->max_text + 1 : 0;
+        if (k < s->wstart)
+                k = s->wstart;
+        for (; k < wend; k++) {
+                ssize_t p = proper_prefix_of(r, at(s, k), (size_t) (wend - k), want_lowest);
+                if (p >= 0) {
+                        if (ret_pattern)
+                                *ret_pattern = p;
+                        return k;
+                }
+        }
+        return wend;
+}
+
+static int match_cmp(const void *a, const void *b) {
+        const struct match *x = a, *y = b;
+        if (x->start != y->start)
+                return x->start < y->start ? -1 : 1;
+        if (x->end != y->end)
+                return x->end > y->end ? -1 : 1;   /* longest first */
+        return x->pattern < y->pattern ? -1 : x->pattern > y->pattern;
+}
+
+static int sink_write(const struct redact_sink *sink, const void *p, size_t n) {
+        if (n == 0 || !sink || !sink->write)
+                return 0;
+        return sink->write(sink->userdata, p, n);
+}
+
+/* Writes out everything before `hold` that is decided: raw bytes, and one mask per merged
+ * run of matches. */
+static int emit(struct redact_stream *s, uint64_t hold, const struct redact_sink *sink) {
+        const struct redactor *r = s->r;
+        if (s->n_pending > 1)
+                qsort(s->pending, s->n_pending, sizeof(*s->pending), match_cmp);
+        size_t next = 0;
+        int k;
+        for (;;) {
+                if (s->mask_active) {
+                        while (next < s->n_pending && s->pending[next].start < s->mask_end) {
+                                if (s->pending[next].end > s->mask_end)
+                                        s->mask_end = s->pending[next].end;
+                                next++;
+                        }
+                        s->out_pos = s->mask_end;   /* swallowed */
+                        if (hold < s->mask_end)
+                                break;   /* a prefix begun inside the mask may still extend it */
+                        s->mask_active = false;
+                }
+                if (next < s->n_pending && s->pending[next].start < hold) {
+                        const struct match *m = &s->pending[next++];
+                        if ((k = sink_write(sink, at(s, s->out_pos), (size_t) (m->start - s->out_pos))) < 0)
+                                return k;
+                        uint32_t secret = r->patterns[m->pattern].secret;
+                        const char *mask = r->masks[secret];
+                        if ((k = sink_write(sink, mask, strlen(mask))) < 0)
+                                return k;
+                        s->leaks++;
+                        if (sink && sink->leak)
+                                sink->leak(sink->userdata, &(struct redact_leak) {
+                                        .name = r->names[secret], .form = m->form, .offset = m->start });
+                        s->mask_active = true;
+                        s->mask_end = m->end;
+                        s->out_pos = m->start;
+                        continue;
+                }
+                if (hold > s->out_pos) {
+                        if ((k = sink_write(sink, at(s, s->out_pos), (size_t) (hold - s->out_pos))) < 0)
+                                return k;
+                        s->out_pos = hold;
+                }
+                break;
+        }
+        /* keep the matches not yet reached */
+        memmove(s->pending, s->pending + next, (s->n_pending - next) * sizeof(*s->pending));
+        s->n_pending -= next;
+        return 0;
+}
+
+/* Drops window bytes that are written out and too old to be part of a future match. */
+static void compact(struct redact_stream *s) {
+        const struct redactor *r = s->r;
+        uint64_t wend = s->wstart + s->wlen;
+        uint64_t keep = wend > r->max_text + r->step + GRAM_MAX ? wend - r->max_text - r->step - GRAM_MAX : 0;
+        if (keep > s->out_pos)
+                keep = s->out_pos;
+        if (keep <= s->wstart)
+                return;
+        size_t drop = (size_t) (keep - s->wstart);
+        memmove(s->win, s->win + drop, s->wlen - drop);
+        s->wlen -= drop;
+        s->wstart = keep;
+}
+
+int redact_stream_feed(struct redact_stream *s, const void *p, size_t n, const struct redact_sink *sink) {
+        const unsigned char *in = p;
+        while (n > 0) {
+                compact(s);
+                size_t room = s->cap - s->wlen;
+                size_t take = n < room ? n : room;
+                if (take > CHUNK)
+                        take = CHUNK;
+                if (take == 0)
+                        return -ENOBUFS;   /* cannot happen: held bytes are bounded by max_text */
+                uint64_t old_end = s->wstart + s->wlen;
+                memcpy(s->win + s->wlen, in, take);
+                s->wlen += take;
+                in += take;
+                n -= take;
+                int k = scan(s, old_end);
+                if (k < 0)
+                        return k;
+                k = emit(s, held_from(s, NULL, false), sink);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+int redact_stream_finish(struct redact_stream *s, const struct redact_sink *sink) {
+        ssize_t pattern = -1;
+        uint64_t wend = s->wstart + s->wlen;
+        uint64_t k = held_from(s, &pattern, true);
+        if (k < wend && pattern >= 0 && wend - k >= s->r->min_len) {
+                int rr = pending_add(s, k, wend, (uint32_t) pattern, FORM_PARTIAL);
+                if (rr < 0)
+                        return rr;
+        }
+        int rr = emit(s, wend, sink);
+        if (rr < 0)
+                return rr;
+        s->mask_active = false;
+        return 0;
+}

@@ -1,0 +1,175 @@
+/* The naive reference redactor (see redact_reference.h). Written for obviousness, not speed. */
+#include "redact_reference.h"
+
+static bool ws(unsigned char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+struct add_ctx {
+        struct ref_set *set;
+        size_t secret;
+};
+
+static int collect(void *userdata, enum redact_form form, const unsigned char *p, size_t n, bool flex) {
+        struct add_ctx *c = userdata;
+        struct ref_set *set = c->set;
+        if (n < set->min_len)
+                return 0;
+        if (flex) {
+                /* the whitespace form needs one token long enough to anchor on */
+                size_t longest = 0, cur = 0;
+                for (size_t i = 0; i < n; i++) {
+                        cur = p[i] == ' ' ? 0 : cur + 1;
+                        if (cur > longest)
+                                longest = cur;
+                }
+                if (longest < REF_FLEX_MIN_ANCHOR)
+                        return 0;
+        }
+        for (size_t i = 0; i < set->n; i++)
+                if (set->p[i].len == n && set->p[i].flex == flex && memcmp(set->p[i].bytes, p, n) == 0)
+                        return 0;   /* the first one added wins */
+        set->p = realloc(set->p, (set->n + 1) * sizeof(*set->p));
+        unsigned char *b = malloc(n);
+        memcpy(b, p, n);
+        set->p[set->n++] = (struct ref_pattern) { b, n, c->secret, form, flex };
+        return 0;
+}
+
+int ref_set_add(struct ref_set *set, const char *name, const char *mask, const unsigned char *value, size_t len) {
+        if (len < set->min_len)
+                return 0;
+        set->names = realloc(set->names, (set->n_secrets + 1) * sizeof(char *));
+        set->masks = realloc(set->masks, (set->n_secrets + 1) * sizeof(char *));
+        set->names[set->n_secrets] = strdup(name);
+        set->masks[set->n_secrets] = strdup(mask);
+        struct add_ctx c = { set, set->n_secrets++ };
+        return redact_forms(value, len, set->min_len, collect, &c);
+}
+
+/* 0: no match; -1: text ended while it could still match; else the matched length. */
+static long flex_match(const struct ref_pattern *p, const unsigned char *t, size_t n) {
+        size_t ti = 0;
+        for (size_t i = 0; i < p->len; i++) {
+                if (p->bytes[i] != ' ') {
+                        if (ti == n)
+                                return -1;
+                        if (t[ti] != p->bytes[i])
+                                return 0;
+                        ti++;
+                        continue;
+                }
+                size_t run = 0;
+                while (ti < n && ws(t[ti])) {
+                        ti++;
+                        run++;
+                }
+                if (run > REF_FLEX_MAX_RUN)
+                        return 0;
+                if (ti == n)
+                        return -1;
+                if (run == 0)
+                        return 0;
+        }
+        return (long) ti;
+}
+
+struct interval {
+        size_t start, end, pattern;
+        enum redact_form form;
+};
+
+static int interval_cmp(const void *a, const void *b) {
+        const struct interval *x = a, *y = b;
+        if (x->start != y->start)
+                return x->start < y->start ? -1 : 1;
+        if (x->end != y->end)
+                return x->end > y->end ? -1 : 1;
+        return x->pattern < y->pattern ? -1 : x->pattern > y->pattern;
+}
+
+unsigned char *ref_redact(const struct ref_set *set, const unsigned char *text, size_t n, size_t *ret_len,
+                          struct ref_leak **ret_leaks, size_t *ret_n_leaks) {
+        struct interval *iv = NULL;
+        size_t n_iv = 0;
+        for (size_t j = 0; j < set->n; j++) {
+                const struct ref_pattern *p = &set->p[j];
+                for (size_t s = 0; s < n; s++) {
+                        long len = 0;
+                        if (p->flex)
+                                len = flex_match(p, text + s, n - s);
+                        else if (p->len <= n - s && memcmp(text + s, p->bytes, p->len) == 0)
+                                len = (long) p->len;
+                        if (len > 0) {
+                                iv = realloc(iv, (n_iv + 1) * sizeof(*iv));
+                                iv[n_iv++] = (struct interval) { s, s + (size_t) len, j, p->form };
+                        }
+                }
+        }
+        /* end of stream: the longest tail that is a proper prefix of a pattern */
+        for (size_t k = 0; k < n; k++) {
+                size_t found = SIZE_MAX;
+                for (size_t j = 0; j < set->n && found == SIZE_MAX; j++) {
+                        const struct ref_pattern *p = &set->p[j];
+                        if (p->flex ? flex_match(p, text + k, n - k) == -1
+                                    : p->len > n - k && memcmp(p->bytes, text + k, n - k) == 0)
+                                found = j;
+                }
+                if (found != SIZE_MAX) {
+                        if (n - k >= set->min_len) {
+                                iv = realloc(iv, (n_iv + 1) * sizeof(*iv));
+                                iv[n_iv++] = (struct interval) { k, n, found, FORM_PARTIAL };
+                        }
+                        break;
+                }
+        }
+        if (n_iv > 1)
+                qsort(iv, n_iv, sizeof(*iv), interval_cmp);
+
+        size_t cap = n + 64, len = 0;
+        unsigned char *out = malloc(cap);
+        struct ref_leak *leaks = NULL;
+        size_t n_leaks = 0, pos = 0;
+        for (size_t i = 0; i < n_iv;) {
+                size_t start = iv[i].start, end = iv[i].end;
+                size_t secret = set->p[iv[i].pattern].secret;
+                leaks = realloc(leaks, (n_leaks + 1) * sizeof(*leaks));
+                leaks[n_leaks++] = (struct ref_leak) { secret, iv[i].form, start };
+                for (i++; i < n_iv && iv[i].start < end; i++)
+                        if (iv[i].end > end)
+                                end = iv[i].end;
+                const char *mask = set->masks[secret];
+                size_t need = len + (start - pos) + strlen(mask);
+                if (need > cap) {
+                        cap = need * 2;
+                        out = realloc(out, cap);
+                }
+                memcpy(out + len, text + pos, start - pos);
+                len += start - pos;
+                memcpy(out + len, mask, strlen(mask));
+                len += strlen(mask);
+                pos = end;
+        }
+        if (len + (n - pos) > cap)
+                out = realloc(out, len + (n - pos) + 1);
+        memcpy(out + len, text + pos, n - pos);
+        len += n - pos;
+        free(iv);
+        *ret_len = len;
+        *ret_leaks = leaks;
+        *ret_n_leaks = n_leaks;
+        return out;
+}
+
+void ref_set_done(struct ref_set *set) {
+        for (size_t i = 0; i < set->n; i++)
+                free(set->p[i].bytes);
+        free(set->p);
+        for (size_t i = 0; i < set->n_secrets; i++) {
+                free(set->names[i]);
+                free(set->masks[i]);
+        }
+        free(set->names);
+        free(set->masks);
+        *set = (struct ref_set) {};
+}

@@ -1,0 +1,272 @@
+/* Unit tests for the streaming matcher: a differential test against the naive reference
+ * over random secrets, inputs and chunkings, plus the cases named in DESIGN §5. */
+#include <sodium.h>
+
+#include "redact.h"
+#include "redact_reference.h"
+#include "tap.h"
+
+struct buf {
+        unsigned char *p;
+        size_t n, cap;
+        size_t leak_offsets[4096];
+        const char *leak_names[4096];
+        enum redact_form leak_forms[4096];
+        size_t n_leaks;
+};
+
+static int buf_write(void *userdata, const void *p, size_t n) {
+        struct buf *b = userdata;
+        if (b->n + n > b->cap) {
+                b->cap = (b->n + n) * 2 + 64;
+                b->p = realloc(b->p, b->cap);
+        }
+        memcpy(b->p + b->n, p, n);
+        b->n += n;
+        return 0;
+}
+
+static void buf_leak(void *userdata, const struct redact_leak *l) {
+        struct buf *b = userdata;
+        if (b->n_leaks < 4096) {
+                b->leak_offsets[b->n_leaks] = (size_t) l->offset;
+                b->leak_names[b->n_leaks] = l->name;
+                b->leak_forms[b->n_leaks] = l->form;
+        }
+        b->n_leaks++;
+}
+
+/* Feeds text in chunks whose sizes come from `sizes` (cycled; 0 = everything at once). */
+static int stream_all(const struct redactor *r, const unsigned char *text, size_t n, const size_t *sizes,
+                      size_t n_sizes, struct buf *out) {
+        _cleanup_redact_stream_ struct redact_stream *s = NULL;
+        int k = redact_stream_new(r, &s);
+        if (k < 0)
+                return k;
+        struct redact_sink sink = { buf_write, buf_leak, out };
+        size_t pos = 0, i = 0;
+        while (pos < n) {
+                size_t take = n_sizes ? sizes[i++ % n_sizes] : n;
+                if (take == 0 || take > n - pos)
+                        take = n - pos;
+                if ((k = redact_stream_feed(s, text + pos, take, &sink)) < 0)
+                        return k;
+                pos += take;
+        }
+        return redact_stream_finish(s, &sink);
+}
+
+/* Runs one case through both implementations; returns true if they agree. */
+static bool differential(char **names, unsigned char **values, size_t *lens, size_t n_secrets, size_t min_len,
+                         const unsigned char *text, size_t n, const size_t *sizes, size_t n_sizes, bool verbose) {
+        _cleanup_redactor_ struct redactor *r = NULL;
+        struct ref_set ref = { .min_len = min_len };
+        if (redactor_new(min_len, "[REDACTED:{name}]", &r) < 0)
+                return false;
+        for (size_t i = 0; i < n_secrets; i++) {
+                char mask[64];
+                snprintf(mask, sizeof mask, "[REDACTED:%s]", names[i]);
+                if (redactor_add(r, names[i], values[i], lens[i]) < 0)
+                        return false;
+                ref_set_add(&ref, names[i], mask, values[i], lens[i]);
+        }
+        if (redactor_compile(r) < 0)
+                return false;
+        struct buf got = {};
+        bool ok = stream_all(r, text, n, sizes, n_sizes, &got) == 0;
+        size_t want_len, want_n_leaks;
+        struct ref_leak *want_leaks;
+        unsigned char *want = ref_redact(&ref, text, n, &want_len, &want_leaks, &want_n_leaks);
+        if (!ok || got.n != want_len || memcmp(got.p, want, want_len) != 0) {
+                if (verbose)
+                        printf("# output differs: got %zu bytes, want %zu\n", got.n, want_len);
+                ok = false;
+        } else if (got.n_leaks != want_n_leaks) {
+                if (verbose)
+                        printf("# leak count differs: got %zu, want %zu\n", got.n_leaks, want_n_leaks);
+                ok = false;
+        } else
+                for (size_t i = 0; i < want_n_leaks && i < 4096; i++)
+                        if (got.leak_offsets[i] != want_leaks[i].offset || got.leak_forms[i] != want_leaks[i].form ||
+                            strcmp(got.leak_names[i], ref.names[want_leaks[i].secret]) != 0) {
+                                if (verbose)
+                                        printf("# leak %zu differs: offset %zu/%zu form %s/%s\n", i, got.leak_offsets[i],
+                                               want_leaks[i].offset, redact_form_name(got.leak_forms[i]),
+                                               redact_form_name(want_leaks[i].form));
+                                ok = false;
+                                break;
+                        }
+        free(got.p);
+        free(want);
+        free(want_leaks);
+        ref_set_done(&ref);
+        return ok;
+}
+
+/* A seeded generator, so a failing case can be replayed with REDACT_TEST_SEED. */
+static uint64_t rng_state;
+
+static uint32_t rnd(uint32_t n) {
+        rng_state ^= rng_state >> 12;
+        rng_state ^= rng_state << 25;
+        rng_state ^= rng_state >> 27;
+        return (uint32_t) ((rng_state * 0x2545F4914F6CDD1DULL) >> 32) % n;
+}
+
+/* Random cases from a tiny alphabet so that borders, overlaps and nesting are common. */
+TEST(differential_random) {
+        static const char *alphabets[] = { "ab", "abc", "ab \n", "aB+/=%\"'<&\\\n \t" };
+        size_t failures = 0, cases = 3000;
+        for (size_t c = 0; c < cases && failures < 3; c++) {
+                const char *alpha = alphabets[rnd(ELEMENTSOF(alphabets))];
+                size_t alen = strlen(alpha);
+                size_t min_len = 3 + rnd(8);
+                size_t n_secrets = 1 + rnd(4);
+                char *names[4];
+                unsigned char *values[4];
+                size_t lens[4];
+                for (size_t i = 0; i < n_secrets; i++) {
+                        names[i] = strdup_printf("S%zu", i);
+                        lens[i] = min_len + rnd(12);
+                        values[i] = malloc(lens[i]);
+                        for (size_t j = 0; j < lens[i]; j++)
+                                values[i][j] = (unsigned char) alpha[rnd((uint32_t) alen)];
+                        if (rnd(4) == 0 && i > 0 && lens[i - 1] > 2) {
+                                /* nested: a piece of the previous secret */
+                                size_t from = rnd((uint32_t) (lens[i - 1] - 1));
+                                size_t l = lens[i - 1] - from;
+                                if (l >= min_len) {
+                                        lens[i] = l;
+                                        memcpy(values[i], values[i - 1] + from, l);
+                                }
+                        }
+                }
+                /* text: alphabet noise with whole and partial secrets planted */
+                size_t n = 0, cap = 2048;
+                unsigned char *text = malloc(cap + 64);
+                while (n < 200 + rnd(400)) {
+                        uint32_t what = rnd(6);
+                        size_t si = rnd((uint32_t) n_secrets);
+                        if (what == 0 || what == 1) {
+                                memcpy(text + n, values[si], lens[si]);
+                                n += lens[si];
+                        } else if (what == 2) {
+                                size_t l = 1 + rnd((uint32_t) lens[si]);
+                                memcpy(text + n, values[si], l);
+                                n += l;
+                        } else
+                                for (size_t j = 0, l = 1 + rnd(8); j < l; j++)
+                                        text[n++] = (unsigned char) alpha[rnd((uint32_t) alen)];
+                }
+                if (rnd(3) == 0) {
+                        /* end on a prefix of a secret: the partial-leak rule */
+                        size_t si = rnd((uint32_t) n_secrets), l = 1 + rnd((uint32_t) lens[si]);
+                        memcpy(text + n, values[si], l);
+                        n += l;
+                }
+                size_t sizes[8], n_sizes = rnd(9);
+                for (size_t i = 0; i < n_sizes; i++)
+                        sizes[i] = 1 + rnd(rnd(2) ? 4 : 64);
+                bool ok = differential(names, values, lens, n_secrets, min_len, text, n, sizes, n_sizes, failures == 0);
+                if (!ok) {
+                        failures++;
+                        printf("# case %zu failed (min_len %zu, %zu secrets, %zu bytes, %zu chunk sizes)\n", c, min_len,
+                               n_secrets, n, n_sizes);
+                }
+                for (size_t i = 0; i < n_secrets; i++) {
+                        free(names[i]);
+                        free(values[i]);
+                }
+                free(text);
+        }
+        CHECK_EQ_INT(failures, 0);
+}
+
+static bool one_case(const char *secret, const char *text, size_t min_len, size_t chunk, const char *want) {
+        char *names[] = { (char *) "S" };
+        unsigned char *values[] = { (unsigned char *) secret };
+        size_t lens[] = { strlen(secret) };
+        size_t sizes[] = { chunk };
+        if (!differential(names, values, lens, 1, min_len, (const unsigned char *) text, strlen(text), sizes,
+                          chunk ? 1 : 0, true))
+                return false;
+        if (!want)
+                return true;
+        _cleanup_redactor_ struct redactor *r = NULL;
+        redactor_new(min_len, "[REDACTED:{name}]", &r);
+        redactor_add(r, "S", (const unsigned char *) secret, strlen(secret));
+        redactor_compile(r);
+        struct buf got = {};
+        stream_all(r, (const unsigned char *) text, strlen(text), sizes, chunk ? 1 : 0, &got);
+        bool ok = got.n == strlen(want) && memcmp(got.p, want, got.n) == 0;
+        if (!ok)
+                printf("# got '%.*s', want '%s'\n", (int) got.n, got.p, want);
+        free(got.p);
+        return ok;
+}
+
+/* Test-only values below are synthetic patterns, not credentials. */
+TEST(borders_and_overlaps) {
+        for (size_t chunk = 0; chunk <= 3; chunk++) {
+                CHECK(one_case("abcabcabd", "xxabcabcabcabdyy", 4, chunk, "xxabc[REDACTED:S]yy"));
+                CHECK(one_case("aaaaaaab", "aaaaaaaaaaaaab!", 4, chunk, "aaaaaa[REDACTED:S]!"));
+                CHECK(one_case("aaaaaaaa", "baaaaaaaaaaab", 4, chunk, "b[REDACTED:S]b"));   /* overlaps merge */
+                CHECK(one_case("abababab", "abababababab", 4, chunk, "[REDACTED:S]"));
+        }
+}
+
+TEST(partial_at_end) {
+        /* a held prefix of >= min_len bytes at end of stream is masked and counted */
+        CHECK(one_case("0123456789abcdef", "log: 0123456789", 8, 1, "log: [REDACTED:S]"));
+        /* a shorter one is passed through */
+        CHECK(one_case("0123456789abcdef", "log: 0123", 8, 1, "log: 0123"));
+}
+
+TEST(secret_containing_mask_text) {
+        CHECK(one_case("[REDACTED:S]x", "a [REDACTED:S]x b", 4, 1, "a [REDACTED:S] b"));
+}
+
+TEST(binary_passes_through) {
+        _cleanup_redactor_ struct redactor *r = NULL;
+        CHECK_EQ_INT(redactor_new(8, NULL, &r), 0);
+        unsigned char v[24];
+        randombytes_buf(v, sizeof v);
+        CHECK(redactor_add(r, "K", v, sizeof v) > 0);
+        CHECK_EQ_INT(redactor_compile(r), 0);
+        size_t n = 1 << 20;
+        unsigned char *text = malloc(n);
+        randombytes_buf(text, n);
+        for (size_t i = 0; i < n; i += 4096)
+                text[i] = 0;   /* NUL bytes */
+        struct buf got = {};
+        size_t sizes[] = { 1, 7, 4096, 65536 };
+        CHECK_EQ_INT(stream_all(r, text, n, sizes, 4, &got), 0);
+        CHECK_EQ_INT(got.n, n);
+        CHECK(got.n == n && memcmp(got.p, text, n) == 0);
+        CHECK_EQ_INT(got.n_leaks, 0);
+        free(got.p);
+        free(text);
+}
+
+TEST(too_short_value_refused) {
+        _cleanup_redactor_ struct redactor *r = NULL;
+        CHECK_EQ_INT(redactor_new(8, NULL, &r), 0);
+        CHECK_EQ_INT(redactor_add(r, "X", (const unsigned char *) "short", 5), 0);
+}
+
+int main(void) {
+        if (secret_init() < 0)
+                return 1;
+        const char *seed = getenv("REDACT_TEST_SEED");
+        rng_state = seed ? strtoull(seed, NULL, 0) : ((uint64_t) randombytes_random() << 32 | randombytes_random());
+        if (!rng_state)
+                rng_state = 1;
+        printf("# REDACT_TEST_SEED=%llu\n", (unsigned long long) rng_state);
+        RUN(borders_and_overlaps);
+        RUN(partial_at_end);
+        RUN(secret_containing_mask_text);
+        RUN(binary_passes_through);
+        RUN(too_short_value_refused);
+        RUN(differential_random);
+        return tap_finish();
+}
