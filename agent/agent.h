@@ -1,6 +1,8 @@
 /* The agent's internal interfaces between the CLI (main.c) and the commands it runs. */
 #pragma once
 
+#include <time.h>
+
 #include "manifest.h"
 
 enum tri { TRI_UNSET = -1, TRI_OFF = 0, TRI_ON = 1 };
@@ -35,6 +37,8 @@ int load_manifest(const struct options *o, bool gate_on_policy, struct manifest 
 
 int command_run(const struct options *o);     /* returns the exit status of DESIGN §8 */
 int command_check(const struct options *o);   /* 0, 1, 2 */
+int command_redact(const struct options *o);  /* 0 clean, 1 leak (on-leak fail), 2 error */
+int command_scan(const struct options *o);    /* 0 clean, 1 leak, 2 error */
 
 /* ---- supervision of the running step ---- */
 
@@ -42,8 +46,25 @@ int command_check(const struct options *o);   /* 0, 1, 2 */
 #define DRAIN_AFTER_EXIT_MS 5000 /* how long a leftover process may hold the output open */
 
 struct child;
+struct redactor;
 struct supervise_result {
         int wstatus;
         bool timed_out;
+        uint64_t leaks;
 };
-int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, struct supervise_result *ret);
+/* Pumps the step's output through the redactor (NULL: pass through) until it exits. */
+int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct redactor *redactor,
+              struct supervise_result *ret);
+
+/* ---- leak reports (stderr, and ::error annotations under GitHub Actions) ---- */
+struct redact_leak;
+/* where: "stdout", "stderr", "stdin", or a path; offset is the leak's byte offset in it */
+void report_leak(const struct redact_leak *leak, const char *where);
+void report_leaks_as_warnings(bool warn);   /* --on-leak warn */
+
+/* ---- artifacts: files to scan after the step ---- */
+/* Scans the files under the working directory that match any glob of `globs` ("changed" =
+ * modified since `since`, .git/ excepted). Returns the number of leaks, or -errno. */
+int scan_artifacts(const struct redactor *r, char *const *globs, const struct timespec *since);
+/* Scans PATHs (files, or directories recursively). Returns leaks found, or -errno. */
+int scan_paths(const struct redactor *r, char *const *paths);

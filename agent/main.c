@@ -391,11 +391,15 @@ int main(int argc, char **argv) {
                 } else
                         status = command_check(&o);
                 break;
+        case CMD_REDACT:
+                status = command_redact(&o);
+                break;
+        case CMD_SCAN:
+                status = command_scan(&o);
+                break;
         case CMD_PLAN:
         case CMD_APPLY:
         case CMD_ROTATE:
-        case CMD_REDACT:
-        case CMD_SCAN:
         case CMD_STORE:
         case CMD_AUDIT:
         case CMD_VERSION:

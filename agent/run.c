@@ -1,10 +1,12 @@
 /* `secrets-run run`: resolve scope, gate, fetch, deliver, supervise, tear down.
  * One function per phase; command_run() reads as the list of DESIGN §1. */
+#include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 
 #include "agent.h"
 #include "backends.h"
+#include "redact.h"
 #include "sandbox.h"
 #include "scope.h"
 
@@ -33,6 +35,7 @@ struct run {
         size_t n_fds;
         struct secret *env_block;       /* "NAME=value\0..." of env deliveries */
         char **envp;                    /* pointers into environ copies and env_block */
+        struct redactor *redactor;
 };
 
 static void run_done(struct run *r) {
@@ -53,6 +56,7 @@ static void run_done(struct run *r) {
         strv_free(r->envp);
         strv_free(r->strip_env);
         ci_context_done(&r->ci);
+        redactor_free(r->redactor);
         manifest_free(r->m);
 }
 
@@ -414,6 +418,50 @@ static void print_dry_run(const struct run *r) {
 
 /* ---- the run ---- */
 
+/* ---- redaction ---- */
+
+static int build_redactor(struct run *r) {
+        int k = redactor_new(r->m->policy.min_secret_length, r->m->policy.mask, &r->redactor);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                const struct secret *v = r->secrets[i].value;
+                if ((k = redactor_add(r->redactor, r->secrets[i].def->name, secret_data(v), secret_len(v))) < 0)
+                        return k;
+        }
+        return redactor_compile(r->redactor);
+}
+
+static enum on_leak effective_on_leak(const struct run *r) {
+        return r->o->on_leak >= 0 ? (enum on_leak) r->o->on_leak : r->m->policy.on_leak;
+}
+
+/* Load, gate, resolve scope, fetch, compile the redactor: what run, redact and scan share. */
+static int prepare(struct run *r, bool for_step) {
+        const struct options *o = r->o;
+        int k;
+        if ((k = load_manifest(o, true, &r->m)) < 0)
+                return k;
+        if (for_step && (o->sandbox == SANDBOX_STRICT || (o->sandbox < 0 && r->m->policy.sandbox == SANDBOX_STRICT))) {
+                log_error("sandbox: strict needs namespaces and seccomp, which this version of secrets-run does not set up yet [use --sandbox auto]");
+                return -EOPNOTSUPP;
+        }
+        if ((k = resolve_environment(r)) < 0 || (k = resolve_scope(r)) < 0)
+                return k;
+        if ((k = collect_stripped_env(r)) < 0 || (k = fetch_secrets(r)) < 0)
+                return k;
+        scrub_own_environment(r);
+        if ((k = build_redactor(r)) < 0) {
+                log_error("cannot compile the redaction patterns: %s", strerror(-k));
+                return k;
+        }
+        log_info("redaction: %zu patterns for %zu secret%s", redactor_pattern_count(r->redactor), r->n_secrets,
+                 r->n_secrets == 1 ? "" : "s");
+        return 0;
+}
+
+/* ---- the run ---- */
+
 int command_run(const struct options *o) {
         struct run r = { .o = o };
         struct child child = { .pid = -1, .stdout_fd = -1, .stderr_fd = -1, .guardian_fd = -1 };
@@ -431,18 +479,9 @@ int command_run(const struct options *o) {
         if (k > 0)
                 log_info("removed %d secrets director%s left by a crashed run", k, k == 1 ? "y" : "ies");
 
-        if (load_manifest(o, true, &r.m) < 0)
+        if (prepare(&r, true) < 0)
                 goto out;
-        if (o->sandbox == SANDBOX_STRICT || (o->sandbox < 0 && r.m->policy.sandbox == SANDBOX_STRICT)) {
-                log_error("sandbox: strict needs namespaces and seccomp, which this version of secrets-run does not set up yet [use --sandbox auto]");
-                goto out;
-        }
-        if (resolve_environment(&r) < 0 || resolve_scope(&r) < 0)
-                goto out;
-        if (collect_stripped_env(&r) < 0 || fetch_secrets(&r) < 0)
-                goto out;
-        scrub_own_environment(&r);
-
+        report_leaks_as_warnings(effective_on_leak(&r) == ON_LEAK_WARN);
         if (o->dry_run) {
                 print_dry_run(&r);
                 status = 0;
@@ -459,6 +498,8 @@ int command_run(const struct options *o) {
         envp = envp_with_env_block(&r);
         if (!envp)
                 goto out;
+        struct timespec started;
+        clock_gettime(CLOCK_REALTIME, &started);
         struct spawn_config sc = { .argv = o->args, .envp = envp, .fds = r.fds, .n_fds = r.n_fds };
         k = spawn_command(&sc, &child);
         free(steal_pointer(&envp));
@@ -475,19 +516,164 @@ int command_run(const struct options *o) {
                  r.n_secrets == 1 ? "" : "s");
 
         struct supervise_result result;
-        k = supervise(&child, signal_fd, o->timeout_ms, &result);
+        k = supervise(&child, signal_fd, o->timeout_ms, r.redactor, &result);
         child_release(&child);
         if (k < 0) {
                 log_error("supervising the step failed: %s", strerror(-k));
                 goto out;
         }
+        int step_status = exit_status_from_wait(result.wstatus);
+
+        /* the step is over: its artifacts are scanned with the same matcher */
+        char *const *artifacts = o->artifacts ? o->artifacts : r.m->policy.artifacts;
+        k = scan_artifacts(r.redactor, artifacts, &started);
+        if (k < 0)
+                log_warning("artifact scan failed: %s", strerror(-k));
+        uint64_t artifact_leaks = k > 0 ? (uint64_t) k : 0;
+        uint64_t leaks = result.leaks + artifact_leaks;
+
         if (result.timed_out) {
                 char d[32];
                 log_error("timeout: the step ran longer than %s and was stopped",
                           format_duration((o->timeout_ms + 999) / 1000, d, sizeof d));
                 status = 124;
         } else
-                status = exit_status_from_wait(result.wstatus);
+                status = step_status;
+        if (leaks > 0) {
+                bool fail = effective_on_leak(&r) == ON_LEAK_FAIL;
+                (fail ? log_error : log_warning)(
+                        "%llu leak%s of secrets (%llu in the output, masked; %llu in artifacts); the step exited with status %d%s",
+                        (unsigned long long) leaks, leaks == 1 ? "" : "s", (unsigned long long) result.leaks,
+                        (unsigned long long) artifact_leaks, step_status,
+                        fail ? ": failing the step (on_leak: fail)" : " (on_leak: warn)");
+                if (fail && status != 124)
+                        status = 123;
+        }
+out:
+        run_done(&r);
+        return status;
+}
+
+/* ---- redact and scan ---- */
+
+/* --secret-file [NAME=]FILE: the file's bytes minus one trailing newline. */
+static int redactor_from_files(char *const *files, struct redactor **ret) {
+        _cleanup_redactor_ struct redactor *red = NULL;
+        int k = redactor_new(8, NULL, &red);
+        if (k < 0)
+                return k;
+        for (char *const *f = files; *f; f++) {
+                const char *eq = strchr(*f, '=');
+                const char *path = eq ? eq + 1 : *f;
+                _cleanup_free_ char *name = eq ? strndup(*f, (size_t) (eq - *f)) : NULL;
+                if (!name) {
+                        const char *slash = strrchr(path, '/');
+                        name = strdup(slash ? slash + 1 : path);
+                }
+                if (!name)
+                        return -ENOMEM;
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0) {
+                        log_error("--secret-file %s: %s", path, strerror(errno));
+                        return -errno;
+                }
+                _cleanup_secret_ struct secret *v = NULL;
+                if ((k = secret_new(256, &v)) < 0)
+                        return k;
+                if ((k = secret_read_fd(v, fd, 1024 * 1024)) < 0) {
+                        log_error("--secret-file %s: %s", path, k == -EFBIG ? "larger than 1 MiB" : strerror(-k));
+                        return k;
+                }
+                secret_chomp(v);
+                if ((k = redactor_add(red, name, secret_data(v), secret_len(v))) < 0)
+                        return k;
+                if (k == 0) {
+                        log_error("--secret-file %s: the value is %zu bytes, shorter than 8: it cannot be masked safely",
+                                  path, secret_len(v));
+                        return -EINVAL;
+                }
+        }
+        if ((k = redactor_compile(red)) < 0)
+                return k;
+        *ret = steal_pointer(&red);
+        return 0;
+}
+
+/* The redactor for redact/scan: from --secret-file, else the manifest's in-scope secrets. */
+static int redact_setup(struct run *r, enum on_leak *ret_on_leak) {
+        if (r->o->secret_files) {
+                *ret_on_leak = r->o->on_leak >= 0 ? (enum on_leak) r->o->on_leak : ON_LEAK_FAIL;
+                return redactor_from_files(r->o->secret_files, &r->redactor);
+        }
+        int k = prepare(r, false);
+        if (k >= 0)
+                *ret_on_leak = effective_on_leak(r);
+        return k;
+}
+
+static int stdout_write(void *userdata, const void *p, size_t n) {
+        return write_all(STDOUT_FILENO, p, n);
+}
+
+static void stdin_leak(void *userdata, const struct redact_leak *leak) {
+        report_leak(leak, "stdin");
+}
+
+int command_redact(const struct options *o) {
+        struct run r = { .o = o };
+        enum on_leak on_leak = ON_LEAK_FAIL;
+        int status = 2;
+        _cleanup_redact_stream_ struct redact_stream *s = NULL;
+        if (o->args) {
+                log_error("redact: unexpected argument '%s' (it filters stdin to stdout)", o->args[0]);
+                goto out;
+        }
+        if (redact_setup(&r, &on_leak) < 0 || redact_stream_new(r.redactor, &s) < 0)
+                goto out;
+        report_leaks_as_warnings(on_leak == ON_LEAK_WARN);
+        struct redact_sink sink = { stdout_write, stdin_leak, NULL };
+        char buf[65536];
+        for (;;) {
+                ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        log_error("redact: reading stdin: %s", strerror(errno));
+                        goto out;
+                }
+                if (n == 0)
+                        break;
+                if (redact_stream_feed(s, buf, (size_t) n, &sink) < 0) {
+                        log_error("redact: writing stdout: %s", strerror(errno));
+                        goto out;
+                }
+        }
+        if (redact_stream_finish(s, &sink) < 0) {
+                log_error("redact: writing stdout: %s", strerror(errno));
+                goto out;
+        }
+        status = redact_stream_leak_count(s) > 0 && on_leak == ON_LEAK_FAIL ? 1 : 0;
+out:
+        run_done(&r);
+        return status;
+}
+
+int command_scan(const struct options *o) {
+        struct run r = { .o = o };
+        enum on_leak on_leak = ON_LEAK_FAIL;
+        int status = 2;
+        if (!o->args) {
+                log_error("scan: no PATH given [usage: secrets-run scan [OPTIONS] PATH...]");
+                goto out;
+        }
+        if (redact_setup(&r, &on_leak) < 0)
+                goto out;
+        int k = scan_paths(r.redactor, o->args);
+        if (k < 0)
+                goto out;
+        if (k > 0)
+                log_error("scan: %d leak%s of secrets found", k, k == 1 ? "" : "s");
+        status = k > 0 ? 1 : 0;
 out:
         run_done(&r);
         return status;

@@ -7,17 +7,44 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "redact.h"
 #include "sandbox.h"
 
 struct stream {
+        const char *name;  /* "stdout" / "stderr", for leak reports */
         int from;          /* the step's pipe; -1 once closed */
         int to;            /* our stdout or stderr */
         bool to_broken;    /* our side is gone (EPIPE): stop reading so the step sees it */
+        struct redact_stream *filter;   /* NULL: pass through */
 };
+
+static int stream_write(void *userdata, const void *p, size_t n) {
+        struct stream *s = userdata;
+        if (s->to_broken)
+                return 0;
+        if (write_all(s->to, p, n) < 0)
+                s->to_broken = true;   /* reported by closing the step's pipe below */
+        return 0;
+}
+
+static void stream_leak(void *userdata, const struct redact_leak *leak) {
+        struct stream *s = userdata;
+        report_leak(leak, s->name);
+}
+
+static void stream_close(struct stream *s) {
+        s->from = safe_close(s->from);
+        if (s->filter) {
+                /* end of stream: what was held back is decided now */
+                struct redact_sink sink = { stream_write, stream_leak, s };
+                (void) redact_stream_finish(s->filter, &sink);
+        }
+}
 
 /* Moves what is available now; closes the pipe at EOF or when our side is broken. */
 static void stream_pump(struct stream *s) {
         char buf[65536];
+        struct redact_sink sink = { stream_write, stream_leak, s };
         for (;;) {
                 ssize_t n = read(s->from, buf, sizeof buf);
                 if (n < 0 && errno == EINTR)
@@ -25,13 +52,17 @@ static void stream_pump(struct stream *s) {
                 if (n < 0 && errno == EAGAIN)
                         return;
                 if (n <= 0) {
-                        s->from = safe_close(s->from);
+                        stream_close(s);
                         return;
                 }
-                if (write_all(s->to, buf, (size_t) n) < 0) {
+                if (s->filter) {
+                        if (redact_stream_feed(s->filter, buf, (size_t) n, &sink) < 0)
+                                s->to_broken = true;
+                } else
+                        (void) stream_write(s, buf, (size_t) n);
+                if (s->to_broken) {
                         /* like a shell pipeline: the writer learns its reader is gone */
-                        s->to_broken = true;
-                        s->from = safe_close(s->from);
+                        stream_close(s);
                         return;
                 }
         }
@@ -42,12 +73,23 @@ static void signal_group(pid_t pgid, int sig) {
                 (void) kill(pgid, sig);
 }
 
-int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, struct supervise_result *ret) {
+int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct redactor *redactor,
+              struct supervise_result *ret) {
         struct stream streams[2] = {
-                { .from = c->stdout_fd, .to = STDOUT_FILENO },
-                { .from = c->stderr_fd, .to = STDERR_FILENO },
+                { .name = "stdout", .from = c->stdout_fd, .to = STDOUT_FILENO },
+                { .name = "stderr", .from = c->stderr_fd, .to = STDERR_FILENO },
         };
         c->stdout_fd = c->stderr_fd = -1;   /* owned by streams[] now */
+        for (int i = 0; redactor && i < 2; i++) {
+                int k = redact_stream_new(redactor, &streams[i].filter);
+                if (k < 0) {
+                        for (int j = 0; j < 2; j++) {
+                                safe_close(streams[j].from);
+                                redact_stream_free(streams[j].filter);
+                        }
+                        return k;
+                }
+        }
         uint64_t start = now_monotonic_ms();
         uint64_t timeout_at = timeout_ms ? start + timeout_ms : 0;
         uint64_t kill_at = 0, drain_until = 0;
@@ -116,9 +158,16 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, struct superv
                     (streams[0].from >= 0 || streams[1].from >= 0)) {
                         log_warning("a process started by the step still holds its output open; not waiting for it");
                         for (int i = 0; i < 2; i++)
-                                streams[i].from = safe_close(streams[i].from);
+                                if (streams[i].from >= 0)
+                                        stream_close(&streams[i]);
                 }
         }
-        *ret = (struct supervise_result) { .wstatus = wstatus, .timed_out = timed_out };
+        uint64_t leaks = 0;
+        for (int i = 0; i < 2; i++) {
+                if (streams[i].filter)
+                        leaks += redact_stream_leak_count(streams[i].filter);
+                redact_stream_free(streams[i].filter);
+        }
+        *ret = (struct supervise_result) { .wstatus = wstatus, .timed_out = timed_out, .leaks = leaks };
         return 0;
 }

@@ -661,8 +661,10 @@ static int emit(struct redact_stream *s, uint64_t hold, const struct redact_sink
                 break;
         }
         /* keep the matches not yet reached */
-        memmove(s->pending, s->pending + next, (s->n_pending - next) * sizeof(*s->pending));
-        s->n_pending -= next;
+        if (next > 0) {
+                memmove(s->pending, s->pending + next, (s->n_pending - next) * sizeof(*s->pending));
+                s->n_pending -= next;
+        }
         return 0;
 }
 

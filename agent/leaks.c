@@ -1,0 +1,169 @@
+/* Leak reports and the artifact scan: which files to look at after the step (policy), and
+ * what to say about a leak — its secret's name, form and place, never its value. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "agent.h"
+#include "redact.h"
+
+#define WALK_MAX_DEPTH 64
+
+static bool under_github_actions(void) {
+        const char *v = getenv("GITHUB_ACTIONS");
+        return v && streq(v, "true");
+}
+
+static bool leaks_are_warnings;
+
+void report_leaks_as_warnings(bool warn) {
+        leaks_are_warnings = warn;
+}
+
+void report_leak(const struct redact_leak *leak, const char *where) {
+        bool stream = streq(where, "stdout") || streq(where, "stderr") || streq(where, "stdin");
+        void (*say)(const char *, ...) = leaks_are_warnings ? log_warning : log_error;
+        if (stream)
+                say("leak: %s (%s) on %s at byte %llu", leak->name, redact_form_name(leak->form), where,
+                    (unsigned long long) leak->offset);
+        else
+                say("leak: %s:%llu (%s): %s", where, (unsigned long long) leak->offset,
+                    redact_form_name(leak->form), leak->name);
+        if (under_github_actions()) {
+                /* workflow commands go to stdout; the message has no newline or % to escape */
+                const char *level = leaks_are_warnings ? "warning" : "error";
+                if (stream)
+                        printf("::%s title=secret leaked::%s (%s) on %s at byte %llu\n", level, leak->name,
+                               redact_form_name(leak->form), where, (unsigned long long) leak->offset);
+                else
+                        printf("::%s file=%s,title=secret leaked::%s (%s) at byte %llu\n", level, where, leak->name,
+                               redact_form_name(leak->form), (unsigned long long) leak->offset);
+                fflush(stdout);
+        }
+}
+
+struct file_ctx {
+        const char *path;
+};
+
+static void file_leak(void *userdata, const struct redact_leak *leak) {
+        const struct file_ctx *c = userdata;
+        report_leak(leak, c->path);
+}
+
+static int scan_file_at(const struct redactor *r, int dir_fd, const char *name, const char *display) {
+        _cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return 0;   /* fifos, devices: nothing a step leaves as an artifact */
+        (void) fd_set_nonblock(fd, false);
+        struct file_ctx c = { display };
+        struct redact_sink sink = { .leak = file_leak, .userdata = &c };
+        return redact_scan_fd(r, fd, &sink);
+}
+
+/* Which files of a walk are scanned, and how many leaks were found. */
+struct walk {
+        const struct redactor *r;
+        char *const *globs;              /* NULL: every file */
+        const struct timespec *since;
+        int leaks;
+        int error;
+};
+
+static bool selected(const struct walk *w, const char *rel, const struct stat *st) {
+        if (!w->globs)
+                return true;
+        for (char *const *g = w->globs; *g; g++) {
+                if (streq(*g, "changed")) {
+                        if (st->st_mtim.tv_sec > w->since->tv_sec ||
+                            (st->st_mtim.tv_sec == w->since->tv_sec && st->st_mtim.tv_nsec >= w->since->tv_nsec))
+                                return true;
+                } else if (glob_match(*g, rel))
+                        return true;
+        }
+        return false;
+}
+
+static void walk_dir(struct walk *w, int dir_fd, const char *rel, unsigned depth) {
+        if (depth > WALK_MAX_DEPTH)
+                return;
+        int fd = dup(dir_fd);
+        if (fd < 0)
+                return;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return;
+        }
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (streq(e->d_name, ".") || streq(e->d_name, ".."))
+                        continue;
+                _cleanup_free_ char *path = *rel ? strdup_printf("%s/%s", rel, e->d_name) : strdup(e->d_name);
+                if (!path)
+                        break;
+                struct stat st;
+                if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (S_ISDIR(st.st_mode)) {
+                        if (w->globs && streq(e->d_name, ".git"))
+                                continue;   /* the repository's own objects are not artifacts */
+                        _cleanup_close_ int sub = openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub >= 0)
+                                walk_dir(w, sub, path, depth + 1);
+                        continue;
+                }
+                if (!S_ISREG(st.st_mode) || !selected(w, path, &st))
+                        continue;
+                int k = scan_file_at(w->r, dir_fd, e->d_name, path);
+                if (k < 0) {
+                        log_warning("cannot scan %s: %s", path, strerror(-k));
+                        continue;
+                }
+                w->leaks += k;
+        }
+        closedir(d);
+}
+
+int scan_artifacts(const struct redactor *r, char *const *globs, const struct timespec *since) {
+        if (!globs || !*globs)
+                return 0;
+        _cleanup_close_ int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cwd < 0)
+                return -errno;
+        struct walk w = { .r = r, .globs = globs, .since = since };
+        walk_dir(&w, cwd, "", 0);
+        return w.error < 0 ? w.error : w.leaks;
+}
+
+int scan_paths(const struct redactor *r, char *const *paths) {
+        int leaks = 0;
+        for (char *const *p = paths; p && *p; p++) {
+                struct stat st;
+                if (stat(*p, &st) < 0) {
+                        log_error("scan: %s: %s", *p, strerror(errno));
+                        return -errno;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        _cleanup_close_ int fd = open(*p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (fd < 0)
+                                return -errno;
+                        struct walk w = { .r = r };
+                        walk_dir(&w, fd, *p, 0);
+                        leaks += w.leaks;
+                        continue;
+                }
+                int k = scan_file_at(r, AT_FDCWD, *p, *p);
+                if (k < 0) {
+                        log_error("scan: %s: %s", *p, strerror(-k));
+                        return k;
+                }
+                leaks += k;
+        }
+        return leaks;
+}
