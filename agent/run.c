@@ -464,7 +464,7 @@ static int prepare(struct run *r, bool for_step) {
 
 int command_run(const struct options *o) {
         struct run r = { .o = o };
-        struct child child = { .pid = -1, .stdout_fd = -1, .stderr_fd = -1, .guardian_fd = -1 };
+        struct child child = { .pid = -1, .stdout_fd = -1, .stderr_fd = -1, .guardian_fd = -1, .pty_fd = -1 };
         _cleanup_close_ int signal_fd = -1;
         _cleanup_free_ char **envp = NULL;
         int status = 125, k;
@@ -500,7 +500,9 @@ int command_run(const struct options *o) {
                 goto out;
         struct timespec started;
         clock_gettime(CLOCK_REALTIME, &started);
-        struct spawn_config sc = { .argv = o->args, .envp = envp, .fds = r.fds, .n_fds = r.n_fds };
+        /* --tty auto: a pty when a person is watching our output */
+        bool pty = o->tty == 1 || (o->tty < 0 && isatty(STDOUT_FILENO));
+        struct spawn_config sc = { .argv = o->args, .envp = envp, .fds = r.fds, .n_fds = r.n_fds, .pty = pty };
         k = spawn_command(&sc, &child);
         free(steal_pointer(&envp));
         /* the step has its own copies now; ours close and wipe */
@@ -515,8 +517,11 @@ int command_run(const struct options *o) {
         log_info("started '%s' (pid %d) with %zu secret%s", o->args[0], (int) child.pid, r.n_secrets,
                  r.n_secrets == 1 ? "" : "s");
 
+        if (child.pty_fd >= 0 && (k = pty_prepare(child.pty_fd)) < 0)
+                log_warning("cannot put the terminal in raw mode: %s", strerror(-k));
         struct supervise_result result;
         k = supervise(&child, signal_fd, o->timeout_ms, r.redactor, &result);
+        pty_restore();
         child_release(&child);
         if (k < 0) {
                 log_error("supervising the step failed: %s", strerror(-k));

@@ -96,11 +96,15 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
         bool exited = false, timed_out = false;
         int wstatus = 0;
 
+        /* with a pty, what we read on stdin is typed into the step's terminal */
+        int input = c->pty_fd >= 0 ? STDIN_FILENO : -1;
+
         while (!exited || streams[0].from >= 0 || streams[1].from >= 0) {
-                struct pollfd p[3] = {
+                struct pollfd p[4] = {
                         { .fd = streams[0].from, .events = POLLIN },
                         { .fd = streams[1].from, .events = POLLIN },
                         { .fd = signal_fd, .events = POLLIN },
+                        { .fd = exited ? -1 : input, .events = POLLIN },
                 };
                 uint64_t now = now_monotonic_ms(), next = 0;
                 if (timeout_at && !timed_out)
@@ -113,7 +117,7 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
                 if (next)
                         wait_ms = next > now ? (int) (next - now) : 0;
 
-                int r = poll(p, 3, wait_ms);
+                int r = poll(p, 4, wait_ms);
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 now = now_monotonic_ms();
@@ -122,11 +126,28 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
                         if (streams[i].from >= 0 && p[i].revents)
                                 stream_pump(&streams[i]);
 
+                if (p[3].revents) {
+                        char buf[4096];
+                        ssize_t n = read(input, buf, sizeof buf);
+                        if (n > 0)
+                                (void) write_all(c->pty_fd, buf, (size_t) n);
+                        else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                                if (!isatty(input))
+                                        (void) write_all(c->pty_fd, "\x04", 1);   /* VEOF: end of input */
+                                input = -1;
+                        }
+                }
+
                 if (p[2].revents & POLLIN) {
                         struct signalfd_siginfo si;
                         while (read(signal_fd, &si, sizeof si) == (ssize_t) sizeof si) {
                                 if ((int) si.ssi_signo == SIGCHLD)
                                         continue;   /* reaped below */
+                                if ((int) si.ssi_signo == SIGWINCH) {
+                                        if (c->pty_fd >= 0)
+                                                pty_resize(c->pty_fd);
+                                        continue;
+                                }
                                 if (!exited)
                                         signal_group(c->pid, (int) si.ssi_signo);
                         }

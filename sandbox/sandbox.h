@@ -33,6 +33,7 @@ struct spawn_config {
         char *const *envp;
         const int *fds;               /* become fds 3, 4, ... in the child, in order */
         size_t n_fds;
+        bool pty;                     /* a pseudo-terminal for stdin/stdout/stderr */
 };
 
 struct child {
@@ -40,9 +41,18 @@ struct child {
         int stdout_fd, stderr_fd;     /* read ends, non-blocking, close-on-exec */
         pid_t guardian_pid;           /* kills the group if the supervisor dies */
         int guardian_fd;
+        int pty_fd;                   /* with a pty: its master (stdout_fd reads a dup of it,
+                                         stderr_fd is -1, and our stdin is copied here) */
 };
 
-/* Forks the command in a new session with stdout/stderr on pipes and stdin inherited.
+/* With a pty: puts our terminal (if stdin is one) in raw mode so keys reach the step as
+ * typed, and copies our window size to the pty. Restored by pty_restore. */
+int pty_prepare(int pty_fd);
+void pty_restore(void);
+void pty_resize(int pty_fd);   /* on SIGWINCH */
+
+/* Forks the command in a new session with stdout/stderr on pipes and stdin inherited (or
+ * all three on a pty that becomes its controlling terminal).
  * Returns 0 once the command has been exec'ed; if exec failed, returns -errno of the
  * failure (-ENOENT: not found, others: cannot execute) and no child remains. */
 int spawn_command(const struct spawn_config *c, struct child *ret);

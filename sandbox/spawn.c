@@ -3,6 +3,9 @@
  * exit-status plumbing the supervisor loop needs. */
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <pty.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -22,6 +25,7 @@ int signals_block_to_fd(void) {
         for (size_t i = 0; i < n_forwarded_signals; i++)
                 sigaddset(&set, forwarded_signals[i]);
         sigaddset(&set, SIGCHLD);
+        sigaddset(&set, SIGWINCH);   /* resizes the step's pty, if it has one */
         if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
                 return -errno;
         int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -48,7 +52,7 @@ static void reset_signals(void) {
 /* Between fork and exec. Every failure reports errno over status_fd and exits: the parent
  * turns it into 126/127 or a setup error. */
 _noreturn_ static void child_exec(const struct spawn_config *c, pid_t parent, int out_fd, int err_fd,
-                                  int status_fd) {
+                                  int pty_slave, int status_fd) {
         int e;
         /* die with the supervisor, and notice if it already died before we got here */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
@@ -57,7 +61,12 @@ _noreturn_ static void child_exec(const struct spawn_config *c, pid_t parent, in
         /* a new session: no controlling terminal, and our own process group for signals */
         if (setsid() < 0)
                 goto fail;
-        if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
+        if (pty_slave >= 0) {
+                /* the pty becomes the controlling terminal: isatty(), colours, job control */
+                if (ioctl(pty_slave, TIOCSCTTY, 0) < 0 || dup2(pty_slave, STDIN_FILENO) < 0 ||
+                    dup2(pty_slave, STDOUT_FILENO) < 0 || dup2(pty_slave, STDERR_FILENO) < 0)
+                        goto fail;
+        } else if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
                 goto fail;
         /* delivery fds go to 3, 4, ...: first above every target, so no dup2 clobbers a
          * source that is still to be moved */
@@ -139,18 +148,26 @@ void child_release(struct child *c) {
         }
         c->stdout_fd = safe_close(c->stdout_fd);
         c->stderr_fd = safe_close(c->stderr_fd);
+        c->pty_fd = safe_close(c->pty_fd);
 }
 
 int spawn_command(const struct spawn_config *c, struct child *ret) {
         if (c->n_fds > SPAWN_MAX_FDS)
                 return -EMFILE;
-        int out[2], err[2] = { -1, -1 }, status[2] = { -1, -1 };
-        if (pipe2(out, O_CLOEXEC) < 0)
-                return -errno;
-        if (pipe2(err, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
-                int e = -errno;
+        int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
+        int r = 0;
+        if (c->pty) {
+                if (openpty(&out[0], &out[1], NULL, NULL, NULL) < 0)
+                        return -errno;
+                (void) fd_set_cloexec(out[0], true);
+                (void) fd_set_cloexec(out[1], true);
+        } else if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+                r = -errno;
+        if (r == 0 && pipe2(status, O_CLOEXEC) < 0)
+                r = -errno;
+        if (r < 0) {
                 safe_close(out[0]), safe_close(out[1]), safe_close(err[0]), safe_close(err[1]);
-                return e;
+                return r;
         }
         _cleanup_close_ int out_r = out[0], err_r = err[0], status_r = status[0];
         pid_t parent = getpid();
@@ -161,7 +178,7 @@ int spawn_command(const struct spawn_config *c, struct child *ret) {
                 return e;
         }
         if (pid == 0)
-                child_exec(c, parent, out[1], err[1], status[1]);
+                child_exec(c, parent, out[1], err[1], c->pty ? out[1] : -1, status[1]);
         safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
 
         int child_errno = 0;
@@ -173,19 +190,61 @@ int spawn_command(const struct spawn_config *c, struct child *ret) {
                 (void) waitpid(pid, NULL, 0);
                 return -(child_errno ? child_errno : EIO);
         }
+        int pty_fd = -1;
+        if (c->pty && (pty_fd = fcntl(out_r, F_DUPFD_CLOEXEC, 3)) < 0) {
+                r = -errno;
+                (void) kill(-pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
         (void) fd_set_nonblock(out_r, true);
-        (void) fd_set_nonblock(err_r, true);
+        if (err_r >= 0)
+                (void) fd_set_nonblock(err_r, true);
         pid_t guardian_pid = 0;
         int guardian_fd = -1;
-        int r = spawn_guardian(pid, &guardian_pid, &guardian_fd);
+        r = spawn_guardian(pid, &guardian_pid, &guardian_fd);
         if (r < 0) {
+                safe_close(pty_fd);
                 (void) kill(-pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
                 return r;
         }
         *ret = (struct child) {
                 .pid = pid, .stdout_fd = steal_fd(&out_r), .stderr_fd = steal_fd(&err_r),
-                .guardian_pid = guardian_pid, .guardian_fd = guardian_fd,
+                .guardian_pid = guardian_pid, .guardian_fd = guardian_fd, .pty_fd = pty_fd,
         };
         return 0;
+}
+
+/* ---- the terminal around a pty ---- */
+
+static struct termios saved_termios;
+static bool termios_saved;
+
+void pty_resize(int pty_fd) {
+        struct winsize ws;
+        if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 || ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+                (void) ioctl(pty_fd, TIOCSWINSZ, &ws);
+}
+
+int pty_prepare(int pty_fd) {
+        pty_resize(pty_fd);
+        if (!isatty(STDIN_FILENO))
+                return 0;
+        if (tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+                return -errno;
+        struct termios raw = saved_termios;
+        cfmakeraw(&raw);
+        /* keys, Ctrl-C included, go to the step's terminal, whose line discipline acts on them */
+        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) < 0)
+                return -errno;
+        termios_saved = true;
+        return 0;
+}
+
+void pty_restore(void) {
+        if (termios_saved) {
+                (void) tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+                termios_saved = false;
+        }
 }
