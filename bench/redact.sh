@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Benchmarks the redaction engine: the in-memory figures of bench/redact_bench, then
+# `secrets-run redact` against `cat` over the same file, printed as one compact table.
+# Builds nothing: build BUILDDIR first (meson setup build-bench --buildtype=release && ninja -C build-bench).
+#
+# Usage: bench/redact.sh [BUILDDIR]     (default build-bench; REDACT_BENCH_MIB sets the text size, default 256)
+# Prints figures and whether each target is met; never fails on a threshold, only on an error.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+build=${1:-build-bench}
+mib=${REDACT_BENCH_MIB:-256}
+repeats=3
+bench=$build/bench/redact_bench
+secrets_run=$build/agent/secrets-run
+
+for exe in "$bench" "$secrets_run"; do
+        if [ ! -x "$exe" ]; then
+                echo "redact.sh: $exe is missing; build it first: meson setup $build --buildtype=release && ninja -C $build" >&2
+                exit 2
+        fi
+done
+
+# Secret files and inputs live in a private directory (mktemp -d makes it 0700), in memory
+# when /dev/shm is there, and are deleted whatever happens.
+tmp=$(mktemp -d "$( [ -d /dev/shm ] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/redact-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# kv LINE KEY: the value of KEY in a "key=value ..." line.
+kv() {
+        local word
+        for word in $1; do
+                if [ "${word%%=*}" = "$2" ]; then
+                        echo "${word#*=}"
+                        return 0
+                fi
+        done
+        echo "redact.sh: no $2 in: $1" >&2
+        return 1
+}
+
+# timed INPUT CMD...: the best of $repeats runs of CMD < INPUT > /dev/null, as
+# "elapsed_ns=... maxrss_kib=... status=..." (the largest RSS of the runs).
+timed() {
+        local input=$1 best="" best_ns=0 rss=0 line ns r st
+        shift
+        for _ in $(seq "$repeats"); do
+                line=$("$bench" --exec "$input" -- "$@")
+                ns=$(kv "$line" elapsed_ns)
+                r=$(kv "$line" maxrss_kib)
+                st=$(kv "$line" status)
+                # redact exits 1 when it masked something (on_leak: fail), 0 when it found nothing
+                if [ "$st" -gt 1 ]; then
+                        echo "redact.sh: '$*' exited with status $st" >&2
+                        return 1
+                fi
+                if [ -z "$best" ] || [ "$ns" -lt "$best_ns" ]; then
+                        best=$line best_ns=$ns
+                fi
+                [ "$r" -gt "$rss" ] && rss=$r
+        done
+        echo "elapsed_ns=$best_ns maxrss_kib=$rss"
+}
+
+mbps() {   # BYTES NS
+        awk -v b="$1" -v ns="$2" 'BEGIN { printf "%.0f", b / ns * 1000 }'
+}
+
+echo "redact bench: $(nproc) cores, ${mib} MiB CI-log-like text, secrets 20-48 random bytes of mixed charsets, min_len 8"
+start=$(date +%s)
+
+# (1) the in-memory figures
+inmem=$("$bench" --size "$mib" --format kv)
+
+# (2) secrets-run redact against cat, per secret count, over the same file
+bytes=$((mib * 1024 * 1024))
+declare -A pipe_redact pipe_cat pipe_rss
+for n in 10 100 1000; do
+        dir=$tmp/secrets-$n
+        mkdir -m 0700 "$dir"
+        "$bench" --write-input "$tmp/input" --secret-dir "$dir" --secrets "$n" --size "$mib" >/dev/null
+        args=()
+        for f in "$dir"/*; do
+                args+=(--secret-file "$f")
+        done
+        c=$(timed "$tmp/input" cat)
+        r=$(timed "$tmp/input" "$secrets_run" redact "${args[@]}")
+        pipe_cat[$n]=$(mbps "$bytes" "$(kv "$c" elapsed_ns)")
+        pipe_redact[$n]=$(mbps "$bytes" "$(kv "$r" elapsed_ns)")
+        pipe_rss[$n]=$(kv "$r" maxrss_kib)
+        if [ "$n" = 1000 ]; then
+                # peak RSS against stream length: a quarter of the same input
+                head -c $((bytes / 4)) "$tmp/input" >"$tmp/input-quarter"
+                q=$(timed "$tmp/input-quarter" "$secrets_run" redact "${args[@]}")
+                rss_quarter=$(kv "$q" maxrss_kib)
+                rm -f "$tmp/input-quarter"
+        fi
+        rm -rf "$dir" "$tmp/input"
+done
+
+# (3) the table
+printf '\n%-8s %9s %11s %10s %12s %10s %7s %10s\n' secrets patterns "compile ms" "mem GB/s" "redact MB/s" "cat MB/s" ratio "redact RSS"
+for n in 10 100 1000; do
+        comp=$(grep "^compile secrets=$n " <<<"$inmem")
+        mem=$(grep "^inmem secrets=$n " <<<"$inmem")
+        ratio=$(awk -v r="${pipe_redact[$n]}" -v c="${pipe_cat[$n]}" 'BEGIN { printf "%.0f%%", 100 * r / c }')
+        printf '%-8s %9s %11s %10s %12s %10s %7s %8.1f M\n' "$n" "$(kv "$mem" patterns)" "$(kv "$comp" total_ms)" \
+                "$(kv "$mem" gbps)" "${pipe_redact[$n]}" "${pipe_cat[$n]}" "$ratio" \
+                "$(awk -v k="${pipe_rss[$n]}" 'BEGIN { print k / 1024 }')"
+done
+big=$(grep "^compile " <<<"$inmem" | tail -n 1)
+rss=$(grep "^inmem_rss " <<<"$inmem")
+mem1000=$(grep "^inmem secrets=1000 " <<<"$inmem")
+echo
+echo "leaks found/planted in memory, 1000 secrets: $(kv "$mem1000" leaks)/$(kv "$mem1000" planted)"
+echo "compile, $(kv "$big" patterns) patterns ($(kv "$big" secrets) secrets): $(kv "$big" forms_ms) ms forms + $(kv "$big" compile_ms) ms tables = $(kv "$big" total_ms) ms"
+echo "peak RSS, 1000 secrets: in-memory process $(kv "$rss" short_rss_mib) MiB over $(kv "$rss" short_mib) MiB, $(kv "$rss" long_rss_mib) MiB over $(kv "$rss" long_mib) MiB;" \
+        "secrets-run redact $(awk -v k="$rss_quarter" 'BEGIN { printf "%.1f", k / 1024 }') MiB over $((mib / 4)) MiB, $(awk -v k="${pipe_rss[1000]}" 'BEGIN { printf "%.1f", k / 1024 }') MiB over $mib MiB"
+
+# (4) targets (reported, never enforced)
+verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo missed; fi; }
+echo
+echo "targets:"
+echo "  in-memory >= 1.5 GB/s at 1000 secrets:   $(verdict "$(kv "$mem1000" gbps) >= 1.5") ($(kv "$mem1000" gbps) GB/s)"
+echo "  redact >= 50% of cat at 1000 secrets:    $(verdict "${pipe_redact[1000]} >= 0.5 * ${pipe_cat[1000]}") (${pipe_redact[1000]} vs ${pipe_cat[1000]} MB/s)"
+echo "  compile < 100 ms for 10,000 patterns:    $(verdict "$(kv "$big" total_ms) < 100") ($(kv "$big" total_ms) ms)"
+long_rss_kib=$(awk -v m="$(kv "$rss" long_rss_mib)" 'BEGIN { printf "%d", m * 1024 }')
+short_rss_kib=$(awk -v m="$(kv "$rss" short_rss_mib)" 'BEGIN { printf "%d", m * 1024 }')
+echo "  RSS < 64 MiB, flat with length:          $(verdict "${pipe_rss[1000]} < 65536 && ${pipe_rss[1000]} <= $rss_quarter + 1024 && $long_rss_kib < 65536 && $long_rss_kib <= $short_rss_kib + 1024")"
+echo "done in $(( $(date +%s) - start )) s"
