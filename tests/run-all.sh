@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds secrets-run and runs every test, the way CI and the README do: a -Werror build with the
-# unit and integration tests, an ASan+UBSan build with the unit tests, then a tally whose last
-# line is "N passed, N failed[, N skipped]". Exits non-zero if any step or test failed; a
-# failing step does not stop the rest, so the tally always prints.
+# unit and integration tests, an ASan+UBSan build with the unit tests, 20 s of fuzzing the
+# matcher (tests/fuzz.sh, one test), then a tally whose last line is "N passed, N failed[, N
+# skipped]". Exits non-zero if any step or test failed; a failing step does not stop the rest,
+# so the tally always prints.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -69,9 +70,16 @@ if step "setup $ASAN_DIR" setup "$ASAN_DIR" -Db_sanitize=address,undefined -Db_l
         UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_tests "$ASAN_DIR" --suite unit
 fi
 
+# (c) the matcher fuzzed against the naive reference for 20 s (clang, libFuzzer, ASan+UBSan).
+# Not a step(): it writes its result to FUZZ_TAP, which the tally counts as one test
+# (a missing file counts as a failure), so a failure is counted exactly once.
+FUZZ_TAP=build-fuzz/fuzz.tap
+echo "==> fuzz"
+tests/fuzz.sh 20 || echo "==> fuzz: FAILED" >&2
+
 echo "==> done in $(( $(date +%s) - start )) s"
 
-# (c) the tally; its last line is the summary.
+# (d) the tally; its last line is the summary.
 tally_args=()
 for s in "${failed_steps[@]}"; do
         tally_args+=(--failed-step "$s")
@@ -79,7 +87,7 @@ done
 for d in "${failed_test_builds[@]}"; do
         tally_args+=(--failed-test-step "$d")
 done
-"$PYTHON" tests/tally.py "${tally_args[@]}" "$CI_DIR" "$ASAN_DIR"
+"$PYTHON" tests/tally.py "${tally_args[@]}" --tap "$FUZZ_TAP" "$CI_DIR" "$ASAN_DIR"
 tally_status=$?
 
 if [ "$tally_status" -ne 0 ] || [ "${#failed_steps[@]}" -ne 0 ] ||

@@ -11,6 +11,8 @@ For each BUILDDIR it reads meson-logs/testlog.json (one JSON object per test per
 --failed-step NAME (repeatable) counts a build step that failed as one failure;
 --failed-test-step BUILDDIR counts a failed `meson test` as one failure if no case of that
 build was counted as failed (so a summary never says 0 failed when a step failed).
+--tap FILE (repeatable) counts the TAP lines of a file a step wrote (the fuzz run); a missing
+file, or one with no case, counts as one failure.
 
 Per-build lines and the failed cases come first; the LAST line is
 "N passed, N failed" (plus ", N skipped" if any). Exits 1 if anything failed, else 0.
@@ -144,6 +146,19 @@ def count_build(builddir):
     return total, notes
 
 
+def count_tap_file(path):
+    """Counts a TAP file written by a step outside meson."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        text = ""
+    c, cases = count_tap(text, path)
+    if cases == 0:
+        c.failed += 1
+        c.failures.append(f"{path}: missing or without a TAP case")
+    return c
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("builddirs", nargs="+")
@@ -151,6 +166,8 @@ def main():
                     help="a build step that failed (counts as one failure)")
     ap.add_argument("--failed-test-step", action="append", default=[], metavar="BUILDDIR",
                     help="a `meson test` run that failed")
+    ap.add_argument("--tap", action="append", default=[], metavar="FILE",
+                    help="a TAP file written by a step (counted like a test's output)")
     args = ap.parse_args()
 
     grand = Count()
@@ -162,6 +179,10 @@ def main():
             c.failed += 1
             c.failures.append(f"{builddir}: meson test failed")
         print(f"{builddir}: {c.text(always_skipped=True)}")
+        grand.add(c)
+    for path in args.tap:
+        c = count_tap_file(path)
+        print(f"{path}: {c.text(always_skipped=True)}")
         grand.add(c)
     for step in args.failed_step:
         grand.failed += 1
