@@ -277,13 +277,17 @@ static bool env_name_is_ours(const struct run *r, const char *entry) {
         return false;
 }
 
-static int deliver(struct run *r) {
+static int create_secrets_dir(struct run *r) {
         int k = secrets_dir_create(&r->dir);
-        if (k < 0) {
+        if (k < 0)
                 log_error("cannot create the secrets directory on a tmpfs (/dev/shm or $XDG_RUNTIME_DIR): %s%s",
                           strerror(-k), k == -EXDEV ? " (it is not a memory file system)" : "");
-                return k;
-        }
+        return k;
+}
+
+/* Files go through dir_fd: the sandbox's private tmpfs, or the host directory without one. */
+static int deliver(struct run *r, int dir_fd) {
+        int k;
         r->fds = calloc(r->n_secrets ? r->n_secrets : 1, sizeof(int));
         if (!r->fds)
                 return -ENOMEM;
@@ -326,7 +330,7 @@ static int deliver(struct run *r) {
                         break;
                 case DELIVER_FILE:
                 default:
-                        if ((k = secrets_dir_add(r->dir, s->as, value)) < 0) {
+                        if ((k = secret_file_write(dir_fd, s->as, value)) < 0) {
                                 log_error("secret %s: cannot write %s/%s: %s", s->name,
                                           secrets_dir_path(r->dir), s->as, strerror(-k));
                                 return k;
@@ -375,13 +379,35 @@ static char **envp_with_env_block(struct run *r) {
         return v;
 }
 
+static enum sandbox_level sandbox_mode_of(const struct run *r) {
+        int m = r->o->sandbox >= 0 ? r->o->sandbox : (int) r->m->policy.sandbox;
+        return m == SANDBOX_STRICT ? SANDBOX_LEVEL_STRICT : m == SANDBOX_OFF ? SANDBOX_LEVEL_OFF : SANDBOX_LEVEL_AUTO;
+}
+
+static bool network_off_of(const struct run *r) {
+        return r->o->network >= 0 ? r->o->network == TRI_OFF : !r->m->policy.network;
+}
+
+static void print_sandbox_status(const struct run *r, const struct sandbox_status *st) {
+        char line[768];
+        sandbox_status_format(st, line, sizeof line);
+        if (sandbox_mode_of(r) == SANDBOX_LEVEL_OFF)
+                log_info("sandbox: off (redaction only)");
+        else if (st->missing)
+                log_notice("sandbox: %s", line);   /* auto: one line naming what is missing and why */
+        else
+                log_info("sandbox: %s", line);
+}
+
 /* ---- dry run ---- */
 
 static const char *delivery_name(enum delivery d) {
         return d == DELIVER_FD ? "fd" : d == DELIVER_ENV ? "env" : "file";
 }
 
-static void print_dry_run(const struct run *r) {
+static void print_dry_run(const struct run *r, const struct sandbox_status *st) {
+        char layers[768];
+        sandbox_status_format(st, layers, sizeof layers);
         if (r->o->format == FORMAT_JSON) {
                 json_t *list = json_array();
                 for (size_t i = 0; i < r->n_secrets; i++) {
@@ -393,9 +419,20 @@ static void print_dry_run(const struct run *r) {
                                 json_object_set_new(o, "version", json_integer((json_int_t) r->secrets[i].meta.version));
                         json_array_append_new(list, o);
                 }
-                json_t *doc = json_pack("{s:s, s:s?, s:o, s:i}", "environment", r->environment,
+                json_t *active = json_array(), *missing = json_array();
+                for (int l = 0; l < _LAYER_MAX; l++) {
+                        if (st->active & (1u << l))
+                                json_array_append_new(active, json_string(sandbox_layer_name((enum sandbox_layer) l)));
+                        if (st->missing & (1u << l))
+                                json_array_append_new(missing, json_string(sandbox_layer_name((enum sandbox_layer) l)));
+                }
+                json_t *doc = json_pack("{s:s, s:s?, s:o, s:i, s:{s:s, s:o, s:o, s:s?}}", "environment", r->environment,
                                         "stage", r->stage, "secrets", list,
-                                        "withheld_pull_request", (int) r->n_withheld_pr);
+                                        "withheld_pull_request", (int) r->n_withheld_pr, "sandbox",
+                                        "mode", sandbox_mode_of(r) == SANDBOX_LEVEL_OFF ? "off" :
+                                                sandbox_mode_of(r) == SANDBOX_LEVEL_STRICT ? "strict" : "auto",
+                                        "active", active, "missing", missing,
+                                        "why", st->missing ? st->why : NULL);
                 json_dumpf(doc, stdout, JSON_INDENT(2));
                 fputc('\n', stdout);
                 json_decref(doc);
@@ -403,6 +440,7 @@ static void print_dry_run(const struct run *r) {
         }
         printf("dry run: environment %s, stage %s: %zu secret%s would be delivered\n", r->environment,
                r->stage ? r->stage : "(none)", r->n_secrets, r->n_secrets == 1 ? "" : "s");
+        printf("sandbox: %s\n", sandbox_mode_of(r) == SANDBOX_LEVEL_OFF ? "off (redaction only)" : layers);
         for (size_t i = 0; i < r->n_secrets; i++) {
                 const struct mf_secret *s = r->secrets[i].def;
                 _cleanup_free_ char *upper = strdup_upper(s->as);
@@ -436,19 +474,20 @@ static enum on_leak effective_on_leak(const struct run *r) {
         return r->o->on_leak >= 0 ? (enum on_leak) r->o->on_leak : r->m->policy.on_leak;
 }
 
-/* Load, gate, resolve scope, fetch, compile the redactor: what run, redact and scan share. */
-static int prepare(struct run *r, bool for_step) {
-        const struct options *o = r->o;
+/* Load, gate, resolve the scope: nothing secret is in memory yet. */
+static int resolve(struct run *r) {
         int k;
-        if ((k = load_manifest(o, true, &r->m)) < 0)
+        if ((k = load_manifest(r->o, true, &r->m)) < 0)
                 return k;
-        if (for_step && (o->sandbox == SANDBOX_STRICT || (o->sandbox < 0 && r->m->policy.sandbox == SANDBOX_STRICT))) {
-                log_error("sandbox: strict needs namespaces and seccomp, which this version of secrets-run does not set up yet [use --sandbox auto]");
-                return -EOPNOTSUPP;
-        }
         if ((k = resolve_environment(r)) < 0 || (k = resolve_scope(r)) < 0)
                 return k;
-        if ((k = collect_stripped_env(r)) < 0 || (k = fetch_secrets(r)) < 0)
+        return collect_stripped_env(r);
+}
+
+/* Fetch and compile the redactor: what run, redact and scan share after resolve(). */
+static int fetch(struct run *r) {
+        int k;
+        if ((k = fetch_secrets(r)) < 0)
                 return k;
         scrub_own_environment(r);
         if ((k = build_redactor(r)) < 0) {
@@ -464,7 +503,8 @@ static int prepare(struct run *r, bool for_step) {
 
 int command_run(const struct options *o) {
         struct run r = { .o = o };
-        struct child child = { .pid = -1, .stdout_fd = -1, .stderr_fd = -1, .guardian_fd = -1, .pty_fd = -1 };
+        struct child child = CHILD_NULL;
+        _cleanup_sandbox_ struct sandbox *sandbox = NULL;
         _cleanup_close_ int signal_fd = -1;
         _cleanup_free_ char **envp = NULL;
         int status = 125, k;
@@ -479,15 +519,31 @@ int command_run(const struct options *o) {
         if (k > 0)
                 log_info("removed %d secrets director%s left by a crashed run", k, k == 1 ? "y" : "ies");
 
-        if (prepare(&r, true) < 0)
+        if (resolve(&r) < 0)
                 goto out;
         report_leaks_as_warnings(effective_on_leak(&r) == ON_LEAK_WARN);
+        /* the sandbox first: its pid 1 is cloned from us and must never hold a secret */
+        if (create_secrets_dir(&r) < 0)
+                goto out;
+        struct sandbox_status sandbox_status;
+        struct sandbox_options so = {
+                .level = sandbox_mode_of(&r), .network_off = network_off_of(&r),
+                .allow_ptrace = o->allow_ptrace, .secrets_dir = secrets_dir_path(r.dir),
+        };
+        k = sandbox_create(&so, &sandbox, &sandbox_status);
+        if (k < 0) {
+                log_error("sandbox: %s%s", k == -ENOTSUP ? sandbox_status.why : strerror(-k),
+                          so.level == SANDBOX_LEVEL_STRICT ? " [strict mode needs every layer; --sandbox auto runs without what is missing]" : "");
+                goto out;
+        }
+        if (fetch(&r) < 0)
+                goto out;
         if (o->dry_run) {
-                print_dry_run(&r);
+                print_dry_run(&r, &sandbox_status);
                 status = 0;
                 goto out;
         }
-        if (deliver(&r) < 0)
+        if (deliver(&r, sandbox_dir_fd(sandbox)) < 0)
                 goto out;
 
         signal_fd = signals_block_to_fd();
@@ -500,20 +556,28 @@ int command_run(const struct options *o) {
                 goto out;
         struct timespec started;
         clock_gettime(CLOCK_REALTIME, &started);
-        /* --tty auto: a pty when a person is watching our output */
-        bool pty = o->tty == 1 || (o->tty < 0 && isatty(STDOUT_FILENO));
-        struct spawn_config sc = { .argv = o->args, .envp = envp, .fds = r.fds, .n_fds = r.n_fds, .pty = pty };
-        k = spawn_command(&sc, &child);
+        struct spawn_config sc = {
+                .argv = o->args, .envp = envp, .fds = r.fds, .n_fds = r.n_fds,
+                /* --tty auto: a pty when a person is watching our output */
+                .pty = o->tty == 1 || (o->tty < 0 && isatty(STDOUT_FILENO)),
+        };
+        k = sandbox_spawn(sandbox, &sc, &child, &sandbox_status);
         free(steal_pointer(&envp));
         /* the step has its own copies now; ours close and wipe */
         secret_free(steal_pointer(&r.env_block));
         for (size_t i = 0; i < r.n_fds; i++)
                 r.fds[i] = safe_close(r.fds[i]);
+        if (k == -ENOTSUP) {
+                log_error("sandbox: %s%s", sandbox_status.why,
+                          so.level == SANDBOX_LEVEL_STRICT ? " [strict mode needs every layer; --sandbox auto runs without it]" : "");
+                goto out;
+        }
         if (k < 0) {
                 log_error("cannot execute '%s': %s", o->args[0], strerror(-k));
                 status = k == -ENOENT || k == -ENOTDIR ? 127 : 126;
                 goto out;
         }
+        print_sandbox_status(&r, &sandbox_status);
         log_info("started '%s' (pid %d) with %zu secret%s", o->args[0], (int) child.pid, r.n_secrets,
                  r.n_secrets == 1 ? "" : "s");
 
@@ -610,7 +674,9 @@ static int redact_setup(struct run *r, enum on_leak *ret_on_leak) {
                 *ret_on_leak = r->o->on_leak >= 0 ? (enum on_leak) r->o->on_leak : ON_LEAK_FAIL;
                 return redactor_from_files(r->o->secret_files, &r->redactor);
         }
-        int k = prepare(r, false);
+        int k = resolve(r);
+        if (k >= 0)
+                k = fetch(r);
         if (k >= 0)
                 *ret_on_leak = effective_on_leak(r);
         return k;

@@ -68,11 +68,6 @@ static void stream_pump(struct stream *s) {
         }
 }
 
-static void signal_group(pid_t pgid, int sig) {
-        if (kill(-pgid, sig) < 0 && errno == ESRCH)
-                (void) kill(pgid, sig);
-}
-
 int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct redactor *redactor,
               struct supervise_result *ret) {
         struct stream streams[2] = {
@@ -149,17 +144,19 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
                                         continue;
                                 }
                                 if (!exited)
-                                        signal_group(c->pid, (int) si.ssi_signo);
+                                        child_signal(c, (int) si.ssi_signo);
                         }
                 }
 
                 if (!exited) {
-                        pid_t w = waitpid(c->pid, &wstatus, WNOHANG);
-                        if (w == c->pid) {
+                        pid_t group = c->pid;
+                        if (child_reap(c, &wstatus) > 0) {
                                 exited = true;
                                 /* the step is over: whatever it left running in its group
-                                 * had its secrets and would hold our pipes open */
-                                (void) kill(-c->pid, SIGKILL);
+                                 * had its secrets and would hold our pipes open (in a pid
+                                 * namespace the kernel has killed it already) */
+                                if (!c->init)
+                                        (void) kill(-group, SIGKILL);
                                 drain_until = now + DRAIN_AFTER_EXIT_MS;
                                 kill_at = 0;
                         }
@@ -167,12 +164,12 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
 
                 if (!exited && timeout_at && !timed_out && now >= timeout_at) {
                         timed_out = true;
-                        signal_group(c->pid, SIGTERM);
-                        signal_group(c->pid, SIGCONT);   /* a stopped step must see TERM */
+                        child_signal(c, SIGTERM);
+                        child_signal(c, SIGCONT);   /* a stopped step must see TERM */
                         kill_at = now + KILL_GRACE_MS;
                 }
                 if (!exited && kill_at && now >= kill_at) {
-                        signal_group(c->pid, SIGKILL);
+                        child_kill(c);
                         kill_at = 0;
                 }
                 if (exited && drain_until && now >= drain_until &&

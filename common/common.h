@@ -53,6 +53,9 @@ const unsigned char *secret_data(const struct secret *s);
 size_t secret_len(const struct secret *s);
 bool secret_has_nul(const struct secret *s);
 struct secret *secret_free(struct secret *s);
+/* Zeroes every live secure buffer of this process (a forked child that must not keep a copy
+ * of the secrets calls it; the buffers stay allocated, empty). */
+void secret_wipe_all(void);
 static inline void secret_freep(struct secret **s) { secret_free(*s); }
 #define _cleanup_secret_ _cleanup_(secret_freep)
 

@@ -53,7 +53,10 @@ struct secret {
         unsigned char *data;  /* sodium_malloc'd, capacity bytes */
         size_t len;
         size_t capacity;
+        struct secret *prev, *next;   /* every live buffer, for secret_wipe_all */
 };
+
+static struct secret *live;
 
 int secret_init(void) {
         return sodium_init() < 0 ? -EIO : 0;
@@ -69,6 +72,10 @@ int secret_new(size_t capacity, struct secret **ret) {
                 return -ENOMEM;
         }
         s->capacity = capacity;
+        s->next = live;
+        if (live)
+                live->prev = s;
+        live = s;
         *ret = s;
         return 0;
 }
@@ -155,9 +162,22 @@ bool secret_has_nul(const struct secret *s) {
         return memchr(s->data, 0, s->len) != NULL;
 }
 
+void secret_wipe_all(void) {
+        for (struct secret *s = live; s; s = s->next) {
+                sodium_memzero(s->data, s->capacity);
+                s->len = 0;
+        }
+}
+
 struct secret *secret_free(struct secret *s) {
         if (!s)
                 return NULL;
+        if (s->prev)
+                s->prev->next = s->next;
+        else
+                live = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
         buf_free(s->data, s->capacity);
         free(s);
         return NULL;

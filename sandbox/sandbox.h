@@ -18,8 +18,7 @@ struct secrets_dir;
 int secrets_dir_sweep(void);   /* returns the number of stale directories removed */
 int secrets_dir_create(struct secrets_dir **ret);
 const char *secrets_dir_path(const struct secrets_dir *d);
-/* Writes a 0400 file; name must be a plain file name. */
-int secrets_dir_add(struct secrets_dir *d, const char *name, const struct secret *value);
+int secrets_dir_fd(const struct secrets_dir *d);
 struct secrets_dir *secrets_dir_remove(struct secrets_dir *d);  /* wipe, unlink, rmdir */
 static inline void secrets_dir_removep(struct secrets_dir **d) { secrets_dir_remove(*d); }
 #define _cleanup_secrets_dir_ _cleanup_(secrets_dir_removep)
@@ -28,6 +27,42 @@ static inline void secrets_dir_removep(struct secrets_dir **d) { secrets_dir_rem
 int memfd_sealed(const char *name, const struct secret *value);
 
 /* ---- spawning the step ---- */
+
+enum sandbox_level { SANDBOX_LEVEL_AUTO, SANDBOX_LEVEL_STRICT, SANDBOX_LEVEL_OFF };
+
+enum sandbox_layer {
+        LAYER_USER,        /* user namespace (non-root callers only) */
+        LAYER_MOUNT,
+        LAYER_PID,
+        LAYER_IPC,
+        LAYER_UTS,
+        LAYER_NET,         /* only with --network off */
+        LAYER_PROC,        /* a fresh /proc of the pid namespace */
+        LAYER_SECRETS_FS,  /* $SECRETS_DIR as a tmpfs only the run sees */
+        LAYER_CAPS,
+        LAYER_SECCOMP,
+        _LAYER_MAX,
+};
+const char *sandbox_layer_name(enum sandbox_layer l);
+
+struct sandbox_status {
+        unsigned active;          /* 1 << layer */
+        unsigned missing;         /* wanted but unavailable */
+        char why[256];            /* why the first missing layer is missing */
+};
+/* "active: mount,pid,...; missing: user (why)" */
+void sandbox_status_format(const struct sandbox_status *s, char *buf, size_t size);
+
+/* What the sandbox is: chosen before any secret exists, since its pid 1 is created first and
+ * must never hold a copy of one. */
+struct sandbox_options {
+        enum sandbox_level level;
+        bool network_off;
+        bool allow_ptrace;
+        const char *secrets_dir;      /* the run's directory on the host (empty) */
+};
+
+/* What runs in it. */
 struct spawn_config {
         char *const *argv;            /* argv[0] is looked up in $PATH like execvp */
         char *const *envp;
@@ -36,14 +71,41 @@ struct spawn_config {
         bool pty;                     /* a pseudo-terminal for stdin/stdout/stderr */
 };
 
+struct sandbox;
+struct child;
+/* Sets up the layers (namespaces, the pid-1 reaper, the private tmpfs and /proc) and says
+ * which are active in *status. -ENOTSUP with status->why when strict mode cannot have one. */
+int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct sandbox_status *status);
+/* Where the step's secret files are written: the private tmpfs, or the host directory. */
+int sandbox_dir_fd(const struct sandbox *sb);
+/* Starts the command. Returns 0 once it has been exec'ed; -ENOENT/-EACCES/... if exec
+ * failed (no child remains); -ENOTSUP with status->why for a sandbox setup failure. */
+int sandbox_spawn(struct sandbox *sb, const struct spawn_config *c, struct child *ret, struct sandbox_status *status);
+struct sandbox *sandbox_free(struct sandbox *sb);
+static inline void sandbox_freep(struct sandbox **sb) { sandbox_free(*sb); }
+#define _cleanup_sandbox_ _cleanup_(sandbox_freep)
+
 struct child {
-        pid_t pid;                    /* also its process group and session id */
+        pid_t pid;                    /* the step (plain) or the sandbox's pid 1 (namespaces) */
+        bool init;                    /* pid is our pid-1 reaper, which reports the status */
         int stdout_fd, stderr_fd;     /* read ends, non-blocking, close-on-exec */
-        pid_t guardian_pid;           /* kills the group if the supervisor dies */
+        int report_fd;                /* from the pid-1 reaper (its socket) */
+        pid_t guardian_pid;           /* plain mode: kills the group if the supervisor dies */
         int guardian_fd;
         int pty_fd;                   /* with a pty: its master (stdout_fd reads a dup of it,
                                          stderr_fd is -1, and our stdin is copied here) */
 };
+#define CHILD_NULL ((struct child) { .pid = -1, .stdout_fd = -1, .stderr_fd = -1, .report_fd = -1, \
+                                     .guardian_fd = -1, .pty_fd = -1 })
+
+/* Forwards a signal to the step's process group. */
+void child_signal(struct child *c, int sig);
+/* Kills the step and everything it started. */
+void child_kill(struct child *c);
+/* 1 and the step's wait status once it has ended, 0 while it runs. */
+int child_reap(struct child *c, int *ret_wstatus);
+/* After the step is over: stands the guardian down, reaps helpers, closes fds. */
+void child_release(struct child *c);
 
 /* With a pty: puts our terminal (if stdin is one) in raw mode so keys reach the step as
  * typed, and copies our window size to the pty. Restored by pty_restore. */
@@ -51,13 +113,13 @@ int pty_prepare(int pty_fd);
 void pty_restore(void);
 void pty_resize(int pty_fd);   /* on SIGWINCH */
 
-/* Forks the command in a new session with stdout/stderr on pipes and stdin inherited (or
- * all three on a pty that becomes its controlling terminal).
- * Returns 0 once the command has been exec'ed; if exec failed, returns -errno of the
- * failure (-ENOENT: not found, others: cannot execute) and no child remains. */
-int spawn_command(const struct spawn_config *c, struct child *ret);
-/* After the step is over and its group killed: stands the guardian down and reaps it. */
-void child_release(struct child *c);
+/* Layers used by the step's process right before exec. */
+int caps_drop(bool root_keeps_default);
+int seccomp_install(bool allow_ptrace);
+const char *seccomp_syscall_name(int nr);
+
+/* Writes a 0400 file name into dir_fd. */
+int secret_file_write(int dir_fd, const char *name, const struct secret *value);
 
 /* Signals the step forwards to the command's process group. */
 extern const int forwarded_signals[];

@@ -14,7 +14,6 @@
 struct secrets_dir {
         char *path;
         int fd;          /* the directory itself; flock'ed while the run lives */
-        char **files;
 };
 
 static bool is_memory_fs(int fd) {
@@ -179,27 +178,25 @@ const char *secrets_dir_path(const struct secrets_dir *d) {
         return d->path;
 }
 
-int secrets_dir_add(struct secrets_dir *d, const char *name, const struct secret *value) {
+int secrets_dir_fd(const struct secrets_dir *d) {
+        return d->fd;
+}
+
+int secret_file_write(int dir_fd, const char *name, const struct secret *value) {
         if (!*name || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
                 return -EINVAL;
-        _cleanup_close_ int fd = openat(d->fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+        _cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
         if (fd < 0)
                 return -errno;
-        int r = strv_extend(&d->files, name);
-        if (r < 0)
-                return r;
         return write_all(fd, secret_data(value), secret_len(value));
 }
 
 struct secrets_dir *secrets_dir_remove(struct secrets_dir *d) {
         if (!d)
                 return NULL;
-        for (size_t i = 0; d->files && d->files[i]; i++)
-                wipe_and_unlink(d->fd, d->files[i]);
-        empty_dir(d->fd, 0);   /* anything the step added */
+        empty_dir(d->fd, 0);   /* our files, and anything the step added */
         (void) rmdir(d->path);
         safe_close(d->fd);
-        strv_free(d->files);
         free(d->path);
         free(d);
         return NULL;

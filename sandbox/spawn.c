@@ -1,23 +1,82 @@
-/* Starting the step: a new session with stdout/stderr on pipes, only fds 0-2 and the
- * delivery fds open, default signal state, death with the supervisor; and the signal and
- * exit-status plumbing the supervisor loop needs. */
+/* Starting the step, in the order of DESIGN §7: namespaces (user when not root, mount, pid,
+ * ipc, uts, net when asked), a pid-1 reaper inside that mounts a fresh /proc and a private
+ * tmpfs on $SECRETS_DIR, delivers, wipes its copy of the secrets and forks the step; the
+ * step gets a new session, only its fds, reduced capabilities, no_new_privs, and seccomp
+ * last. Without namespaces (--sandbox off, or auto where they are refused) the step is a
+ * plain child, and a guardian process stands in for the pid namespace's teardown. */
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <net/if.h>
 #include <pty.h>
-#include <sys/ioctl.h>
-#include <termios.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 
 #include "sandbox.h"
 
-#define SPAWN_MAX_FDS 1024
+#define SPAWN_MAX_FDS 240   /* delivery fds travel to pid 1 in one SCM_RIGHTS message */
+#define SECRETS_FS_SIZE "16m"
 
 const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 const size_t n_forwarded_signals = ELEMENTSOF(forwarded_signals);
+
+static const char *const layer_names[_LAYER_MAX] = {
+        [LAYER_USER] = "user", [LAYER_MOUNT] = "mount", [LAYER_PID] = "pid", [LAYER_IPC] = "ipc",
+        [LAYER_UTS] = "uts", [LAYER_NET] = "net", [LAYER_PROC] = "proc", [LAYER_SECRETS_FS] = "secrets-tmpfs",
+        [LAYER_CAPS] = "caps", [LAYER_SECCOMP] = "seccomp",
+};
+
+const char *sandbox_layer_name(enum sandbox_layer l) {
+        return (unsigned) l < _LAYER_MAX ? layer_names[l] : "?";
+}
+
+void sandbox_status_format(const struct sandbox_status *s, char *buf, size_t size) {
+        size_t off = 0;
+        for (int pass = 0; pass < 2; pass++) {
+                unsigned set = pass == 0 ? s->active : s->missing;
+                int w = snprintf(buf + off, size - off, "%s%s: ", pass ? "; " : "", pass ? "missing" : "active");
+                if (w < 0 || (size_t) w >= size - off)
+                        return;
+                off += (size_t) w;
+                bool first = true;
+                for (int l = 0; l < _LAYER_MAX; l++)
+                        if (set & (1u << l)) {
+                                w = snprintf(buf + off, size - off, "%s%s", first ? "" : ",", layer_names[l]);
+                                if (w < 0 || (size_t) w >= size - off)
+                                        return;
+                                off += (size_t) w;
+                                first = false;
+                        }
+                if (first) {
+                        w = snprintf(buf + off, size - off, "none");
+                        if (w < 0 || (size_t) w >= size - off)
+                                return;
+                        off += (size_t) w;
+                }
+        }
+        if (s->missing && s->why[0])
+                snprintf(buf + off, size - off, " (%s)", s->why);
+}
+
+static void status_missing(struct sandbox_status *s, enum sandbox_layer l, const char *fmt, ...) _printf_(3, 4);
+static void status_missing(struct sandbox_status *s, enum sandbox_layer l, const char *fmt, ...) {
+        s->missing |= 1u << l;
+        s->active &= ~(1u << l);
+        if (!s->why[0]) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(s->why, sizeof s->why, fmt, ap);
+                va_end(ap);
+        }
+}
 
 int signals_block_to_fd(void) {
         sigset_t set;
@@ -49,25 +108,49 @@ static void reset_signals(void) {
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+static bool seccomp_available(void) {
+        return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0;
+}
+
+/* ---- the step's own process ---- */
+
+struct step_io {
+        int out_fd, err_fd;   /* pipes, or -1 with a pty */
+        int pty_slave;        /* or -1 */
+        int status_fd;        /* exec failure: errno goes here */
+        bool sandboxed;       /* caps, no_new_privs, seccomp (what was found available) */
+        bool seccomp;
+        bool allow_ptrace;
+        bool root_keeps_caps;
+};
+
 /* Between fork and exec. Every failure reports errno over status_fd and exits: the parent
- * turns it into 126/127 or a setup error. */
-_noreturn_ static void child_exec(const struct spawn_config *c, pid_t parent, int out_fd, int err_fd,
-                                  int pty_slave, int status_fd) {
-        int e;
-        /* die with the supervisor, and notice if it already died before we got here */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+ * turns it into 126/127 or a setup error. The order matters and is commented. */
+_noreturn_ static void exec_step(const struct spawn_config *c, const struct step_io *io) {
+        int e, status_fd = io->status_fd;
+        /* die with our parent (the supervisor, or the sandbox's pid 1) */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
                 goto fail;
         reset_signals();
         /* a new session: no controlling terminal, and our own process group for signals */
         if (setsid() < 0)
                 goto fail;
-        if (pty_slave >= 0) {
+        if (io->pty_slave >= 0) {
                 /* the pty becomes the controlling terminal: isatty(), colours, job control */
-                if (ioctl(pty_slave, TIOCSCTTY, 0) < 0 || dup2(pty_slave, STDIN_FILENO) < 0 ||
-                    dup2(pty_slave, STDOUT_FILENO) < 0 || dup2(pty_slave, STDERR_FILENO) < 0)
+                if (ioctl(io->pty_slave, TIOCSCTTY, 0) < 0 || dup2(io->pty_slave, STDIN_FILENO) < 0 ||
+                    dup2(io->pty_slave, STDOUT_FILENO) < 0 || dup2(io->pty_slave, STDERR_FILENO) < 0)
                         goto fail;
-        } else if (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(err_fd, STDERR_FILENO) < 0)
-                goto fail;
+        } else {
+                if (dup2(io->out_fd, STDOUT_FILENO) < 0 || dup2(io->err_fd, STDERR_FILENO) < 0)
+                        goto fail;
+                /* a sandboxed step gets no terminal: not ours to read keystrokes from. Piped
+                 * or file input is data the caller handed it, and passes through. */
+                if (io->sandboxed && isatty(STDIN_FILENO)) {
+                        int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0)
+                                goto fail;
+                }
+        }
         /* delivery fds go to 3, 4, ...: first above every target, so no dup2 clobbers a
          * source that is still to be moved */
         int first_free = 3 + (int) c->n_fds;
@@ -75,8 +158,7 @@ _noreturn_ static void child_exec(const struct spawn_config *c, pid_t parent, in
         for (size_t i = 0; i < c->n_fds; i++)
                 if ((moved[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, first_free + 1)) < 0)
                         goto fail;
-        if (status_fd < first_free) {
-                /* keep the status pipe out of the way, too */
+        if (status_fd < first_free + 1) {
                 int s = fcntl(status_fd, F_DUPFD_CLOEXEC, first_free + 1);
                 if (s < 0)
                         goto fail;
@@ -88,6 +170,21 @@ _noreturn_ static void child_exec(const struct spawn_config *c, pid_t parent, in
         /* whatever else is open closes at exec (the status pipe included) */
         if (syscall(SYS_close_range, (unsigned) first_free, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS)
                 goto fail;
+        if (io->sandboxed) {
+                /* capabilities before no_new_privs and seccomp: capset needs no filter rule */
+                int r = caps_drop(io->root_keeps_caps);
+                if (r < 0) {
+                        errno = -r;
+                        goto fail;
+                }
+                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                        goto fail;
+                /* seccomp last: nothing after it but execve */
+                if (io->seccomp && (r = seccomp_install(io->allow_ptrace)) < 0) {
+                        errno = -r;
+                        goto fail;
+                }
+        }
         execvpe(c->argv[0], c->argv, c->envp);
 fail:
         e = errno;
@@ -97,11 +194,403 @@ fail:
         _exit(127);
 }
 
+/* Waits for the step's exec: 0 if it happened, else the errno it failed with. */
+static int read_exec_status(int fd) {
+        int child_errno = 0;
+        ssize_t n;
+        do
+                n = read(fd, &child_errno, sizeof child_errno);
+        while (n < 0 && errno == EINTR);
+        return n == (ssize_t) sizeof child_errno ? (child_errno ? child_errno : EIO) : 0;
+}
+
+/* ---- messages between the supervisor and the sandbox's pid 1 ----
+ * A SOCK_SEQPACKET socketpair: each message is one struct msg, with fds riding along as
+ * SCM_RIGHTS. */
+
+#define MSG_MAX_FDS 250
+
+enum msg_kind {
+        MSG_LAYER_MISSING,    /* pid 1 → supervisor: value = layer, text = why */
+        MSG_FATAL,            /* value = errno, text = what failed */
+        MSG_READY,            /* fds: [secrets dir] */
+        MSG_START,            /* supervisor → pid 1: fds: [spec memfd, stdout, stderr or none, delivery...] */
+        MSG_EXEC_FAILED,      /* value = errno */
+        MSG_STARTED,
+        MSG_EXIT,             /* value = the step's wait status */
+};
+
+struct msg {
+        int kind;
+        int value;
+        char text[200];
+};
+
+static int msg_send(int sock, enum msg_kind kind, int value, const int *fds, size_t n_fds, const char *fmt, ...)
+        _printf_(6, 7);
+static int msg_send(int sock, enum msg_kind kind, int value, const int *fds, size_t n_fds, const char *fmt, ...) {
+        struct msg m = { .kind = kind, .value = value };
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(m.text, sizeof m.text, fmt, ap);
+                va_end(ap);
+        }
+        if (n_fds > MSG_MAX_FDS)
+                return -E2BIG;
+        struct iovec iov = { &m, sizeof m };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * MSG_MAX_FDS)];
+        } control = {};
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (n_fds > 0) {
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+        ssize_t n;
+        do
+                n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        return n < 0 ? -errno : 0;
+}
+
+/* Receives one message; its fds (close-on-exec) go to fds[], their number to *n_fds. */
+static int msg_recv(int sock, struct msg *m, int *fds, size_t *n_fds, int flags) {
+        struct iovec iov = { m, sizeof *m };
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * MSG_MAX_FDS)];
+        } control;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof control.buf };
+        ssize_t n;
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n != (ssize_t) sizeof *m)
+                return -EPIPE;   /* the other side is gone */
+        m->text[sizeof m->text - 1] = '\0';
+        size_t got = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        int in[MSG_MAX_FDS];
+                        memcpy(in, CMSG_DATA(c), (k < MSG_MAX_FDS ? k : MSG_MAX_FDS) * sizeof(int));
+                        for (size_t i = 0; i < k && i < MSG_MAX_FDS; i++) {
+                                if (fds && got < MSG_MAX_FDS)
+                                        fds[got++] = in[i];
+                                else
+                                        safe_close(in[i]);   /* unexpected: not ours to keep */
+                        }
+                }
+        if (n_fds)
+                *n_fds = got;
+        return 0;
+}
+
+/* The command's argv and envp travel to pid 1 in a memfd: "argc envc pty\0" then the strings. */
+static int spec_write(const struct spawn_config *c) {
+        _cleanup_close_ int fd = memfd_create("secrets-run-spec", MFD_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        char head[64];
+        int n = snprintf(head, sizeof head, "%zu %zu %d", strv_length(c->argv), strv_length(c->envp), c->pty ? 1 : 0);
+        int r = write_all(fd, head, (size_t) n + 1);
+        for (char *const *v = c->argv; r >= 0 && v && *v; v++)
+                r = write_all(fd, *v, strlen(*v) + 1);
+        for (char *const *v = c->envp; r >= 0 && v && *v; v++)
+                r = write_all(fd, *v, strlen(*v) + 1);
+        if (r < 0)
+                return r;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return -errno;
+        return steal_fd(&fd);
+}
+
+/* Reads a spec into one buffer; argv and envp point into it. */
+static int spec_read(int fd, char **ret_buf, char ***ret_argv, char ***ret_envp, bool *ret_pty) {
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, cap = 0;
+        for (;;) {
+                if (size == cap) {
+                        cap = cap ? cap * 2 : 65536;
+                        char *t = realloc(buf, cap + 1);
+                        if (!t)
+                                return -ENOMEM;
+                        buf = t;
+                }
+                ssize_t n = read(fd, buf + size, cap - size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+        }
+        if (!buf)
+                return -EINVAL;
+        buf[size] = '\0';
+        size_t argc, envc;
+        int pty;
+        if (sscanf(buf, "%zu %zu %d", &argc, &envc, &pty) != 3 || argc == 0)
+                return -EINVAL;
+        char **argv = calloc(argc + 1, sizeof(char *)), **envp = calloc(envc + 1, sizeof(char *));
+        if (!argv || !envp) {
+                free(argv), free(envp);
+                return -ENOMEM;
+        }
+        char *p = buf + strlen(buf) + 1, *end = buf + size;
+        for (size_t i = 0; i < argc + envc; i++) {
+                if (p >= end) {
+                        free(argv), free(envp);
+                        return -EINVAL;
+                }
+                if (i < argc)
+                        argv[i] = p;
+                else
+                        envp[i - argc] = p;
+                p += strlen(p) + 1;
+        }
+        *ret_buf = steal_pointer(&buf);
+        *ret_argv = argv;
+        *ret_envp = envp;
+        *ret_pty = pty;
+        return 0;
+}
+
+/* ---- the pid-1 reaper ---- */
+
+static int loopback_up(void) {
+        _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return -errno;
+        struct ifreq ifr = {};
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+                return -errno;
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        return ioctl(s, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
+}
+
+static int write_file(const char *path, const char *text) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        return write_all(fd, text, strlen(text));
+}
+
+/* Our uid and gid map to themselves. A process may write its own single-id map; setgroups
+ * must be denied first. It holds no secret yet (it was created before any was fetched), so
+ * being dumpable for these writes (so /proc/self is ours to write) exposes nothing. */
+static int map_own_ids(uid_t uid, gid_t gid) {
+        char map[64];
+        int r;
+        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+                return -errno;
+        if ((r = write_file("/proc/self/setgroups", "deny")) < 0 && r != -ENOENT)
+                goto out;
+        snprintf(map, sizeof map, "%u %u 1\n", (unsigned) uid, (unsigned) uid);
+        if ((r = write_file("/proc/self/uid_map", map)) < 0)
+                goto out;
+        snprintf(map, sizeof map, "%u %u 1\n", (unsigned) gid, (unsigned) gid);
+        r = write_file("/proc/self/gid_map", map);
+out:
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
+struct init_args {
+        const struct sandbox_options *o;
+        int sock;
+        uid_t uid;
+        gid_t gid;
+        bool user_ns;
+        bool seccomp;
+};
+
+#define INIT_FAIL(a, err, ...) do { msg_send((a)->sock, MSG_FATAL, (err), NULL, 0, __VA_ARGS__); _exit(125); } while (0)
+
+/* pid 1 of the new pid namespace. When it exits, the kernel kills every process left in
+ * the namespace: the step's daemons die with the step. */
+_noreturn_ static void init_main(const struct init_args *a) {
+        const struct sandbox_options *o = a->o;
+        bool strict = o->level == SANDBOX_LEVEL_STRICT;
+        int r;
+        /* outlive the supervisor by nothing: with us goes the whole namespace */
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        (void) prctl(PR_SET_NAME, "secrets-run-init");
+        if (a->user_ns && (r = map_own_ids(a->uid, a->gid)) < 0)
+                INIT_FAIL(a, -r, "writing the user namespace's id maps");
+
+        /* nothing we mount may propagate back to the host */
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                INIT_FAIL(a, errno, "making the mount namespace private");
+        /* $SECRETS_DIR: a tmpfs that exists only in this namespace; the host's directory
+         * stays empty */
+        if (mount("secrets-run", o->secrets_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=0700,size=" SECRETS_FS_SIZE) < 0) {
+                if (strict)
+                        INIT_FAIL(a, errno, "mounting a tmpfs on %s", o->secrets_dir);
+                msg_send(a->sock, MSG_LAYER_MISSING, LAYER_SECRETS_FS, NULL, 0,
+                         "mounting a tmpfs on the secrets directory: %s", strerror(errno));
+        }
+        /* a /proc that shows only this pid namespace: the supervisor is not in it */
+        if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+                if (strict)
+                        INIT_FAIL(a, errno, "mounting /proc (a container that masks parts of /proc refuses this)");
+                msg_send(a->sock, MSG_LAYER_MISSING, LAYER_PROC, NULL, 0, "mounting /proc: %s", strerror(errno));
+        }
+        if (o->network_off && (r = loopback_up()) < 0)
+                INIT_FAIL(a, -r, "bringing up the loopback interface");
+
+        int dir_fd = open(o->secrets_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd < 0)
+                INIT_FAIL(a, errno, "opening %s", o->secrets_dir);
+        msg_send(a->sock, MSG_READY, 0, &dir_fd, 1, NULL);
+        safe_close(dir_fd);
+
+        /* the supervisor writes the files through that fd, then says what to run */
+        struct msg m;
+        int fds[MSG_MAX_FDS];
+        size_t n_fds = 0;
+        if (msg_recv(a->sock, &m, fds, &n_fds, 0) < 0 || m.kind != MSG_START || n_fds < 2)
+                _exit(125);   /* the run was called off */
+        _cleanup_free_ char *spec = NULL;
+        char **argv = NULL, **envp = NULL;
+        bool pty = false;
+        if ((r = spec_read(fds[0], &spec, &argv, &envp, &pty)) < 0)
+                INIT_FAIL(a, -r, "reading the command");
+        safe_close(fds[0]);
+        size_t first_delivery = pty ? 2 : 3;
+        if (n_fds < first_delivery)
+                INIT_FAIL(a, EINVAL, "the start message");
+        struct spawn_config c = { .argv = argv, .envp = envp, .fds = fds + first_delivery,
+                                  .n_fds = n_fds - first_delivery, .pty = pty };
+        struct step_io io = {
+                .out_fd = pty ? -1 : fds[1], .err_fd = pty ? -1 : fds[2], .pty_slave = pty ? fds[1] : -1,
+                .sandboxed = true, .seccomp = a->seccomp, .allow_ptrace = o->allow_ptrace,
+                /* root keeps Docker's default capabilities, none at all in strict mode */
+                .root_keeps_caps = a->uid == 0 && !strict,
+        };
+
+        int exec_pipe[2];
+        if (pipe2(exec_pipe, O_CLOEXEC) < 0)
+                INIT_FAIL(a, errno, "creating a pipe");
+        /* the forwarded signals and SIGCHLD stay blocked (inherited); we read them here */
+        sigset_t set;
+        sigemptyset(&set);
+        for (size_t i = 0; i < n_forwarded_signals; i++)
+                sigaddset(&set, forwarded_signals[i]);
+        sigaddset(&set, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+                INIT_FAIL(a, errno, "sigprocmask");
+        int sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
+        if (sig_fd < 0)
+                INIT_FAIL(a, errno, "signalfd");
+
+        pid_t step = fork();
+        if (step < 0)
+                INIT_FAIL(a, errno, "fork");
+        if (step == 0) {
+                io.status_fd = exec_pipe[1];
+                exec_step(&c, &io);
+        }
+        /* the step holds its ends now: EOF on the output pipes must mean the step's are shut */
+        safe_close(exec_pipe[1]);
+        for (size_t i = 1; i < n_fds; i++)
+                safe_close(fds[i]);
+        free(argv);
+        free(envp);
+        free(steal_pointer(&spec));   /* env deliveries were in it */
+        int e = read_exec_status(exec_pipe[0]);
+        safe_close(exec_pipe[0]);
+        if (e) {
+                msg_send(a->sock, MSG_EXEC_FAILED, e, NULL, 0, NULL);
+                (void) waitpid(step, NULL, 0);
+                _exit(0);
+        }
+        msg_send(a->sock, MSG_STARTED, 0, NULL, 0, NULL);
+
+        /* reap everything (orphans are ours as pid 1); forward signals to the step's group */
+        for (;;) {
+                struct signalfd_siginfo si;
+                ssize_t n = read(sig_fd, &si, sizeof si);
+                if (n != (ssize_t) sizeof si)
+                        continue;
+                if ((int) si.ssi_signo != SIGCHLD) {
+                        (void) kill(-step, (int) si.ssi_signo);
+                        continue;
+                }
+                int wstatus;
+                pid_t w;
+                while ((w = waitpid(-1, &wstatus, WNOHANG)) > 0)
+                        if (w == step) {
+                                msg_send(a->sock, MSG_EXIT, wstatus, NULL, 0, NULL);
+                                _exit(0);
+                        }
+        }
+}
+
+/* ---- the supervisor's side ---- */
+
+static const char *namespaces_hint(int e) {
+        switch (e) {
+        case ENOSPC:
+        case EUSERS:
+                return "user namespaces are limited to none here: check sysctl user.max_user_namespaces";
+        case EPERM:
+                return "not permitted: unprivileged user namespaces may be disabled (sysctl "
+                       "kernel.apparmor_restrict_unprivileged_userns or kernel.unprivileged_userns_clone), "
+                       "or a container's seccomp profile refuses clone flags";
+        case EINVAL:
+                return "this kernel lacks a namespace type";
+        default:
+                return strerror(e);
+        }
+}
+
+struct spawn_pipes {
+        int out[2], err[2];   /* with a pty: out = master, slave; err unused */
+};
+
+static void pipes_close(struct spawn_pipes *p) {
+        for (int i = 0; i < 2; i++) {
+                p->out[i] = safe_close(p->out[i]);
+                p->err[i] = safe_close(p->err[i]);
+        }
+}
+
+static int pipes_open(const struct spawn_config *c, struct spawn_pipes *p) {
+        *p = (struct spawn_pipes) { { -1, -1 }, { -1, -1 } };
+        if (c->pty) {
+                if (openpty(&p->out[0], &p->out[1], NULL, NULL, NULL) < 0)
+                        return -errno;
+                (void) fd_set_cloexec(p->out[0], true);
+                (void) fd_set_cloexec(p->out[1], true);
+                return 0;
+        }
+        if (pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->err, O_CLOEXEC) < 0) {
+                int e = -errno;
+                pipes_close(p);
+                return e;
+        }
+        return 0;
+}
+
 /* The guardian: a small process that outlives a supervisor killed with SIGKILL just long
- * enough to kill the step's whole process group. The step's own pdeathsig covers only the
- * step; what it started would otherwise run on with its secrets. The supervisor holds the
- * pipe's write end: EOF without a byte means it died. (In a pid namespace the kernel does
- * this for us; the guardian is what covers runs without one.) */
+ * enough to kill the step's whole process group (plain mode only: in a pid namespace the
+ * kernel does this). The supervisor holds the pipe's write end: EOF without a byte means it
+ * died. */
 static int spawn_guardian(pid_t pgid, pid_t *ret_pid, int *ret_fd) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
@@ -135,6 +624,326 @@ static int spawn_guardian(pid_t pgid, pid_t *ret_pid, int *ret_fd) {
         return 0;
 }
 
+static void finish_child(struct child *ret, struct spawn_pipes *p, pid_t pid) {
+        (void) fd_set_nonblock(p->out[0], true);
+        if (p->err[0] >= 0)
+                (void) fd_set_nonblock(p->err[0], true);
+        ret->pid = pid;
+        ret->stdout_fd = steal_fd(&p->out[0]);
+        ret->stderr_fd = steal_fd(&p->err[0]);
+}
+
+struct sandbox {
+        struct sandbox_options o;
+        char *secrets_dir;
+        bool namespaces;      /* else: the step is our plain child */
+        bool seccomp;
+        pid_t init_pid;
+        int sock;
+        int dir_fd;
+};
+
+struct sandbox *sandbox_free(struct sandbox *sb) {
+        if (!sb)
+                return NULL;
+        if (sb->init_pid > 0) {
+                /* never started (dry run, or the run was called off): take it all down */
+                (void) kill(sb->init_pid, SIGKILL);
+                (void) waitpid(sb->init_pid, NULL, 0);
+        }
+        safe_close(sb->sock);
+        safe_close(sb->dir_fd);
+        free(sb->secrets_dir);
+        free(sb);
+        return NULL;
+}
+
+int sandbox_dir_fd(const struct sandbox *sb) {
+        return sb->dir_fd;
+}
+
+/* Clones pid 1 into new namespaces. Returns -errno (with *ret_refused) if the kernel
+ * refused them; nothing was started then. */
+static int create_namespaces(struct sandbox *sb, struct sandbox_status *st, bool *ret_refused) {
+        bool root = geteuid() == 0;
+        unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+        if (!root)
+                flags |= CLONE_NEWUSER;   /* the uid maps to itself */
+        if (sb->o.network_off)
+                flags |= CLONE_NEWNET;
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        struct init_args a = {
+                .o = &sb->o, .sock = sv[1], .uid = geteuid(), .gid = getegid(), .user_ns = !root,
+                .seccomp = sb->seccomp,
+        };
+        pid_t pid = (pid_t) syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+        if (pid < 0) {
+                int e = -errno;
+                safe_close(sv[0]), safe_close(sv[1]);
+                *ret_refused = true;
+                return e;
+        }
+        if (pid == 0) {
+                safe_close(sv[0]);
+                init_main(&a);
+        }
+        safe_close(sv[1]);
+        sb->init_pid = pid;
+        sb->sock = sv[0];
+        st->active |= (1u << LAYER_MOUNT) | (1u << LAYER_PID) | (1u << LAYER_IPC) | (1u << LAYER_UTS) |
+                      (1u << LAYER_PROC) | (1u << LAYER_SECRETS_FS);
+        if (!root)
+                st->active |= 1u << LAYER_USER;
+        if (sb->o.network_off)
+                st->active |= 1u << LAYER_NET;
+
+        /* until READY: the layers it could not have, or why it gave up */
+        for (;;) {
+                struct msg m;
+                int fds[MSG_MAX_FDS];
+                size_t n_fds = 0;
+                int r = msg_recv(sb->sock, &m, fds, &n_fds, 0);
+                if (r < 0) {
+                        snprintf(st->why, sizeof st->why, "the sandbox's pid 1 exited during setup");
+                        return -ENOTSUP;
+                }
+                switch (m.kind) {
+                case MSG_LAYER_MISSING:
+                        status_missing(st, (enum sandbox_layer) m.value, "%s", m.text);
+                        break;
+                case MSG_FATAL:
+                        snprintf(st->why, sizeof st->why, "%s: %s", m.text, strerror(m.value));
+                        return -ENOTSUP;
+                case MSG_READY:
+                        if (n_fds != 1)
+                                return -EPROTO;
+                        sb->dir_fd = fds[0];
+                        return 0;
+                default:
+                        for (size_t i = 0; i < n_fds; i++)
+                                safe_close(fds[i]);
+                        return -EPROTO;
+                }
+        }
+}
+
+int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct sandbox_status *st) {
+        *st = (struct sandbox_status) {};
+        struct sandbox *sb = calloc(1, sizeof(*sb));
+        if (!sb)
+                return -ENOMEM;
+        sb->o = *o;
+        sb->sock = sb->dir_fd = -1;
+        if (!(sb->secrets_dir = strdup(o->secrets_dir)))
+                return sandbox_free(sb), -ENOMEM;
+        sb->o.secrets_dir = sb->secrets_dir;
+
+        int r = 0;
+        if (o->level != SANDBOX_LEVEL_OFF) {
+                sb->seccomp = seccomp_available();
+                st->active |= 1u << LAYER_CAPS;
+                if (sb->seccomp)
+                        st->active |= 1u << LAYER_SECCOMP;
+                else if (o->level == SANDBOX_LEVEL_STRICT) {
+                        snprintf(st->why, sizeof st->why, "seccomp: this kernel does not support it (CONFIG_SECCOMP_FILTER)");
+                        r = -ENOTSUP;
+                } else
+                        status_missing(st, LAYER_SECCOMP, "this kernel has no seccomp filter support");
+                bool refused = false;
+                if (r == 0)
+                        r = create_namespaces(sb, st, &refused);
+                if (refused) {
+                        char why[200];
+                        snprintf(why, sizeof why, "cannot create namespaces: %s", namespaces_hint(-r));
+                        if (o->level == SANDBOX_LEVEL_STRICT || o->network_off) {
+                                snprintf(st->why, sizeof st->why, "%s%s", o->network_off && o->level != SANDBOX_LEVEL_STRICT ?
+                                         "--network off needs a network namespace: " : "", why);
+                                r = -ENOTSUP;
+                        } else {
+                                for (int l = LAYER_USER; l <= LAYER_SECRETS_FS; l++)
+                                        if ((l != LAYER_USER || geteuid() != 0) && l != LAYER_NET)
+                                                status_missing(st, (enum sandbox_layer) l, "%s", why);
+                                r = 0;   /* auto: the step runs as our plain child */
+                        }
+                } else if (r == 0)
+                        sb->namespaces = true;
+        }
+        if (r < 0)
+                return sandbox_free(sb), r;
+        if (!sb->namespaces) {
+                sb->dir_fd = open(o->secrets_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sb->dir_fd < 0)
+                        return r = -errno, sandbox_free(sb), r;
+        }
+        *ret = sb;
+        return 0;
+}
+
+/* Without namespaces: the step is our child. */
+static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct child *ret) {
+        struct spawn_pipes p;
+        int r = pipes_open(c, &p);
+        if (r < 0)
+                return r;
+        int status[2];
+        if (pipe2(status, O_CLOEXEC) < 0) {
+                r = -errno;
+                pipes_close(&p);
+                return r;
+        }
+        int pty_fd = -1;
+        if (c->pty && (pty_fd = fcntl(p.out[0], F_DUPFD_CLOEXEC, 3)) < 0) {
+                r = -errno;
+                pipes_close(&p), safe_close(status[0]), safe_close(status[1]);
+                return r;
+        }
+        bool sandboxed = sb->o.level != SANDBOX_LEVEL_OFF;
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                pipes_close(&p), safe_close(status[0]), safe_close(status[1]), safe_close(pty_fd);
+                return r;
+        }
+        if (pid == 0) {
+                struct step_io io = {
+                        .out_fd = p.out[1], .err_fd = p.err[1], .pty_slave = c->pty ? p.out[1] : -1,
+                        .status_fd = status[1], .sandboxed = sandboxed, .seccomp = sandboxed && sb->seccomp,
+                        .allow_ptrace = sb->o.allow_ptrace,
+                        .root_keeps_caps = geteuid() == 0 && sb->o.level != SANDBOX_LEVEL_STRICT,
+                };
+                exec_step(c, &io);
+        }
+        p.out[1] = safe_close(p.out[1]);
+        p.err[1] = safe_close(p.err[1]);
+        safe_close(status[1]);
+        int e = read_exec_status(status[0]);
+        safe_close(status[0]);
+        if (e) {
+                (void) waitpid(pid, NULL, 0);
+                pipes_close(&p), safe_close(pty_fd);
+                return -e;
+        }
+        pid_t guardian_pid = 0;
+        int guardian_fd = -1;
+        if ((r = spawn_guardian(pid, &guardian_pid, &guardian_fd)) < 0) {
+                (void) kill(-pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                pipes_close(&p), safe_close(pty_fd);
+                return r;
+        }
+        *ret = CHILD_NULL;
+        finish_child(ret, &p, pid);
+        ret->guardian_pid = guardian_pid;
+        ret->guardian_fd = guardian_fd;
+        ret->pty_fd = pty_fd;
+        return 0;
+}
+
+int sandbox_spawn(struct sandbox *sb, const struct spawn_config *c, struct child *ret, struct sandbox_status *st) {
+        if (c->n_fds > SPAWN_MAX_FDS)
+                return -EMFILE;
+        if (!sb->namespaces)
+                return spawn_plain(sb, c, ret);
+
+        struct spawn_pipes p;
+        int r = pipes_open(c, &p);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int spec = spec_write(c);
+        if (spec < 0) {
+                pipes_close(&p);
+                return spec;
+        }
+        int fds[MSG_MAX_FDS];
+        size_t n = 0;
+        fds[n++] = spec;
+        fds[n++] = p.out[1];
+        if (!c->pty)
+                fds[n++] = p.err[1];
+        for (size_t i = 0; i < c->n_fds; i++)
+                fds[n++] = c->fds[i];
+        r = msg_send(sb->sock, MSG_START, 0, fds, n, NULL);
+        /* pid 1 has its own copies now: EOF on our read ends must mean the step's side is shut */
+        p.out[1] = safe_close(p.out[1]);
+        p.err[1] = safe_close(p.err[1]);
+        if (r < 0) {
+                pipes_close(&p);
+                return r;
+        }
+        struct msg m;
+        for (;;) {
+                r = msg_recv(sb->sock, &m, NULL, NULL, 0);
+                if (r < 0) {
+                        snprintf(st->why, sizeof st->why, "the sandbox's pid 1 exited before starting the command");
+                        pipes_close(&p);
+                        return -ENOTSUP;
+                }
+                if (m.kind == MSG_STARTED)
+                        break;
+                pipes_close(&p);
+                if (m.kind == MSG_EXEC_FAILED) {
+                        (void) waitpid(sb->init_pid, NULL, 0);
+                        sb->init_pid = 0;
+                        return -m.value;
+                }
+                snprintf(st->why, sizeof st->why, "%s: %s", m.text, strerror(m.value));
+                return -ENOTSUP;
+        }
+        int pty_fd = -1;
+        if (c->pty && (pty_fd = fcntl(p.out[0], F_DUPFD_CLOEXEC, 3)) < 0) {
+                r = -errno;
+                pipes_close(&p);
+                return r;
+        }
+        *ret = CHILD_NULL;
+        finish_child(ret, &p, sb->init_pid);
+        ret->init = true;
+        ret->report_fd = steal_fd(&sb->sock);
+        ret->pty_fd = pty_fd;
+        sb->init_pid = 0;   /* the child owns it now */
+        return 0;
+}
+
+/* ---- the running child ---- */
+
+void child_signal(struct child *c, int sig) {
+        if (c->pid <= 0)
+                return;
+        if (c->init) {
+                (void) kill(c->pid, sig);   /* pid 1 passes it on to the step's group */
+                return;
+        }
+        if (kill(-c->pid, sig) < 0 && errno == ESRCH)
+                (void) kill(c->pid, sig);
+}
+
+void child_kill(struct child *c) {
+        if (c->pid <= 0)
+                return;
+        /* for pid 1 this is the whole namespace */
+        (void) kill(c->init ? c->pid : -c->pid, SIGKILL);
+}
+
+int child_reap(struct child *c, int *ret_wstatus) {
+        int wstatus;
+        pid_t w = waitpid(c->pid, &wstatus, WNOHANG);
+        if (w != c->pid)
+                return 0;
+        if (c->init) {
+                /* pid 1 reported the step's status before it exited; if it did not (it was
+                 * killed), its own status stands */
+                struct msg m;
+                while (msg_recv(c->report_fd, &m, NULL, NULL, MSG_DONTWAIT) == 0)
+                        if (m.kind == MSG_EXIT)
+                                wstatus = m.value;
+        }
+        c->pid = -1;
+        *ret_wstatus = wstatus;
+        return 1;
+}
+
 void child_release(struct child *c) {
         if (c->guardian_fd >= 0) {
                 if (write(c->guardian_fd, "", 1) < 0) {
@@ -149,71 +958,7 @@ void child_release(struct child *c) {
         c->stdout_fd = safe_close(c->stdout_fd);
         c->stderr_fd = safe_close(c->stderr_fd);
         c->pty_fd = safe_close(c->pty_fd);
-}
-
-int spawn_command(const struct spawn_config *c, struct child *ret) {
-        if (c->n_fds > SPAWN_MAX_FDS)
-                return -EMFILE;
-        int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
-        int r = 0;
-        if (c->pty) {
-                if (openpty(&out[0], &out[1], NULL, NULL, NULL) < 0)
-                        return -errno;
-                (void) fd_set_cloexec(out[0], true);
-                (void) fd_set_cloexec(out[1], true);
-        } else if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
-                r = -errno;
-        if (r == 0 && pipe2(status, O_CLOEXEC) < 0)
-                r = -errno;
-        if (r < 0) {
-                safe_close(out[0]), safe_close(out[1]), safe_close(err[0]), safe_close(err[1]);
-                return r;
-        }
-        _cleanup_close_ int out_r = out[0], err_r = err[0], status_r = status[0];
-        pid_t parent = getpid();
-        pid_t pid = fork();
-        if (pid < 0) {
-                int e = -errno;
-                safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
-                return e;
-        }
-        if (pid == 0)
-                child_exec(c, parent, out[1], err[1], c->pty ? out[1] : -1, status[1]);
-        safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
-
-        int child_errno = 0;
-        ssize_t n;
-        do
-                n = read(status_r, &child_errno, sizeof child_errno);
-        while (n < 0 && errno == EINTR);
-        if (n == (ssize_t) sizeof child_errno) {
-                (void) waitpid(pid, NULL, 0);
-                return -(child_errno ? child_errno : EIO);
-        }
-        int pty_fd = -1;
-        if (c->pty && (pty_fd = fcntl(out_r, F_DUPFD_CLOEXEC, 3)) < 0) {
-                r = -errno;
-                (void) kill(-pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                return r;
-        }
-        (void) fd_set_nonblock(out_r, true);
-        if (err_r >= 0)
-                (void) fd_set_nonblock(err_r, true);
-        pid_t guardian_pid = 0;
-        int guardian_fd = -1;
-        r = spawn_guardian(pid, &guardian_pid, &guardian_fd);
-        if (r < 0) {
-                safe_close(pty_fd);
-                (void) kill(-pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-                return r;
-        }
-        *ret = (struct child) {
-                .pid = pid, .stdout_fd = steal_fd(&out_r), .stderr_fd = steal_fd(&err_r),
-                .guardian_pid = guardian_pid, .guardian_fd = guardian_fd, .pty_fd = pty_fd,
-        };
-        return 0;
+        c->report_fd = safe_close(c->report_fd);
 }
 
 /* ---- the terminal around a pty ---- */

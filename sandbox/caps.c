@@ -1,0 +1,51 @@
+/* Capabilities of the step: none for a non-root caller; for root, Docker's default set (so
+ * `apt-get` in a step works), none at all in strict mode. The bounding set is cut too, so
+ * nothing exec'ed later can regain what was dropped. */
+#include <sys/capability.h>
+#include <sys/prctl.h>
+
+#include "sandbox.h"
+
+/* Docker's default capability set, as documented for `docker run`. */
+static const cap_value_t docker_default[] = {
+        CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW, CAP_SETGID,
+        CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL,
+        CAP_AUDIT_WRITE,
+};
+
+static bool kept(cap_value_t c, bool root_keeps_default) {
+        if (!root_keeps_default)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(docker_default); i++)
+                if (docker_default[i] == c)
+                        return true;
+        return false;
+}
+
+int caps_drop(bool root_keeps_default) {
+        /* the bounding set first: it needs CAP_SETPCAP, which the next step may remove */
+        for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
+                if (kept(c, root_keeps_default) || prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0 || errno == EINVAL)
+                        continue;
+                /* without CAP_SETPCAP (a non-root caller outside a user namespace) there is
+                 * nothing to drop: such a process gains no capability at exec */
+                if (errno == EPERM && geteuid() != 0)
+                        break;
+                return -errno;
+        }
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+                return -errno;
+        cap_t caps = cap_init();   /* all clear */
+        if (!caps)
+                return -ENOMEM;
+        int r = 0;
+        if (root_keeps_default) {
+                if (cap_set_flag(caps, CAP_PERMITTED, ELEMENTSOF(docker_default), docker_default, CAP_SET) < 0 ||
+                    cap_set_flag(caps, CAP_EFFECTIVE, ELEMENTSOF(docker_default), docker_default, CAP_SET) < 0)
+                        r = -errno;
+        }
+        if (r == 0 && cap_set_proc(caps) < 0)
+                r = -errno;
+        cap_free(caps);
+        return r;
+}

@@ -1,0 +1,105 @@
+/* The step's seccomp filter: default allow, a deny list of what a build step never needs
+ * and a sandbox escape or secret theft would (DESIGN §7.6). Loaded last before execve. */
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+
+#include "sandbox.h"
+
+/* Syscall numbers past the newest this build's headers know (x86_64: 450) are refused with
+ * ENOSYS, so a newer kernel's new interface (the next io_uring) is not allowed by default;
+ * programs treat ENOSYS as "old kernel" and fall back. */
+#define UNKNOWN_SYSCALLS_FROM 451
+#define UNKNOWN_SYSCALLS_TO 1023
+
+struct rule {
+        const char *name;
+        int errno_;
+};
+
+static const struct rule debug_rules[] = {
+        { "ptrace", EPERM }, { "process_vm_readv", EPERM }, { "process_vm_writev", EPERM },
+        { "pidfd_getfd", EPERM },
+};
+
+static const struct rule deny_rules[] = {
+        { "bpf", EPERM }, { "perf_event_open", EPERM }, { "userfaultfd", EPERM },
+        { "keyctl", EPERM }, { "add_key", EPERM }, { "request_key", EPERM },
+        { "unshare", EPERM }, { "setns", EPERM }, { "mount", EPERM }, { "umount2", EPERM },
+        { "pivot_root", EPERM }, { "chroot", EPERM },
+        { "kexec_load", EPERM }, { "kexec_file_load", EPERM }, { "init_module", EPERM },
+        { "finit_module", EPERM }, { "delete_module", EPERM }, { "reboot", EPERM },
+        { "swapon", EPERM }, { "swapoff", EPERM },
+        { "settimeofday", EPERM }, { "clock_settime", EPERM }, { "clock_adjtime", EPERM },
+        { "adjtimex", EPERM }, { "stime", EPERM },
+        { "iopl", EPERM }, { "ioperm", EPERM }, { "open_by_handle_at", EPERM },
+        { "name_to_handle_at", EPERM }, { "lookup_dcookie", EPERM }, { "acct", EPERM },
+        { "quotactl", EPERM }, { "nfsservctl", EPERM }, { "vhangup", EPERM },
+        /* ENOSYS: callers fall back (glibc's clone3 to clone, where the flags are checked) */
+        { "clone3", ENOSYS },
+        { "io_uring_setup", ENOSYS }, { "io_uring_enter", ENOSYS }, { "io_uring_register", ENOSYS },
+        { "open_tree", ENOSYS }, { "move_mount", ENOSYS }, { "fsopen", ENOSYS }, { "fsconfig", ENOSYS },
+        { "fsmount", ENOSYS }, { "fspick", ENOSYS }, { "mount_setattr", ENOSYS },
+};
+
+static const uint64_t namespace_flags[] = {
+        CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS,
+        CLONE_NEWCGROUP, CLONE_NEWTIME,
+};
+
+static int add_rules(scmp_filter_ctx ctx, const struct rule *rules, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                int nr = seccomp_syscall_resolve_name(rules[i].name);
+                if (nr == __NR_SCMP_ERROR)
+                        continue;   /* not on this architecture */
+                int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((uint32_t) rules[i].errno_), nr, 0);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int seccomp_install(bool allow_ptrace) {
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx)
+                return -ENOMEM;
+        int r;
+        /* a syscall of another architecture (x32, i386 via int 0x80) is killed, not allowed */
+        if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) < 0)
+                goto out;
+        if ((r = add_rules(ctx, deny_rules, ELEMENTSOF(deny_rules))) < 0)
+                goto out;
+        if (!allow_ptrace && (r = add_rules(ctx, debug_rules, ELEMENTSOF(debug_rules))) < 0)
+                goto out;
+        for (size_t i = 0; i < ELEMENTSOF(namespace_flags); i++) {
+                uint64_t f = namespace_flags[i];
+                if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                                          SCMP_A0(SCMP_CMP_MASKED_EQ, f, f))) < 0)
+                        goto out;
+        }
+        /* typing into (TIOCSTI) or poking (TIOCLINUX) a terminal the step might still reach */
+        if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                                  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI))) < 0 ||
+            (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                                  SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX))) < 0)
+                goto out;
+        for (int nr = UNKNOWN_SYSCALLS_FROM; nr <= UNKNOWN_SYSCALLS_TO; nr++)
+                if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0)) < 0)
+                        goto out;
+        r = seccomp_load(ctx);
+out:
+        seccomp_release(ctx);
+        return r;
+}
+
+const char *seccomp_syscall_name(int nr) {
+        static char buf[32];
+        char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+        if (!name) {
+                snprintf(buf, sizeof buf, "syscall %d", nr);
+                return buf;
+        }
+        snprintf(buf, sizeof buf, "%s", name);
+        free(name);
+        return buf;
+}
