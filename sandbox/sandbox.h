@@ -48,7 +48,7 @@ const char *sandbox_layer_name(enum sandbox_layer l);
 struct sandbox_status {
         unsigned active;          /* 1 << layer */
         unsigned missing;         /* wanted but unavailable */
-        char why[256];            /* why the first missing layer is missing */
+        char why[320];            /* why the first missing layer is missing */
 };
 /* "active: mount,pid,...; missing: user (why)" */
 void sandbox_status_format(const struct sandbox_status *s, char *buf, size_t size);

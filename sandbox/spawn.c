@@ -544,14 +544,15 @@ _noreturn_ static void init_main(const struct init_args *a) {
 /* ---- the supervisor's side ---- */
 
 static const char *namespaces_hint(int e) {
+        bool root = geteuid() == 0;
         switch (e) {
         case ENOSPC:
         case EUSERS:
-                return "user namespaces are limited to none here: check sysctl user.max_user_namespaces";
+                return "the limit of user namespaces is reached (sysctl user.max_user_namespaces)";
         case EPERM:
-                return "not permitted: unprivileged user namespaces may be disabled (sysctl "
-                       "kernel.apparmor_restrict_unprivileged_userns or kernel.unprivileged_userns_clone), "
-                       "or a container's seccomp profile refuses clone flags";
+                return root ? "not permitted (a container's seccomp profile or an enclosing sandbox refuses namespace flags)"
+                            : "not permitted (unprivileged user namespaces are off: sysctl kernel.unprivileged_userns_clone, "
+                              "kernel.apparmor_restrict_unprivileged_userns; or a seccomp profile refuses them)";
         case EINVAL:
                 return "this kernel lacks a namespace type";
         default:
@@ -755,7 +756,7 @@ int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct
                 if (r == 0)
                         r = create_namespaces(sb, st, &refused);
                 if (refused) {
-                        char why[200];
+                        char why[256];
                         snprintf(why, sizeof why, "cannot create namespaces: %s", namespaces_hint(-r));
                         if (o->level == SANDBOX_LEVEL_STRICT || o->network_off) {
                                 snprintf(st->why, sizeof st->why, "%s%s", o->network_off && o->level != SANDBOX_LEVEL_STRICT ?
