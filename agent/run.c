@@ -1,6 +1,8 @@
 /* `secrets-run run`: resolve scope, gate, fetch, deliver, supervise, tear down.
  * One function per phase; command_run() reads as the list of DESIGN §1. */
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -592,6 +594,11 @@ int command_run(const struct options *o) {
                 goto out;
         }
         int step_status = exit_status_from_wait(result.wstatus);
+        if (WIFSIGNALED(result.wstatus) && WTERMSIG(result.wstatus) == SIGSYS)
+                /* the filter kills only for a system call made through another architecture's
+                 * entry point (32-bit int 0x80, x32); everything else it refuses with an errno */
+                log_error("sandbox violation: the step was killed by SIGSYS for a system call through a foreign "
+                          "architecture's ABI (32-bit or x32 entry), which the sandbox forbids");
 
         /* the step is over: its artifacts are scanned with the same matcher */
         char *const *artifacts = o->artifacts ? o->artifacts : r.m->policy.artifacts;

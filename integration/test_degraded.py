@@ -67,3 +67,24 @@ def test_dry_run_shows_the_layers(proj):
     assert sb["missing"] == []
     r = proj.run("--dry-run", "--sandbox", "off")
     assert "sandbox: off" in r.stdout
+
+
+def test_foreign_abi_syscall_is_killed_and_reported(proj, tmp_path):
+    """A 32-bit system call (int 0x80) would bypass an x86_64-only filter: the sandbox's
+    architecture check kills it with SIGSYS, and the report says so."""
+    import platform
+    import shutil
+    import subprocess
+    if platform.machine() != "x86_64" or not shutil.which("cc"):
+        import pytest
+        pytest.skip("needs x86_64 and cc")
+    src = tmp_path / "i386.c"
+    src.write_text('int main(void) { int r; __asm__ volatile ("int $0x80" : "=a"(r) : "a"(20)); return 0; }\n')
+    exe = tmp_path / "i386"
+    subprocess.run(["cc", "-o", str(exe), str(src)], check=True)
+    proj.standard_manifest(GEN)
+    r = proj.run("--", exe)
+    assert r.status == 128 + 31, r.stderr
+    assert "sandbox violation" in r.stderr and "SIGSYS" in r.stderr
+    r = proj.run("--sandbox", "off", "--", exe)
+    assert r.status == 0, r.stderr
