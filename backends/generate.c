@@ -22,17 +22,28 @@ static int generate_fetch(struct backend *b, const struct secret_ref *ref,
                                     ref->secret_name);
         const char *chars = charset_chars(ref->generate_charset);
         uint32_t n = (uint32_t) strlen(chars);
+        /* uniform without modulo bias: random bytes at or above the largest multiple of n
+         * below 256 are drawn again; bytes come in batches (one system call each) and the
+         * batch is wiped after use */
+        const unsigned limit = 256 - 256 % n;
         _cleanup_secret_ struct secret *s = NULL;
         int r = secret_new(ref->generate_length, &s);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < ref->generate_length; i++) {
-                /* uniform: no modulo bias */
-                char c = chars[randombytes_uniform(n)];
-                r = secret_append(s, &c, 1);
-                if (r < 0)
-                        return r;
+        unsigned char batch[256];
+        size_t used = sizeof batch;
+        while (r >= 0 && secret_len(s) < ref->generate_length) {
+                if (used == sizeof batch) {
+                        randombytes_buf(batch, sizeof batch);
+                        used = 0;
+                }
+                unsigned char byte = batch[used++];
+                if (byte < limit)
+                        r = secret_append(s, &chars[byte % n], 1);
         }
+        sodium_memzero(batch, sizeof batch);
+        if (r < 0)
+                return r;
         *ret_value = steal_pointer(&s);
         return 0;
 }

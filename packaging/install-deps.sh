@@ -9,6 +9,7 @@ PACKAGES="
   clang llvm libclang-rt-14-dev
   python3 python3-pytest
   util-linux procps git ca-certificates
+  bubblewrap keyutils
 "
 
 missing=""

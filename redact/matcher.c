@@ -16,7 +16,7 @@
 
 #define GRAM_MAX 8
 #define STEP_MAX 8
-#define CHUNK (256 * 1024)
+#define CHUNK (64 * 1024)   /* a pipe read's worth; the window is this plus two matches */
 #define FLEX_MAX_RUN 16           /* whitespace bytes one ' ' of a flex pattern may stand for */
 #define PREFIX_BITS 20
 
