@@ -1,0 +1,644 @@
+"""The step's sandbox (DESIGN §7), from inside the step: the seccomp deny list with its errnos
+(syscall_probe.c calls each denied syscall), ordinary build work, pid/mount/ipc/net isolation,
+no terminal, only the expected fds, a private tmpfs $SECRETS_DIR, capabilities and
+no_new_privs, signal forwarding and teardown (nothing of the step outlives secrets-run, no
+secret bytes stay on a file system).
+
+Each behaviour is checked as root (what CI runs as) and as an unprivileged user (nobody, uid
+65534, via setpriv; the sandbox then adds a user namespace)."""
+
+import errno
+import fcntl
+import os
+import pty
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import termios
+from pathlib import Path
+
+import pytest
+
+from conftest import Project
+from util import processes_with_arg, wait_for
+
+HERE = Path(__file__).resolve().parent
+NOBODY = 65534
+EPERM, ENOSYS, ENOTTY = errno.EPERM, errno.ENOSYS, errno.ENOTTY
+
+GEN = "TOKEN: {generate: {length: 32}}"
+GEN_AND_FD = """
+TOKEN: {generate: {length: 32}}
+FDTOK: {generate: {length: 32}, deliver: fd}
+"""
+
+# Docker's default capability set (chown dac_override fowner fsetid kill setgid setuid setpcap
+# net_bind_service net_raw sys_chroot mknod audit_write setfcap) as a /proc/PID/status mask.
+DOCKER_DEFAULT_CAPS = "00000000a80425fb"
+NO_CAPS = "0000000000000000"
+
+# What syscall_probe prints inside the default sandbox: the deny list of DESIGN §7.6.
+DEBUG_CALLS = {"ptrace": EPERM, "process_vm_readv": EPERM, "process_vm_writev": EPERM,
+               "pidfd_getfd": EPERM}
+DENIED = {
+    **DEBUG_CALLS,
+    **{name: EPERM for name in (
+        "bpf perf_event_open userfaultfd keyctl add_key request_key "
+        "unshare setns mount umount2 pivot_root chroot "
+        "kexec_load kexec_file_load init_module finit_module delete_module reboot swapon swapoff "
+        "settimeofday clock_settime clock_adjtime adjtimex "
+        "iopl ioperm open_by_handle_at name_to_handle_at lookup_dcookie acct quotactl "
+        "nfsservctl vhangup "
+        "clone_newuser clone_newns clone_newpid clone_newnet clone_newipc clone_newuts "
+        "clone_newcgroup ioctl_tiocsti ioctl_tioclinux").split()},
+    **{name: ENOSYS for name in (
+        "clone3 io_uring_setup io_uring_enter io_uring_register "
+        "open_tree move_mount fsopen fsconfig fsmount fspick mount_setattr "
+        "syscall_451 syscall_460 syscall_1000 syscall_1023").split()},
+    # not on the list: a plain fork, an ordinary ioctl; past the range the kernel answers
+    "clone": 0, "ioctl_fionread": ENOTTY, "syscall_1024": ENOSYS,
+}
+# Only some architectures have these (the probe leaves out what its headers lack).
+ARCH_OPTIONAL = {"stime", "iopl", "ioperm", "lookup_dcookie", "nfsservctl", "kexec_file_load",
+                 "pidfd_getfd"}
+
+
+# ---- fixtures ----
+
+@pytest.fixture(scope="session")
+def probe():
+    """syscall_probe, built outside any sandbox into a directory every user can read."""
+    cc = shutil.which("cc")
+    if not cc:
+        pytest.skip("no C compiler (cc) to build syscall_probe")
+    d = Path(tempfile.mkdtemp(prefix="sr-it-probe-", dir="/tmp"))
+    d.chmod(0o755)
+    exe = d / "probe"
+    r = subprocess.run([cc, "-O1", "-o", str(exe), str(HERE / "syscall_probe.c")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, f"building syscall_probe failed:\n{r.stderr}"
+    exe.chmod(0o755)
+    yield exe
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class Box:
+    """A Project run as root or as nobody. For nobody, the binary is a 0755 copy and the
+    project lives in a world-readable directory owned by nobody; the lists the proj fixture's
+    guards check (values, outputs, secrets dirs, tags) are shared with the test's proj."""
+
+    def __init__(self, who, proj, probe, world=None):
+        self.who, self.probe = who, probe
+        self.prefix = None
+        self.uid = os.geteuid()
+        if who == "nobody":
+            binary = world / "secrets-run"
+            shutil.copy2(proj.bin, binary)
+            binary.chmod(0o755)
+            inner = Project(world, binary, None)
+            inner.values, inner.outputs = proj.values, proj.outputs
+            inner.secrets_dirs, inner.tags = proj.secrets_dirs, proj.tags
+            proj.tags.append(str(inner.data))
+            inner.env["HOME"] = str(world)
+            self.proj, self.world = inner, world
+            self.prefix = [shutil.which("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                           "--clear-groups", "--"]
+            self.uid = NOBODY
+        else:
+            self.proj, self.world = proj, None
+
+    @property
+    def root(self):
+        return self.who == "root"
+
+    @property
+    def data(self):
+        return self.proj.data
+
+    @property
+    def dir(self):
+        return self.proj.dir
+
+    def _own(self):
+        if self.world:
+            for p in [self.world, *self.world.rglob("*")]:
+                os.chown(p, NOBODY, NOBODY, follow_symlinks=False)
+
+    def run(self, *args, **kw):
+        self._own()
+        return self.proj.run(*args, prefix=self.prefix, **kw)
+
+    def spawn(self, *args, **kw):
+        self._own()
+        return self.proj.spawn(*args, prefix=self.prefix, **kw)
+
+    def popen(self, *args, **kw):
+        """A raw Popen of secrets-run ARGS (for a terminal on stdin); outputs are the
+        caller's to hand to .proj.outputs."""
+        self._own()
+        return subprocess.Popen(self.proj._argv(args, self.prefix), cwd=str(self.dir),
+                                env=self.proj._env(None), **kw)
+
+    def script(self, body, **kw):
+        return self.proj.script(body, **kw)
+
+    def report(self):
+        return self.proj.report()
+
+    def secret(self):
+        return self.proj.secret()
+
+
+@pytest.fixture(params=["root", "nobody"])
+def box(request, proj, probe):
+    if os.geteuid() != 0:
+        pytest.skip("runs as root and switches to uid 65534: needs root")
+    if request.param == "root":
+        yield Box("root", proj, probe)
+        return
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    world = Path(tempfile.mkdtemp(prefix="sr-it-sbx-", dir="/tmp"))
+    world.chmod(0o755)
+    try:
+        yield Box("nobody", proj, probe, world)
+    finally:
+        shutil.rmtree(world, ignore_errors=True)
+
+
+# ---- helpers ----
+
+def parse_probe(text):
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        assert name not in out, f"probe printed {name} twice"
+        out[name] = int(value)
+    return out
+
+
+def status_fields(text):
+    """/proc/PID/status text as a dict."""
+    return {k: v.strip() for k, _, v in (l.partition(":") for l in text.splitlines())}
+
+
+def mismatches(got, expected):
+    return {name: (got.get(name), want) for name, want in expected.items()
+            if got.get(name) != want and not (name in ARCH_OPTIONAL and name not in got)}
+
+
+def check_probe(got, expected):
+    missing = set(expected) - set(got) - ARCH_OPTIONAL
+    assert not missing, f"the probe did not report {sorted(missing)}"
+    assert not set(got) - set(expected), f"unexpected probe lines: {sorted(set(got) - set(expected))}"
+    bad = mismatches(got, expected)
+    assert not bad, "syscall: (observed errno, expected errno): " + ", ".join(
+        f"{n}: ({errno.errorcode.get(o, o)}, {errno.errorcode.get(w, w) if w else 0})"
+        for n, (o, w) in sorted(bad.items()))
+
+
+def pid_ns_members(ns):
+    """Host pids of live (not zombie) processes in the pid namespace ns ("pid:[...]")."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in (b"Z", b"X"):
+            found.append(int(entry))
+    return found
+
+
+def host_pid(ns, inner_pid):
+    """The host pid of the process that is inner_pid in the pid namespace ns, or None."""
+    for pid in pid_ns_members(ns):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                nspid = status_fields(f.read()).get("NSpid", "").split()
+        except OSError:
+            continue
+        if nspid and nspid[-1] == str(inner_pid):
+            return pid
+    return None
+
+
+def run_raw(box, args, timeout=60, **popen_kw):
+    """secrets-run ARGS with Popen arguments of the caller's (a terminal, extra fds);
+    returns (status, stdout, stderr), the outputs recorded for the leak guard."""
+    p = box.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen_kw)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    box.proj.outputs.append((out, err))
+    return p.returncode, out.decode(errors="surrogateescape"), err.decode(errors="surrogateescape")
+
+
+def started(p, ready, timeout=20):
+    if not wait_for(ready.exists, timeout=timeout):
+        p.signal(signal.SIGKILL)
+        pytest.fail(f"the step did not start: {p.wait()!r}")
+
+
+def files_containing(value, roots, exclude=()):
+    """Files under roots whose bytes contain value (grep -r; names only, never the value)."""
+    roots = [str(r) for r in roots if r and os.path.isdir(r)]
+    if not roots:
+        return []
+    r = subprocess.run(["grep", "-rlF", "-s", "-D", "skip", "--", value, *roots],
+                       capture_output=True, text=True)
+    assert r.returncode in (0, 1, 2), r.stderr[-500:]
+    return [f for f in r.stdout.splitlines() if not any(f.startswith(str(e)) for e in exclude)]
+
+
+# ---- seccomp ----
+
+def test_denied_syscalls_fail_with_their_errno(box):
+    box.proj.standard_manifest(GEN)
+    r = box.run("run", "--", box.probe)
+    assert r.status == 0, r
+    check_probe(parse_probe(r.stdout), DENIED)
+
+
+def test_filter_and_no_new_privs_are_on_the_step(box):
+    box.proj.standard_manifest(GEN)
+    r = box.run("run", "--", "cat", "/proc/self/status")
+    assert r.status == 0, r
+    st = status_fields(r.stdout)
+    assert st["Seccomp"] == "2", "the step runs without a seccomp filter"
+    assert st["NoNewPrivs"] == "1"
+
+
+def test_sandbox_off_has_no_filter(box):
+    """--sandbox off: no filter; the probe sees what it sees outside secrets-run."""
+    box.proj.standard_manifest(GEN)
+    r = box.run("run", "--sandbox", "off", "--", "sh", "-c",
+                'grep "^Seccomp:" /proc/self/status; exec "$0"', box.probe)
+    assert r.status == 0, r
+    seccomp_line, _, rest = r.stdout.partition("\n")
+    assert seccomp_line.split() == ["Seccomp:", "0"]
+    got = parse_probe(rest)
+    assert got["unshare"] == 0, "unshare(0) does nothing and needs no privilege"
+    assert got["keyctl"] == errno.EOPNOTSUPP, "an undefined keyctl command, not the filter's EPERM"
+    direct = subprocess.run([*(box.prefix or []), str(box.probe)], capture_output=True, text=True,
+                            start_new_session=True, stdin=subprocess.DEVNULL)
+    assert direct.returncode == 0, direct.stderr
+    assert got == parse_probe(direct.stdout), "--sandbox off changed what syscalls return"
+
+
+def test_probe_arguments_tell_the_filter_apart(box):
+    """The control for the probe: outside any filter (as root, every capability), each denied
+    call the kernel implements answers something else than the filter's errno."""
+    if not box.root:
+        pytest.skip("the control needs every capability")
+    direct = subprocess.run([str(box.probe)], capture_output=True, text=True,
+                            start_new_session=True, stdin=subprocess.DEVNULL)
+    assert direct.returncode == 0, direct.stderr
+    got = parse_probe(direct.stdout)
+    same = [n for n, want in DENIED.items()
+            if n in got and n not in ("clone", "ioctl_fionread", "syscall_1024")
+            and got[n] == want and want == EPERM]
+    assert not same, f"outside the sandbox these already fail with EPERM: {same}"
+
+
+def test_allow_ptrace_lifts_only_the_debugging_calls(box):
+    box.proj.standard_manifest(GEN)
+    r = box.run("run", "--allow-ptrace", "--", box.probe)
+    assert r.status == 0, r
+    expected = dict(DENIED)
+    # what the kernel answers: pid 1 is not our tracee; zero iovecs; pidfd -1
+    expected.update(ptrace=errno.ESRCH, process_vm_readv=0, process_vm_writev=0,
+                    pidfd_getfd=errno.EBADF)
+    check_probe(parse_probe(r.stdout), expected)
+
+    r = box.run("run", "--allow-ptrace", "--", box.probe, "ptrace")
+    assert r.status == 0, r
+    assert parse_probe(r.stdout) == {"ptrace_child": 0, "process_vm_readv_child": 0}, \
+        "with --allow-ptrace the probe must be able to debug its own child"
+
+    r = box.run("run", "--", box.probe, "ptrace")
+    assert r.status == 0, r
+    assert parse_probe(r.stdout) == {"ptrace_child": EPERM, "process_vm_readv_child": EPERM}
+
+
+# ---- ordinary build work ----
+
+def test_build_work_succeeds_inside(box):
+    box.proj.standard_manifest(GEN)
+    src = box.dir / "hello.c"
+    src.write_text('#include <stdio.h>\nint main(void) { puts("hello from cc"); return 0; }\n')
+    step = box.script("""
+        set -u
+        cc -O1 -o ./hello ./hello.c 2> "$DATA/cc.err" && report cc ok
+        report hello "$(./hello)"
+        report py "$(/usr/bin/python3 -c 'import os, sys; print(sys.version_info[0], os.getpid() > 1)')"
+        t=$(mktemp -d /tmp/sr-sbx-build.XXXXXX) && report tmp ok
+        printf data > "$t/file" && report tmp_write "$(cat "$t/file")"
+        (cd "$t" && git init -q repo && cd repo && git status --porcelain > /dev/null \
+            && printf x > f && git status --porcelain) > "$DATA/git.out" 2> "$DATA/git.err" \
+            && report git ok
+        report git_status "$(cat "$DATA/git.out")"
+        rm -rf "$t"
+        """)
+    r = box.run("run", "--", step)
+    assert r.status == 0, r
+    rep = box.report()
+    assert rep.get("cc") == "ok", (box.data / "cc.err").read_text()
+    assert rep["hello"] == "hello from cc"
+    assert (box.dir / "hello").exists(), "the compiler's output is not in the workspace"
+    assert rep["py"] == "3 True"
+    assert rep.get("tmp") == "ok" and rep["tmp_write"] == "data"
+    assert rep.get("git") == "ok", (box.data / "git.err").read_text()
+    assert rep["git_status"] == "?? f"
+
+
+# ---- isolation ----
+
+def test_process_isolation(box):
+    box.proj.standard_manifest(GEN)
+    step = box.script("""
+        report pid "$$"
+        report ppid "$PPID"
+        report procs "$(cd /proc && echo [0-9]*)"
+        report comm1 "$(cat /proc/1/comm)"
+        report pidns "$(readlink /proc/self/ns/pid)"
+        report environ1 "$(cat /proc/1/environ > /dev/null 2>&1 && echo readable || echo refused)"
+        report mem1 "$(/usr/bin/python3 -c 'open("/proc/1/mem", "rb").read(1)' > /dev/null 2>&1 && echo readable || echo refused)"
+        report unshare "$(unshare -U true > /dev/null 2>&1 && echo ok || echo refused)"
+        if command -v keyctl > /dev/null; then
+            report keyctl "$(keyctl show > /dev/null 2>&1 && echo ok || echo refused)"
+        fi
+        """)
+    r = box.run("run", "--", step)
+    assert r.status == 0, r
+    rep = box.report()
+    assert rep["pid"] == "2", "the step is pid 2 in its own pid namespace"
+    assert rep["ppid"] == "1"
+    procs = sorted(map(int, rep["procs"].split()))
+    # pid 1, the step, the $(...) subshell that listed them
+    assert procs[:2] == [1, 2] and len(procs) <= 3 and max(procs) < 10, procs
+    assert rep["comm1"] == "secrets-run-ini", "pid 1 should be the sandbox's reaper"
+    assert rep["pidns"] != os.readlink("/proc/self/ns/pid")
+    assert rep["environ1"] == "refused", "the step can read pid 1's environment"
+    assert rep["mem1"] == "refused", "the step can read pid 1's memory"
+    assert rep["unshare"] == "refused", "`unshare -U true` worked in the step"
+    if "keyctl" in rep:
+        assert rep["keyctl"] == "refused", "`keyctl show` worked in the step"
+
+
+def test_step_has_no_terminal(box):
+    """secrets-run on a terminal (stdin and controlling tty): the step has none; its stdin
+    is /dev/null."""
+    box.proj.standard_manifest(GEN)
+    step = box.script("""
+        report tty "$(tty)"
+        report devtty "$( (: < /dev/tty) 2> /dev/null && echo opened || echo refused)"
+        report stdin "$(readlink /proc/self/fd/0)"
+        """)
+    master, slave = pty.openpty()
+
+    def ctty():   # the pty becomes secrets-run's controlling terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    try:
+        status, out, err = run_raw(box, ["run", "--", step], stdin=slave,
+                                   start_new_session=True, preexec_fn=ctty)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert status == 0, err[-2000:]
+    rep = box.report()
+    assert rep["tty"] == "not a tty"
+    assert rep["devtty"] == "refused", "the step could open /dev/tty"
+    assert rep["stdin"] == "/dev/null"
+
+
+def test_piped_input_passes_through(box):
+    box.proj.standard_manifest(GEN)
+    step = box.script("""
+        read line
+        report got "$line"
+        report stdin "$(readlink /proc/self/fd/0 | cut -d: -f1)"
+        """)
+    r = box.run("run", "--", step, input="piped data\n")
+    assert r.status == 0, r
+    assert box.report() == {"got": "piped data", "stdin": "pipe"}
+
+
+def _fds(listing):
+    """ls -l /proc/self/fd output → {fd: target}, without ls's own directory fd."""
+    fds = {}
+    for line in listing.splitlines():
+        m = re.search(r" (\d+) -> (.*)$", line)
+        if m:
+            fds[int(m.group(1))] = m.group(2)
+    own = [fd for fd, t in fds.items() if re.fullmatch(r"/proc/\d+/fd", t)]
+    assert len(own) == 1, f"cannot tell ls's own fd: {fds}"
+    del fds[own[0]]
+    return fds
+
+
+def test_only_std_and_delivery_fds_are_open(box):
+    box.proj.standard_manifest(GEN_AND_FD)
+    # secrets-run itself inherits a stray fd, which must not reach the step
+    stray = os.open("/dev/null", os.O_RDONLY)
+    try:
+        status, out, err = run_raw(box, ["run", "--", "sh", "-c",
+                                         'echo "FD=$FDTOK_FD"; exec ls -l /proc/self/fd'],
+                                   stdin=subprocess.DEVNULL, pass_fds=(stray,))
+    finally:
+        os.close(stray)
+    assert status == 0, err
+    assert out.splitlines()[0] == "FD=3"
+    fds = _fds(out)
+    assert sorted(fds) == [0, 1, 2, 3], fds
+    assert fds[3].startswith("/memfd:"), fds[3]
+
+    box.proj.standard_manifest(GEN)
+    r = box.run("run", "--", "ls", "-l", "/proc/self/fd")
+    assert r.status == 0, r
+    assert sorted(_fds(r.stdout)) == [0, 1, 2]
+
+
+def test_secrets_dir_is_a_private_tmpfs(box):
+    box.proj.standard_manifest(GEN)
+    ready = box.data / "ready"
+    step = box.script(f"""
+        report SECRETS_DIR "$SECRETS_DIR"
+        report fs "$(stat -f -c %T "$SECRETS_DIR")"
+        report mount "$(awk -v d="$SECRETS_DIR" '$5 == d {{ i = 7; while ($i != "-") i++; print $(i + 1) }}' /proc/self/mountinfo)"
+        report inside "$(ls -A "$SECRETS_DIR" | tr '\\n' ' ')"
+        touch "$SECRETS_DIR/written-by-step" && report wrote yes
+        report procs "$(cd /proc && echo [0-9]*)"
+        touch "{ready}"
+        while [ ! -e "$DATA/go" ]; do sleep 0.05; done
+        """)
+    p = box.spawn("run", "--", step)
+    started(p, ready)
+    try:
+        rep = box.report()
+        host = rep["SECRETS_DIR"]
+        assert os.path.isdir(host), "the host's secrets directory does not exist while the step runs"
+        host_entries = sorted(os.listdir(host))
+        procs = rep["procs"].split()
+    finally:
+        (box.data / "go").touch()
+        r = p.wait(timeout=30)
+    assert r.status == 0, r
+    assert rep["fs"] == "tmpfs"
+    assert rep["mount"] == "tmpfs", "no tmpfs mounted on $SECRETS_DIR inside the sandbox"
+    assert rep["inside"].split() == ["TOKEN"]
+    assert rep["wrote"] == "yes"
+    assert host_entries == [], f"the host's copy of $SECRETS_DIR is not empty: {host_entries}"
+    assert str(p.pid) not in procs, "the supervisor's pid is visible in the step's /proc"
+    assert not os.path.lexists(host)
+
+
+# ---- capabilities ----
+
+@pytest.mark.parametrize("mode", ["auto", "strict"])
+def test_capabilities(box, mode):
+    box.proj.standard_manifest(GEN)
+    r = box.run("run", "--sandbox", mode, "--", "cat", "/proc/self/status")
+    assert r.status == 0, r
+    st = status_fields(r.stdout)
+    want = DOCKER_DEFAULT_CAPS if box.root and mode == "auto" else NO_CAPS
+    got = {k: st[k] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}
+    assert got == {"CapInh": NO_CAPS, "CapPrm": want, "CapEff": want, "CapBnd": want,
+                   "CapAmb": NO_CAPS}
+    assert st["NoNewPrivs"] == "1"
+    assert st["Seccomp"] == "2"
+    assert st["Uid"].split()[0] == str(box.uid)
+
+
+# ---- network ----
+
+@pytest.fixture
+def listener():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def test_network_default_reaches_host_loopback_off_does_not(box, listener):
+    box.proj.standard_manifest(GEN)
+    connect = ["/usr/bin/python3", "-c",
+               f'import socket; socket.create_connection(("127.0.0.1", {listener}), 2)']
+    r = box.run("run", "--", *connect)
+    assert r.status == 0, r
+    r = box.run("run", "--network", "off", "--", *connect)
+    assert r.status == 1, r
+    assert "ConnectionRefusedError" in r.stderr or "timed out" in r.stderr, r.stderr
+    # the loopback interface inside is up: a listener of the step's own is reachable
+    r = box.run("run", "--network", "off", "--", "/usr/bin/python3", "-c",
+                "import socket; s = socket.create_server(('127.0.0.1', 0)); "
+                "socket.create_connection(s.getsockname(), 2); print('lo up')")
+    assert r.status == 0 and r.stdout.strip() == "lo up", r
+
+
+def test_layers_are_reported(box):
+    box.proj.standard_manifest(GEN)
+    user = "" if box.root else "user,"
+    for net in (False, True):
+        args = ["--network", "off"] if net else []
+        layers = f"{user}mount,pid,ipc,uts,{'net,' if net else ''}proc,secrets-tmpfs,caps,seccomp"
+        r = box.run("run", "--dry-run", *args)
+        assert r.status == 0, r
+        assert f"sandbox: active: {layers}; missing: none" in r.stdout.splitlines(), r
+        r = box.run("run", "-v", *args, "--", "true")
+        assert r.status == 0, r
+        assert f"secrets-run: sandbox: active: {layers}; missing: none" in r.stderr.splitlines(), r
+
+
+# ---- signals and teardown ----
+
+@pytest.mark.parametrize("trap,status", [(True, 7), (False, 143)])
+def test_term_to_secrets_run_reaches_the_step(box, trap, status):
+    box.proj.standard_manifest(GEN)
+    ready, marker = box.data / "ready", box.data / "got-term"
+    trap_line = f"trap 'echo TERM > \"{marker}\"; exit 7' TERM" if trap else ""
+    step = box.script(f"""
+        {trap_line}
+        touch "{ready}"
+        while :; do sleep 0.1; done
+        """)
+    p = box.spawn("run", "--", step)
+    started(p, ready)
+    p.signal(signal.SIGTERM)
+    r = p.wait(timeout=30)
+    assert r.status == status, r
+    if trap:
+        assert marker.read_text().strip() == "TERM"
+
+
+def test_kill_9_leaves_no_process_and_no_secret(box):
+    value = box.secret()
+    provider = box.proj.provider({"app/key": value})
+    box.proj.standard_manifest(
+        'APP_KEY: {from: "p:app/key", owner: team-a}\n'
+        'FD_KEY: {from: "p:app/key", owner: team-a, deliver: fd}',
+        backends=f"p: {{type: exec, command: ['{provider}']}}")
+    ready = box.data / "ready"
+    step = box.script(f"""
+        report SECRETS_DIR "$SECRETS_DIR"
+        report pidns "$(readlink /proc/self/ns/pid)"
+        report step "$$"
+        sleep 300 &
+        report sleep "$!"
+        cat "$APP_KEY_FILE" > /dev/null
+        touch "{ready}"
+        wait
+        """)
+    p = box.spawn("run", "--", step)
+    started(p, ready)
+    rep = box.report()
+    ns = rep["pidns"]
+    hosts = {name: host_pid(ns, rep[name]) for name in ("step", "sleep")}
+    assert all(hosts.values()), f"cannot find the step's processes on the host: {hosts}"
+    p.signal(signal.SIGKILL)
+    r = p.wait(timeout=30)
+    assert r.status == -signal.SIGKILL
+    assert wait_for(lambda: not pid_ns_members(ns), timeout=10), \
+        f"processes of the step outlived kill -9 of secrets-run: {pid_ns_members(ns)}"
+    alive = [pid for pid in hosts.values() if pid in pid_ns_members(ns)]
+    assert not alive
+    # the test's own copies of the value are not what this looks for
+    shutil.rmtree(box.data / "provider-values")
+    roots = ["/dev/shm", "/tmp", box.dir, box.proj.runtime, os.environ.get("XDG_RUNTIME_DIR")]
+    found = files_containing(value, roots)
+    assert not found, f"the secret value is still on a file system after kill -9: {found}"
+    # the crashed run's directory is swept by the next start, not left for ever
+    leftover = rep["SECRETS_DIR"]
+    box.proj.standard_manifest(GEN)
+    r = box.run("run", "--", "true")
+    assert r.status == 0, r
+    assert not os.path.lexists(leftover)
+
+
+def test_daemon_of_the_step_dies_with_it(box):
+    box.proj.standard_manifest(GEN)
+    tag = f"sr-daemon-{os.urandom(6).hex()}"
+    box.proj.tags.append(tag)
+    step = box.script(f"""
+        report pidns "$(readlink /proc/self/ns/pid)"
+        setsid nohup sh -c 'touch "$0.up"; sleep 300; :' "$DATA/{tag}" > /dev/null 2>&1 < /dev/null &
+        while [ ! -e "$DATA/{tag}.up" ]; do sleep 0.05; done
+        exit 5
+        """)
+    r = box.run("run", "--", step)
+    left_in_ns = pid_ns_members(box.report()["pidns"])
+    left_tagged = processes_with_arg(tag)
+    assert r.status == 5, r
+    assert not left_in_ns, f"processes of the step outlived secrets-run: {left_in_ns}"
+    assert not left_tagged, "the step's daemon outlived secrets-run"
