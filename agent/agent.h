@@ -61,6 +61,8 @@ struct redact_leak;
 /* where: "stdout", "stderr", "stdin", or a path; offset is the leak's byte offset in it */
 void report_leak(const struct redact_leak *leak, const char *where);
 void report_leaks_as_warnings(bool warn);   /* --on-leak warn */
+/* Prints the queued reports (after the step's output is over). */
+void flush_leak_reports(void);
 
 /* ---- artifacts: files to scan after the step ---- */
 /* Scans the files under the working directory that match any glob of `globs` ("changed" =

@@ -556,8 +556,12 @@ int command_run(const struct options *o) {
         envp = envp_with_env_block(&r);
         if (!envp)
                 goto out;
+        /* file times come from the kernel's coarse clock, which lags the precise one by up
+         * to a tick: a file written in the step's first millisecond can look older than a
+         * precise "now". Scanning a little too much is the safe side. */
         struct timespec started;
-        clock_gettime(CLOCK_REALTIME, &started);
+        clock_gettime(CLOCK_REALTIME_COARSE, &started);
+        started.tv_sec -= 1;
         struct spawn_config sc = {
                 .argv = o->args, .envp = envp, .fds = r.fds, .n_fds = r.n_fds,
                 /* --tty auto: a pty when a person is watching our output */
@@ -615,6 +619,7 @@ int command_run(const struct options *o) {
                 status = 124;
         } else
                 status = step_status;
+        flush_leak_reports();
         if (leaks > 0) {
                 bool fail = effective_on_leak(&r) == ON_LEAK_FAIL;
                 (fail ? log_error : log_warning)(
@@ -702,6 +707,9 @@ int command_redact(const struct options *o) {
         enum on_leak on_leak = ON_LEAK_FAIL;
         int status = 2;
         _cleanup_redact_stream_ struct redact_stream *s = NULL;
+        /* big reads: fewer system calls when the input is a file or a full pipe */
+        const size_t buf_size = 1024 * 1024;
+        _cleanup_free_ char *buf = NULL;
         if (o->args) {
                 log_error("redact: unexpected argument '%s' (it filters stdin to stdout)", o->args[0]);
                 goto out;
@@ -710,9 +718,11 @@ int command_redact(const struct options *o) {
                 goto out;
         report_leaks_as_warnings(on_leak == ON_LEAK_WARN);
         struct redact_sink sink = { stdout_write, stdin_leak, NULL };
-        char buf[65536];
+        buf = malloc(buf_size);
+        if (!buf)
+                goto out;
         for (;;) {
-                ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+                ssize_t n = read(STDIN_FILENO, buf, buf_size);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
@@ -732,6 +742,7 @@ int command_redact(const struct options *o) {
         }
         status = redact_stream_leak_count(s) > 0 && on_leak == ON_LEAK_FAIL ? 1 : 0;
 out:
+        flush_leak_reports();
         run_done(&r);
         return status;
 }
@@ -749,10 +760,12 @@ int command_scan(const struct options *o) {
         int k = scan_paths(r.redactor, o->args);
         if (k < 0)
                 goto out;
+        flush_leak_reports();
         if (k > 0)
                 log_error("scan: %d leak%s of secrets found", k, k == 1 ? "" : "s");
         status = k > 0 ? 1 : 0;
 out:
+        flush_leak_reports();
         run_done(&r);
         return status;
 }

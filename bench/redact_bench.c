@@ -9,7 +9,7 @@
  *       that process: N secrets, --size MiB of text generated a piece at a time and streamed;
  *   redact_bench --write-input FILE --secret-dir DIR --secrets N [--size MIB]
  *       N random secrets as DIR/S0001... (mode 0600) and FILE, a text with their forms planted;
- *   redact_bench --exec IN -- CMD ARGS...
+ *   redact_bench --exec IN -- CMD ARGS...   (CMD as a pipeline stage: IN fed through a pipe, output drained)
  *       runs CMD with stdin from IN, stdout and stderr to /dev/null; prints
  *       "elapsed_ns=... maxrss_kib=... status=..." (wait4's rusage of that child alone).
  *
@@ -526,28 +526,65 @@ static int write_input(const char *path, const char *secret_dir, size_t n, size_
         return k;
 }
 
-/* Runs argv with stdin from input, stdout and stderr to /dev/null; its wall time, peak RSS
- * (wait4's rusage: that child alone) and exit status (128+N for signal N). */
+/* A pipeline stage's throughput: argv reads a pipe that a feeder process fills from input
+ * and writes a pipe that a drain process empties, as a filter in a CI job does. Returns its
+ * wall time, peak RSS (wait4's rusage: that child alone) and exit status (128+N for a
+ * signal). */
+static pid_t fork_feeder(const char *input, int out) {
+        pid_t pid = fork();
+        if (pid != 0)
+                return pid;
+        int in = open(input, O_RDONLY | O_CLOEXEC);
+        static char buf[1 << 20];
+        ssize_t n;
+        while (in >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+                if (write_all(out, buf, (size_t) n) < 0)
+                        break;
+        _exit(0);
+}
+
+static pid_t fork_drain(int in) {
+        pid_t pid = fork();
+        if (pid != 0)
+                return pid;
+        static char buf[1 << 20];
+        while (read(in, buf, sizeof buf) > 0) {
+        }
+        _exit(0);
+}
+
 static int spawn(const char *input, char **argv, uint64_t *ret_ns, long *ret_maxrss_kib, int *ret_status) {
-        _cleanup_close_ int in = open(input, O_RDONLY | O_CLOEXEC);
+        int to[2], from[2];
+        if (pipe2(to, O_CLOEXEC) < 0)
+                return -errno;
+        if (pipe2(from, O_CLOEXEC) < 0) {
+                int e = -errno;
+                close(to[0]), close(to[1]);
+                return e;
+        }
         _cleanup_close_ int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (in < 0 || null < 0)
+        if (null < 0)
                 return -errno;
         uint64_t t0 = now_ns();
+        pid_t feeder = fork_feeder(input, to[1]);
+        pid_t drain = fork_drain(from[0]);
         pid_t pid = fork();
-        if (pid < 0)
+        if (pid < 0 || feeder < 0 || drain < 0)
                 return -errno;
         if (pid == 0) {
-                if (dup2(in, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 || dup2(null, STDERR_FILENO) < 0)
+                if (dup2(to[0], STDIN_FILENO) < 0 || dup2(from[1], STDOUT_FILENO) < 0 || dup2(null, STDERR_FILENO) < 0)
                         _exit(127);
                 execvp(argv[0], argv);
                 _exit(127);
         }
+        close(to[0]), close(to[1]), close(from[0]), close(from[1]);
         int status;
         struct rusage ru;
         while (wait4(pid, &status, 0, &ru) < 0)
                 if (errno != EINTR)
                         return -errno;
+        (void) waitpid(feeder, NULL, 0);
+        (void) waitpid(drain, NULL, 0);
         *ret_ns = now_ns() - t0;
         *ret_maxrss_kib = ru.ru_maxrss;
         *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

@@ -15,7 +15,12 @@
 #include "redact.h"
 
 #define GRAM_MAX 8
-#define STEP_MAX 8
+#define STEP_MAX 12
+/* Patterns (flex: anchors) this long are sampled every STEP_MAX bytes with 8-byte grams;
+ * shorter ones go to a second index with 4-byte grams and a step their length allows, so
+ * one short secret does not slow the scan for all the others. */
+#define LONG_PATTERN_MIN (GRAM_MAX + STEP_MAX - 1)
+#define SHORT_GRAM 4
 #define CHUNK (64 * 1024)   /* a pipe read's worth; the window is this plus two matches */
 #define FLEX_MAX_RUN 16           /* whitespace bytes one ' ' of a flex pattern may stand for */
 #define PREFIX_BITS 20
@@ -44,6 +49,19 @@ struct gram_entry {
         uint32_t next;            /* next entry + 1 */
 };
 
+/* Finding candidates: grams at STEP-spaced offsets, a bitmap to reject most positions with
+ * one load, an exact table for the rest. */
+struct gram_index {
+        unsigned gram, step;
+        uint64_t gram_mask;
+        uint64_t *bitmap;
+        unsigned bitmap_shift;
+        struct gram_slot *slots;  /* sodium memory: grams are secret bytes */
+        size_t slot_mask;
+        struct gram_entry *entries;
+        size_t n_entries;
+};
+
 struct redactor {
         size_t min_len;
         char *mask_template;
@@ -55,15 +73,10 @@ struct redactor {
         size_t n_patterns;
 
         bool compiled;
-        unsigned gram, step;
-        uint64_t gram_mask;
         size_t max_text;          /* longest text any match spans */
-        uint64_t *bitmap;
-        unsigned bitmap_shift;
-        struct gram_slot *slots;  /* sodium memory: grams are secret bytes */
-        size_t slot_mask;
-        struct gram_entry *entries;
-        size_t n_entries;
+        struct gram_index index[2];   /* long patterns, short patterns */
+        size_t n_index;
+        unsigned max_step;
         uint32_t *sorted;         /* literal patterns by bytes, for the prefix test */
         size_t n_sorted;
         uint64_t *prefix_bitmap;  /* hashed prefixes of length 1..4 of literal patterns */
@@ -227,53 +240,82 @@ static inline uint64_t prefix_hash(const unsigned char *p, size_t n) {
 static inline void bit_set(uint64_t *bm, uint64_t i) { bm[i >> 6] |= 1ULL << (i & 63); }
 static inline bool bit_test(const uint64_t *bm, uint64_t i) { return bm[i >> 6] & (1ULL << (i & 63)); }
 
-static int add_gram(struct redactor *r, uint64_t gram, uint32_t pattern, uint32_t offset) {
-        bit_set(r->bitmap, mix(gram) >> r->bitmap_shift);
-        size_t i = (size_t) (mix(gram) >> 20) & r->slot_mask;
-        while (r->slots[i].head && r->slots[i].gram != gram)
-                i = (i + 1) & r->slot_mask;
-        r->entries[r->n_entries] = (struct gram_entry) { .pattern = pattern, .offset = offset, .next = r->slots[i].head };
-        r->slots[i].gram = gram;
-        r->slots[i].head = (uint32_t) ++r->n_entries;
+static void add_gram(struct gram_index *x, uint64_t gram, uint32_t pattern, uint32_t offset) {
+        bit_set(x->bitmap, mix(gram) >> x->bitmap_shift);
+        size_t i = (size_t) (mix(gram) >> 20) & x->slot_mask;
+        while (x->slots[i].head && x->slots[i].gram != gram)
+                i = (i + 1) & x->slot_mask;
+        x->entries[x->n_entries] = (struct gram_entry) { .pattern = pattern, .offset = offset, .next = x->slots[i].head };
+        x->slots[i].gram = gram;
+        x->slots[i].head = (uint32_t) ++x->n_entries;
+}
+
+/* Sizes an index for n_patterns registered at `step` offsets each. */
+static int index_init(struct gram_index *x, unsigned gram, unsigned step, size_t n_patterns) {
+        x->gram = gram;
+        x->step = step;
+        x->gram_mask = gram == 8 ? ~0ULL : (1ULL << (8 * gram)) - 1;
+        size_t n_grams = n_patterns * step;
+        unsigned bits = 12;
+        while (bits < 25 && (1ULL << bits) < (uint64_t) n_grams * 64)
+                bits++;
+        x->bitmap_shift = 64 - bits;
+        x->bitmap = calloc((1ULL << bits) / 64, sizeof(uint64_t));
+        size_t slots = 16;
+        while (slots < n_grams * 2)
+                slots *= 2;
+        x->slot_mask = slots - 1;
+        x->slots = sodium_allocarray(slots, sizeof(struct gram_slot));
+        x->entries = calloc(n_grams ? n_grams : 1, sizeof(struct gram_entry));
+        if (!x->bitmap || !x->slots || !x->entries)
+                return -ENOMEM;
+        memset(x->slots, 0, slots * sizeof(struct gram_slot));
         return 0;
+}
+
+static void index_done(struct gram_index *x) {
+        free(x->bitmap);
+        sodium_free(x->slots);
+        free(x->entries);
+}
+
+static size_t key_len(const struct pattern *p) {
+        return p->flex ? p->anchor_len : p->len;
 }
 
 int redactor_compile(struct redactor *r) {
         if (r->compiled)
                 return -EBUSY;
-        /* gram and step: as large as the shortest pattern (anchor) allows */
-        size_t shortest = SIZE_MAX;
+        size_t n_long = 0, n_short = 0, shortest_short = SIZE_MAX;
         for (size_t i = 0; i < r->n_patterns; i++) {
                 const struct pattern *p = &r->patterns[i];
-                size_t l = p->flex ? p->anchor_len : p->len;
-                if (l < shortest)
-                        shortest = l;
                 if (p->max_text > r->max_text)
                         r->max_text = p->max_text;
+                if (key_len(p) >= LONG_PATTERN_MIN)
+                        n_long++;
+                else {
+                        n_short++;
+                        if (key_len(p) < shortest_short)
+                                shortest_short = key_len(p);
+                }
         }
-        r->gram = shortest == SIZE_MAX ? GRAM_MAX : (unsigned) (shortest < GRAM_MAX ? shortest : GRAM_MAX);
-        size_t step = shortest == SIZE_MAX ? 1 : shortest - r->gram + 1;
-        r->step = (unsigned) (step < STEP_MAX ? step : STEP_MAX);
-        r->gram_mask = r->gram == 8 ? ~0ULL : (1ULL << (8 * r->gram)) - 1;
-
-        size_t n_grams = r->n_patterns * r->step;
-        unsigned bits = 12;
-        while (bits < 25 && (1ULL << bits) < (uint64_t) n_grams * 64)
-                bits++;
-        r->bitmap_shift = 64 - bits;
-        r->bitmap = calloc((1ULL << bits) / 64, sizeof(uint64_t));
-        size_t slots = 16;
-        while (slots < n_grams * 2)
-                slots *= 2;
-        r->slot_mask = slots - 1;
-        r->slots = sodium_allocarray(slots, sizeof(struct gram_slot));
-        r->entries = calloc(n_grams ? n_grams : 1, sizeof(struct gram_entry));
+        int k = index_init(&r->index[0], GRAM_MAX, STEP_MAX, n_long);
+        if (k < 0)
+                return k;
+        r->n_index = 1;
+        r->max_step = STEP_MAX;
+        if (n_short > 0) {
+                unsigned gram = shortest_short < SHORT_GRAM ? (unsigned) shortest_short : SHORT_GRAM;
+                size_t step = shortest_short - gram + 1;
+                if ((k = index_init(&r->index[1], gram, (unsigned) (step < STEP_MAX ? step : STEP_MAX), n_short)) < 0)
+                        return k;
+                r->n_index = 2;
+        }
         r->sorted = calloc(r->n_patterns ? r->n_patterns : 1, sizeof(uint32_t));
         r->flex = calloc(r->n_patterns ? r->n_patterns : 1, sizeof(uint32_t));
         r->prefix_bitmap = calloc((1ULL << PREFIX_BITS) / 64, sizeof(uint64_t));
-        if (!r->bitmap || !r->slots || !r->entries || !r->sorted || !r->flex || !r->prefix_bitmap)
+        if (!r->sorted || !r->flex || !r->prefix_bitmap)
                 return -ENOMEM;
-        memset(r->slots, 0, slots * sizeof(struct gram_slot));
 
         for (size_t i = 0; i < r->n_patterns; i++)
                 if (r->patterns[i].flex)
@@ -316,10 +358,11 @@ int redactor_compile(struct redactor *r) {
                 else
                         for (size_t l = 1; l <= 4 && l < p->len; l++)
                                 bit_set(r->prefix_bitmap, prefix_hash(b, l));
-                for (unsigned o = 0; o < r->step; o++) {
+                struct gram_index *x = &r->index[key_len(p) >= LONG_PATTERN_MIN ? 0 : 1];
+                for (unsigned o = 0; o < x->step; o++) {
                         uint64_t g = 0;
-                        memcpy(&g, b + o, r->gram);
-                        add_gram(r, g & r->gram_mask, (uint32_t) i, o);
+                        memcpy(&g, b + o, x->gram);
+                        add_gram(x, g & x->gram_mask, (uint32_t) i, o);
                 }
         }
         r->compiled = true;
@@ -346,9 +389,8 @@ struct redactor *redactor_free(struct redactor *r) {
         free(r->mask_template);
         secret_free(r->arena);
         free(r->patterns);
-        free(r->bitmap);
-        sodium_free(r->slots);
-        free(r->entries);
+        for (size_t i = 0; i < 2; i++)
+                index_done(&r->index[i]);
         free(r->sorted);
         free(r->prefix_bitmap);
         free(r->flex);
@@ -476,14 +518,15 @@ static uint64_t flex_start(const struct redact_stream *s, const struct pattern *
         return pos;
 }
 
-static int verify_candidates(struct redact_stream *s, uint64_t i, uint64_t gram, uint64_t old_end) {
+static int verify_candidates(struct redact_stream *s, const struct gram_index *x, uint64_t i, uint64_t gram,
+                             uint64_t old_end) {
         const struct redactor *r = s->r;
         uint64_t wend = s->wstart + s->wlen;
-        size_t k = (size_t) (mix(gram) >> 20) & r->slot_mask;
-        while (r->slots[k].head && r->slots[k].gram != gram)
-                k = (k + 1) & r->slot_mask;
-        for (uint32_t e = r->slots[k].head; e; e = r->entries[e - 1].next) {
-                const struct gram_entry *en = &r->entries[e - 1];
+        size_t k = (size_t) (mix(gram) >> 20) & x->slot_mask;
+        while (x->slots[k].head && x->slots[k].gram != gram)
+                k = (k + 1) & x->slot_mask;
+        for (uint32_t e = x->slots[k].head; e; e = x->entries[e - 1].next) {
+                const struct gram_entry *en = &x->entries[e - 1];
                 const struct pattern *p = &r->patterns[en->pattern];
                 const unsigned char *pat = pattern_bytes(r, p);
                 if (i < s->wstart + en->offset)
@@ -514,28 +557,37 @@ static int verify_candidates(struct redact_stream *s, uint64_t i, uint64_t gram,
 }
 
 /* Finds the complete matches that end in the bytes just added (after old_end). */
-static int scan(struct redact_stream *s, uint64_t old_end) {
+static int scan_index(struct redact_stream *s, const struct gram_index *x, uint64_t old_end) {
         const struct redactor *r = s->r;
         uint64_t wend = s->wstart + s->wlen;
-        uint64_t from = old_end > r->max_text + r->step ? old_end - r->max_text - r->step : 0;
+        uint64_t from = old_end > r->max_text + x->step ? old_end - r->max_text - x->step : 0;
         if (from < s->wstart)
                 from = s->wstart;
-        from = (from + r->step - 1) / r->step * r->step;   /* sampled offsets are multiples of step */
-        if (wend < r->gram)
+        from = (from + x->step - 1) / x->step * x->step;   /* sampled offsets are multiples of step */
+        if (wend < x->gram)
                 return 0;
-        const uint64_t last = wend - r->gram;
-        const unsigned step = r->step, shift = r->bitmap_shift;
-        const uint64_t gmask = r->gram_mask;
-        const uint64_t *bitmap = r->bitmap;
+        const uint64_t last = wend - x->gram;
+        const unsigned step = x->step, shift = x->bitmap_shift;
+        const uint64_t gmask = x->gram_mask;
+        const uint64_t *bitmap = x->bitmap;
         const unsigned char *base = s->win - s->wstart;
         for (uint64_t i = from; i <= last; i += step) {
                 uint64_t g = load64(base + i) & gmask;
                 uint64_t h = mix(g) >> shift;
                 if (__builtin_expect(bit_test(bitmap, h), 0)) {
-                        int rr = verify_candidates(s, i, g, old_end);
+                        int rr = verify_candidates(s, x, i, g, old_end);
                         if (rr < 0)
                                 return rr;
                 }
+        }
+        return 0;
+}
+
+static int scan(struct redact_stream *s, uint64_t old_end) {
+        for (size_t i = 0; i < s->r->n_index; i++) {
+                int k = scan_index(s, &s->r->index[i], old_end);
+                if (k < 0)
+                        return k;
         }
         return 0;
 }
@@ -672,7 +724,7 @@ static int emit(struct redact_stream *s, uint64_t hold, const struct redact_sink
 static void compact(struct redact_stream *s) {
         const struct redactor *r = s->r;
         uint64_t wend = s->wstart + s->wlen;
-        uint64_t keep = wend > r->max_text + r->step + GRAM_MAX ? wend - r->max_text - r->step - GRAM_MAX : 0;
+        uint64_t keep = wend > r->max_text + r->max_step + GRAM_MAX ? wend - r->max_text - r->max_step - GRAM_MAX : 0;
         if (keep > s->out_pos)
                 keep = s->out_pos;
         if (keep <= s->wstart)
