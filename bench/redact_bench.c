@@ -530,10 +530,12 @@ static int write_input(const char *path, const char *secret_dir, size_t n, size_
  * and writes a pipe that a drain process empties, as a filter in a CI job does. Returns its
  * wall time, peak RSS (wait4's rusage: that child alone) and exit status (128+N for a
  * signal). */
-static pid_t fork_feeder(const char *input, int out) {
+static pid_t fork_feeder(const char *input, int out, int keep_closed[3]) {
         pid_t pid = fork();
         if (pid != 0)
                 return pid;
+        for (int i = 0; i < 3; i++)
+                close(keep_closed[i]);   /* only our own end stays open, so EOFs arrive */
         int in = open(input, O_RDONLY | O_CLOEXEC);
         static char buf[1 << 20];
         ssize_t n;
@@ -543,10 +545,12 @@ static pid_t fork_feeder(const char *input, int out) {
         _exit(0);
 }
 
-static pid_t fork_drain(int in) {
+static pid_t fork_drain(int in, int keep_closed[3]) {
         pid_t pid = fork();
         if (pid != 0)
                 return pid;
+        for (int i = 0; i < 3; i++)
+                close(keep_closed[i]);
         static char buf[1 << 20];
         while (read(in, buf, sizeof buf) > 0) {
         }
@@ -566,8 +570,8 @@ static int spawn(const char *input, char **argv, uint64_t *ret_ns, long *ret_max
         if (null < 0)
                 return -errno;
         uint64_t t0 = now_ns();
-        pid_t feeder = fork_feeder(input, to[1]);
-        pid_t drain = fork_drain(from[0]);
+        pid_t feeder = fork_feeder(input, to[1], (int[3]) { to[0], from[0], from[1] });
+        pid_t drain = fork_drain(from[0], (int[3]) { to[0], to[1], from[1] });
         pid_t pid = fork();
         if (pid < 0 || feeder < 0 || drain < 0)
                 return -errno;
