@@ -136,8 +136,12 @@ TEST(differential_random) {
                                 size_t from = rnd((uint32_t) (lens[i - 1] - 1));
                                 size_t l = lens[i - 1] - from;
                                 if (l >= min_len) {
-                                        lens[i] = l;
-                                        memcpy(values[i], values[i - 1] + from, l);
+                                        unsigned char *v = realloc(values[i], l);
+                                        if (v) {
+                                                values[i] = v;
+                                                lens[i] = l;
+                                                memcpy(values[i], values[i - 1] + from, l);
+                                        }
                                 }
                         }
                 }
