@@ -42,9 +42,12 @@ echo "==> fuzz.sh: fuzzing for ${seconds}s"
 # corpus dirs: the first one receives new inputs; the saved cases are read only
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
         "$exe" -max_len=2048 -timeout=10 -max_total_time="$seconds" -print_final_stats=1 \
-        -artifact_prefix="$out/" "$out/corpus" "${seeds[@]}"
+        -artifact_prefix="$out/" "$out/corpus" "${seeds[@]}" > "$out/fuzz.log" 2>&1
 status=$?
+# libFuzzer reports every new input; the log keeps that, the CI output gets the summary
+grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done)' "$out/fuzz.log" || true
 if [ "$status" -ne 0 ]; then
+        tail -n 40 "$out/fuzz.log" >&2
         echo "==> fuzz.sh: FAILED (status $status); reproduce with: $exe $out/crash-*" >&2
         result 1 "fuzz_redact ${seconds}s (status $status)"
 fi
