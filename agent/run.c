@@ -540,6 +540,12 @@ int command_run(const struct options *o) {
         }
         if (fetch(&r) < 0)
                 goto out;
+        k = sandbox_ready(sandbox, &sandbox_status);
+        if (k < 0) {
+                log_error("sandbox: %s%s", k == -ENOTSUP ? sandbox_status.why : strerror(-k),
+                          so.level == SANDBOX_LEVEL_STRICT ? " [strict mode needs every layer; --sandbox auto runs without what is missing]" : "");
+                goto out;
+        }
         if (o->dry_run) {
                 print_dry_run(&r, &sandbox_status);
                 status = 0;

@@ -3,8 +3,9 @@
  *
  * Each sodium_malloc costs an mmap, mprotects and an mlock, and each sodium_free as many
  * again: compiling the forms of a thousand secrets would spend seconds in system calls.
- * So freed buffers are wiped and kept, per power-of-two size class, for the next
- * allocation of that class. secrets-run is single-threaded; so is this pool. */
+ * So buffers up to 4 KiB are carved from 64 KiB locked slabs, and freed buffers are wiped
+ * and kept, per power-of-two size class, for the next allocation of that class. The slabs
+ * live as long as the process. secrets-run is single-threaded; so is this pool. */
 #include <sodium.h>
 
 #include "common.h"
@@ -29,11 +30,41 @@ static unsigned size_class(size_t *capacity) {
         return c;
 }
 
+/* Small buffers are carved from locked slabs: one sodium_malloc serves many of them. */
+#define SLAB_SIZE (64 * 1024)
+#define SLAB_MAX_BUFFER 4096
+
+static unsigned char *slab_next;
+static size_t slab_left;
+
+/* Freed slab buffers, per class, linked through their own (wiped) first bytes. */
+static unsigned char *slab_free[POOL_CLASSES];
+
 static unsigned char *buf_alloc(size_t *capacity) {
         unsigned c = size_class(capacity);
+        if (*capacity <= SLAB_MAX_BUFFER && slab_free[c]) {
+                unsigned char *p = slab_free[c];
+                memcpy(&slab_free[c], p, sizeof(unsigned char *));
+                memset(p, 0, sizeof(void *));
+                return p;
+        }
         if (c < POOL_CLASSES && pool[c].n > 0)
                 return pool[c].bufs[--pool[c].n];
-        return sodium_malloc(*capacity);
+        if (*capacity > SLAB_MAX_BUFFER)
+                return sodium_malloc(*capacity);
+        if (slab_left < *capacity) {
+                /* the rest of the old slab is lost to small buffers: at most 4 KiB */
+                slab_next = sodium_malloc(SLAB_SIZE);
+                if (!slab_next) {
+                        slab_left = 0;
+                        return NULL;
+                }
+                slab_left = SLAB_SIZE;
+        }
+        unsigned char *p = slab_next;
+        slab_next += *capacity;
+        slab_left -= *capacity;
+        return p;
 }
 
 static void buf_free(unsigned char *p, size_t capacity) {
@@ -41,6 +72,12 @@ static void buf_free(unsigned char *p, size_t capacity) {
                 return;
         size_t cap = capacity;
         unsigned c = size_class(&cap);
+        if (cap == capacity && capacity <= SLAB_MAX_BUFFER) {
+                sodium_memzero(p, capacity);
+                memcpy(p, &slab_free[c], sizeof(unsigned char *));
+                slab_free[c] = p;
+                return;
+        }
         if (c < POOL_CLASSES && cap == capacity && pool[c].n < POOL_DEPTH) {
                 sodium_memzero(p, capacity);
                 pool[c].bufs[pool[c].n++] = p;

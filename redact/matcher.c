@@ -428,20 +428,25 @@ int redact_stream_new(const struct redactor *r, struct redact_stream **ret) {
                 return -ENOMEM;
         s->r = r;
         s->cap = CHUNK + 2 * r->max_text + 2 * STEP_MAX + 64;
-        s->win = sodium_malloc(s->cap + GRAM_MAX);   /* slack: gram loads may read past the end */
-        if (!s->win) {
-                free(s);
-                return -ENOMEM;
-        }
-        memset(s->win, 0, s->cap + GRAM_MAX);
         *ret = s;
+        return 0;
+}
+
+/* The window is allocated on the first byte: a step that prints nothing on stderr (most)
+ * costs no locked memory for it. */
+static int window_alloc(struct redact_stream *s) {
+        s->win = sodium_malloc(s->cap + GRAM_MAX);   /* slack: gram loads may read past the end */
+        if (!s->win)
+                return -ENOMEM;
+        memset(s->win, 0, s->cap + GRAM_MAX);
         return 0;
 }
 
 struct redact_stream *redact_stream_free(struct redact_stream *s) {
         if (!s)
                 return NULL;
-        sodium_free(s->win);
+        if (s->win)
+                sodium_free(s->win);
         free(s->pending);
         free(s);
         return NULL;
@@ -737,6 +742,11 @@ static void compact(struct redact_stream *s) {
 
 int redact_stream_feed(struct redact_stream *s, const void *p, size_t n, const struct redact_sink *sink) {
         const unsigned char *in = p;
+        if (n > 0 && !s->win) {
+                int k = window_alloc(s);
+                if (k < 0)
+                        return k;
+        }
         while (n > 0) {
                 compact(s);
                 size_t room = s->cap - s->wlen;
@@ -761,6 +771,8 @@ int redact_stream_feed(struct redact_stream *s, const void *p, size_t n, const s
 }
 
 int redact_stream_finish(struct redact_stream *s, const struct redact_sink *sink) {
+        if (!s->win)
+                return 0;   /* nothing was ever fed */
         ssize_t pattern = -1;
         uint64_t wend = s->wstart + s->wlen;
         uint64_t k = held_from(s, &pattern, true);

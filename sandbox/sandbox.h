@@ -76,7 +76,11 @@ struct child;
 /* Sets up the layers (namespaces, the pid-1 reaper, the private tmpfs and /proc) and says
  * which are active in *status. -ENOTSUP with status->why when strict mode cannot have one. */
 int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct sandbox_status *status);
-/* Where the step's secret files are written: the private tmpfs, or the host directory. */
+/* Waits until the sandbox's pid 1 has its mounts (it works on them meanwhile, so the caller
+ * can fetch in parallel); completes *status. -ENOTSUP with status->why if setup failed. */
+int sandbox_ready(struct sandbox *sb, struct sandbox_status *status);
+/* Where the step's secret files are written (after sandbox_ready): the private tmpfs, or the
+ * host directory. */
 int sandbox_dir_fd(const struct sandbox *sb);
 /* Starts the command. Returns 0 once it has been exec'ed; -ENOENT/-EACCES/... if exec
  * failed (no child remains); -ENOTSUP with status->why for a sandbox setup failure. */

@@ -659,6 +659,39 @@ struct sandbox *sandbox_free(struct sandbox *sb) {
         return NULL;
 }
 
+int sandbox_ready(struct sandbox *sb, struct sandbox_status *st) {
+        if (!sb->namespaces || sb->dir_fd >= 0)
+                return 0;
+        /* the layers it could not have, or why it gave up */
+        for (;;) {
+                struct msg m;
+                int fds[MSG_MAX_FDS];
+                size_t n_fds = 0;
+                int r = msg_recv(sb->sock, &m, fds, &n_fds, 0);
+                if (r < 0) {
+                        snprintf(st->why, sizeof st->why, "the sandbox's pid 1 exited during setup");
+                        return -ENOTSUP;
+                }
+                switch (m.kind) {
+                case MSG_LAYER_MISSING:
+                        status_missing(st, (enum sandbox_layer) m.value, "%s", m.text);
+                        break;
+                case MSG_FATAL:
+                        snprintf(st->why, sizeof st->why, "%s: %s", m.text, strerror(m.value));
+                        return -ENOTSUP;
+                case MSG_READY:
+                        if (n_fds != 1)
+                                return -EPROTO;
+                        sb->dir_fd = fds[0];
+                        return 0;
+                default:
+                        for (size_t i = 0; i < n_fds; i++)
+                                safe_close(fds[i]);
+                        return -EPROTO;
+                }
+        }
+}
+
 int sandbox_dir_fd(const struct sandbox *sb) {
         return sb->dir_fd;
 }
@@ -700,34 +733,8 @@ static int create_namespaces(struct sandbox *sb, struct sandbox_status *st, bool
         if (sb->o.network_off)
                 st->active |= 1u << LAYER_NET;
 
-        /* until READY: the layers it could not have, or why it gave up */
-        for (;;) {
-                struct msg m;
-                int fds[MSG_MAX_FDS];
-                size_t n_fds = 0;
-                int r = msg_recv(sb->sock, &m, fds, &n_fds, 0);
-                if (r < 0) {
-                        snprintf(st->why, sizeof st->why, "the sandbox's pid 1 exited during setup");
-                        return -ENOTSUP;
-                }
-                switch (m.kind) {
-                case MSG_LAYER_MISSING:
-                        status_missing(st, (enum sandbox_layer) m.value, "%s", m.text);
-                        break;
-                case MSG_FATAL:
-                        snprintf(st->why, sizeof st->why, "%s: %s", m.text, strerror(m.value));
-                        return -ENOTSUP;
-                case MSG_READY:
-                        if (n_fds != 1)
-                                return -EPROTO;
-                        sb->dir_fd = fds[0];
-                        return 0;
-                default:
-                        for (size_t i = 0; i < n_fds; i++)
-                                safe_close(fds[i]);
-                        return -EPROTO;
-                }
-        }
+        /* pid 1 sets up its mounts while we go on fetching: sandbox_ready() waits for it */
+        return 0;
 }
 
 int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct sandbox_status *st) {
