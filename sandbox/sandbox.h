@@ -119,7 +119,14 @@ void pty_resize(int pty_fd);   /* on SIGWINCH */
 
 /* Layers used by the step's process right before exec. */
 int caps_drop(bool root_keeps_default);
-int seccomp_install(bool allow_ptrace);
+struct sock_filter;
+struct seccomp_program {
+        struct sock_filter *filter;
+        unsigned short len;
+};
+int seccomp_build(bool allow_ptrace, struct seccomp_program *ret);
+int seccomp_load_program(const struct seccomp_program *p);
+void seccomp_program_done(struct seccomp_program *p);
 const char *seccomp_syscall_name(int nr);
 
 /* Writes a 0400 file name into dir_fd. */

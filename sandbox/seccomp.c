@@ -7,6 +7,7 @@
 #include <seccomp.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 
 #include "sandbox.h"
@@ -86,11 +87,13 @@ static int install_unknown_filter(void) {
         return 0;
 }
 
-int seccomp_install(bool allow_ptrace) {
+/* Compiles the deny list to a BPF program (in ordinary memory: it holds no secret). Done
+ * ahead of time, off the step's critical path; seccomp_load_program loads it. */
+int seccomp_build(bool allow_ptrace, struct seccomp_program *ret) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
         if (!ctx)
                 return -ENOMEM;
-        int r;
+        int r, fd = -1;
         /* a syscall of another architecture (x32, i386 via int 0x80) is killed, not allowed */
         if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) < 0)
                 goto out;
@@ -110,12 +113,48 @@ int seccomp_install(bool allow_ptrace) {
             (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
                                   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX))) < 0)
                 goto out;
-        if ((r = seccomp_load(ctx)) < 0)
+        /* libseccomp 2.5 exports to an fd only */
+        fd = memfd_create("seccomp", MFD_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
                 goto out;
-        r = install_unknown_filter();
+        }
+        if ((r = seccomp_export_bpf(ctx, fd)) < 0)
+                goto out;
+        off_t size = lseek(fd, 0, SEEK_END);
+        if (size <= 0 || size % (off_t) sizeof(struct sock_filter) || size > 65536 * (off_t) sizeof(struct sock_filter)) {
+                r = -EINVAL;
+                goto out;
+        }
+        ret->filter = malloc((size_t) size);
+        if (!ret->filter) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if (pread(fd, ret->filter, (size_t) size, 0) != size) {
+                r = -EIO;
+                free(ret->filter);
+                ret->filter = NULL;
+                goto out;
+        }
+        ret->len = (unsigned short) (size / (off_t) sizeof(struct sock_filter));
+        r = 0;
 out:
+        safe_close(fd);
         seccomp_release(ctx);
         return r;
+}
+
+int seccomp_load_program(const struct seccomp_program *p) {
+        struct sock_fprog prog = { .len = p->len, .filter = p->filter };
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+                return -errno;
+        return install_unknown_filter();
+}
+
+void seccomp_program_done(struct seccomp_program *p) {
+        free(p->filter);
+        *p = (struct seccomp_program) {};
 }
 
 const char *seccomp_syscall_name(int nr) {

@@ -119,8 +119,7 @@ struct step_io {
         int pty_slave;        /* or -1 */
         int status_fd;        /* exec failure: errno goes here */
         bool sandboxed;       /* caps, no_new_privs, seccomp (what was found available) */
-        bool seccomp;
-        bool allow_ptrace;
+        const struct seccomp_program *seccomp;   /* compiled ahead; NULL: none */
         bool root_keeps_caps;
 };
 
@@ -180,7 +179,7 @@ _noreturn_ static void exec_step(const struct spawn_config *c, const struct step
                 if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                         goto fail;
                 /* seccomp last: nothing after it but execve */
-                if (io->seccomp && (r = seccomp_install(io->allow_ptrace)) < 0) {
+                if (io->seccomp && (r = seccomp_load_program(io->seccomp)) < 0) {
                         errno = -r;
                         goto fail;
                 }
@@ -453,6 +452,11 @@ _noreturn_ static void init_main(const struct init_args *a) {
         if (o->network_off && (r = loopback_up()) < 0)
                 INIT_FAIL(a, -r, "bringing up the loopback interface");
 
+        /* compiled now, while the supervisor fetches: the step only loads it */
+        struct seccomp_program filter = {};
+        if (a->seccomp && (r = seccomp_build(o->allow_ptrace, &filter)) < 0)
+                INIT_FAIL(a, -r, "compiling the seccomp filter");
+
         int dir_fd = open(o->secrets_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir_fd < 0)
                 INIT_FAIL(a, errno, "opening %s", o->secrets_dir);
@@ -478,7 +482,7 @@ _noreturn_ static void init_main(const struct init_args *a) {
                                   .n_fds = n_fds - first_delivery, .pty = pty };
         struct step_io io = {
                 .out_fd = pty ? -1 : fds[1], .err_fd = pty ? -1 : fds[2], .pty_slave = pty ? fds[1] : -1,
-                .sandboxed = true, .seccomp = a->seccomp, .allow_ptrace = o->allow_ptrace,
+                .sandboxed = true, .seccomp = a->seccomp ? &filter : NULL,
                 /* root keeps Docker's default capabilities, none at all in strict mode */
                 .root_keeps_caps = a->uid == 0 && !strict,
         };
@@ -808,21 +812,28 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
                 return r;
         }
         bool sandboxed = sb->o.level != SANDBOX_LEVEL_OFF;
+        struct seccomp_program filter = {};
+        if (sandboxed && sb->seccomp && (r = seccomp_build(sb->o.allow_ptrace, &filter)) < 0) {
+                pipes_close(&p), safe_close(status[0]), safe_close(status[1]), safe_close(pty_fd);
+                return r;
+        }
         pid_t pid = fork();
         if (pid < 0) {
                 r = -errno;
+                seccomp_program_done(&filter);
                 pipes_close(&p), safe_close(status[0]), safe_close(status[1]), safe_close(pty_fd);
                 return r;
         }
         if (pid == 0) {
                 struct step_io io = {
                         .out_fd = p.out[1], .err_fd = p.err[1], .pty_slave = c->pty ? p.out[1] : -1,
-                        .status_fd = status[1], .sandboxed = sandboxed, .seccomp = sandboxed && sb->seccomp,
-                        .allow_ptrace = sb->o.allow_ptrace,
+                        .status_fd = status[1], .sandboxed = sandboxed,
+                        .seccomp = sandboxed && sb->seccomp ? &filter : NULL,
                         .root_keeps_caps = geteuid() == 0 && sb->o.level != SANDBOX_LEVEL_STRICT,
                 };
                 exec_step(c, &io);
         }
+        seccomp_program_done(&filter);
         p.out[1] = safe_close(p.out[1]);
         p.err[1] = safe_close(p.err[1]);
         safe_close(status[1]);
