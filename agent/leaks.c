@@ -129,14 +129,9 @@ static bool selected(const struct walk *w, const char *rel, const struct stat *s
 static void walk_dir(struct walk *w, int dir_fd, const char *rel, unsigned depth) {
         if (depth > WALK_MAX_DEPTH)
                 return;
-        int fd = dup(dir_fd);
-        if (fd < 0)
+        DIR *d = opendir_dup(dir_fd);
+        if (!d)
                 return;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return;
-        }
         struct dirent *e;
         while ((e = readdir(d))) {
                 if (streq(e->d_name, ".") || streq(e->d_name, ".."))

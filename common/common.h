@@ -2,6 +2,7 @@
  * buffer that carries secret values, messages, durations, strings and fd utilities. */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -106,5 +107,8 @@ int write_all(int fd, const void *p, size_t n);
 /* Reads up to max bytes of a regular file into a NUL-terminated malloc'd buffer. */
 int read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
 int fd_set_nonblock(int fd, bool nonblock);
+/* fdopendir() on a duplicate, so dir_fd stays the caller's (closedir closes only the copy);
+ * rewound to the first entry. NULL with errno set on failure. */
+DIR *opendir_dup(int dir_fd);
 int fd_set_cloexec(int fd, bool cloexec);
 uint64_t now_monotonic_ms(void);

@@ -1,5 +1,6 @@
 /* String lists, globs, edit distance and fd helpers shared by every module. */
 #include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -240,4 +241,17 @@ uint64_t now_monotonic_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+DIR *opendir_dup(int dir_fd) {
+        int fd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return NULL;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return NULL;
+        }
+        rewinddir(d);   /* the duplicate shares its offset with dir_fd */
+        return d;
 }

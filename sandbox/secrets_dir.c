@@ -79,15 +79,9 @@ static void wipe_and_unlink(int dir_fd, const char *name) {
 static void empty_dir(int dir_fd, unsigned depth) {
         if (depth > 16)
                 return;
-        int fd = dup(dir_fd);
-        if (fd < 0)
+        DIR *d = opendir_dup(dir_fd);
+        if (!d)
                 return;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return;
-        }
-        rewinddir(d);
         struct dirent *e;
         while ((e = readdir(d))) {
                 if (streq(e->d_name, ".") || streq(e->d_name, ".."))
@@ -114,14 +108,9 @@ int secrets_dir_sweep(void) {
         /* creators hold this lock between mkdir and flock of their run directory */
         if (flock(base_fd, LOCK_EX) < 0)
                 return -errno;
-        int fd = dup(base_fd);
-        if (fd < 0)
+        DIR *d = opendir_dup(base_fd);
+        if (!d)
                 return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
         int swept = 0;
         struct dirent *e;
         while ((e = readdir(d))) {

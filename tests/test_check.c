@@ -5,7 +5,7 @@
 
 /* ---- building manifests by hand ----
  * Arrays have a fixed capacity so that pointers returned by the add_* helpers stay valid while
- * a test adds more; every string is strdup'ed and freed by test_manifest_free(). */
+ * a test adds more; every string is strdup'ed and freed by manifest_free(). */
 
 #define CAPACITY 16
 
@@ -107,62 +107,7 @@ static struct mf_secret *add_generated(struct manifest *m, const char *name, uns
         return s;
 }
 
-static void test_manifest_free(struct manifest *m) {
-        if (!m)
-                return;
-        for (size_t i = 0; i < m->n_backends; i++) {
-                struct mf_backend *b = &m->backends[i];
-                free(b->name);
-                free(b->path);
-                free(b->key_file);
-                strv_free(b->command);
-                free(b->address);
-                free(b->namespace_);
-                free(b->ca_cert);
-                free(b->ca_path);
-                free(b->auth_mount);
-                free(b->auth_role);
-                free(b->jwt_env);
-                free(b->audience);
-                free(b->role_id_env);
-                free(b->secret_id_env);
-                free(b->token_env);
-        }
-        for (size_t i = 0; i < m->n_environments; i++)
-                free(m->environments[i].name);
-        for (size_t i = 0; i < m->n_secrets; i++) {
-                struct mf_secret *s = &m->secrets[i];
-                free(s->name);
-                free(s->from);
-                free(s->backend);
-                free(s->path);
-                free(s->field);
-                free(s->owner);
-                free(s->description);
-                strv_free(s->environments);
-                strv_free(s->stages);
-                strv_free(s->when_branches);
-                strv_free(s->when_events);
-                free(s->as);
-                strv_free(s->approved_by);
-        }
-        free(m->backends);
-        free(m->environments);
-        free(m->secrets);
-        free(m->path);
-        free(m->dir);
-        free(m->project);
-        free(m->default_environment);
-        free(m->default_stage);
-        free(m->default_backend);
-        free(m->policy.mask);
-        strv_free(m->policy.artifacts);
-        free(m->policy.audit_log);
-        free(m);
-}
-
-static void test_manifest_freep(struct manifest **m) { test_manifest_free(*m); }
-#define _cleanup_test_manifest_ _cleanup_(test_manifest_freep)
+#define _cleanup_test_manifest_ _cleanup_manifest_
 static void findings_donep(struct findings *f) { findings_done(f); }
 #define _cleanup_findings_ _cleanup_(findings_donep)
 
