@@ -23,9 +23,10 @@ static bool is_memory_fs(int fd) {
         return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
 }
 
-/* Opens (creating if needed) the per-user base directory on a tmpfs and checks that it is
- * ours and private, so nobody else can pre-create it or look inside. */
-static int base_dir_open(char **ret_path, int *ret_fd) {
+/* Opens (creating if needed) the per-user base directory on a tmpfs, checks that it is
+ * ours and private (so nobody else can pre-create it or look inside), and locks it: creators
+ * hold the lock between mkdir and flock of their run directory, the sweeper while it looks. */
+static int base_dir_open_locked(char **ret_path, int *ret_fd) {
         _cleanup_free_ char *path = NULL;
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         if (xdg && xdg[0] == '/') {
@@ -49,6 +50,8 @@ static int base_dir_open(char **ret_path, int *ret_fd) {
                 return -EPERM;
         if (!is_memory_fs(fd))
                 return -EXDEV;   /* never put a secret on a disk-backed file system */
+        if (flock(fd, LOCK_EX) < 0)
+                return -errno;
         *ret_path = steal_pointer(&path);
         *ret_fd = steal_fd(&fd);
         return 0;
@@ -102,12 +105,9 @@ static void empty_dir(int dir_fd, unsigned depth) {
 int secrets_dir_sweep(void) {
         _cleanup_free_ char *base = NULL;
         _cleanup_close_ int base_fd = -1;
-        int r = base_dir_open(&base, &base_fd);
+        int r = base_dir_open_locked(&base, &base_fd);
         if (r < 0)
                 return r;
-        /* creators hold this lock between mkdir and flock of their run directory */
-        if (flock(base_fd, LOCK_EX) < 0)
-                return -errno;
         DIR *d = opendir_dup(base_fd);
         if (!d)
                 return -errno;
@@ -134,11 +134,9 @@ int secrets_dir_sweep(void) {
 int secrets_dir_create(struct secrets_dir **ret) {
         _cleanup_free_ char *base = NULL;
         _cleanup_close_ int base_fd = -1;
-        int r = base_dir_open(&base, &base_fd);
+        int r = base_dir_open_locked(&base, &base_fd);
         if (r < 0)
                 return r;
-        if (flock(base_fd, LOCK_EX) < 0)
-                return -errno;
 
         char name[64];
         snprintf(name, sizeof name, "run-%d-%08x", (int) getpid(), randombytes_random());
