@@ -428,6 +428,9 @@ _noreturn_ static void init_main(const struct init_args *a) {
         /* outlive the supervisor by nothing: with us goes the whole namespace */
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
         (void) prctl(PR_SET_NAME, "secrets-run-init");
+        /* out of the supervisor's session and process group: a terminal's Ctrl-C reaches the
+         * step once, forwarded by the supervisor, not a second time through us */
+        (void) setsid();
         if (a->user_ns && (r = map_own_ids(a->uid, a->gid)) < 0)
                 INIT_FAIL(a, -r, "writing the user namespace's id maps");
 
