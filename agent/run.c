@@ -32,6 +32,7 @@ struct run {
         struct backend **backends;      /* parallel to m->backends, opened on first use */
         struct backend *generator;
         char **strip_env;               /* variables that must not reach the step */
+        char **hide;                    /* paths the sandbox covers: keys and stores */
         struct secrets_dir *dir;
         int *fds;
         size_t n_fds;
@@ -57,6 +58,7 @@ static void run_done(struct run *r) {
         secret_free(r->env_block);
         strv_free(r->envp);
         strv_free(r->strip_env);
+        strv_free(r->hide);
         ci_context_done(&r->ci);
         redactor_free(r->redactor);
         manifest_free(r->m);
@@ -476,12 +478,41 @@ static enum on_leak effective_on_leak(const struct run *r) {
         return r->o->on_leak >= 0 ? (enum on_leak) r->o->on_leak : r->m->policy.on_leak;
 }
 
+/* What the step must not reach although it runs as our uid: the directory of key files, and
+ * every encrypted store the manifest names (with its key the step could decrypt secrets it
+ * was never granted). The sandbox covers them inside its mount namespace. */
+static int collect_hidden_paths(struct run *r) {
+        int k;
+        const char *config = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        _cleanup_free_ char *keys = config && *config == '/' ? strdup_printf("%s/secrets-run", config)
+                                    : home && *home == '/' ? strdup_printf("%s/.config/secrets-run", home) : NULL;
+        if (keys && (k = strv_extend(&r->hide, keys)) < 0)
+                return k;
+        for (size_t i = 0; i < r->m->n_backends; i++) {
+                const struct mf_backend *b = &r->m->backends[i];
+                if (b->type != BACKEND_FILE)
+                        continue;
+                const char *store = b->path ? b->path : ".secrets-run/store";
+                char *path = store[0] == '/' || !r->m->dir ? strdup(store) : strdup_printf("%s/%s", r->m->dir, store);
+                if (!path || (k = strv_push(&r->hide, realpath(path, NULL) ?: strdup(path))) < 0) {
+                        free(path);
+                        return -ENOMEM;
+                }
+                free(path);
+                if (b->key_file && (k = strv_extend(&r->hide, b->key_file)) < 0)
+                        return k;
+        }
+        return 0;
+}
+
 /* Load, gate, resolve the scope: nothing secret is in memory yet. */
 static int resolve(struct run *r) {
         int k;
         if ((k = load_manifest(r->o, true, &r->m)) < 0)
                 return k;
         if ((k = resolve_environment(r)) < 0 || (k = resolve_scope(r)) < 0)
+                return k;
+        if ((k = collect_hidden_paths(r)) < 0)
                 return k;
         return collect_stripped_env(r);
 }
@@ -530,7 +561,7 @@ int command_run(const struct options *o) {
         struct sandbox_status sandbox_status;
         struct sandbox_options so = {
                 .level = sandbox_mode_of(&r), .network_off = network_off_of(&r),
-                .allow_ptrace = o->allow_ptrace, .secrets_dir = secrets_dir_path(r.dir),
+                .allow_ptrace = o->allow_ptrace, .secrets_dir = secrets_dir_path(r.dir), .hide = r.hide,
         };
         k = sandbox_create(&so, &sandbox, &sandbox_status);
         if (k < 0) {

@@ -552,7 +552,7 @@ def test_layers_are_reported(box):
     user = "" if box.root else "user,"
     for net in (False, True):
         args = ["--network", "off"] if net else []
-        layers = f"{user}mount,pid,ipc,uts,{'net,' if net else ''}proc,secrets-tmpfs,caps,seccomp"
+        layers = f"{user}mount,pid,ipc,uts,{'net,' if net else ''}proc,secrets-tmpfs,hidden-paths,caps,seccomp"
         r = box.run("run", "--dry-run", *args)
         assert r.status == 0, r
         assert f"sandbox: active: {layers}; missing: none" in r.stdout.splitlines(), r
@@ -642,3 +642,32 @@ def test_daemon_of_the_step_dies_with_it(box):
     assert r.status == 5, r
     assert not left_in_ns, f"processes of the step outlived secrets-run: {left_in_ns}"
     assert not left_tagged, "the step's daemon outlived secrets-run"
+
+
+# ---- what the step's uid could read but must not ----
+
+def test_key_directory_and_stores_are_covered(proj):
+    """The step runs as our uid: without the mount namespace it could read the store's key
+    and decrypt secrets it was never granted. Inside, the key directory is an empty
+    read-only tmpfs and every `type: file` store is /dev/null."""
+    keydir = Path(proj.env["XDG_CONFIG_HOME"]) / "secrets-run"
+    keydir.mkdir(parents=True)
+    key = proj.secret()
+    (keydir / "store.key").write_text(key)
+    store = proj.dir / "vault-store"
+    store.write_text(proj.secret())
+    proj.standard_manifest(GEN, backends="local: {type: file, path: vault-store}")
+    step = proj.script(f"""
+        if cat '{keydir}/store.key' >/dev/null 2>&1; then report KEY readable; else report KEY hidden; fi
+        report STORE_BYTES "$(wc -c < '{store}')"
+        """)
+    r = proj.run("run", "--", step)
+    assert r.status == 0, r
+    assert proj.report() == {"KEY": "hidden", "STORE_BYTES": "0"}
+    # and on the host, after the run, both are as they were
+    assert (keydir / "store.key").read_text() == key
+    assert store.stat().st_size > 0
+    (proj.data / "report").unlink()
+    r = proj.run("run", "--sandbox", "off", "--", step)
+    assert r.status == 0, r
+    assert proj.report()["KEY"] == "readable"

@@ -39,6 +39,7 @@ enum sandbox_layer {
         LAYER_NET,         /* only with --network off */
         LAYER_PROC,        /* a fresh /proc of the pid namespace */
         LAYER_SECRETS_FS,  /* $SECRETS_DIR as a tmpfs only the run sees */
+        LAYER_HIDE,        /* the store's key and file covered (only when there are some) */
         LAYER_CAPS,
         LAYER_SECCOMP,
         _LAYER_MAX,
@@ -60,6 +61,10 @@ struct sandbox_options {
         bool network_off;
         bool allow_ptrace;
         const char *secrets_dir;      /* the run's directory on the host (empty) */
+        /* Paths the step must not reach though its uid could (the store's key and file):
+         * inside the mount namespace a directory is covered by an empty read-only tmpfs,
+         * a file by /dev/null. Paths that do not exist are skipped. */
+        char *const *hide;
 };
 
 /* What runs in it. */

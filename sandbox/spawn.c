@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -30,7 +31,7 @@ const size_t n_forwarded_signals = ELEMENTSOF(forwarded_signals);
 
 static const char *const layer_names[_LAYER_MAX] = {
         [LAYER_USER] = "user", [LAYER_MOUNT] = "mount", [LAYER_PID] = "pid", [LAYER_IPC] = "ipc",
-        [LAYER_UTS] = "uts", [LAYER_NET] = "net", [LAYER_PROC] = "proc", [LAYER_SECRETS_FS] = "secrets-tmpfs",
+        [LAYER_UTS] = "uts", [LAYER_NET] = "net", [LAYER_PROC] = "proc", [LAYER_SECRETS_FS] = "secrets-tmpfs", [LAYER_HIDE] = "hidden-paths",
         [LAYER_CAPS] = "caps", [LAYER_SECCOMP] = "seccomp",
 };
 
@@ -454,6 +455,21 @@ _noreturn_ static void init_main(const struct init_args *a) {
         }
         if (o->network_off && (r = loopback_up()) < 0)
                 INIT_FAIL(a, -r, "bringing up the loopback interface");
+        for (char *const *h = o->hide; h && *h; h++) {
+                struct stat st;
+                if (stat(*h, &st) < 0)
+                        continue;   /* nothing there, nothing to hide */
+                r = S_ISDIR(st.st_mode)
+                        ? mount("secrets-run-hidden", *h, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                "size=4k,mode=0500")
+                        : mount("/dev/null", *h, NULL, MS_BIND, NULL);
+                if (r < 0) {
+                        if (strict)
+                                INIT_FAIL(a, errno, "covering %s", *h);
+                        msg_send(a->sock, MSG_LAYER_MISSING, LAYER_HIDE, NULL, 0, "covering %s: %s", *h, strerror(errno));
+                        break;
+                }
+        }
 
         /* compiled now, while the supervisor fetches: the step only loads it */
         struct seccomp_program filter = {};
@@ -739,6 +755,8 @@ static int create_namespaces(struct sandbox *sb, struct sandbox_status *st, bool
                 st->active |= 1u << LAYER_USER;
         if (sb->o.network_off)
                 st->active |= 1u << LAYER_NET;
+        if (sb->o.hide && *sb->o.hide)
+                st->active |= 1u << LAYER_HIDE;
 
         /* pid 1 sets up its mounts while we go on fetching: sandbox_ready() waits for it */
         return 0;
@@ -777,8 +795,9 @@ int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct
                                          "--network off needs a network namespace: " : "", why);
                                 r = -ENOTSUP;
                         } else {
-                                for (int l = LAYER_USER; l <= LAYER_SECRETS_FS; l++)
-                                        if ((l != LAYER_USER || geteuid() != 0) && l != LAYER_NET)
+                                for (int l = LAYER_USER; l <= LAYER_HIDE; l++)
+                                        if ((l != LAYER_USER || geteuid() != 0) && l != LAYER_NET &&
+                                            (l != LAYER_HIDE || (o->hide && *o->hide)))
                                                 status_missing(st, (enum sandbox_layer) l, "%s", why);
                                 r = 0;   /* auto: the step runs as our plain child */
                         }
