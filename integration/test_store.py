@@ -320,3 +320,50 @@ def test_writer_killed_mid_write_leaves_old_or_new(proj, store):
     assert store.set("BIG", proj.secret()).status == 0
     leftovers = [p.name for p in store.path.parent.iterdir() if ".tmp." in p.name]
     assert not leftovers, leftovers
+
+
+def _set_from_terminal(proj, store, first, second):
+    """Runs `store set TTY_SECRET` with a pseudo-terminal as stdin, types first and second;
+    returns (status, everything the terminal showed)."""
+    import pty
+    import select
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(proj.bin), "store", "set", "TTY_SECRET", "--store", str(store.path)],
+                         cwd=str(proj.dir), env=proj._env(None), stdin=slave,
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    shown = b""
+
+    def read_until(marker, timeout=10):
+        nonlocal shown
+        deadline = time.monotonic() + timeout
+        while marker not in shown and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    shown += os.read(master, 4096)
+                except OSError:
+                    break
+
+    read_until(b"Value: ")
+    os.write(master, first.encode() + b"\n")
+    read_until(b"Again: ")
+    os.write(master, second.encode() + b"\n")
+    status = p.wait(timeout=30)
+    read_until(b"\0", timeout=0.3)
+    os.close(master)
+    proj.outputs.append((b"", shown))
+    return status, shown
+
+
+def test_set_from_a_terminal_asks_twice_without_echo(proj, store):
+    store.init()
+    value = proj.secret()
+    status, shown = _set_from_terminal(proj, store, value, value)
+    assert status == 0, f"store set from a terminal exited {status}"
+    assert value.encode() not in shown, "the value was echoed"
+    assert digest(store.get("TTY_SECRET")[1]) == digest(value)
+
+    before = sha256(store.path)
+    status, shown = _set_from_terminal(proj, store, proj.secret(), proj.secret())
+    assert status == 1 and b"the two entries differ" in shown
+    assert sha256(store.path) == before
