@@ -76,10 +76,12 @@ static int read_hidden_line(int fd, const char *prompt, struct secret **ret) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t) (ECHO | ECHONL);
         quiet.c_lflag |= ICANON;
-        fputs(prompt, stderr);
-        fflush(stderr);
+        /* echo off (and typeahead dropped) before the prompt shows, so whatever is typed
+         * after it is neither echoed nor discarded */
         if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0)
                 return -errno;
+        fputs(prompt, stderr);
+        fflush(stderr);
         _cleanup_secret_ struct secret *s = NULL;
         int r = secret_new(64, &s);
         while (r >= 0) {
@@ -96,7 +98,7 @@ static int read_hidden_line(int fd, const char *prompt, struct secret **ret) {
                 else
                         r = secret_append(s, &c, 1);
         }
-        (void) tcsetattr(fd, TCSAFLUSH, &old);
+        (void) tcsetattr(fd, TCSANOW, &old);
         fputs("\n", stderr);
         if (r < 0)
                 return r;

@@ -348,7 +348,12 @@ def _set_from_terminal(proj, store, first, second):
     os.write(master, first.encode() + b"\n")
     read_until(b"Again: ")
     os.write(master, second.encode() + b"\n")
-    status = p.wait(timeout=30)
+    try:
+        status = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise
     read_until(b"\0", timeout=0.3)
     os.close(master)
     proj.outputs.append((b"", shown))
