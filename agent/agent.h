@@ -27,6 +27,9 @@ struct options {
         bool dry_run;
         /* redact / scan */
         char **secret_files;
+        /* store */
+        char *store_path;     /* --store */
+        uint64_t store_to;    /* --to; 0 = not given */
         /* positional arguments after the sub-command (the command for run) */
         char **args;
 };
@@ -39,6 +42,7 @@ int command_run(const struct options *o);     /* returns the exit status of DESI
 int command_check(const struct options *o);   /* 0, 1, 2 */
 int command_redact(const struct options *o);  /* 0 clean, 1 leak (on-leak fail), 2 error */
 int command_scan(const struct options *o);    /* 0 clean, 1 leak, 2 error */
+int command_store(const struct options *o);   /* 0, 1 */
 
 /* ---- supervision of the running step ---- */
 

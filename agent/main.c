@@ -23,7 +23,7 @@ static const struct {
         [CMD_ROTATE]  = { "rotate", 1, "rotate NAME [OPTIONS]", "rotate one generated secret now" },
         [CMD_REDACT]  = { "redact", 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
         [CMD_SCAN]    = { "scan", 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
-        [CMD_STORE]   = { "store", 1, "store init|set|get|list|rm|history|rollback|export|import", "the embedded encrypted store" },
+        [CMD_STORE]   = { "store", 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N]", "the embedded encrypted store" },
         [CMD_AUDIT]   = { "audit", 2, "audit verify FILE [--public-key F] | audit keygen", "check the audit log" },
         [CMD_VERSION] = { "version", 0, "version", "print the version" },
         [CMD_HELP]    = { "help", 0, "help [COMMAND]", "show help" },
@@ -37,7 +37,7 @@ static const struct {
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
-        OPT_VERSION,
+        OPT_VERSION, OPT_STORE, OPT_TO,
 };
 
 static const struct option long_options[] = {
@@ -60,6 +60,8 @@ static const struct option long_options[] = {
         { "allow-ptrace", no_argument,       NULL, OPT_ALLOW_PTRACE },
         { "dry-run",      no_argument,       NULL, OPT_DRY_RUN },
         { "secret-file",  required_argument, NULL, OPT_SECRET_FILE },
+        { "store",        required_argument, NULL, OPT_STORE },
+        { "to",           required_argument, NULL, OPT_TO },
         {}
 };
 
@@ -69,7 +71,7 @@ static const struct {
         unsigned commands;
         const char *help;
 } option_help[] = {
-        { 'f', MANIFEST_CMDS, "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
+        { 'f', MANIFEST_CMDS | ON(CMD_STORE), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
         { 'e', MANIFEST_CMDS, "-e, --env NAME          environment (else $SECRETS_RUN_ENV, else defaults.environment)" },
         { 's', MANIFEST_CMDS, "-s, --stage NAME        stage (else $SECRETS_RUN_STAGE, else defaults.stage)" },
         { OPT_FORMAT, ALL_CMDS, "    --format text|json  output format" },
@@ -86,6 +88,8 @@ static const struct {
         { OPT_ALLOW_PTRACE, ON(CMD_RUN), "    --allow-ptrace      let the command use ptrace (debuggers)" },
         { OPT_DRY_RUN, ON(CMD_RUN) | ON(CMD_APPLY), "    --dry-run           resolve, gate and fetch; print what would be delivered; run nothing" },
         { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
+        { OPT_STORE, ON(CMD_STORE), "    --store PATH        the store file (else the manifest's file backend, else .secrets-run/store)" },
+        { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
         { 'h', ALL_CMDS, "-h, --help              this help" },
 };
 
@@ -199,6 +203,18 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
         case OPT_ALLOW_PTRACE: o->allow_ptrace = true; break;
         case OPT_DRY_RUN: o->dry_run = true; break;
         case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
+        case OPT_STORE: free(o->store_path); o->store_path = strdup(arg); break;
+        case OPT_TO: {
+                char *end = NULL;
+                errno = 0;
+                unsigned long long n = strtoull(arg, &end, 10);
+                if (errno || !end || *end || n == 0 || arg[0] == '-') {
+                        log_error("--to: '%s' is not a version number (1 or more)", arg);
+                        return -EINVAL;
+                }
+                o->store_to = n;
+                break;
+        }
         default: return -EINVAL;
         }
         return 0;
@@ -212,6 +228,7 @@ static void options_done(struct options *o) {
         strv_free(o->artifacts);
         free(o->audit_log);
         strv_free(o->secret_files);
+        free(o->store_path);
         strv_free(o->args);
 }
 
@@ -397,10 +414,12 @@ int main(int argc, char **argv) {
         case CMD_SCAN:
                 status = command_scan(&o);
                 break;
+        case CMD_STORE:
+                status = command_store(&o);
+                break;
         case CMD_PLAN:
         case CMD_APPLY:
         case CMD_ROTATE:
-        case CMD_STORE:
         case CMD_AUDIT:
         case CMD_VERSION:
         case CMD_HELP:

@@ -178,12 +178,16 @@ static int backend_for(struct run *r, const struct mf_secret *s, struct backend 
                         _cleanup_free_ char *path = NULL;
                         if (b->path && b->path[0] != '/' && r->m->dir)
                                 path = strdup_printf("%s/%s", r->m->dir, b->path);
+                        _cleanup_free_ char *key_file = NULL;
+                        if (b->key_file && b->key_file[0] != '/' && r->m->dir)
+                                key_file = strdup_printf("%s/%s", r->m->dir, b->key_file);
                         struct backend_config c = {
                                 .name = b->name,
                                 .kind = backend_kind_of(b->type),
                                 .timeout_ms = b->timeout * 1000,
                                 .command = b->command,
                                 .path = path ? path : b->path,
+                                .key_file = key_file ? key_file : b->key_file,
                         };
                         if ((k = backend_open(&c, &r->backends[i], &why)) < 0)
                                 goto fail;

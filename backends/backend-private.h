@@ -18,10 +18,12 @@ struct backend {
         uint64_t timeout_ms;
         char **command;
         char *path;
+        char *key_file;       /* file: NULL = $SECRETS_RUN_STORE_KEY or the default */
         void *data;           /* the implementation's own state */
 };
 
 extern const struct backend_ops env_backend_ops;
+extern const struct backend_ops file_backend_ops;
 extern const struct backend_ops exec_backend_ops;
 extern const struct backend_ops generate_backend_ops;
 

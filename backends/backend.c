@@ -6,7 +6,7 @@ static const struct backend_ops *ops_for(enum backend_kind k) {
         case BACKEND_KIND_ENV:      return &env_backend_ops;
         case BACKEND_KIND_EXEC:     return &exec_backend_ops;
         case BACKEND_KIND_GENERATE: return &generate_backend_ops;
-        case BACKEND_KIND_FILE:
+        case BACKEND_KIND_FILE:     return &file_backend_ops;
         case BACKEND_KIND_VAULT:
         default:                    return NULL;
         }
@@ -45,8 +45,8 @@ void secret_meta_done(struct secret_meta *m) {
 int backend_open(const struct backend_config *config, struct backend **ret, char **ret_why) {
         const struct backend_ops *ops = ops_for(config->kind);
         if (!ops)
-                /* The encrypted file store and Vault are separate capabilities still being
-                 * built; say so plainly rather than pretend. */
+                /* Vault is a separate capability still being built; say so plainly
+                 * rather than pretend. */
                 return backend_fail(ret_why, -EOPNOTSUPP,
                                     "backend '%s': type %s is not available in this version of secrets-run",
                                     config->name, backend_kind_name(config->kind));
@@ -63,6 +63,8 @@ int backend_open(const struct backend_config *config, struct backend **ret, char
         if (config->command && !(b->command = strv_copy(config->command)))
                 return backend_close(b), -ENOMEM;
         if (config->path && !(b->path = strdup(config->path)))
+                return backend_close(b), -ENOMEM;
+        if (config->key_file && !(b->key_file = strdup(config->key_file)))
                 return backend_close(b), -ENOMEM;
         if (ops->open) {
                 int r = ops->open(b, ret_why);
@@ -104,6 +106,7 @@ struct backend *backend_close(struct backend *b) {
         free(b->name);
         strv_free(b->command);
         free(b->path);
+        free(b->key_file);
         free(b);
         return NULL;
 }

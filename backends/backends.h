@@ -16,6 +16,7 @@ struct backend_config {
         uint64_t timeout_ms;           /* total time for one fetch, retries included */
         char *const *command;          /* exec: argv prefix; the reference path is appended */
         const char *path;              /* file: store path */
+        const char *key_file;          /* file: NULL = $SECRETS_RUN_STORE_KEY or the default key file */
 };
 
 struct secret_ref {
@@ -48,3 +49,59 @@ const char *backend_kind_name(enum backend_kind k);
 struct backend *backend_close(struct backend *b);
 static inline void backend_closep(struct backend **b) { backend_close(*b); }
 #define _cleanup_backend_ _cleanup_(backend_closep)
+
+/* ---- the embedded encrypted store: one file, read by the file backend and written by
+ * `secrets-run store` (format, key and durability in docs/store.md) ---- */
+
+#define STORE_KEY_BYTES 32
+#define STORE_KEEP_VERSIONS 10
+#define STORE_MAX_VALUE (1024 * 1024)
+#define STORE_DEFAULT_PATH ".secrets-run/store"
+
+struct store;
+struct store_version_info {
+        uint64_t version;
+        int64_t created;       /* unix seconds */
+};
+
+/* ${XDG_CONFIG_HOME:-~/.config}/secrets-run/store.key */
+int store_key_default_path(char **ret);
+/* $SECRETS_RUN_STORE_KEY (base64 of 32 bytes) if set, else key_file (NULL: the default),
+ * which holds the same base64 text and must be the user's own, mode 0600 or stricter. */
+int store_key_load(const char *key_file, struct secret **ret_key, char **ret_why);
+/* A fresh random key written to path (0600, its directory created 0700); -EEXIST if present. */
+int store_key_create(const char *path, struct secret **ret_key, char **ret_why);
+
+int store_new(struct store **ret);
+struct store *store_free(struct store *s);
+static inline void store_freep(struct store **s) { store_free(*s); }
+#define _cleanup_store_ _cleanup_(store_freep)
+
+/* In-memory form <-> file bytes. The reason in *ret_why never names a value. */
+int store_decode(const unsigned char *buf, size_t size, const struct secret *key,
+                 struct store **ret, char **ret_why);
+int store_encode(const struct store *s, const struct secret *key, unsigned char **ret, size_t *ret_size);
+
+/* Reads and decrypts path (no lock needed: writers replace the file by rename). */
+int store_load(const char *path, const struct secret *key, struct store **ret, char **ret_why);
+/* Takes the writers' lock, PATH.lock (exclusive flock, blocking); the lock is held until the
+ * returned fd is closed. */
+int store_lock(const char *path, int *ret_fd, char **ret_why);
+/* Replaces path atomically and durably: temp file, fsync, rename, fsync of the directory.
+ * Call with the lock held. On failure path is untouched. */
+int store_save(const char *path, const struct store *s, const struct secret *key, char **ret_why);
+
+size_t store_count(const struct store *s);
+const char *store_name_at(const struct store *s, size_t i);
+/* The kept versions of name, oldest first; returns how many (0 if there is no such name). */
+size_t store_history(const struct store *s, const char *name,
+                     struct store_version_info ret[STORE_KEEP_VERSIONS]);
+/* The value of version (0: latest). -ENOENT: no such name; -ESRCH: no such version kept. */
+int store_get(const struct store *s, const char *name, uint64_t version,
+              struct secret **ret_value, struct store_version_info *ret_info);
+/* Adds a version (the previous latest + 1), dropping versions beyond the last 10. */
+int store_set(struct store *s, const char *name, const void *value, size_t size, int64_t created,
+              uint64_t *ret_version);
+/* Makes version `to` (0: the one before the latest) current again, as a new version. */
+int store_rollback(struct store *s, const char *name, uint64_t to, int64_t created, uint64_t *ret_version);
+int store_remove(struct store *s, const char *name);
