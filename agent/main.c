@@ -24,7 +24,7 @@ static const struct {
         [CMD_REDACT]  = { "redact", 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
         [CMD_SCAN]    = { "scan", 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
         [CMD_STORE]   = { "store", 1, "store init|set|get|list|rm|history|rollback|export|import", "the embedded encrypted store" },
-        [CMD_AUDIT]   = { "audit", 2, "audit verify FILE [--public-key F] | audit keygen", "check the audit log" },
+        [CMD_AUDIT]   = { "audit", 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_VERSION] = { "version", 0, "version", "print the version" },
         [CMD_HELP]    = { "help", 0, "help [COMMAND]", "show help" },
 };
@@ -37,7 +37,7 @@ static const struct {
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
-        OPT_VERSION,
+        OPT_VERSION, OPT_PUBLIC_KEY,
 };
 
 static const struct option long_options[] = {
@@ -60,6 +60,7 @@ static const struct option long_options[] = {
         { "allow-ptrace", no_argument,       NULL, OPT_ALLOW_PTRACE },
         { "dry-run",      no_argument,       NULL, OPT_DRY_RUN },
         { "secret-file",  required_argument, NULL, OPT_SECRET_FILE },
+        { "public-key",   required_argument, NULL, OPT_PUBLIC_KEY },
         {}
 };
 
@@ -86,6 +87,7 @@ static const struct {
         { OPT_ALLOW_PTRACE, ON(CMD_RUN), "    --allow-ptrace      let the command use ptrace (debuggers)" },
         { OPT_DRY_RUN, ON(CMD_RUN) | ON(CMD_APPLY), "    --dry-run           resolve, gate and fetch; print what would be delivered; run nothing" },
         { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
+        { OPT_PUBLIC_KEY, ON(CMD_AUDIT), "    --public-key FILE   audit verify: check every record's signature with this key" },
         { 'h', ALL_CMDS, "-h, --help              this help" },
 };
 
@@ -199,6 +201,7 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
         case OPT_ALLOW_PTRACE: o->allow_ptrace = true; break;
         case OPT_DRY_RUN: o->dry_run = true; break;
         case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
+        case OPT_PUBLIC_KEY: free(o->public_key); o->public_key = strdup(arg); break;
         default: return -EINVAL;
         }
         return 0;
@@ -212,6 +215,7 @@ static void options_done(struct options *o) {
         strv_free(o->artifacts);
         free(o->audit_log);
         strv_free(o->secret_files);
+        free(o->public_key);
         strv_free(o->args);
 }
 
@@ -397,11 +401,13 @@ int main(int argc, char **argv) {
         case CMD_SCAN:
                 status = command_scan(&o);
                 break;
+        case CMD_AUDIT:
+                status = command_audit(&o);
+                break;
         case CMD_PLAN:
         case CMD_APPLY:
         case CMD_ROTATE:
         case CMD_STORE:
-        case CMD_AUDIT:
         case CMD_VERSION:
         case CMD_HELP:
         case _CMD_MAX:
