@@ -2,6 +2,7 @@
 #pragma once
 
 #include <time.h>
+#include <jansson.h>
 
 #include "manifest.h"
 
@@ -30,6 +31,8 @@ struct options {
         /* store */
         char *store_path;     /* --store */
         uint64_t store_to;    /* --to; 0 = not given */
+        /* audit verify */
+        char *public_key;
         /* positional arguments after the sub-command (the command for run) */
         char **args;
 };
@@ -43,6 +46,7 @@ int command_check(const struct options *o);   /* 0, 1, 2 */
 int command_redact(const struct options *o);  /* 0 clean, 1 leak (on-leak fail), 2 error */
 int command_scan(const struct options *o);    /* 0 clean, 1 leak, 2 error */
 int command_store(const struct options *o);   /* 0, 1 */
+int command_audit(const struct options *o);   /* verify: 0 intact, 1 tampered, 2 error; keygen: 0, 2 */
 
 /* ---- supervision of the running step ---- */
 
@@ -67,6 +71,9 @@ void report_leak(const struct redact_leak *leak, const char *where);
 void report_leaks_as_warnings(bool warn);   /* --on-leak warn */
 /* Prints the queued reports (after the step's output is over). */
 void flush_leak_reports(void);
+/* Also hands every leak to hook as it is found (NULL: none), e.g. for the audit log. */
+typedef void (*leak_hook_t)(void *userdata, const struct redact_leak *leak, const char *where);
+void report_leaks_to(leak_hook_t hook, void *userdata);
 
 /* ---- artifacts: files to scan after the step ---- */
 /* Scans the files under the working directory that match any glob of `globs` ("changed" =
@@ -74,3 +81,38 @@ void flush_leak_reports(void);
 int scan_artifacts(const struct redactor *r, char *const *globs, const struct timespec *since);
 /* Scans PATHs (files, or directories recursively). Returns leaks found, or -errno. */
 int scan_paths(const struct redactor *r, char *const *paths);
+
+/* ---- the audit log (DESIGN §9): hash-chained JSON Lines, optionally Ed25519-signed ---- */
+#define AUDIT_PUBLIC_KEY_BYTES 32
+
+struct audit;
+/* Where this run's records go: --audit-log, else policy.audit_log (relative to the manifest's
+ * directory), else $SECRETS_RUN_AUDIT_LOG, else ${XDG_STATE_HOME:-~/.local/state}/secrets-run/audit.jsonl. */
+int audit_log_path(const struct options *o, const struct manifest *m, char **ret);
+/* Creates the log (0600, missing directories 0700) if needed, picks a run id, and loads the
+ * signing key from key_path (NULL: unsigned; the file must be 0600). Writes nothing. */
+int audit_open(const char *path, const char *key_path, struct audit **ret);
+/* Appends one record {ts, run, seq, event, <fields...>, prev[, sig]} under an exclusive lock;
+ * takes ownership of fields (a JSON object of names and metadata, never a value). */
+int audit_append(struct audit *a, const char *event, json_t *fields);
+const char *audit_path(const struct audit *a);
+const char *audit_run_id(const struct audit *a);
+/* strerror() for audit_open/audit_append failures, with the audit-specific ones spelled out. */
+const char *audit_strerror(int k);
+struct audit *audit_free(struct audit *a);
+static inline void audit_freep(struct audit **a) { audit_free(*a); }
+
+/* Writes a new key pair (secret 0600, public 0644; never overwrites). */
+int audit_keygen(const char *secret_path, const char *public_path);
+int audit_read_public_key(const char *path, unsigned char ret[AUDIT_PUBLIC_KEY_BYTES]);
+
+struct audit_verdict {
+        bool intact;
+        size_t records;            /* lines in the file */
+        size_t first_bad_line;     /* 1-based; 0 when intact */
+        char reason[256];
+};
+/* Checks the chain, each run's seq and, with public_key, every signature. -errno only when
+ * the input cannot be read; tampering is a verdict. */
+int audit_verify_buffer(const char *p, size_t size, const unsigned char *public_key, struct audit_verdict *ret);
+int audit_verify_file(const char *path, const unsigned char *public_key, struct audit_verdict *ret);

@@ -15,6 +15,13 @@ static bool under_github_actions(void) {
 }
 
 static bool leaks_are_warnings;
+static leak_hook_t leak_hook;
+static void *leak_hook_userdata;
+
+void report_leaks_to(leak_hook_t hook, void *userdata) {
+        leak_hook = hook;
+        leak_hook_userdata = userdata;
+}
 
 void report_leaks_as_warnings(bool warn) {
         leaks_are_warnings = warn;
@@ -77,6 +84,8 @@ void report_leak(const struct redact_leak *leak, const char *where) {
                                                    (unsigned long long) leak->offset);
         }
         enqueue(text, annotation);
+        if (leak_hook)
+                leak_hook(leak_hook_userdata, leak, where);
 }
 
 struct file_ctx {

@@ -24,7 +24,7 @@ static const struct {
         [CMD_REDACT]  = { "redact", 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
         [CMD_SCAN]    = { "scan", 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
         [CMD_STORE]   = { "store", 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N]", "the embedded encrypted store" },
-        [CMD_AUDIT]   = { "audit", 2, "audit verify FILE [--public-key F] | audit keygen", "check the audit log" },
+        [CMD_AUDIT]   = { "audit", 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_VERSION] = { "version", 0, "version", "print the version" },
         [CMD_HELP]    = { "help", 0, "help [COMMAND]", "show help" },
 };
@@ -37,7 +37,7 @@ static const struct {
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
-        OPT_VERSION, OPT_STORE, OPT_TO,
+        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY,
 };
 
 static const struct option long_options[] = {
@@ -62,6 +62,7 @@ static const struct option long_options[] = {
         { "secret-file",  required_argument, NULL, OPT_SECRET_FILE },
         { "store",        required_argument, NULL, OPT_STORE },
         { "to",           required_argument, NULL, OPT_TO },
+        { "public-key",   required_argument, NULL, OPT_PUBLIC_KEY },
         {}
 };
 
@@ -90,6 +91,7 @@ static const struct {
         { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
         { OPT_STORE, ON(CMD_STORE), "    --store PATH        the store file (else the manifest's file backend, else .secrets-run/store)" },
         { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
+        { OPT_PUBLIC_KEY, ON(CMD_AUDIT), "    --public-key FILE   audit verify: check every record's signature with this key" },
         { 'h', ALL_CMDS, "-h, --help              this help" },
 };
 
@@ -215,6 +217,7 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                 o->store_to = n;
                 break;
         }
+        case OPT_PUBLIC_KEY: free(o->public_key); o->public_key = strdup(arg); break;
         default: return -EINVAL;
         }
         return 0;
@@ -229,6 +232,7 @@ static void options_done(struct options *o) {
         free(o->audit_log);
         strv_free(o->secret_files);
         free(o->store_path);
+        free(o->public_key);
         strv_free(o->args);
 }
 
@@ -417,10 +421,12 @@ int main(int argc, char **argv) {
         case CMD_STORE:
                 status = command_store(&o);
                 break;
+        case CMD_AUDIT:
+                status = command_audit(&o);
+                break;
         case CMD_PLAN:
         case CMD_APPLY:
         case CMD_ROTATE:
-        case CMD_AUDIT:
         case CMD_VERSION:
         case CMD_HELP:
         case _CMD_MAX:

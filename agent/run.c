@@ -39,6 +39,11 @@ struct run {
         struct secret *env_block;       /* "NAME=value\0..." of env deliveries */
         char **envp;                    /* pointers into environ copies and env_block */
         struct redactor *redactor;
+        /* the audit trail (NULL with --dry-run, and for redact/scan) */
+        struct audit *audit;
+        int audit_error;                /* the first failed write after the step started */
+        json_t *denials;                /* [{name, rule}] policy.deny events */
+        json_t *leaks;                  /* [{name, form, stream|path, offset}] for the summary */
 };
 
 static void run_done(struct run *r) {
@@ -61,8 +66,56 @@ static void run_done(struct run *r) {
         strv_free(r->hide);
         ci_context_done(&r->ci);
         redactor_free(r->redactor);
+        audit_free(r->audit);
+        json_decref(r->denials);
+        json_decref(r->leaks);
         manifest_free(r->m);
 }
+
+/* ---- audit ---- */
+
+static const char *delivery_name(enum delivery d) {
+        return d == DELIVER_FD ? "fd" : d == DELIVER_ENV ? "env" : "file";
+}
+
+static const char *sandbox_mode_name(enum sandbox_level l) {
+        return l == SANDBOX_LEVEL_OFF ? "off" : l == SANDBOX_LEVEL_STRICT ? "strict" : "auto";
+}
+
+static int audit_event(struct run *r, const char *event, json_t *fields) {
+        if (!r->audit) {
+                json_decref(fields);
+                return 0;
+        }
+        if (!fields)
+                return -ENOMEM;
+        int k = audit_append(r->audit, event, fields);
+        if (k < 0)
+                log_error("audit log %s: %s", audit_path(r->audit), audit_strerror(k));
+        return k;
+}
+
+static void record_denial(struct run *r, const char *name, const char *rule) {
+        if (!r->denials)
+                r->denials = json_array();
+        json_array_append_new(r->denials, json_pack("{s:s, s:s}", "name", name, "rule", rule));
+}
+
+static json_t *sandbox_json(enum sandbox_level level, const struct sandbox_status *st) {
+        json_t *active = json_array(), *missing = json_array();
+        for (int l = 0; st && l < _LAYER_MAX; l++) {
+                if (st->active & (1u << l))
+                        json_array_append_new(active, json_string(sandbox_layer_name((enum sandbox_layer) l)));
+                if (st->missing & (1u << l))
+                        json_array_append_new(missing, json_string(sandbox_layer_name((enum sandbox_layer) l)));
+        }
+        return json_pack("{s:s, s:o, s:o}", "mode", sandbox_mode_name(level), "active", active, "missing", missing);
+}
+
+static void hex_encode(const unsigned char *p, size_t n, char *out) {
+        sodium_bin2hex(out, n * 2 + 1, p, n);
+}
+
 
 /* ---- scope ---- */
 
@@ -108,6 +161,7 @@ static int resolve_scope(struct run *r) {
                 }
                 enum scope_verdict v = scope_evaluate(r->m, s, r->environment, r->stage, &r->ci);
                 if (v != SCOPE_IN) {
+                        record_denial(r, *n, scope_verdict_rule(v));
                         log_error("--only %s: policy: not in scope for environment '%s'%s%s (rule: %s; %s:%u)",
                                   *n, r->environment, r->stage ? ", stage " : "", r->stage ? r->stage : "",
                                   scope_verdict_rule(v), r->m->path, s->pos.line);
@@ -120,8 +174,10 @@ static int resolve_scope(struct run *r) {
         for (size_t i = 0; i < r->m->n_secrets; i++) {
                 const struct mf_secret *s = &r->m->secrets[i];
                 enum scope_verdict v = scope_evaluate(r->m, s, r->environment, r->stage, &r->ci);
-                if (v == SCOPE_DENY_PROTECTED_PR)
+                if (v == SCOPE_DENY_PROTECTED_PR) {
                         r->n_withheld_pr++;
+                        record_denial(r, s->name, scope_verdict_rule(v));
+                }
                 if (v != SCOPE_IN) {
                         log_info("%s: not delivered (rule: %s)", s->name, scope_verdict_rule(v));
                         continue;
@@ -234,6 +290,13 @@ static int fetch_secrets(struct run *r) {
                         return -EINVAL;
                 }
                 log_info("%s: fetched from %s", s->name, backend_name(b));
+                json_t *ev = json_pack("{s:s, s:s}", "name", s->name, "backend", backend_name(b));
+                if (ev && f->meta.version)
+                        json_object_set_new(ev, "version", json_integer((json_int_t) f->meta.version));
+                if (ev && f->meta.lease_ttl)
+                        json_object_set_new(ev, "lease_ttl", json_integer((json_int_t) f->meta.lease_ttl));
+                if ((k = audit_event(r, "secret.fetch", ev)) < 0)
+                        return k;
         }
         return 0;
 }
@@ -407,11 +470,151 @@ static void print_sandbox_status(const struct run *r, const struct sandbox_statu
                 log_info("sandbox: %s", line);
 }
 
-/* ---- dry run ---- */
+/* ---- audit events and the GitHub step summary ---- */
 
-static const char *delivery_name(enum delivery d) {
-        return d == DELIVER_FD ? "fd" : d == DELIVER_ENV ? "env" : "file";
+/* Opens the log and writes run.start and the policy denials: before any secret is fetched,
+ * and after the sandbox's pid 1 exists, so it never holds a copy of the signing key. A
+ * failure stops the run (125). */
+static int audit_begin(struct run *r, const struct sandbox_status *st) {
+        _cleanup_free_ char *path = NULL;
+        int k = audit_log_path(r->o, r->m, &path);
+        if (k < 0) {
+                log_error("audit log: no location: %s [pass --audit-log PATH, or set $SECRETS_RUN_AUDIT_LOG or $HOME]",
+                          strerror(-k));
+                return k;
+        }
+        if ((k = audit_open(path, getenv("SECRETS_RUN_AUDIT_KEY"), &r->audit)) < 0) {
+                log_error("audit log %s: %s", path, audit_strerror(k));
+                return k;
+        }
+        char sha[65];
+        hex_encode(r->m->sha256, sizeof r->m->sha256, sha);
+        json_t *ci = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "provider", r->ci.provider,
+                               "repository", r->ci.repository, "workflow", r->ci.workflow, "branch", r->ci.branch,
+                               "event", r->ci.event, "actor", r->ci.actor, "run_id", r->ci.run_id);
+        json_t *ev = ci ? json_pack("{s:s?, s:s?, s:s?, s:o, s:s?, s:s, s:s, s:o}", "project", r->m->project,
+                                    "environment", r->environment, "stage", r->stage, "ci", ci, "command",
+                                    r->o->args ? r->o->args[0] : NULL, "manifest", r->m->path, "manifest_sha256", sha,
+                                    "sandbox", sandbox_json(sandbox_mode_of(r), st)) : NULL;
+        if ((k = audit_event(r, "run.start", ev)) < 0)
+                goto fail;
+        size_t i;
+        json_t *d;
+        json_array_foreach(r->denials, i, d)
+                if ((k = audit_event(r, "policy.deny", json_incref(d))) < 0)
+                        goto fail;
+        return 0;
+fail:
+        r->audit = audit_free(r->audit);   /* nothing more goes to a log that refuses writes */
+        return k;
 }
+
+static bool is_stream(const char *where) {
+        return streq(where, "stdout") || streq(where, "stderr") || streq(where, "stdin");
+}
+
+/* Called for each leak while the step runs: recorded, and remembered for the summary. A
+ * failed write is reported at the end, not in the middle of the step's output. */
+static void audit_leak(void *userdata, const struct redact_leak *leak, const char *where) {
+        struct run *r = userdata;
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:I}", "name", leak->name, "form", redact_form_name(leak->form),
+                               is_stream(where) ? "stream" : "path", where, "offset", (json_int_t) leak->offset);
+        if (!ev)
+                return;
+        if (!r->leaks)
+                r->leaks = json_array();
+        json_array_append(r->leaks, ev);
+        int k = r->audit ? audit_append(r->audit, "leak", json_incref(ev)) : 0;
+        if (k < 0 && !r->audit_error)
+                r->audit_error = k;
+        json_decref(ev);
+}
+
+static int audit_delivered(struct run *r) {
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                const struct mf_secret *s = r->secrets[i].def;
+                int k = audit_event(r, "secret.deliver", json_pack("{s:s, s:s, s:s}", "name", s->name, "method",
+                                                                   delivery_name(s->deliver), "as", s->as));
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+/* The last record; returns the run's exit status (125 for a failed write if it was 0). */
+static int audit_end(struct run *r, int status, int command_status, uint64_t started_ms, uint64_t leaks,
+                     const struct sandbox_status *st) {
+        if (!r->audit)
+                return status;
+        if (r->audit_error) {
+                log_error("audit log %s: recording a leak failed: %s", audit_path(r->audit), audit_strerror(r->audit_error));
+                if (status == 0)
+                        status = 125;
+        }
+        json_t *ev = json_pack("{s:i, s:o, s:I, s:I, s:o}", "status", status, "command_status",
+                               command_status >= 0 ? json_integer(command_status) : json_null(), "duration_ms",
+                               (json_int_t) (now_monotonic_ms() - started_ms), "leaks", (json_int_t) leaks,
+                               "sandbox", sandbox_json(sandbox_mode_of(r), st));
+        if (audit_event(r, "run.exit", ev) < 0 && status == 0)
+                status = 125;
+        return status;
+}
+
+/* Under GitHub Actions: a short Markdown account of the run in $GITHUB_STEP_SUMMARY. */
+static void github_step_summary(const struct run *r, int status, int command_status, bool delivered,
+                                const struct sandbox_status *st) {
+        const char *actions = getenv("GITHUB_ACTIONS"), *path = getenv("GITHUB_STEP_SUMMARY");
+        if (!actions || !streq(actions, "true") || !path || !*path)
+                return;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+        if (!f)
+                return;
+        fprintf(f, "### secrets-run: `%s` exited with status %d", r->o->args ? r->o->args[0] : "?", status);
+        if (command_status >= 0 && command_status != status)
+                fprintf(f, " (the command's own: %d)", command_status);
+        fprintf(f, "\n\nEnvironment `%s`%s%s%s.\n\n", r->environment ? r->environment : "?",
+                r->stage ? ", stage `" : "", r->stage ? r->stage : "", r->stage ? "`" : "");
+        if (delivered && r->n_secrets > 0) {
+                fprintf(f, "| secret | delivered as |\n|---|---|\n");
+                for (size_t i = 0; i < r->n_secrets; i++)
+                        fprintf(f, "| `%s` | %s `%s` |\n", r->secrets[i].def->name, delivery_name(r->secrets[i].def->deliver),
+                                r->secrets[i].def->as);
+        } else
+                fprintf(f, "No secret was delivered.\n");
+        char layers[768];
+        if (sandbox_mode_of(r) == SANDBOX_LEVEL_OFF)
+                snprintf(layers, sizeof layers, "off (redaction only)");
+        else
+                sandbox_status_format(st, layers, sizeof layers);
+        fprintf(f, "\nSandbox: %s\n\n", layers);
+        size_t n_leaks = json_array_size(r->leaks);
+        if (n_leaks == 0)
+                fprintf(f, "No leak detected.\n");
+        else {
+                fprintf(f, "**%zu leak%s detected** (masked in the log):\n\n", n_leaks, n_leaks == 1 ? "" : "s");
+                size_t i;
+                json_t *l;
+                json_array_foreach(r->leaks, i, l) {
+                        const char *where = json_string_value(json_object_get(l, "stream"));
+                        bool stream = where != NULL;
+                        if (!where)
+                                where = json_string_value(json_object_get(l, "path"));
+                        fprintf(f, "- `%s` (%s) %s `%s` at byte %lld\n", json_string_value(json_object_get(l, "name")),
+                                json_string_value(json_object_get(l, "form")), stream ? "on" : "in", where ? where : "?",
+                                (long long) json_integer_value(json_object_get(l, "offset")));
+                }
+        }
+        fputc('\n', f);
+        if (fclose(f) != 0)
+                return;
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0 || write_all(fd, text, size) < 0)
+                log_warning("GitHub step summary %s: %s", path, strerror(errno));
+}
+
+/* ---- dry run ---- */
 
 static void print_dry_run(const struct run *r, const struct sandbox_status *st) {
         char layers[768];
@@ -492,6 +695,9 @@ static int collect_hidden_paths(struct run *r) {
                                     : home && *home == '/' ? strdup_printf("%s/.config/secrets-run", home) : NULL;
         if (keys && (k = strv_extend(&r->hide, keys)) < 0)
                 return k;
+        const char *audit_key = getenv("SECRETS_RUN_AUDIT_KEY");
+        if (audit_key && *audit_key && (k = strv_push(&r->hide, realpath(audit_key, NULL) ?: strdup(audit_key))) < 0)
+                return k;
         for (size_t i = 0; i < r->m->n_backends; i++) {
                 const struct mf_backend *b = &r->m->backends[i];
                 if (b->type != BACKEND_FILE)
@@ -544,7 +750,10 @@ int command_run(const struct options *o) {
         _cleanup_sandbox_ struct sandbox *sandbox = NULL;
         _cleanup_close_ int signal_fd = -1;
         _cleanup_free_ char **envp = NULL;
-        int status = 125, k;
+        struct sandbox_status sandbox_status = {};
+        uint64_t started_ms = now_monotonic_ms(), leaks = 0;
+        int status = 125, command_status = -1, k;
+        bool delivered = false;
 
         if (!o->args || !o->args[0]) {
                 if (!o->dry_run) {
@@ -556,18 +765,25 @@ int command_run(const struct options *o) {
         if (k > 0)
                 log_info("removed %d secrets director%s left by a crashed run", k, k == 1 ? "y" : "ies");
 
-        if (resolve(&r) < 0)
+        if (resolve(&r) < 0) {
+                /* a refusal after the manifest was read (--only out of scope) is audited */
+                if (r.m && r.environment && !o->dry_run)
+                        (void) audit_begin(&r, NULL);
                 goto out;
+        }
         report_leaks_as_warnings(effective_on_leak(&r) == ON_LEAK_WARN);
+        report_leaks_to(audit_leak, &r);
         /* the sandbox first: its pid 1 is cloned from us and must never hold a secret */
         if (create_secrets_dir(&r) < 0)
                 goto out;
-        struct sandbox_status sandbox_status;
         struct sandbox_options so = {
                 .level = sandbox_mode_of(&r), .network_off = network_off_of(&r),
                 .allow_ptrace = o->allow_ptrace, .secrets_dir = secrets_dir_path(r.dir), .hide = r.hide,
         };
         k = sandbox_create(&so, &sandbox, &sandbox_status);
+        /* nothing runs and nothing is fetched unless run.start is on record */
+        if (!o->dry_run && audit_begin(&r, &sandbox_status) < 0)
+                goto out;
         if (k < 0) {
                 log_error("sandbox: %s%s", k == -ENOTSUP ? sandbox_status.why : strerror(-k),
                           so.level == SANDBOX_LEVEL_STRICT ? " [strict mode needs every layer; --sandbox auto runs without what is missing]" : "");
@@ -586,8 +802,9 @@ int command_run(const struct options *o) {
                 status = 0;
                 goto out;
         }
-        if (deliver(&r, sandbox_dir_fd(sandbox)) < 0)
+        if (deliver(&r, sandbox_dir_fd(sandbox)) < 0 || audit_delivered(&r) < 0)
                 goto out;
+        delivered = true;
 
         signal_fd = signals_block_to_fd();
         if (signal_fd < 0) {
@@ -621,7 +838,7 @@ int command_run(const struct options *o) {
         }
         if (k < 0) {
                 log_error("cannot execute '%s': %s", o->args[0], strerror(-k));
-                status = k == -ENOENT || k == -ENOTDIR ? 127 : 126;
+                status = command_status = k == -ENOENT || k == -ENOTDIR ? 127 : 126;
                 goto out;
         }
         print_sandbox_status(&r, &sandbox_status);
@@ -638,7 +855,7 @@ int command_run(const struct options *o) {
                 log_error("supervising the step failed: %s", strerror(-k));
                 goto out;
         }
-        int step_status = exit_status_from_wait(result.wstatus);
+        int step_status = command_status = exit_status_from_wait(result.wstatus);
         if (WIFSIGNALED(result.wstatus) && WTERMSIG(result.wstatus) == SIGSYS)
                 /* the filter kills only for a system call made through another architecture's
                  * entry point (32-bit int 0x80, x32); everything else it refuses with an errno */
@@ -651,7 +868,7 @@ int command_run(const struct options *o) {
         if (k < 0)
                 log_warning("artifact scan failed: %s", strerror(-k));
         uint64_t artifact_leaks = k > 0 ? (uint64_t) k : 0;
-        uint64_t leaks = result.leaks + artifact_leaks;
+        leaks = result.leaks + artifact_leaks;
 
         if (result.timed_out) {
                 char d[32];
@@ -672,6 +889,10 @@ int command_run(const struct options *o) {
                         status = 123;
         }
 out:
+        report_leaks_to(NULL, NULL);
+        status = audit_end(&r, status, command_status, started_ms, leaks, &sandbox_status);
+        if (r.m && !o->dry_run)
+                github_step_summary(&r, status, command_status, delivered, &sandbox_status);
         run_done(&r);
         return status;
 }
