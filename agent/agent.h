@@ -92,9 +92,11 @@ int audit_log_path(const struct options *o, const struct manifest *m, char **ret
 /* Creates the log (0600, missing directories 0700) if needed, picks a run id, and loads the
  * signing key from key_path (NULL: unsigned; the file must be 0600). Writes nothing. */
 int audit_open(const char *path, const char *key_path, struct audit **ret);
-/* Appends one record {ts, run, seq, event, <fields...>, prev[, sig]} under an exclusive lock;
- * takes ownership of fields (a JSON object of names and metadata, never a value). */
-int audit_append(struct audit *a, const char *event, json_t *fields);
+/* Queues one record {ts, run, seq, event, <fields...>, prev[, sig]}; audit_flush writes the
+ * queue under an exclusive lock. Takes ownership of fields (a JSON object of names and
+ * metadata, never a value). */
+int audit_append(struct audit *a, const char *event, json_t *fields);   /* queues; takes fields */
+int audit_flush(struct audit *a);   /* writes what is queued: one locked append, one fsync */
 const char *audit_path(const struct audit *a);
 const char *audit_run_id(const struct audit *a);
 /* strerror() for audit_open/audit_append failures, with the audit-specific ones spelled out. */

@@ -82,6 +82,7 @@ static const char *sandbox_mode_name(enum sandbox_level l) {
         return l == SANDBOX_LEVEL_OFF ? "off" : l == SANDBOX_LEVEL_STRICT ? "strict" : "auto";
 }
 
+/* Queues a record; audit_write() puts what is queued on disk. */
 static int audit_event(struct run *r, const char *event, json_t *fields) {
         if (!r->audit) {
                 json_decref(fields);
@@ -90,6 +91,15 @@ static int audit_event(struct run *r, const char *event, json_t *fields) {
         if (!fields)
                 return -ENOMEM;
         int k = audit_append(r->audit, event, fields);
+        if (k < 0)
+                log_error("audit log %s: %s", audit_path(r->audit), audit_strerror(k));
+        return k;
+}
+
+/* Writes the queued records: one locked append and one fsync for each point of the run
+ * that must be on record before it goes on (before fetching, before the step, at exit). */
+static int audit_write(struct run *r) {
+        int k = r->audit ? audit_flush(r->audit) : 0;
         if (k < 0)
                 log_error("audit log %s: %s", audit_path(r->audit), audit_strerror(k));
         return k;
@@ -503,6 +513,8 @@ static int audit_begin(struct run *r, const struct sandbox_status *st) {
         json_array_foreach(r->denials, i, d)
                 if ((k = audit_event(r, "policy.deny", json_incref(d))) < 0)
                         goto fail;
+        /* audit_open created the log, so one that refuses writes has refused already; these
+         * records go to disk with the fetches and deliveries, before the step starts */
         return 0;
 fail:
         r->audit = audit_free(r->audit);   /* nothing more goes to a log that refuses writes */
@@ -524,7 +536,10 @@ static void audit_leak(void *userdata, const struct redact_leak *leak, const cha
         if (!r->leaks)
                 r->leaks = json_array();
         json_array_append(r->leaks, ev);
+        /* written at once: on record even if we are killed before the step ends */
         int k = r->audit ? audit_append(r->audit, "leak", json_incref(ev)) : 0;
+        if (k >= 0 && r->audit)
+                k = audit_flush(r->audit);
         if (k < 0 && !r->audit_error)
                 r->audit_error = k;
         json_decref(ev);
@@ -538,7 +553,8 @@ static int audit_delivered(struct run *r) {
                 if (k < 0)
                         return k;
         }
-        return 0;
+        /* the fetches and deliveries are on record before the step starts */
+        return audit_write(r);
 }
 
 /* The last record; returns the run's exit status (125 for a failed write if it was 0). */
@@ -555,7 +571,7 @@ static int audit_end(struct run *r, int status, int command_status, uint64_t sta
                                command_status >= 0 ? json_integer(command_status) : json_null(), "duration_ms",
                                (json_int_t) (now_monotonic_ms() - started_ms), "leaks", (json_int_t) leaks,
                                "sandbox", sandbox_json(sandbox_mode_of(r), st));
-        if (audit_event(r, "run.exit", ev) < 0 && status == 0)
+        if ((audit_event(r, "run.exit", ev) < 0 || audit_write(r) < 0) && status == 0)
                 status = 125;
         return status;
 }
@@ -781,7 +797,7 @@ int command_run(const struct options *o) {
                 .allow_ptrace = o->allow_ptrace, .secrets_dir = secrets_dir_path(r.dir), .hide = r.hide,
         };
         k = sandbox_create(&so, &sandbox, &sandbox_status);
-        /* nothing runs and nothing is fetched unless run.start is on record */
+        /* nothing runs and nothing is fetched unless the audit log takes records */
         if (!o->dry_run && audit_begin(&r, &sandbox_status) < 0)
                 goto out;
         if (k < 0) {
