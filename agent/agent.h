@@ -77,8 +77,9 @@ void report_leaks_to(leak_hook_t hook, void *userdata);
 
 /* ---- artifacts: files to scan after the step ---- */
 /* Scans the files under the working directory that match any glob of `globs` ("changed" =
- * modified since `since`, .git/ excepted). Returns the number of leaks, or -errno. */
-int scan_artifacts(const struct redactor *r, char *const *globs, const struct timespec *since);
+ * modified since `since`, .git/ excepted), skipping `own` (secrets-run's own files and
+ * directories). Returns the number of leaks, or -errno. */
+int scan_artifacts(const struct redactor *r, char *const *globs, const struct timespec *since, char *const *own);
 /* Scans PATHs (files, or directories recursively). Returns leaks found, or -errno. */
 int scan_paths(const struct redactor *r, char *const *paths);
 

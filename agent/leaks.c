@@ -113,13 +113,27 @@ static int scan_file_at(const struct redactor *r, int dir_fd, const char *name, 
 }
 
 /* Which files of a walk are scanned, and how many leaks were found. */
+struct file_id {
+        dev_t dev;
+        ino_t ino;
+};
+
 struct walk {
         const struct redactor *r;
         char *const *globs;              /* NULL: every file */
         const struct timespec *since;
+        const struct file_id *skip;      /* secrets-run's own files and directories */
+        size_t n_skip;
         int leaks;
         int error;
 };
+
+static bool skipped(const struct walk *w, const struct stat *st) {
+        for (size_t i = 0; i < w->n_skip; i++)
+                if (w->skip[i].dev == st->st_dev && w->skip[i].ino == st->st_ino)
+                        return true;
+        return false;
+}
 
 static bool selected(const struct walk *w, const char *rel, const struct stat *st) {
         if (!w->globs)
@@ -149,7 +163,7 @@ static void walk_dir(struct walk *w, int dir_fd, const char *rel, unsigned depth
                 if (!path)
                         break;
                 struct stat st;
-                if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                if (fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || skipped(w, &st))
                         continue;
                 if (S_ISDIR(st.st_mode)) {
                         if (w->globs && streq(e->d_name, ".git"))
@@ -171,13 +185,22 @@ static void walk_dir(struct walk *w, int dir_fd, const char *rel, unsigned depth
         closedir(d);
 }
 
-int scan_artifacts(const struct redactor *r, char *const *globs, const struct timespec *since) {
+int scan_artifacts(const struct redactor *r, char *const *globs, const struct timespec *since, char *const *own) {
         if (!globs || !*globs)
                 return 0;
         _cleanup_close_ int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (cwd < 0)
                 return -errno;
-        struct walk w = { .r = r, .globs = globs, .since = since };
+        /* our own files (the audit log, stores, key directory) change during every run and
+         * hold no step output: scanning them would re-read a growing log each time */
+        struct file_id skip[64];
+        size_t n_skip = 0;
+        for (char *const *p = own; p && *p && n_skip < ELEMENTSOF(skip); p++) {
+                struct stat st;
+                if (stat(*p, &st) == 0)
+                        skip[n_skip++] = (struct file_id) { st.st_dev, st.st_ino };
+        }
+        struct walk w = { .r = r, .globs = globs, .since = since, .skip = skip, .n_skip = n_skip };
         walk_dir(&w, cwd, "", 0);
         return w.error < 0 ? w.error : w.leaks;
 }

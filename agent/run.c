@@ -766,6 +766,7 @@ int command_run(const struct options *o) {
         _cleanup_sandbox_ struct sandbox *sandbox = NULL;
         _cleanup_close_ int signal_fd = -1;
         _cleanup_free_ char **envp = NULL;
+        _cleanup_strv_free_ char **own = NULL;
         struct sandbox_status sandbox_status = {};
         uint64_t started_ms = now_monotonic_ms(), leaks = 0;
         int status = 125, command_status = -1, k;
@@ -880,7 +881,10 @@ int command_run(const struct options *o) {
 
         /* the step is over: its artifacts are scanned with the same matcher */
         char *const *artifacts = o->artifacts ? o->artifacts : r.m->policy.artifacts;
-        k = scan_artifacts(r.redactor, artifacts, &started);
+        own = strv_copy(r.hide);   /* keys, stores, and the audit log */
+        if (r.audit)
+                (void) strv_extend(&own, audit_path(r.audit));
+        k = scan_artifacts(r.redactor, artifacts, &started, own);
         if (k < 0)
                 log_warning("artifact scan failed: %s", strerror(-k));
         uint64_t artifact_leaks = k > 0 ? (uint64_t) k : 0;
