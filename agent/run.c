@@ -553,7 +553,8 @@ static int audit_delivered(struct run *r) {
                 if (k < 0)
                         return k;
         }
-        /* the fetches and deliveries are on record before the step starts */
+        /* what was fetched and how it is delivered is on record before the step starts; a
+         * delivery that then fails shows as run.exit 125 with no command status */
         return audit_write(r);
 }
 
@@ -808,6 +809,9 @@ int command_run(const struct options *o) {
         }
         if (fetch(&r) < 0)
                 goto out;
+        /* on disk before the step runs; written now, the fsync overlaps pid 1's setup */
+        if (!o->dry_run && audit_delivered(&r) < 0)
+                goto out;
         k = sandbox_ready(sandbox, &sandbox_status);
         if (k < 0) {
                 log_error("sandbox: %s%s", k == -ENOTSUP ? sandbox_status.why : strerror(-k),
@@ -819,7 +823,7 @@ int command_run(const struct options *o) {
                 status = 0;
                 goto out;
         }
-        if (deliver(&r, sandbox_dir_fd(sandbox)) < 0 || audit_delivered(&r) < 0)
+        if (deliver(&r, sandbox_dir_fd(sandbox)) < 0)
                 goto out;
         delivered = true;
 
