@@ -593,14 +593,12 @@ int audit_verify_file(const char *path, const unsigned char *public_key, struct 
 /* ---- the `audit` command ---- */
 
 static int default_key_paths(char **ret_secret, char **ret_public) {
-        const char *config = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        _cleanup_free_ char *dir = config && *config == '/' ? strdup_printf("%s/secrets-run", config)
-                                   : home && *home == '/' ? strdup_printf("%s/.config/secrets-run", home) : NULL;
-        if (!dir)
-                return -ENOENT;
-        *ret_secret = strdup_printf("%s/audit.key", dir);
-        *ret_public = strdup_printf("%s/audit.pub", dir);
-        return *ret_secret && *ret_public ? 0 : -ENOMEM;
+        _cleanup_free_ char *secret = NULL;
+        int k = config_path("audit.key", &secret);
+        if (k < 0 || (k = config_path("audit.pub", ret_public)) < 0)
+                return k;
+        *ret_secret = steal_pointer(&secret);
+        return 0;
 }
 
 static int command_audit_keygen(const struct options *o) {

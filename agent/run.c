@@ -707,10 +707,8 @@ static enum on_leak effective_on_leak(const struct run *r) {
  * was never granted). The sandbox covers them inside its mount namespace. */
 static int collect_hidden_paths(struct run *r) {
         int k;
-        const char *config = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        _cleanup_free_ char *keys = config && *config == '/' ? strdup_printf("%s/secrets-run", config)
-                                    : home && *home == '/' ? strdup_printf("%s/.config/secrets-run", home) : NULL;
-        if (keys && (k = strv_extend(&r->hide, keys)) < 0)
+        _cleanup_free_ char *keys = NULL;
+        if (config_path(NULL, &keys) >= 0 && (k = strv_extend(&r->hide, keys)) < 0)
                 return k;
         const char *audit_key = getenv("SECRETS_RUN_AUDIT_KEY");
         if (audit_key && *audit_key && (k = strv_push(&r->hide, realpath(audit_key, NULL) ?: strdup(audit_key))) < 0)

@@ -418,20 +418,7 @@ int store_load(const char *path, const struct secret *key, struct store **ret, c
 /* ---- the key ---- */
 
 int store_key_default_path(char **ret) {
-        const char *config = getenv("XDG_CONFIG_HOME");
-        char *p;
-        if (config && config[0] == '/')
-                p = strdup_printf("%s/secrets-run/store.key", config);
-        else {
-                const char *home = getenv("HOME");
-                if (!home || home[0] != '/')
-                        return -ENOENT;
-                p = strdup_printf("%s/.config/secrets-run/store.key", home);
-        }
-        if (!p)
-                return -ENOMEM;
-        *ret = p;
-        return 0;
+        return config_path("store.key", ret);
 }
 
 static int key_from_base64(const char *text, size_t len, struct secret **ret) {

@@ -255,3 +255,19 @@ DIR *opendir_dup(int dir_fd) {
         rewinddir(d);   /* the duplicate shares its offset with dir_fd */
         return d;
 }
+
+int config_path(const char *leaf, char **ret) {
+        const char *config = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+        const char *sep = leaf ? "/" : "", *name = leaf ? leaf : "";
+        char *p;
+        if (config && config[0] == '/')
+                p = strdup_printf("%s/secrets-run%s%s", config, sep, name);
+        else if (home && home[0] == '/')
+                p = strdup_printf("%s/.config/secrets-run%s%s", home, sep, name);
+        else
+                return -ENOENT;
+        if (!p)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
