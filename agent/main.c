@@ -103,7 +103,9 @@ static void print_help(enum command c) {
                        "delivered as in-memory files, fds or (opt-in) variables.\n\nCommands:\n");
                 for (int i = 0; i < _CMD_MAX; i++)
                         printf("  %-8s %s\n", commands[i].name, commands[i].summary);
-                printf("\nRun 'secrets-run COMMAND --help' for a command's options.\n");
+                printf("\nOptions:\n  -h, --help              this help\n"
+                       "      --version           print the version\n"
+                       "\nRun 'secrets-run COMMAND --help' for a command's options.\n");
                 return;
         }
         printf("Usage: secrets-run %s\n\n%s.\n\nOptions:\n", commands[c].usage, commands[c].summary);

@@ -7,7 +7,9 @@ PACKAGES="
   build-essential meson ninja-build pkg-config
   libseccomp-dev libsodium-dev libcurl4-openssl-dev libyaml-dev libcap-dev libjansson-dev
   clang llvm libclang-rt-14-dev
-  python3 python3-pytest
+  python3 python3-pytest python3-yaml
+  scdoc bash-completion zsh
+  debhelper dpkg-dev fakeroot
   util-linux procps git ca-certificates
   bubblewrap keyutils
 "

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds secrets-run and runs every test, the way CI and the README do: a -Werror build with the
 # unit and integration tests, an ASan+UBSan build with the unit tests, 20 s of fuzzing the
-# matcher (tests/fuzz.sh, one test), then a tally whose last line is "N passed, N failed[, N
+# matcher (tests/fuzz.sh, one test), the Debian package built and checked (tests/deb.sh, one
+# test), then a tally whose last line is "N passed, N failed[, N
 # skipped]". Exits non-zero if any step or test failed; a failing step does not stop the rest,
 # so the tally always prints.
 set -uo pipefail
@@ -77,9 +78,15 @@ FUZZ_TAP=build-fuzz/fuzz.tap
 echo "==> fuzz"
 tests/fuzz.sh 20 || echo "==> fuzz: FAILED" >&2
 
+# (d) the Debian package: dpkg-buildpackage from a clean copy of the tree, then its contents
+# (tests/deb.sh, about 15 s). Like the fuzz run, one test read from DEB_TAP by the tally.
+DEB_TAP=build-deb/deb.tap
+echo "==> deb"
+tests/deb.sh || echo "==> deb: FAILED" >&2
+
 echo "==> done in $(( $(date +%s) - start )) s"
 
-# (d) the tally; its last line is the summary.
+# (e) the tally; its last line is the summary.
 tally_args=()
 for s in "${failed_steps[@]}"; do
         tally_args+=(--failed-step "$s")
@@ -87,7 +94,7 @@ done
 for d in "${failed_test_builds[@]}"; do
         tally_args+=(--failed-test-step "$d")
 done
-"$PYTHON" tests/tally.py "${tally_args[@]}" --tap "$FUZZ_TAP" "$CI_DIR" "$ASAN_DIR"
+"$PYTHON" tests/tally.py "${tally_args[@]}" --tap "$FUZZ_TAP" --tap "$DEB_TAP" "$CI_DIR" "$ASAN_DIR"
 tally_status=$?
 
 if [ "$tally_status" -ne 0 ] || [ "${#failed_steps[@]}" -ne 0 ] ||

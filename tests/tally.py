@@ -11,7 +11,7 @@ For each BUILDDIR it reads meson-logs/testlog.json (one JSON object per test per
 --failed-step NAME (repeatable) counts a build step that failed as one failure;
 --failed-test-step BUILDDIR counts a failed `meson test` as one failure if no case of that
 build was counted as failed (so a summary never says 0 failed when a step failed).
---tap FILE (repeatable) counts the TAP lines of a file a step wrote (the fuzz run); a missing
+--tap FILE (repeatable) counts the TAP lines of a file a step wrote (the fuzz run, the .deb check); a missing
 file, or one with no case, counts as one failure.
 
 Per-build lines and the failed cases come first; the LAST line is
