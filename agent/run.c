@@ -214,6 +214,16 @@ static enum backend_kind backend_kind_of(enum backend_type t) {
         }
 }
 
+static enum backend_vault_auth vault_auth_of(enum vault_auth a) {
+        switch (a) {
+        case VAULT_AUTH_APPROLE: return BACKEND_VAULT_AUTH_APPROLE;
+        case VAULT_AUTH_JWT:     return BACKEND_VAULT_AUTH_JWT;
+        case VAULT_AUTH_TOKEN:
+        case VAULT_AUTH_NONE:
+        default:                 return BACKEND_VAULT_AUTH_TOKEN;
+        }
+}
+
 static enum generate_charset generate_charset_of(enum charset c) {
         switch (c) {
         case CHARSET_HEX:       return GENERATE_HEX;
@@ -254,6 +264,19 @@ static int backend_for(struct run *r, const struct mf_secret *s, struct backend 
                                 .command = b->command,
                                 .path = path ? path : b->path,
                                 .key_file = key_file ? key_file : b->key_file,
+                                .address = b->address,
+                                .namespace_ = b->namespace_,
+                                .ca_cert = b->ca_cert,
+                                .ca_path = b->ca_path,
+                                .insecure = b->insecure,
+                                .vault_auth = vault_auth_of(b->auth),
+                                .auth_mount = b->auth_mount,
+                                .auth_role = b->auth_role,
+                                .jwt_env = b->jwt_env,
+                                .audience = b->audience,
+                                .role_id_env = b->role_id_env,
+                                .secret_id_env = b->secret_id_env,
+                                .token_env = b->token_env,
                         };
                         if ((k = backend_open(&c, &r->backends[i], &why)) < 0)
                                 goto fail;

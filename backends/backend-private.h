@@ -19,6 +19,7 @@ struct backend {
         char **command;
         char *path;
         char *key_file;       /* file: NULL = $SECRETS_RUN_STORE_KEY or the default */
+        const struct backend_config *config;  /* during open only: kind-specific settings */
         void *data;           /* the implementation's own state */
 };
 
@@ -26,6 +27,7 @@ extern const struct backend_ops env_backend_ops;
 extern const struct backend_ops file_backend_ops;
 extern const struct backend_ops exec_backend_ops;
 extern const struct backend_ops generate_backend_ops;
+extern const struct backend_ops vault_backend_ops;
 
 /* Sets *ret_why to a formatted reason (if ret_why is non-NULL) and returns r. */
 int backend_fail(char **ret_why, int r, const char *fmt, ...) _printf_(3, 4);
