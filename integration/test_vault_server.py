@@ -471,6 +471,8 @@ def test_fault_wrong_ca(vault):
     assert call(vault, "GET", "sys/health")[0] == 200
     vault.fault("wrong_ca", count=1)
     assert call(vault, "GET", "sys/health", ca=vault.wrong_ca_path)[0] == 200
+    assert vault.connections["wrong_ca"] == 2
+    assert len(vault.requests("sys/health")) == 2          # the failed handshake sent none
 
 
 def test_connection_refused(vault):
@@ -479,6 +481,23 @@ def test_connection_refused(vault):
     with pytest.raises(urllib.error.URLError) as e:
         call(vault, "GET", "sys/health")
     assert isinstance(e.value.reason, ConnectionRefusedError)
+    vault.accept_connections()
+    assert call(vault, "GET", "sys/health")[0] == 200
+
+
+def test_keep_alive_and_refuse_drops_open_connections(vault):
+    ctx = ssl.create_default_context(cafile=vault.ca_path)
+    conn = http.client.HTTPSConnection("127.0.0.1", vault.port, context=ctx, timeout=5)
+    for _ in range(3):                                   # one connection, three requests
+        conn.request("GET", "/v1/sys/health")
+        r = conn.getresponse()
+        assert r.status == 200 and json.loads(r.read())["sealed"] is False
+    assert vault.connections["accepted"] == 1
+    vault.refuse_connections()
+    with pytest.raises((http.client.HTTPException, ConnectionError, ssl.SSLError)):
+        conn.request("GET", "/v1/sys/health")
+        conn.getresponse()
+    conn.close()
     vault.accept_connections()
     assert call(vault, "GET", "sys/health")[0] == 200
 

@@ -244,6 +244,8 @@ class VaultServer:
                      display_name="root")
         self.tokens[root_token] = root
         self.cluster_id = str(uuid.uuid4())
+        self.connections = {"accepted": 0, "wrong_ca": 0, "handshake_failed": 0}
+        self._open = set()
         self.port = 0
         self._httpd = None
         self._thread = None
@@ -267,17 +269,34 @@ class VaultServer:
 
             def finish_request(self, request, client_address):
                 # Runs in the per-connection thread: the TLS handshake happens here.
-                if server._ctx is not None:
-                    ctx = server._ctx
-                    f = server._take_fault(None, ("wrong_ca",))
-                    if f is not None and server._wrong_ctx is not None:
-                        ctx = server._wrong_ctx
-                    try:
-                        request = ctx.wrap_socket(request, server_side=True)
-                    except (ssl.SSLError, OSError):
-                        request.close()
-                        return
-                Handler(request, client_address, self)
+                with server.lock:
+                    server.connections["accepted"] += 1
+                    server._open.add(request)
+                try:
+                    if server._ctx is not None:
+                        ctx = server._ctx
+                        f = server._take_fault(None, ("wrong_ca",))
+                        if f is not None and server._wrong_ctx is not None:
+                            ctx = server._wrong_ctx
+                            with server.lock:
+                                server.connections["wrong_ca"] += 1
+                        raw = request
+                        try:
+                            request = ctx.wrap_socket(raw, server_side=True)
+                            with server.lock:     # wrap_socket detached raw's descriptor
+                                server._open.discard(raw)
+                                server._open.add(request)
+                        except (ssl.SSLError, OSError):
+                            with server.lock:
+                                server._open.discard(raw)
+                            with server.lock:
+                                server.connections["handshake_failed"] += 1
+                            request.close()
+                            return
+                    Handler(request, client_address, self)
+                finally:
+                    with server.lock:
+                        server._open.discard(request)
 
             def handle_error(self, request, client_address):
                 pass    # a client that went away is not a test failure
@@ -291,14 +310,23 @@ class VaultServer:
         return self
 
     def stop(self):
+        """Stops listening and closes open (keep-alive) connections."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._thread.join(5)
             self._httpd = None
+        with self.lock:
+            open_socks = list(self._open)
+        for sock in open_socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def refuse_connections(self):
-        """Stops listening: connections to .addr are refused until accept_connections()."""
+        """Stops listening and drops open connections: connections to .addr are refused
+        until accept_connections()."""
         self.stop()
 
     def accept_connections(self):
@@ -314,6 +342,8 @@ class VaultServer:
         badjson (200 with an unparsable body), truncated (Content-Length larger than the
         body sent, then close), close (the connection closes without a response), wrong_ca
         (TLS connections get a certificate from another CA; counted per connection)."""
+        if kind == "wrong_ca" and prefix is not None:
+            raise ValueError("wrong_ca applies per connection, before any path is known")
         f = Fault(kind, count, prefix, ms)
         with self.lock:
             self.faults.append(f)
