@@ -235,10 +235,11 @@ static int vault_get(struct backend *b, const struct secret_ref *ref, const char
                 /* A deleted or destroyed KV v2 version answers 404 with its metadata. */
                 json_t *meta = json_object_get(json_object_get(j, "data"), "metadata");
                 bool destroyed = json_is_true(json_object_get(meta, "destroyed"));
-                const char *deleted = json_string_value(json_object_get(meta, "deletion_time"));
+                const char *deletion_time = json_string_value(json_object_get(meta, "deletion_time"));
+                bool deleted = deletion_time && *deletion_time;
                 uint64_t version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
                 json_decref(j);
-                if (destroyed || (deleted && *deleted))
+                if (destroyed || deleted)
                         return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " is %s",
                                             ref->secret_name, b->name, ref->path, version,
                                             destroyed ? "destroyed" : "deleted");
