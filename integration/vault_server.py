@@ -266,6 +266,8 @@ class VaultServer:
         class Httpd(ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 256    # concurrent clients (bench: 100 at once) must not
+                                        # overflow the listen backlog (default 5)
 
             def finish_request(self, request, client_address):
                 # Runs in the per-connection thread: the TLS handshake happens here.
