@@ -335,7 +335,8 @@ class VaultFixture:
     """What the `vault` fixture yields: the running VaultServer (its methods are reachable
     here too: kv2_put, kv2_delete, kv2_destroy, kv2_set_created_time, kv1_put, add_approle,
     add_jwt_role, add_db_role, create_token, token_info, lease, active_leases, fault,
-    clear_faults, refuse_connections, accept_connections, requests, clear_log, jwt, ...)
+    clear_faults, refuse_connections, accept_connections, requests, clear_log, jwt,
+    secret_values, tokens_issued, connections, health, ...)
     plus the TLS files and the credentials seeded for every test:
 
       addr, ca_path, wrong_ca_path, root_token, jwt_key,

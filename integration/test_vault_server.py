@@ -521,3 +521,15 @@ def test_concurrent_requests_with_latency_overlap(vault):
     elapsed = time.monotonic() - t0
     assert statuses == [200] * 100
     assert elapsed < 1.5, elapsed
+
+
+def test_secret_values_for_leak_checks(vault):
+    vault.kv2_put("s", {"k": "kv2-value-generated-0001", "short": "x"})
+    vault.kv1_put("s", {"k": "kv1-value-generated-0002", "ttl": "1h"})
+    tok = approle_login(vault)["auth"]["client_token"]
+    pw = get(vault, "database/creds/app")[2]["data"]["password"]
+    values = vault.secret_values()
+    for v in (vault.root_token, vault.approle_secret_id, tok, pw,
+              "kv2-value-generated-0001", "kv1-value-generated-0002"):
+        assert v in values
+    assert "x" not in values and "1h" not in values

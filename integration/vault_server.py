@@ -199,7 +199,7 @@ class Lease:
         self.created, self.expire, self.max_expire = now, now + ttl, now + max_ttl
         self.revoked = False
         self.renewals = 0
-        self.username = None
+        self.username = self.password = None
 
     @property
     def active(self):
@@ -533,6 +533,26 @@ class VaultServer:
         with self.lock:
             return self.leases.get(lease_id)
 
+    def secret_values(self, min_len=8):
+        """Every secret string the double knows at call time, for leak checks: the root
+        token, issued tokens, AppRole secret IDs, database passwords, and the KV v1/v2 values
+        (str values at least min_len long; shorter ones would match by accident)."""
+        out = set()
+        with self.lock:
+            out.update(self.tokens)
+            for roles in self.approle_roles.values():
+                for role in roles.values():
+                    out.update(role["secret_ids"])
+            out.update(l.password for l in self.leases.values() if l.password)
+            for mount in self.kv2.values():
+                for entry in mount["paths"].values():
+                    for v in entry["versions"].values():
+                        out.update(x for x in (v["data"] or {}).values() if isinstance(x, str))
+            for mount in self.kv1.values():
+                for data in mount.values():
+                    out.update(x for k, x in data.items() if isinstance(x, str) and k != "ttl")
+        return sorted(v for v in out if len(v) >= min_len)
+
     def active_leases(self):
         with self.lock:
             return [l for l in self.leases.values() if l.active]
@@ -764,8 +784,9 @@ class VaultServer:
         lease_id = f"{mount}/creds/{role}/{secrets.token_urlsafe(18)}"
         lease = Lease(lease_id, tok, conf["ttl"], conf["max_ttl"])
         lease.username = f"v-{role}-{secrets.token_hex(6)}"
+        lease.password = secrets.token_urlsafe(24)
         self.leases[lease_id] = lease
-        data = {"username": lease.username, "password": secrets.token_urlsafe(24)}
+        data = {"username": lease.username, "password": lease.password}
         return 200, self.envelope(data=data, lease_id=lease_id, renewable=True,
                                   lease_duration=conf["ttl"], mount_type="database")
 
