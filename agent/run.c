@@ -334,6 +334,19 @@ static int fetch_secrets(struct run *r) {
         return 0;
 }
 
+/* The supervisor's timer while the step runs: leases (and login tokens) are renewed at
+ * about two thirds of their TTL; returns the earliest next renewal, 0 if none. */
+static uint64_t renew_leases(void *userdata, uint64_t now_ms) {
+        struct run *r = userdata;
+        uint64_t next = 0;
+        for (size_t i = 0; r->backends && i < r->m->n_backends; i++) {
+                uint64_t t = r->backends[i] ? backend_renew(r->backends[i], now_ms) : 0;
+                if (t && (!next || t < next))
+                        next = t;
+        }
+        return next;
+}
+
 /* Variables the step must not see: every env-backend source variable the manifest names
  * (in scope or not: a step has no business reading what it was not granted) and the
  * credentials of the declared backends. */
@@ -890,7 +903,8 @@ int command_run(const struct options *o) {
         if (child.pty_fd >= 0 && (k = pty_prepare(child.pty_fd)) < 0)
                 log_warning("cannot put the terminal in raw mode: %s", strerror(-k));
         struct supervise_result result;
-        k = supervise(&child, signal_fd, o->timeout_ms, r.redactor, &result);
+        struct supervise_timer renewals = { .tick = renew_leases, .userdata = &r };
+        k = supervise(&child, signal_fd, o->timeout_ms, r.redactor, &renewals, &result);
         pty_restore();
         child_release(&child);
         if (k < 0) {

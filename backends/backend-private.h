@@ -9,6 +9,8 @@ struct backend_ops {
         int (*fetch)(struct backend *b, const struct secret_ref *ref,
                      struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
         void (*close)(struct backend *b);
+        /* Renews what is due at now (monotonic ms); returns when to be called next, 0 = never. */
+        uint64_t (*renew)(struct backend *b, uint64_t now_ms);
 };
 
 struct backend {

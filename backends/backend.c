@@ -94,6 +94,10 @@ int backend_fetch(struct backend *b, const struct secret_ref *ref,
         return 0;
 }
 
+uint64_t backend_renew(struct backend *b, uint64_t now_ms) {
+        return b && b->ops->renew ? b->ops->renew(b, now_ms) : 0;
+}
+
 const char *backend_name(const struct backend *b) {
         return b->name;
 }

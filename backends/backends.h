@@ -62,6 +62,9 @@ int backend_open(const struct backend_config *config, struct backend **ret, char
 int backend_fetch(struct backend *b, const struct secret_ref *ref,
                   struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
 const char *backend_name(const struct backend *b);
+/* Keeps leases alive while the step runs: renews what is due at now_ms (monotonic) and
+ * returns when to call again (0: nothing to renew). Failures are warnings, not errors. */
+uint64_t backend_renew(struct backend *b, uint64_t now_ms);
 const char *backend_kind_name(enum backend_kind k);
 struct backend *backend_close(struct backend *b);
 static inline void backend_closep(struct backend **b) { backend_close(*b); }

@@ -17,14 +17,31 @@ struct vault_response {
         json_t *json;
 };
 
+/* Something with a TTL we keep alive while the step runs: a lease, or the login token. */
+struct vault_lease {
+        char *id;                      /* NULL for the login token */
+        uint64_t ttl_s;                /* as first granted: the increment asked for */
+        bool renewable;
+        uint64_t renew_at_ms;          /* monotonic; 0 = not to be renewed */
+        uint64_t expires_ms;
+};
+
 struct vault_state {
         struct http_client *http;
         struct secret *token;
         bool token_from_login;         /* ours to revoke; a caller's token never is */
+        struct vault_lease login;      /* the login token's TTL */
         struct vault_response *responses;
         size_t n_responses;
-        char **leases;                 /* every lease obtained, revoked at close */
+        struct vault_lease *leases;    /* every lease obtained, revoked at close */
+        size_t n_leases;
 };
+
+/* Renew at about two thirds of the TTL Vault granted. */
+static void lease_schedule(struct vault_lease *l, uint64_t now_ms, uint64_t ttl_s) {
+        l->expires_ms = now_ms + ttl_s * 1000;
+        l->renew_at_ms = l->renewable && ttl_s > 0 ? now_ms + ttl_s * 2000 / 3 : 0;
+}
 
 static bool host_is_loopback(const char *url_rest) {
         /* url_rest is what follows "http://": [userinfo@]host[:port][/...] */
@@ -156,6 +173,10 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
                                     b->name, mount);
         }
         r = secret_from_bytes(json_string_value(token), json_string_length(token), &v->token);
+        json_t *auth = json_object_get(j, "auth");
+        v->login.ttl_s = (uint64_t) json_integer_value(json_object_get(auth, "lease_duration"));
+        v->login.renewable = json_is_true(json_object_get(auth, "renewable"));
+        lease_schedule(&v->login, now_monotonic_ms(), v->login.ttl_s);
         json_decref(j);
         if (r < 0)
                 return r;
@@ -271,8 +292,22 @@ static int vault_get(struct backend *b, const struct secret_ref *ref, const char
         }
         n[v->n_responses++].json = j;
         const char *lease = json_string_value(json_object_get(j, "lease_id"));
-        if (lease && *lease && (r = strv_extend(&v->leases, lease)) < 0)
-                return r;
+        if (lease && *lease) {
+                struct vault_lease *l = realloc(v->leases, (v->n_leases + 1) * sizeof(*l));
+                if (!l)
+                        return -ENOMEM;
+                v->leases = l;
+                l = &l[v->n_leases];
+                *l = (struct vault_lease) {
+                        .id = strdup(lease),
+                        .ttl_s = (uint64_t) json_integer_value(json_object_get(j, "lease_duration")),
+                        .renewable = json_is_true(json_object_get(j, "renewable")),
+                };
+                if (!l->id)
+                        return -ENOMEM;
+                lease_schedule(l, now_monotonic_ms(), l->ttl_s);
+                v->n_leases++;
+        }
         *ret = j;
         return 0;
 }
@@ -333,24 +368,84 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
         return 0;
 }
 
+/* One renewal: sys/leases/renew for a lease, auth/token/renew-self for the login token.
+ * Vault may grant less than asked (max TTL): the TTL it returns is what counts. */
+static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) {
+        uint64_t budget = l->expires_ms > now ? (l->expires_ms - now) / 2 : 0;
+        if (budget > b->timeout_ms)
+                budget = b->timeout_ms;
+        if (budget < 500)
+                budget = 500;
+        _cleanup_free_ char *inc = strdup_printf("%" PRIu64 "s", l->ttl_s);
+        json_t *body = l->id ? json_pack("{s:s, s:I}", "lease_id", l->id, "increment", (json_int_t) l->ttl_s)
+                             : json_pack("{s:s?}", "increment", inc);
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        _cleanup_free_ char *why = NULL;
+        int r = body ? vault_post(b, l->id ? "/v1/sys/leases/renew" : "/v1/auth/token/renew-self", body, true,
+                                  now + budget, &status, &resp, &why) : -ENOMEM;
+        json_decref(body);
+        const char *what = l->id ? l->id : "the login token";
+        json_t *j = NULL;
+        if (r >= 0 && status == 200 && http_json_parse(resp, &j) >= 0) {
+                json_t *src = l->id ? j : json_object_get(j, "auth");
+                uint64_t ttl = (uint64_t) json_integer_value(json_object_get(src, "lease_duration"));
+                l->renewable = json_is_true(json_object_get(src, "renewable"));
+                json_decref(j);
+                now = now_monotonic_ms();
+                lease_schedule(l, now, ttl);
+                log_info("backend '%s' (vault): renewed %s for %" PRIu64 " s", b->name, what, ttl);
+                if (ttl < l->ttl_s && ttl <= 1) {
+                        /* capped by a maximum TTL: nothing left to extend */
+                        l->renew_at_ms = 0;
+                                log_warning("backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further",
+                                            b->name, what, ttl);
+                }
+                return;
+        }
+        log_warning("backend '%s' (vault): could not renew %s: %s", b->name, what,
+                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
+        /* try again halfway to expiry while there is time */
+        now = now_monotonic_ms();
+        l->renew_at_ms = l->expires_ms > now + 2000 ? now + (l->expires_ms - now) / 2 : 0;
+}
+
+static uint64_t vault_renew(struct backend *b, uint64_t now) {
+        struct vault_state *v = b->data;
+        if (!v || !v->token)
+                return 0;
+        uint64_t next = 0;
+        for (size_t i = 0; i <= v->n_leases; i++) {
+                struct vault_lease *l = i < v->n_leases ? &v->leases[i] : v->token_from_login ? &v->login : NULL;
+                if (!l || !l->renew_at_ms)
+                        continue;
+                if (now >= l->renew_at_ms)
+                        lease_renew(b, l, now);
+                if (l->renew_at_ms && (!next || l->renew_at_ms < next))
+                        next = l->renew_at_ms;
+        }
+        return next;
+}
+
 static void vault_close(struct backend *b) {
         struct vault_state *v = b->data;
         if (!v)
                 return;
         uint64_t budget = b->timeout_ms < VAULT_CLOSE_TIMEOUT_MS ? b->timeout_ms : VAULT_CLOSE_TIMEOUT_MS;
         uint64_t deadline = now_monotonic_ms() + budget;
-        for (char **l = v->leases; v->http && v->token && l && *l; l++) {
+        for (size_t i = 0; v->http && v->token && i < v->n_leases; i++) {
+                const char *l = v->leases[i].id;
                 long status = 0;
                 _cleanup_secret_ struct secret *resp = NULL;
                 _cleanup_free_ char *why = NULL;
-                json_t *body = json_pack("{s:s}", "lease_id", *l);
+                json_t *body = json_pack("{s:s}", "lease_id", l);
                 int r = body ? vault_post(b, "/v1/sys/leases/revoke", body, true, deadline, &status, &resp, &why) : -ENOMEM;
                 json_decref(body);
                 if (r < 0 || (status != 200 && status != 204))
-                        log_warning("backend '%s' (vault): could not revoke lease %s: %s", b->name, *l,
+                        log_warning("backend '%s' (vault): could not revoke lease %s: %s", b->name, l,
                                     r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
                 else
-                        log_info("backend '%s' (vault): revoked lease %s", b->name, *l);
+                        log_info("backend '%s' (vault): revoked lease %s", b->name, l);
         }
         if (v->http && v->token && v->token_from_login) {
                 long status = 0;
@@ -366,7 +461,9 @@ static void vault_close(struct backend *b) {
                 json_decref(v->responses[i].json);
         }
         free(v->responses);
-        strv_free(v->leases);
+        for (size_t i = 0; i < v->n_leases; i++)
+                free(v->leases[i].id);
+        free(v->leases);
         secret_free(v->token);
         http_client_free(v->http);
         free(v);
@@ -377,4 +474,5 @@ const struct backend_ops vault_backend_ops = {
         .open = vault_open,
         .fetch = vault_fetch,
         .close = vault_close,
+        .renew = vault_renew,
 };

@@ -236,3 +236,30 @@ def test_plain_http_refused_off_loopback(proj, vault):
     r = proj.run("run", "--", "true", env={"VAULT_TOKEN": "x" * 10})
     assert r.status != 0
     assert "http://" in r.stderr
+
+
+def test_dynamic_lease_and_login_token_renewed_while_the_step_runs(proj, vault):
+    """3 s TTL, 10 s step: renewals at about two thirds of the TTL keep the lease alive."""
+    vault.add_approle("short", ttl=3, max_ttl=60, role_id="short-role", secret_id=proj.secret())
+    sid = vault.server.approle_roles["approle"]["short-role"]["secret_ids"]
+    proj.standard_manifest(
+        secrets_block="""
+            DB_USER: {from: "v:database/creds/app#username", owner: t}
+            DB_PASS: {from: "v:database/creds/app#password", owner: t}
+            """,
+        backends=vault_backend(vault, "{method: approle, role_id_env: RID, secret_id_env: SID}"))
+    step = proj.script("sleep 10\n")
+    run = proj.spawn("run", "--", step, env={"RID": "short-role", "SID": next(iter(sid))})
+    time.sleep(9)
+    alive = vault.active_leases()
+    login = vault.tokens_issued()
+    r = run.wait()
+    assert r.status == 0, r
+    assert len(alive) == 1, "the 3 s lease is still alive 9 s into the step"
+    assert login and login[0].renewals >= 3, "the 3 s login token is renewed too"
+    renewals = vault.requests(path="sys/leases/renew")
+    assert len(renewals) >= 3 and all(e["status"] == 200 for e in renewals)
+    assert len(vault.requests(path="auth/token/renew-self")) >= 3
+    lease = list(vault.server.leases.values())[0]
+    assert lease.revoked and lease.renewals >= 3
+    assert login[0].revoked
