@@ -364,8 +364,13 @@ static int collect_stripped_env(struct run *r) {
                         return k;
                 if (b->type != BACKEND_VAULT)
                         continue;
+                /* without jwt_env, a jwt login reads $VAULT_ID_TOKEN or asks GitHub's OIDC
+                 * endpoint with the job's request token */
+                bool jwt_default = b->auth == VAULT_AUTH_JWT && !b->jwt_env;
                 const char *vars[] = { b->token_env ? b->token_env : "VAULT_TOKEN", b->role_id_env,
-                                       b->secret_id_env, b->jwt_env };
+                                       b->secret_id_env, b->jwt_env,
+                                       jwt_default ? "VAULT_ID_TOKEN" : NULL,
+                                       jwt_default ? "ACTIONS_ID_TOKEN_REQUEST_TOKEN" : NULL };
                 for (size_t j = 0; j < ELEMENTSOF(vars); j++)
                         if (vars[j] && (k = strv_extend(&r->strip_env, vars[j])) < 0)
                                 return k;

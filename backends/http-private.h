@@ -14,6 +14,8 @@ struct http_options {
         const char *base_url;          /* "https://vault.example:8200", no trailing path */
         const char *namespace_;        /* X-Vault-Namespace; NULL if none */
         const char *ca_cert, *ca_path; /* extra trust; TLS verification is always on */
+        bool bearer;                   /* not Vault: the token goes in Authorization: Bearer,
+                                        * no X-Vault-* headers */
 };
 
 int http_client_new(const struct http_options *o, struct http_client **ret);
@@ -21,7 +23,7 @@ struct http_client *http_client_free(struct http_client *c);
 static inline void http_client_freep(struct http_client **c) { http_client_free(*c); }
 #define _cleanup_http_client_ _cleanup_(http_client_freep)
 
-/* One request to base_url + path ("/v1/..."), retried on connection errors, 429 (honouring
+/* One request to base_url + path ("/v1/..."; "" for base_url itself), retried on connection errors, 429 (honouring
  * Retry-After), 500, 502 and 503 with exponential backoff and jitter until deadline_ms
  * (monotonic). token (may be NULL) goes in X-Vault-Token; body (may be NULL) is sent as the
  * JSON request body of a POST. The final status and the response body are returned; a

@@ -15,6 +15,7 @@ struct http_client {
         char *base_url;
         char *namespace_header;        /* "X-Vault-Namespace: ..." or NULL */
         char *ca_cert, *ca_path;
+        bool bearer;
 };
 
 /* ---- jansson's allocator: every block remembers its size and is wiped before free, since
@@ -104,6 +105,7 @@ int http_client_new(const struct http_options *o, struct http_client **ret) {
                 return -ENOMEM;
         if (o->ca_path && !(c->ca_path = strdup(o->ca_path)))
                 return -ENOMEM;
+        c->bearer = o->bearer;
         if (!(c->curl = curl_easy_init()))
                 return -ENOMEM;
         *ret = steal_pointer(&c);
@@ -152,16 +154,17 @@ static int build_headers(struct http_client *c, const struct secret *token, bool
                          struct curl_slist **ret) {
         struct curl_slist *l = NULL, *t;
 #define ADD(s) do { if (!(t = curl_slist_append(l, (s)))) { headers_free(l); return -ENOMEM; } l = t; } while (0)
-        ADD("X-Vault-Request: true");
+        if (!c->bearer)
+                ADD("X-Vault-Request: true");
         ADD("Accept: application/json");
         if (json_body)
                 ADD("Content-Type: application/json");
-        if (c->namespace_header)
+        if (c->namespace_header && !c->bearer)
                 ADD(c->namespace_header);
         if (token) {
                 _cleanup_secret_ struct secret *h = NULL;
-                static const char prefix[] = "X-Vault-Token: ";
-                int r = secret_from_bytes(prefix, sizeof prefix - 1, &h);
+                const char *prefix = c->bearer ? "Authorization: Bearer " : "X-Vault-Token: ";
+                int r = secret_from_bytes(prefix, strlen(prefix), &h);
                 if (r < 0 || (r = secret_append(h, secret_data(token), secret_len(token))) < 0 ||
                     (r = secret_append(h, "", 1)) < 0) {
                         headers_free(l);

@@ -2,6 +2,7 @@
  * credentials, and revokes what it obtained (leases, a login token) when it is closed. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <inttypes.h>
 #include <strings.h>
 #include <time.h>
@@ -113,6 +114,51 @@ static int env_secret(const char *var, struct secret **ret) {
         return secret_from_bytes(s, strlen(s), ret);
 }
 
+/* GitHub Actions' OIDC token for audience (NULL: GitHub's default), from the job's
+ * ACTIONS_ID_TOKEN_REQUEST_URL with ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
+static int github_oidc_token(struct backend *b, const char *audience, uint64_t deadline,
+                             struct secret **ret, char **ret_why) {
+        const char *url = getenv("ACTIONS_ID_TOKEN_REQUEST_URL");
+        _cleanup_secret_ struct secret *request_token = NULL;
+        if (env_secret("ACTIONS_ID_TOKEN_REQUEST_TOKEN", &request_token) < 0)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login from GitHub OIDC needs $ACTIONS_ID_TOKEN_REQUEST_TOKEN (permissions: id-token: write)",
+                                    b->name);
+        if (strncasecmp(url, "https://", 8) != 0 &&
+            !(strncasecmp(url, "http://", 7) == 0 && host_is_loopback(url + 7)))
+                return backend_fail(ret_why, -EPERM, "backend '%s' (vault): $ACTIONS_ID_TOKEN_REQUEST_URL is not https://", b->name);
+        _cleanup_free_ char *full = NULL;
+        if (audience) {
+                char *esc = curl_easy_escape(NULL, audience, 0);
+                if (!esc)
+                        return -ENOMEM;
+                full = strdup_printf("%s%saudience=%s", url, strchr(url, '?') ? "&" : "?", esc);
+                curl_free(esc);
+        } else
+                full = strdup(url);
+        if (!full)
+                return -ENOMEM;
+        _cleanup_http_client_ struct http_client *gh = NULL;
+        struct http_options o = { .base_url = full, .bearer = true };
+        int r = http_client_new(&o, &gh);
+        if (r < 0)
+                return r;
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        if ((r = http_request(gh, "GET", "", request_token, NULL, deadline, &status, &resp, ret_why)) < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): GitHub OIDC token: %s", b->name,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        json_t *j = NULL;
+        if (status != 200 || http_json_parse(resp, &j) < 0)
+                return backend_fail(ret_why, -EACCES, "backend '%s' (vault): GitHub OIDC token request failed (HTTP %ld)",
+                                    b->name, status);
+        json_t *value = json_object_get(j, "value");
+        r = json_is_string(value) && json_string_length(value) > 0
+                ? secret_from_bytes(json_string_value(value), json_string_length(value), ret)
+                : backend_fail(ret_why, -EBADMSG, "backend '%s' (vault): the GitHub OIDC response has no token", b->name);
+        json_decref(j);
+        return r;
+}
+
 static int vault_login(struct backend *b, const struct backend_config *c, char **ret_why) {
         struct vault_state *v = b->data;
         uint64_t deadline = now_monotonic_ms() + b->timeout_ms;
@@ -139,7 +185,10 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
                 mount = c->auth_mount ? c->auth_mount : "jwt";
                 _cleanup_secret_ struct secret *jwt = NULL;
                 const char *var = c->jwt_env ? c->jwt_env : "VAULT_ID_TOKEN";
-                if (env_secret(var, &jwt) < 0)
+                if (!c->jwt_env && getenv("ACTIONS_ID_TOKEN_REQUEST_URL")) {
+                        if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
+                                return r;
+                } else if (env_secret(var, &jwt) < 0)
                         return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login needs the token in $%s, which is not set",
                                             b->name, var);
                 body = json_object();

@@ -263,3 +263,54 @@ def test_dynamic_lease_and_login_token_renewed_while_the_step_runs(proj, vault):
     lease = list(vault.server.leases.values())[0]
     assert lease.revoked and lease.renewals >= 3
     assert login[0].revoked
+
+
+def test_jwt_from_github_actions_oidc(proj, vault):
+    """Without jwt_env, a jwt login asks the job's OIDC endpoint for a token for `audience`."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    request_token = proj.secret()
+    jwt = proj.register(vault.jwt(role=vault.jwt_role))
+    seen = []
+
+    class OIDC(BaseHTTPRequestHandler):
+        def do_GET(self):
+            q = parse_qs(urlsplit(self.path).query)
+            ok = self.headers.get("Authorization") == f"Bearer {request_token}"
+            seen.append((ok, q.get("audience"), q.get("api-version")))
+            body = json.dumps({"value": jwt} if ok else {"message": "no"}).encode()
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), OIDC)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        value = proj.secret()
+        vault.kv1_put("app", {"k": value})
+        proj.standard_manifest(
+            secrets_block='A: {from: "v:kv/app#k", owner: t}',
+            backends=vault_backend(vault, f"{{method: jwt, role: ci, audience: \"{vault.jwt_audience}\"}}"))
+        expected = proj.expect(value)
+        step = proj.script(f"""
+            report same_A "$(same "$A_FILE" '{expected}')"
+            report req "${{ACTIONS_ID_TOKEN_REQUEST_TOKEN+set}}"
+            """)
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/token?api-version=2.0"
+        r = proj.run("run", "--", step, env={"ACTIONS_ID_TOKEN_REQUEST_URL": url,
+                                              "ACTIONS_ID_TOKEN_REQUEST_TOKEN": request_token})
+    finally:
+        httpd.shutdown()
+    assert r.status == 0, r
+    rep = proj.report()
+    assert rep["same_A"] == "yes" and rep["req"] == ""
+    assert seen == [(True, [vault.jwt_audience], ["2.0"])]
+    assert [e["status"] for e in vault.requests(path="auth/jwt/login")] == [200]
+    assert not proj.leaked()
