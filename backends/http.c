@@ -112,12 +112,19 @@ int http_client_new(const struct http_options *o, struct http_client **ret) {
         return 0;
 }
 
+struct body_state {
+        struct secret *body;
+        bool too_big;
+};
+
 static size_t collect_body(char *p, size_t size, size_t n, void *data) {
-        struct secret *body = data;
+        struct body_state *b = data;
         size_t len = size * n;
-        if (secret_len(body) + len > HTTP_MAX_BODY)
+        if (secret_len(b->body) + len > HTTP_MAX_BODY) {
+                b->too_big = true;
                 return 0;   /* curl stops with CURLE_WRITE_ERROR */
-        return secret_append(body, p, len) < 0 ? 0 : len;
+        }
+        return secret_append(b->body, p, len) < 0 ? 0 : len;
 }
 
 struct header_state {
@@ -227,13 +234,14 @@ int http_request(struct http_client *c, const char *method, const char *path,
                 if ((r = secret_new(1024, &resp)) < 0)
                         break;
                 struct header_state hs = { .retry_after_s = -1 };
+                struct body_state bs = { .body = resp };
                 char errbuf[CURL_ERROR_SIZE] = "";
                 CURL *h = c->curl;
                 curl_easy_reset(h);
                 curl_easy_setopt(h, CURLOPT_URL, url);
                 curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
                 curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
-                curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+                curl_easy_setopt(h, CURLOPT_WRITEDATA, &bs);
                 curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_header);
                 curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
                 curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -258,7 +266,7 @@ int http_request(struct http_client *c, const char *method, const char *path,
                 CURLcode e = curl_easy_perform(h);
                 long status = 0;
                 uint64_t wait = 0;
-                if (e == CURLE_WRITE_ERROR && secret_len(resp) > 0) {
+                if (e == CURLE_WRITE_ERROR && bs.too_big) {
                         r = backend_fail(ret_why, -EFBIG, "%s %s: the response is larger than %d bytes",
                                          method, path, HTTP_MAX_BODY);
                         break;

@@ -314,3 +314,12 @@ def test_jwt_from_github_actions_oidc(proj, vault):
     assert seen == [(True, [vault.jwt_audience], ["2.0"])]
     assert [e["status"] for e in vault.requests(path="auth/jwt/login")] == [200]
     assert not proj.leaked()
+
+
+def test_response_over_1_mib_refused(proj, vault):
+    vault.kv1_put("big", {"k": "x" * (1024 * 1024 + 16)})
+    proj.standard_manifest(secrets_block='MY_SECRET: {from: "v:kv/big#k", owner: t}',
+                           backends=vault_backend(vault))
+    r = proj.run("run", "--", "true", env={"VAULT_TOKEN": vault.create_token()})
+    assert r.status == 125, r
+    assert "MY_SECRET" in r.stderr and "larger than" in r.stderr, r
