@@ -72,6 +72,7 @@ def test_approle_login_token_revoked_at_exit(proj, vault):
     issued = vault.tokens_issued()
     assert len(issued) == 1 and issued[0].revoked, "the login token is revoked at exit"
     assert len(vault.requests(path="auth/token/revoke-self")) == 1
+    assert_nothing_leaked(proj, vault)
 
 
 def test_jwt_login_and_credentials_hidden_from_step(proj, vault):
@@ -104,6 +105,13 @@ def db_manifest(proj, vault):
         backends=vault_backend(vault))
 
 
+def assert_nothing_leaked(proj, vault):
+    """No secret the double knows (tokens, secret IDs, passwords, KV values) in any output."""
+    for value in vault.secret_values():
+        proj.register(value)
+    assert not proj.leaked()
+
+
 def assert_one_lease_revoked(vault):
     creds = vault.requests(path="database/creds/app")
     assert len(creds) == 1, "two fields of one dynamic secret: one request"
@@ -123,6 +131,7 @@ def test_dynamic_creds_one_request_one_lease_revoked_after_success(proj, vault):
     rep = proj.report()
     assert rep["user"] == "ok" and rep["pass"] == "ok"
     assert_one_lease_revoked(vault)
+    assert_nothing_leaked(proj, vault)
 
 
 def test_dynamic_lease_revoked_after_step_failure(proj, vault):
@@ -193,7 +202,7 @@ def test_errors_exit_125_naming_secret_path_and_cause(proj, vault, case):
     cause = {"403": "permission denied", "404": "not found", "field": "no field 'nope'",
              "deleted": "deleted", "destroyed": "destroyed"}[case]
     assert cause in line[0], r
-    assert not proj.leaked()
+    assert_nothing_leaked(proj, vault)
 
 
 @pytest.mark.parametrize("kind,count", [("429", 1), ("503", 2), ("500", 1), ("close", 1)])
@@ -228,6 +237,7 @@ def test_faults_fail_with_125_within_the_timeout(proj, vault, kind):
     assert r.status == 125, r
     assert r.elapsed < 3 + 3, "bounded by the backend's timeout"
     assert "MY_SECRET" in r.stderr and "secret/data/app" in r.stderr, r
+    assert_nothing_leaked(proj, vault)
 
 
 def test_plain_http_refused_off_loopback(proj, vault):
@@ -263,6 +273,7 @@ def test_dynamic_lease_and_login_token_renewed_while_the_step_runs(proj, vault):
     lease = list(vault.server.leases.values())[0]
     assert lease.revoked and lease.renewals >= 3
     assert login[0].revoked
+    assert_nothing_leaked(proj, vault)
 
 
 def test_jwt_from_github_actions_oidc(proj, vault):
