@@ -60,9 +60,16 @@ struct supervise_result {
         bool timed_out;
         uint64_t leaks;
 };
-/* Pumps the step's output through the redactor (NULL: pass through) until it exits. */
+/* Work due at times while the step runs (lease renewal): tick(now) does what is due and
+ * returns the next monotonic time it wants to be called at, 0 for never. */
+struct supervise_timer {
+        uint64_t (*tick)(void *userdata, uint64_t now_ms);
+        void *userdata;
+};
+/* Pumps the step's output through the redactor (NULL: pass through) until it exits; calls
+ * timer (may be NULL) when it is due. */
 int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct redactor *redactor,
-              struct supervise_result *ret);
+              const struct supervise_timer *timer, struct supervise_result *ret);
 
 /* ---- leak reports (stderr, and ::error annotations under GitHub Actions) ---- */
 struct redact_leak;

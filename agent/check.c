@@ -160,8 +160,10 @@ static int check_backends(const struct manifest *m, struct findings *f) {
                 else if (b->insecure)
                         r = findings_add(f, SEVERITY_WARNING, SR106_INSECURE_BACKEND,
                                          pos_or(b->insecure_pos, b->pos),
-                                         "backend '%s': TLS verification is off (insecure: true); "
-                                         "use ca_cert to trust a private CA instead", b->name);
+                                         "backend '%s': insecure: true only permits plain http:// "
+                                         "off loopback; TLS certificates are always verified, so "
+                                         "with https:// it changes nothing (use ca_cert to trust "
+                                         "a private CA)", b->name);
                 if (r < 0)
                         return r;
         }

@@ -3,6 +3,7 @@
 #include <getopt.h>
 
 #include "agent.h"
+#include "backends.h"
 #include "sandbox.h"
 
 enum command {
@@ -350,6 +351,7 @@ int main(int argc, char **argv) {
                 log_error("libsodium failed to initialize");
                 return 125;
         }
+        backends_init();   /* before any JSON value exists */
         /* before anything else, and before any secret exists */
         if ((k = supervisor_harden()) < 0) {
                 log_error("cannot harden the process: %s", strerror(-k));

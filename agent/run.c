@@ -214,6 +214,16 @@ static enum backend_kind backend_kind_of(enum backend_type t) {
         }
 }
 
+static enum backend_vault_auth vault_auth_of(enum vault_auth a) {
+        switch (a) {
+        case VAULT_AUTH_APPROLE: return BACKEND_VAULT_AUTH_APPROLE;
+        case VAULT_AUTH_JWT:     return BACKEND_VAULT_AUTH_JWT;
+        case VAULT_AUTH_TOKEN:
+        case VAULT_AUTH_NONE:
+        default:                 return BACKEND_VAULT_AUTH_TOKEN;
+        }
+}
+
 static enum generate_charset generate_charset_of(enum charset c) {
         switch (c) {
         case CHARSET_HEX:       return GENERATE_HEX;
@@ -254,6 +264,19 @@ static int backend_for(struct run *r, const struct mf_secret *s, struct backend 
                                 .command = b->command,
                                 .path = path ? path : b->path,
                                 .key_file = key_file ? key_file : b->key_file,
+                                .address = b->address,
+                                .namespace_ = b->namespace_,
+                                .ca_cert = b->ca_cert,
+                                .ca_path = b->ca_path,
+                                .insecure = b->insecure,
+                                .vault_auth = vault_auth_of(b->auth),
+                                .auth_mount = b->auth_mount,
+                                .auth_role = b->auth_role,
+                                .jwt_env = b->jwt_env,
+                                .audience = b->audience,
+                                .role_id_env = b->role_id_env,
+                                .secret_id_env = b->secret_id_env,
+                                .token_env = b->token_env,
                         };
                         if ((k = backend_open(&c, &r->backends[i], &why)) < 0)
                                 goto fail;
@@ -311,6 +334,19 @@ static int fetch_secrets(struct run *r) {
         return 0;
 }
 
+/* The supervisor's timer while the step runs: leases (and login tokens) are renewed at
+ * about two thirds of their TTL; returns the earliest next renewal, 0 if none. */
+static uint64_t renew_leases(void *userdata, uint64_t now_ms) {
+        struct run *r = userdata;
+        uint64_t next = 0;
+        for (size_t i = 0; r->backends && i < r->m->n_backends; i++) {
+                uint64_t t = r->backends[i] ? backend_renew(r->backends[i], now_ms) : 0;
+                if (t && (!next || t < next))
+                        next = t;
+        }
+        return next;
+}
+
 /* Variables the step must not see: every env-backend source variable the manifest names
  * (in scope or not: a step has no business reading what it was not granted) and the
  * credentials of the declared backends. */
@@ -328,8 +364,13 @@ static int collect_stripped_env(struct run *r) {
                         return k;
                 if (b->type != BACKEND_VAULT)
                         continue;
+                /* without jwt_env, a jwt login reads $VAULT_ID_TOKEN or asks GitHub's OIDC
+                 * endpoint with the job's request token */
+                bool jwt_default = b->auth == VAULT_AUTH_JWT && !b->jwt_env;
                 const char *vars[] = { b->token_env ? b->token_env : "VAULT_TOKEN", b->role_id_env,
-                                       b->secret_id_env, b->jwt_env };
+                                       b->secret_id_env, b->jwt_env,
+                                       jwt_default ? "VAULT_ID_TOKEN" : NULL,
+                                       jwt_default ? "ACTIONS_ID_TOKEN_REQUEST_TOKEN" : NULL };
                 for (size_t j = 0; j < ELEMENTSOF(vars); j++)
                         if (vars[j] && (k = strv_extend(&r->strip_env, vars[j])) < 0)
                                 return k;
@@ -867,7 +908,8 @@ int command_run(const struct options *o) {
         if (child.pty_fd >= 0 && (k = pty_prepare(child.pty_fd)) < 0)
                 log_warning("cannot put the terminal in raw mode: %s", strerror(-k));
         struct supervise_result result;
-        k = supervise(&child, signal_fd, o->timeout_ms, r.redactor, &result);
+        struct supervise_timer renewals = { .tick = renew_leases, .userdata = &r };
+        k = supervise(&child, signal_fd, o->timeout_ms, r.redactor, &renewals, &result);
         pty_restore();
         child_release(&child);
         if (k < 0) {

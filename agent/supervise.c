@@ -69,7 +69,7 @@ static void stream_pump(struct stream *s) {
 }
 
 int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct redactor *redactor,
-              struct supervise_result *ret) {
+              const struct supervise_timer *timer, struct supervise_result *ret) {
         struct stream streams[2] = {
                 { .name = "stdout", .from = c->stdout_fd, .to = STDOUT_FILENO },
                 { .name = "stderr", .from = c->stderr_fd, .to = STDERR_FILENO },
@@ -90,6 +90,7 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
         uint64_t kill_at = 0, drain_until = 0;
         bool exited = false, timed_out = false;
         int wstatus = 0;
+        uint64_t tick_at = timer ? timer->tick(timer->userdata, start) : 0;
 
         /* with a pty, what we read on stdin is typed into the step's terminal */
         int input = c->pty_fd >= 0 ? STDIN_FILENO : -1;
@@ -108,6 +109,8 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
                         next = kill_at;
                 if (drain_until && (!next || drain_until < next))
                         next = drain_until;
+                if (tick_at && !exited && (!next || tick_at < next))
+                        next = tick_at;
                 int wait_ms = -1;
                 if (next)
                         wait_ms = next > now ? (int) (next - now) : 0;
@@ -162,6 +165,8 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
                         }
                 }
 
+                if (!exited && tick_at && now >= tick_at)
+                        tick_at = timer->tick(timer->userdata, now);
                 if (!exited && timeout_at && !timed_out && now >= timeout_at) {
                         timed_out = true;
                         child_signal(c, SIGTERM);

@@ -9,6 +9,8 @@ struct backend_ops {
         int (*fetch)(struct backend *b, const struct secret_ref *ref,
                      struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
         void (*close)(struct backend *b);
+        /* Renews what is due at now (monotonic ms); returns when to be called next, 0 = never. */
+        uint64_t (*renew)(struct backend *b, uint64_t now_ms);
 };
 
 struct backend {
@@ -19,6 +21,7 @@ struct backend {
         char **command;
         char *path;
         char *key_file;       /* file: NULL = $SECRETS_RUN_STORE_KEY or the default */
+        const struct backend_config *config;  /* during open only: kind-specific settings */
         void *data;           /* the implementation's own state */
 };
 
@@ -26,6 +29,7 @@ extern const struct backend_ops env_backend_ops;
 extern const struct backend_ops file_backend_ops;
 extern const struct backend_ops exec_backend_ops;
 extern const struct backend_ops generate_backend_ops;
+extern const struct backend_ops vault_backend_ops;
 
 /* Sets *ret_why to a formatted reason (if ret_why is non-NULL) and returns r. */
 int backend_fail(char **ret_why, int r, const char *fmt, ...) _printf_(3, 4);

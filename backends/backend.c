@@ -7,7 +7,7 @@ static const struct backend_ops *ops_for(enum backend_kind k) {
         case BACKEND_KIND_EXEC:     return &exec_backend_ops;
         case BACKEND_KIND_GENERATE: return &generate_backend_ops;
         case BACKEND_KIND_FILE:     return &file_backend_ops;
-        case BACKEND_KIND_VAULT:
+        case BACKEND_KIND_VAULT:    return &vault_backend_ops;
         default:                    return NULL;
         }
 }
@@ -45,8 +45,6 @@ void secret_meta_done(struct secret_meta *m) {
 int backend_open(const struct backend_config *config, struct backend **ret, char **ret_why) {
         const struct backend_ops *ops = ops_for(config->kind);
         if (!ops)
-                /* Vault is a separate capability still being built; say so plainly
-                 * rather than pretend. */
                 return backend_fail(ret_why, -EOPNOTSUPP,
                                     "backend '%s': type %s is not available in this version of secrets-run",
                                     config->name, backend_kind_name(config->kind));
@@ -67,7 +65,9 @@ int backend_open(const struct backend_config *config, struct backend **ret, char
         if (config->key_file && !(b->key_file = strdup(config->key_file)))
                 return backend_close(b), -ENOMEM;
         if (ops->open) {
+                b->config = config;
                 int r = ops->open(b, ret_why);
+                b->config = NULL;
                 if (r < 0) {
                         backend_close(b);
                         return r;
@@ -92,6 +92,10 @@ int backend_fetch(struct backend *b, const struct secret_ref *ref,
         else
                 secret_meta_done(&meta);
         return 0;
+}
+
+uint64_t backend_renew(struct backend *b, uint64_t now_ms) {
+        return b && b->ops->renew ? b->ops->renew(b, now_ms) : 0;
 }
 
 const char *backend_name(const struct backend *b) {

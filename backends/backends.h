@@ -7,6 +7,8 @@
 enum backend_kind { BACKEND_KIND_FILE, BACKEND_KIND_ENV, BACKEND_KIND_EXEC,
                     BACKEND_KIND_GENERATE, BACKEND_KIND_VAULT };
 
+enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, BACKEND_VAULT_AUTH_JWT };
+
 enum generate_charset { GENERATE_ALNUM, GENERATE_HEX, GENERATE_BASE64URL, GENERATE_ASCII };
 
 /* What the agent hands a backend: plain configuration, no manifest types. */
@@ -17,6 +19,17 @@ struct backend_config {
         char *const *command;          /* exec: argv prefix; the reference path is appended */
         const char *path;              /* file: store path */
         const char *key_file;          /* file: NULL = $SECRETS_RUN_STORE_KEY or the default key file */
+        /* vault */
+        const char *address;           /* NULL: $VAULT_ADDR */
+        const char *namespace_;
+        const char *ca_cert, *ca_path;
+        bool insecure;                 /* allows http:// off loopback; TLS is always verified */
+        enum backend_vault_auth vault_auth;
+        const char *auth_mount;        /* NULL: "approle" / "jwt" */
+        const char *auth_role;
+        const char *jwt_env, *audience;
+        const char *role_id_env, *secret_id_env;
+        const char *token_env;         /* NULL: VAULT_TOKEN */
 };
 
 struct secret_ref {
@@ -39,12 +52,19 @@ void secret_meta_done(struct secret_meta *m);
 
 struct backend;
 
+/* Once at startup, before any JSON exists: jansson's allocator wipes freed memory, libcurl's
+ * global state. */
+void backends_init(void);
+
 /* Failures return -errno and, where there is more to say, a one-line reason in *ret_why
  * (malloc'd, never containing a value). */
 int backend_open(const struct backend_config *config, struct backend **ret, char **ret_why);
 int backend_fetch(struct backend *b, const struct secret_ref *ref,
                   struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
 const char *backend_name(const struct backend *b);
+/* Keeps leases alive while the step runs: renews what is due at now_ms (monotonic) and
+ * returns when to call again (0: nothing to renew). Failures are warnings, not errors. */
+uint64_t backend_renew(struct backend *b, uint64_t now_ms);
 const char *backend_kind_name(enum backend_kind k);
 struct backend *backend_close(struct backend *b);
 static inline void backend_closep(struct backend **b) { backend_close(*b); }

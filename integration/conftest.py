@@ -326,3 +326,81 @@ def _kill_survivors(project):
             except ProcessLookupError:
                 pass
 
+
+
+# ---- Vault test double (integration/vault_server.py; it follows the documented samples in
+# /work/shared/vault-api, it is not Vault) ----
+
+class VaultFixture:
+    """What the `vault` fixture yields: the running VaultServer (its methods are reachable
+    here too: kv2_put, kv2_delete, kv2_destroy, kv2_set_created_time, kv1_put, add_approle,
+    add_jwt_role, add_db_role, create_token, token_info, lease, active_leases, fault,
+    clear_faults, refuse_connections, accept_connections, requests, clear_log, jwt,
+    secret_values, tokens_issued, connections, health, ...)
+    plus the TLS files and the credentials seeded for every test:
+
+      addr, ca_path, wrong_ca_path, root_token, jwt_key,
+      approle_role_id, approle_secret_id   (role "ci" on auth/approle),
+      jwt_role = "ci", jwt_audience        (role on auth/jwt, HS256 signed with jwt_key),
+      db_role = "app"                      (database/creds/app: 3 s TTL, 30 s max),
+      secret values are generated at test time and never printed."""
+
+    def __init__(self, server, ca_path, wrong_ca_path):
+        self.server = server
+        self.ca_path = str(ca_path) if ca_path else None
+        self.wrong_ca_path = str(wrong_ca_path) if wrong_ca_path else None
+        self.root_token = server.root_token
+        self.jwt_key = server.jwt_key
+        self.approle_role_id, self.approle_secret_id = server.add_approle("ci")
+        self.jwt_role = "ci"
+        self.jwt_audience = "https://vault.secrets-run.test"
+        server.add_jwt_role(self.jwt_role, [self.jwt_audience])
+        self.db_role = "app"
+        server.add_db_role(self.db_role, ttl=3, max_ttl=30)
+
+    @property
+    def addr(self):
+        return self.server.addr
+
+    @property
+    def log(self):
+        return self.server.requests()
+
+    def __getattr__(self, name):
+        return getattr(self.server, name)
+
+    def __repr__(self):
+        return f"<VaultFixture {self.addr}>"
+
+
+@pytest.fixture
+def vault_factory(tmp_path):
+    """vault_factory(tls=True, namespace=None) starts another Vault test double (fresh CA,
+    root token, JWT key) and returns a VaultFixture; all are stopped after the test."""
+    started = []
+
+    def make(tls=True, namespace=None):
+        from vault_server import VaultServer, make_test_pki
+        ca = wrong_ca = None
+        tls_files = wrong_files = None
+        if tls:
+            d = tmp_path / f"vault-pki-{len(started)}"
+            ca, cert, key = make_test_pki(d, "vault")
+            wrong_ca, wcert, wkey = make_test_pki(d, "other")
+            tls_files, wrong_files = (cert, key), (wcert, wkey)
+        server = VaultServer(secrets.token_urlsafe(24), tls=tls_files, wrong_tls=wrong_files,
+                             namespace=namespace)
+        server.start()
+        started.append(server)
+        return VaultFixture(server, ca, wrong_ca)
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def vault(vault_factory):
+    """A Vault test double over HTTPS on 127.0.0.1 (random port) with a fresh CA and root
+    token, KV v2 at secret/, KV v1 at kv/, AppRole and JWT roles "ci", database role "app"."""
+    return vault_factory()

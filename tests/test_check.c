@@ -474,7 +474,7 @@ TEST(sr106_insecure_is_a_warning) {
         _cleanup_findings_ struct findings f = {};
         run_check(m, &f);
         const struct finding *x = CHECK_ONE(f, SR106_INSECURE_BACKEND, SEVERITY_WARNING, 13);
-        CHECK(x && contains(x->message, "TLS verification is off"));
+        CHECK(x && contains(x->message, "always verified"));
         CHECK_EQ_INT(findings_count(&f, SEVERITY_ERROR), 0);
 
         /* http:// off loopback is accepted with insecure: true, but still a warning */

@@ -1,0 +1,38 @@
+/* A small HTTP(S) client for the network backends (Vault): JSON requests with retries and a
+ * total deadline, response bodies kept in secure buffers. Private to backends/. */
+#pragma once
+
+#include <jansson.h>
+
+#include "backend-private.h"
+
+#define HTTP_MAX_BODY (1024 * 1024)
+
+struct http_client;
+
+struct http_options {
+        const char *base_url;          /* "https://vault.example:8200", no trailing path */
+        const char *namespace_;        /* X-Vault-Namespace; NULL if none */
+        const char *ca_cert, *ca_path; /* extra trust; TLS verification is always on */
+        bool bearer;                   /* not Vault: the token goes in Authorization: Bearer,
+                                        * no X-Vault-* headers */
+};
+
+int http_client_new(const struct http_options *o, struct http_client **ret);
+struct http_client *http_client_free(struct http_client *c);
+static inline void http_client_freep(struct http_client **c) { http_client_free(*c); }
+#define _cleanup_http_client_ _cleanup_(http_client_freep)
+
+/* One request to base_url + path ("/v1/..."; "" for base_url itself), retried on connection errors, 429 (honouring
+ * Retry-After), 500, 502 and 503 with exponential backoff and jitter until deadline_ms
+ * (monotonic). token (may be NULL) goes in X-Vault-Token; body (may be NULL) is sent as the
+ * JSON request body of a POST. The final status and the response body are returned; a
+ * non-retryable HTTP status is not an error here. *ret_why never holds a value or token. */
+int http_request(struct http_client *c, const char *method, const char *path,
+                 const struct secret *token, const struct secret *body, uint64_t deadline_ms,
+                 long *ret_status, struct secret **ret_body, char **ret_why);
+
+/* Parses a response body (it may hold secret values: jansson's allocator wipes on free). */
+int http_json_parse(const struct secret *body, json_t **ret);
+/* Serializes j (which may hold credentials) into a secure buffer. */
+int http_json_dump(const json_t *j, struct secret **ret);

@@ -1,0 +1,311 @@
+/* libcurl underneath the Vault backend: one easy handle per client (keep-alive between
+ * requests), bounded bodies collected into secure buffers, bounded retries. */
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <time.h>
+
+#include "http-private.h"
+
+#define HTTP_BACKOFF_FIRST_MS 100
+#define HTTP_BACKOFF_MAX_MS 2000
+
+struct http_client {
+        CURL *curl;
+        char *base_url;
+        char *namespace_header;        /* "X-Vault-Namespace: ..." or NULL */
+        char *ca_cert, *ca_path;
+        bool bearer;
+};
+
+/* ---- jansson's allocator: every block remembers its size and is wiped before free, since
+ * parsed responses and built login bodies hold secret values and credentials ---- */
+
+#define JSON_HEADER 16   /* keeps the payload 16-byte aligned */
+
+static void *wiping_malloc(size_t n) {
+        if (n > SIZE_MAX - JSON_HEADER)
+                return NULL;
+        unsigned char *p = malloc(n + JSON_HEADER);
+        if (!p)
+                return NULL;
+        memcpy(p, &n, sizeof n);
+        return p + JSON_HEADER;
+}
+
+static void wiping_free(void *p) {
+        if (!p)
+                return;
+        unsigned char *h = (unsigned char *) p - JSON_HEADER;
+        size_t n;
+        memcpy(&n, h, sizeof n);
+        sodium_memzero(h, n + JSON_HEADER);
+        free(h);
+}
+
+void backends_init(void) {
+        /* Must run before the first json_t exists: a block from the default allocator
+         * handed to wiping_free would be misread. */
+        json_set_alloc_funcs(wiping_malloc, wiping_free);
+        (void) curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int http_json_parse(const struct secret *body, json_t **ret) {
+        json_error_t err;
+        json_t *j = json_loadb((const char *) secret_data(body), secret_len(body), 0, &err);
+        sodium_memzero(&err, sizeof err);   /* err.text may quote the input */
+        if (!j)
+                return -EBADMSG;
+        *ret = j;
+        return 0;
+}
+
+static int dump_to_secret(const char *buffer, size_t size, void *data) {
+        return secret_append(data, buffer, size) < 0 ? -1 : 0;
+}
+
+int http_json_dump(const json_t *j, struct secret **ret) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r = secret_new(256, &s);
+        if (r < 0)
+                return r;
+        if (json_dump_callback(j, dump_to_secret, s, JSON_COMPACT) < 0)
+                return -ENOMEM;
+        *ret = steal_pointer(&s);
+        return 0;
+}
+
+/* ---- the client ---- */
+
+struct http_client *http_client_free(struct http_client *c) {
+        if (!c)
+                return NULL;
+        if (c->curl)
+                curl_easy_cleanup(c->curl);
+        free(c->base_url);
+        free(c->namespace_header);
+        free(c->ca_cert);
+        free(c->ca_path);
+        free(c);
+        return NULL;
+}
+
+int http_client_new(const struct http_options *o, struct http_client **ret) {
+        _cleanup_(http_client_freep) struct http_client *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        size_t len = strlen(o->base_url);
+        while (len > 0 && o->base_url[len - 1] == '/')
+                len--;
+        if (!(c->base_url = strndup(o->base_url, len)))
+                return -ENOMEM;
+        if (o->namespace_ && !(c->namespace_header = strdup_printf("X-Vault-Namespace: %s", o->namespace_)))
+                return -ENOMEM;
+        if (o->ca_cert && !(c->ca_cert = strdup(o->ca_cert)))
+                return -ENOMEM;
+        if (o->ca_path && !(c->ca_path = strdup(o->ca_path)))
+                return -ENOMEM;
+        c->bearer = o->bearer;
+        if (!(c->curl = curl_easy_init()))
+                return -ENOMEM;
+        *ret = steal_pointer(&c);
+        return 0;
+}
+
+struct body_state {
+        struct secret *body;
+        bool too_big;
+};
+
+static size_t collect_body(char *p, size_t size, size_t n, void *data) {
+        struct body_state *b = data;
+        size_t len = size * n;
+        if (secret_len(b->body) + len > HTTP_MAX_BODY) {
+                b->too_big = true;
+                return 0;   /* curl stops with CURLE_WRITE_ERROR */
+        }
+        return secret_append(b->body, p, len) < 0 ? 0 : len;
+}
+
+struct header_state {
+        long retry_after_s;   /* -1 if absent */
+};
+
+static size_t read_header(char *p, size_t size, size_t n, void *data) {
+        struct header_state *h = data;
+        size_t len = size * n;
+        static const char name[] = "retry-after:";
+        if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+                char buf[32];
+                size_t k = len - (sizeof name - 1);
+                if (k >= sizeof buf)
+                        k = sizeof buf - 1;
+                memcpy(buf, p + sizeof name - 1, k);
+                buf[k] = '\0';
+                char *end;
+                long v = strtol(buf, &end, 10);
+                if (end != buf && v >= 0)
+                        h->retry_after_s = v;
+        }
+        return len;
+}
+
+/* Wipes the header copies curl_slist_append made (one holds the token) before freeing. */
+static void headers_free(struct curl_slist *l) {
+        for (struct curl_slist *i = l; i; i = i->next)
+                sodium_memzero(i->data, strlen(i->data));
+        curl_slist_free_all(l);
+}
+
+static int build_headers(struct http_client *c, const struct secret *token, bool json_body,
+                         struct curl_slist **ret) {
+        struct curl_slist *l = NULL, *t;
+#define ADD(s) do { if (!(t = curl_slist_append(l, (s)))) { headers_free(l); return -ENOMEM; } l = t; } while (0)
+        if (!c->bearer)
+                ADD("X-Vault-Request: true");
+        ADD("Accept: application/json");
+        if (json_body)
+                ADD("Content-Type: application/json");
+        if (c->namespace_header && !c->bearer)
+                ADD(c->namespace_header);
+        if (token) {
+                _cleanup_secret_ struct secret *h = NULL;
+                const char *prefix = c->bearer ? "Authorization: Bearer " : "X-Vault-Token: ";
+                int r = secret_from_bytes(prefix, strlen(prefix), &h);
+                if (r < 0 || (r = secret_append(h, secret_data(token), secret_len(token))) < 0 ||
+                    (r = secret_append(h, "", 1)) < 0) {
+                        headers_free(l);
+                        return r;
+                }
+                ADD((const char *) secret_data(h));
+        }
+#undef ADD
+        *ret = l;
+        return 0;
+}
+
+static bool curl_error_is_transient(CURLcode e) {
+        switch (e) {
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_OPERATION_TIMEDOUT:
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static bool status_is_transient(long status) {
+        return status == 429 || status == 500 || status == 502 || status == 503;
+}
+
+static void sleep_ms(uint64_t ms) {
+        struct timespec ts = { .tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+int http_request(struct http_client *c, const char *method, const char *path,
+                 const struct secret *token, const struct secret *body, uint64_t deadline_ms,
+                 long *ret_status, struct secret **ret_body, char **ret_why) {
+        _cleanup_free_ char *url = strdup_printf("%s%s", c->base_url, path);
+        if (!url)
+                return -ENOMEM;
+        struct curl_slist *headers = NULL;
+        int r = build_headers(c, token, body != NULL, &headers);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ char *last = NULL;     /* why the previous attempt failed */
+        uint64_t backoff = HTTP_BACKOFF_FIRST_MS;
+        for (unsigned attempt = 1;; attempt++) {
+                uint64_t now = now_monotonic_ms();
+                if (now >= deadline_ms) {
+                        r = backend_fail(ret_why, -ETIMEDOUT, "%s %s: gave up after %u attempt%s within the timeout (last: %s)",
+                                         method, path, attempt - 1, attempt == 2 ? "" : "s",
+                                         last ? last : "no answer");
+                        break;
+                }
+                _cleanup_secret_ struct secret *resp = NULL;
+                if ((r = secret_new(1024, &resp)) < 0)
+                        break;
+                struct header_state hs = { .retry_after_s = -1 };
+                struct body_state bs = { .body = resp };
+                char errbuf[CURL_ERROR_SIZE] = "";
+                CURL *h = c->curl;
+                curl_easy_reset(h);
+                curl_easy_setopt(h, CURLOPT_URL, url);
+                curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
+                curl_easy_setopt(h, CURLOPT_WRITEDATA, &bs);
+                curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_header);
+                curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
+                curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+                curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+                curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+                curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+                curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+                curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) (deadline_ms - now));
+                curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long) (deadline_ms - now));
+                if (c->ca_cert)
+                        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_cert);
+                if (c->ca_path)
+                        curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
+                if (body) {
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *) secret_data(body));
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long) secret_len(body));
+                } else if (streq(method, "POST")) {
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+                        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+                }
+                CURLcode e = curl_easy_perform(h);
+                long status = 0;
+                uint64_t wait = 0;
+                if (e == CURLE_WRITE_ERROR && bs.too_big) {
+                        r = backend_fail(ret_why, -EFBIG, "%s %s: the response is larger than %d bytes",
+                                         method, path, HTTP_MAX_BODY);
+                        break;
+                }
+                if (e != CURLE_OK) {
+                        free(last);
+                        last = strdup_printf("%s", errbuf[0] ? errbuf : curl_easy_strerror(e));
+                        if (!curl_error_is_transient(e)) {
+                                r = backend_fail(ret_why, -EIO, "%s %s: %s", method, path, last ? last : "request failed");
+                                break;
+                        }
+                } else {
+                        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+                        if (!status_is_transient(status)) {
+                                *ret_status = status;
+                                *ret_body = steal_pointer(&resp);
+                                r = 0;
+                                break;
+                        }
+                        free(last);
+                        last = strdup_printf("HTTP %ld", status);
+                        if (hs.retry_after_s >= 0)
+                                wait = (uint64_t) hs.retry_after_s * 1000;
+                }
+                if (wait == 0) {
+                        /* exponential backoff with jitter: somewhere in [backoff/2, backoff] */
+                        wait = backoff / 2 + randombytes_uniform((uint32_t) (backoff / 2 + 1));
+                        backoff = backoff * 2 > HTTP_BACKOFF_MAX_MS ? HTTP_BACKOFF_MAX_MS : backoff * 2;
+                }
+                now = now_monotonic_ms();
+                if (now + wait >= deadline_ms) {
+                        r = backend_fail(ret_why, -ETIMEDOUT, "%s %s: gave up after %u attempt%s within the timeout (last: %s)",
+                                         method, path, attempt, attempt == 1 ? "" : "s", last ? last : "no answer");
+                        break;
+                }
+                log_info("%s %s: %s, retrying in %" PRIu64 " ms", method, path, last ? last : "failed", wait);
+                sleep_ms(wait);
+        }
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
+        headers_free(headers);
+        return r;
+}

@@ -1,0 +1,527 @@
+/* The Vault/OpenBao backend: logs in (token, AppRole, JWT), reads KV v1/v2 fields and dynamic
+ * credentials, and revokes what it obtained (leases, a login token) when it is closed. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http-private.h"
+
+#define VAULT_CLOSE_TIMEOUT_MS 10000
+
+/* One response per path (and version) per run: two fields of one dynamic secret must come
+ * from one request, one lease. */
+struct vault_response {
+        char *key;             /* path, or path?version=N */
+        json_t *json;
+};
+
+/* Something with a TTL we keep alive while the step runs: a lease, or the login token. */
+struct vault_lease {
+        char *id;                      /* NULL for the login token */
+        uint64_t ttl_s;                /* as first granted: the increment asked for */
+        bool renewable;
+        uint64_t renew_at_ms;          /* monotonic; 0 = not to be renewed */
+        uint64_t expires_ms;
+};
+
+struct vault_state {
+        struct http_client *http;
+        struct secret *token;
+        bool token_from_login;         /* ours to revoke; a caller's token never is */
+        struct vault_lease login;      /* the login token's TTL */
+        struct vault_response *responses;
+        size_t n_responses;
+        struct vault_lease *leases;    /* every lease obtained, revoked at close */
+        size_t n_leases;
+};
+
+/* Renew at about two thirds of the TTL Vault granted. */
+static void lease_schedule(struct vault_lease *l, uint64_t now_ms, uint64_t ttl_s) {
+        l->expires_ms = now_ms + ttl_s * 1000;
+        l->renew_at_ms = l->renewable && ttl_s > 0 ? now_ms + ttl_s * 2000 / 3 : 0;
+}
+
+static bool host_is_loopback(const char *url_rest) {
+        /* url_rest is what follows "http://": [userinfo@]host[:port][/...] */
+        char host[256];
+        const char *p = url_rest, *at = strchr(p, '@'), *slash = strchr(p, '/');
+        if (at && (!slash || at < slash))
+                p = at + 1;
+        size_t n;
+        if (*p == '[') {
+                p++;
+                n = strcspn(p, "]");
+        } else
+                n = strcspn(p, ":/?#");
+        if (n == 0 || n >= sizeof host)
+                return false;
+        memcpy(host, p, n);
+        host[n] = '\0';
+        if (strcasecmp(host, "localhost") == 0)
+                return true;
+        struct in_addr a4;
+        if (inet_pton(AF_INET, host, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        struct in6_addr a6;
+        return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* The first error Vault gave, as printable text (Vault's messages name paths, not values). */
+static char *vault_error_text(const struct secret *body) {
+        json_t *j = NULL;
+        if (!body || http_json_parse(body, &j) < 0)
+                return NULL;
+        json_t *e = json_array_get(json_object_get(j, "errors"), 0);
+        char *s = json_is_string(e) ? strndup(json_string_value(e), 200) : NULL;
+        json_decref(j);
+        for (char *p = s; p && *p; p++)
+                if (!isprint((unsigned char) *p))
+                        *p = '?';
+        return s;
+}
+
+static const char *status_cause(long status) {
+        switch (status) {
+        case 400: return "bad request";
+        case 401:
+        case 403: return "permission denied";
+        case 404: return "not found";
+        case 405: return "method not allowed";
+        case 412: return "not yet replicated";
+        case 501: return "Vault is not initialized";
+        default:  return "unexpected answer";
+        }
+}
+
+static int vault_post(struct backend *b, const char *path, const json_t *body, bool with_token,
+                      uint64_t deadline, long *ret_status, struct secret **ret_body, char **ret_why) {
+        struct vault_state *v = b->data;
+        _cleanup_secret_ struct secret *payload = NULL;
+        int r;
+        if (body && (r = http_json_dump(body, &payload)) < 0)
+                return r;
+        return http_request(v->http, "POST", path, with_token ? v->token : NULL, payload, deadline,
+                            ret_status, ret_body, ret_why);
+}
+
+static int env_secret(const char *var, struct secret **ret) {
+        const char *s = var ? getenv(var) : NULL;
+        if (!s || !*s)
+                return -ENOENT;
+        return secret_from_bytes(s, strlen(s), ret);
+}
+
+/* GitHub Actions' OIDC token for audience (NULL: GitHub's default), from the job's
+ * ACTIONS_ID_TOKEN_REQUEST_URL with ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
+static int github_oidc_token(struct backend *b, const char *audience, uint64_t deadline,
+                             struct secret **ret, char **ret_why) {
+        const char *url = getenv("ACTIONS_ID_TOKEN_REQUEST_URL");
+        _cleanup_secret_ struct secret *request_token = NULL;
+        if (env_secret("ACTIONS_ID_TOKEN_REQUEST_TOKEN", &request_token) < 0)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login from GitHub OIDC needs $ACTIONS_ID_TOKEN_REQUEST_TOKEN (permissions: id-token: write)",
+                                    b->name);
+        if (strncasecmp(url, "https://", 8) != 0 &&
+            !(strncasecmp(url, "http://", 7) == 0 && host_is_loopback(url + 7)))
+                return backend_fail(ret_why, -EPERM, "backend '%s' (vault): $ACTIONS_ID_TOKEN_REQUEST_URL is not https://", b->name);
+        _cleanup_free_ char *full = NULL;
+        if (audience) {
+                char *esc = curl_easy_escape(NULL, audience, 0);
+                if (!esc)
+                        return -ENOMEM;
+                full = strdup_printf("%s%saudience=%s", url, strchr(url, '?') ? "&" : "?", esc);
+                curl_free(esc);
+        } else
+                full = strdup(url);
+        if (!full)
+                return -ENOMEM;
+        _cleanup_http_client_ struct http_client *gh = NULL;
+        struct http_options o = { .base_url = full, .bearer = true };
+        int r = http_client_new(&o, &gh);
+        if (r < 0)
+                return r;
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        if ((r = http_request(gh, "GET", "", request_token, NULL, deadline, &status, &resp, ret_why)) < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): GitHub OIDC token: %s", b->name,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        json_t *j = NULL;
+        if (status != 200 || http_json_parse(resp, &j) < 0)
+                return backend_fail(ret_why, -EACCES, "backend '%s' (vault): GitHub OIDC token request failed (HTTP %ld)",
+                                    b->name, status);
+        json_t *value = json_object_get(j, "value");
+        r = json_is_string(value) && json_string_length(value) > 0
+                ? secret_from_bytes(json_string_value(value), json_string_length(value), ret)
+                : backend_fail(ret_why, -EBADMSG, "backend '%s' (vault): the GitHub OIDC response has no token", b->name);
+        json_decref(j);
+        return r;
+}
+
+static int vault_login(struct backend *b, const struct backend_config *c, char **ret_why) {
+        struct vault_state *v = b->data;
+        uint64_t deadline = now_monotonic_ms() + b->timeout_ms;
+        const char *mount;
+        json_t *body;
+        int r;
+        if (c->vault_auth == BACKEND_VAULT_AUTH_APPROLE) {
+                mount = c->auth_mount ? c->auth_mount : "approle";
+                _cleanup_secret_ struct secret *role_id = NULL, *secret_id = NULL;
+                if (env_secret(c->role_id_env, &role_id) < 0)
+                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the role id in $%s, which is not set",
+                                            b->name, c->role_id_env ? c->role_id_env : "(role_id_env not configured)");
+                if (c->secret_id_env && env_secret(c->secret_id_env, &secret_id) < 0)
+                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the secret id in $%s, which is not set",
+                                            b->name, c->secret_id_env);
+                body = json_object();
+                if (!body)
+                        return -ENOMEM;
+                json_object_set_new(body, "role_id", json_stringn((const char *) secret_data(role_id), secret_len(role_id)));
+                if (secret_id)
+                        json_object_set_new(body, "secret_id",
+                                            json_stringn((const char *) secret_data(secret_id), secret_len(secret_id)));
+        } else {
+                mount = c->auth_mount ? c->auth_mount : "jwt";
+                _cleanup_secret_ struct secret *jwt = NULL;
+                const char *var = c->jwt_env ? c->jwt_env : "VAULT_ID_TOKEN";
+                if (!c->jwt_env && getenv("ACTIONS_ID_TOKEN_REQUEST_URL")) {
+                        if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
+                                return r;
+                } else if (env_secret(var, &jwt) < 0)
+                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login needs the token in $%s, which is not set",
+                                            b->name, var);
+                body = json_object();
+                if (!body)
+                        return -ENOMEM;
+                json_object_set_new(body, "jwt", json_stringn((const char *) secret_data(jwt), secret_len(jwt)));
+                if (c->auth_role)
+                        json_object_set_new(body, "role", json_string(c->auth_role));
+        }
+        _cleanup_free_ char *path = strdup_printf("/v1/auth/%s/login", mount);
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        r = path ? vault_post(b, path, body, false, deadline, &status, &resp, ret_why) : -ENOMEM;
+        json_decref(body);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): login: %s", b->name,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        if (status != 200) {
+                _cleanup_free_ char *text = vault_error_text(resp);
+                return backend_fail(ret_why, -EACCES, "backend '%s' (vault): login at auth/%s failed: HTTP %ld %s%s%s",
+                                    b->name, mount, status, status_cause(status), text ? ": " : "", text ? text : "");
+        }
+        json_t *j = NULL;
+        if (http_json_parse(resp, &j) < 0)
+                return backend_fail(ret_why, -EBADMSG, "backend '%s' (vault): login at auth/%s: the response is not valid JSON",
+                                    b->name, mount);
+        json_t *token = json_object_get(json_object_get(j, "auth"), "client_token");
+        if (!json_is_string(token) || json_string_length(token) == 0) {
+                json_decref(j);
+                return backend_fail(ret_why, -EBADMSG, "backend '%s' (vault): login at auth/%s: the response has no auth.client_token",
+                                    b->name, mount);
+        }
+        r = secret_from_bytes(json_string_value(token), json_string_length(token), &v->token);
+        json_t *auth = json_object_get(j, "auth");
+        v->login.ttl_s = (uint64_t) json_integer_value(json_object_get(auth, "lease_duration"));
+        v->login.renewable = json_is_true(json_object_get(auth, "renewable"));
+        lease_schedule(&v->login, now_monotonic_ms(), v->login.ttl_s);
+        json_decref(j);
+        if (r < 0)
+                return r;
+        v->token_from_login = true;
+        return 0;
+}
+
+static int vault_open(struct backend *b, char **ret_why) {
+        const struct backend_config *c = b->config;
+        const char *address = c->address ? c->address : getenv("VAULT_ADDR");
+        if (!address || !*address)
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): no address (set 'address' or $VAULT_ADDR)", b->name);
+        if (strncasecmp(address, "http://", 7) == 0) {
+                if (!host_is_loopback(address + 7) && !c->insecure)
+                        return backend_fail(ret_why, -EPERM,
+                                            "backend '%s' (vault): refusing plain http:// to a host that is not loopback (use https://, or insecure: true)",
+                                            b->name);
+        } else if (strncasecmp(address, "https://", 8) != 0)
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): the address must start with https:// (or http:// on loopback)", b->name);
+
+        struct vault_state *v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        b->data = v;
+        struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
+                                  .ca_cert = c->ca_cert, .ca_path = c->ca_path };
+        int r = http_client_new(&o, &v->http);
+        if (r < 0)
+                return r;
+        if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN) {
+                const char *var = c->token_env ? c->token_env : "VAULT_TOKEN";
+                if (env_secret(var, &v->token) < 0)
+                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token in $%s, which is not set",
+                                            b->name, var);
+                return 0;
+        }
+        return vault_login(b, c, ret_why);
+}
+
+/* "2018-03-22T02:24:06.945319214Z" -> unix seconds; 0 if unparsable. */
+static int64_t parse_rfc3339(const char *s) {
+        struct tm tm = {};
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+        if (!end)
+                return 0;
+        time_t t = timegm(&tm);
+        return t < 0 ? 0 : (int64_t) t;
+}
+
+static bool path_is_kv2(const char *path) {
+        const char *slash = strchr(path, '/');
+        return slash && startswith(slash + 1, "data/");
+}
+
+static int vault_get(struct backend *b, const struct secret_ref *ref, const char *key, json_t **ret,
+                     char **ret_why) {
+        struct vault_state *v = b->data;
+        for (size_t i = 0; i < v->n_responses; i++)
+                if (streq(v->responses[i].key, key)) {
+                        *ret = v->responses[i].json;
+                        return 0;
+                }
+        _cleanup_free_ char *url_path = strdup_printf("/v1/%s", key);
+        if (!url_path)
+                return -ENOMEM;
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        int r = http_request(v->http, "GET", url_path, v->token, NULL, now_monotonic_ms() + b->timeout_ms,
+                             &status, &resp, ret_why);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
+                                                       ref->secret_name, b->name, ref->path,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        json_t *j = NULL;
+        bool parsed = http_json_parse(resp, &j) >= 0;
+        if (status == 404 && parsed && path_is_kv2(ref->path)) {
+                /* A deleted or destroyed KV v2 version answers 404 with its metadata. */
+                json_t *meta = json_object_get(json_object_get(j, "data"), "metadata");
+                bool destroyed = json_is_true(json_object_get(meta, "destroyed"));
+                const char *deletion_time = json_string_value(json_object_get(meta, "deletion_time"));
+                bool deleted = deletion_time && *deletion_time;
+                uint64_t version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
+                json_decref(j);
+                if (destroyed || deleted)
+                        return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " is %s",
+                                            ref->secret_name, b->name, ref->path, version,
+                                            destroyed ? "destroyed" : "deleted");
+                return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: not found (HTTP 404)",
+                                    ref->secret_name, b->name, ref->path);
+        }
+        if (status != 200) {
+                json_decref(j);
+                _cleanup_free_ char *text = vault_error_text(resp);
+                return backend_fail(ret_why, status == 404 ? -ENOENT : -EACCES,
+                                    "secret %s: backend '%s' (vault), path %s: %s (HTTP %ld)%s%s",
+                                    ref->secret_name, b->name, ref->path, status_cause(status), status,
+                                    text ? ": " : "", text ? text : "");
+        }
+        if (!parsed || !json_is_object(j)) {
+                json_decref(j);
+                return backend_fail(ret_why, -EBADMSG, "secret %s: backend '%s' (vault), path %s: the response is not a valid JSON object",
+                                    ref->secret_name, b->name, ref->path);
+        }
+        struct vault_response *n = realloc(v->responses, (v->n_responses + 1) * sizeof(*n));
+        if (!n) {
+                json_decref(j);
+                return -ENOMEM;
+        }
+        v->responses = n;
+        if (!(n[v->n_responses].key = strdup(key))) {
+                json_decref(j);
+                return -ENOMEM;
+        }
+        n[v->n_responses++].json = j;
+        const char *lease = json_string_value(json_object_get(j, "lease_id"));
+        if (lease && *lease) {
+                struct vault_lease *l = realloc(v->leases, (v->n_leases + 1) * sizeof(*l));
+                if (!l)
+                        return -ENOMEM;
+                v->leases = l;
+                l = &l[v->n_leases];
+                *l = (struct vault_lease) {
+                        .id = strdup(lease),
+                        .ttl_s = (uint64_t) json_integer_value(json_object_get(j, "lease_duration")),
+                        .renewable = json_is_true(json_object_get(j, "renewable")),
+                };
+                if (!l->id)
+                        return -ENOMEM;
+                lease_schedule(l, now_monotonic_ms(), l->ttl_s);
+                v->n_leases++;
+        }
+        *ret = j;
+        return 0;
+}
+
+static int vault_fetch(struct backend *b, const struct secret_ref *ref,
+                       struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why) {
+        if (!ref->field)
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: name a field (vault:PATH#FIELD)",
+                                    ref->secret_name, b->name, ref->path);
+        _cleanup_free_ char *key = ref->version ? strdup_printf("%s?version=%" PRIu64, ref->path, ref->version)
+                                                : strdup(ref->path);
+        if (!key)
+                return -ENOMEM;
+        json_t *j = NULL;
+        int r = vault_get(b, ref, key, &j, ret_why);
+        if (r < 0)
+                return r;
+
+        json_t *data = json_object_get(j, "data");
+        const char *lease = json_string_value(json_object_get(j, "lease_id"));
+        if (path_is_kv2(ref->path) && !(lease && *lease)) {
+                json_t *meta = json_object_get(data, "metadata");
+                data = json_object_get(data, "data");
+                if (json_is_null(data) || !data)
+                        return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: the version has no data (deleted or destroyed)",
+                                            ref->secret_name, b->name, ref->path);
+                ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
+                ret_meta->created = parse_rfc3339(json_string_value(json_object_get(meta, "created_time")));
+        }
+        json_t *value = json_object_get(data, ref->field);
+        if (!value || json_is_null(value))
+                return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: no field '%s'",
+                                    ref->secret_name, b->name, ref->path, ref->field);
+        if (json_is_string(value))
+                r = secret_from_bytes(json_string_value(value), json_string_length(value), ret_value);
+        else if (json_is_object(value) || json_is_array(value))
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: field '%s' is not a scalar",
+                                    ref->secret_name, b->name, ref->path, ref->field);
+        else {
+                _cleanup_secret_ struct secret *s = NULL;
+                json_t *wrapped = json_pack("[O]", value);
+                if (!wrapped)
+                        return -ENOMEM;
+                /* encode the scalar as JSON text (42, true) without its array brackets */
+                r = http_json_dump(wrapped, &s);
+                json_decref(wrapped);
+                if (r >= 0)
+                        r = secret_from_bytes(secret_data(s) + 1, secret_len(s) - 2, ret_value);
+        }
+        if (r < 0)
+                return r;
+        if (lease && *lease) {
+                if (!(ret_meta->lease_id = strdup(lease)))
+                        return -ENOMEM;
+                ret_meta->lease_ttl = (uint64_t) json_integer_value(json_object_get(j, "lease_duration"));
+                ret_meta->renewable = json_is_true(json_object_get(j, "renewable"));
+        }
+        return 0;
+}
+
+/* One renewal: sys/leases/renew for a lease, auth/token/renew-self for the login token.
+ * Vault may grant less than asked (max TTL): the TTL it returns is what counts. */
+static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) {
+        uint64_t budget = l->expires_ms > now ? (l->expires_ms - now) / 2 : 0;
+        if (budget > b->timeout_ms)
+                budget = b->timeout_ms;
+        if (budget < 500)
+                budget = 500;
+        _cleanup_free_ char *inc = strdup_printf("%" PRIu64 "s", l->ttl_s);
+        json_t *body = l->id ? json_pack("{s:s, s:I}", "lease_id", l->id, "increment", (json_int_t) l->ttl_s)
+                             : json_pack("{s:s?}", "increment", inc);
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        _cleanup_free_ char *why = NULL;
+        int r = body ? vault_post(b, l->id ? "/v1/sys/leases/renew" : "/v1/auth/token/renew-self", body, true,
+                                  now + budget, &status, &resp, &why) : -ENOMEM;
+        json_decref(body);
+        const char *what = l->id ? l->id : "the login token";
+        json_t *j = NULL;
+        if (r >= 0 && status == 200 && http_json_parse(resp, &j) >= 0) {
+                json_t *src = l->id ? j : json_object_get(j, "auth");
+                uint64_t ttl = (uint64_t) json_integer_value(json_object_get(src, "lease_duration"));
+                l->renewable = json_is_true(json_object_get(src, "renewable"));
+                json_decref(j);
+                now = now_monotonic_ms();
+                lease_schedule(l, now, ttl);
+                log_info("backend '%s' (vault): renewed %s for %" PRIu64 " s", b->name, what, ttl);
+                if (ttl < l->ttl_s && ttl <= 1) {
+                        /* capped by a maximum TTL: nothing left to extend */
+                        l->renew_at_ms = 0;
+                                log_warning("backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further",
+                                            b->name, what, ttl);
+                }
+                return;
+        }
+        log_warning("backend '%s' (vault): could not renew %s: %s", b->name, what,
+                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
+        /* try again halfway to expiry while there is time */
+        now = now_monotonic_ms();
+        l->renew_at_ms = l->expires_ms > now + 2000 ? now + (l->expires_ms - now) / 2 : 0;
+}
+
+static uint64_t vault_renew(struct backend *b, uint64_t now) {
+        struct vault_state *v = b->data;
+        if (!v || !v->token)
+                return 0;
+        uint64_t next = 0;
+        for (size_t i = 0; i <= v->n_leases; i++) {
+                struct vault_lease *l = i < v->n_leases ? &v->leases[i] : v->token_from_login ? &v->login : NULL;
+                if (!l || !l->renew_at_ms)
+                        continue;
+                if (now >= l->renew_at_ms)
+                        lease_renew(b, l, now);
+                if (l->renew_at_ms && (!next || l->renew_at_ms < next))
+                        next = l->renew_at_ms;
+        }
+        return next;
+}
+
+static void vault_close(struct backend *b) {
+        struct vault_state *v = b->data;
+        if (!v)
+                return;
+        uint64_t budget = b->timeout_ms < VAULT_CLOSE_TIMEOUT_MS ? b->timeout_ms : VAULT_CLOSE_TIMEOUT_MS;
+        uint64_t deadline = now_monotonic_ms() + budget;
+        for (size_t i = 0; v->http && v->token && i < v->n_leases; i++) {
+                const char *l = v->leases[i].id;
+                long status = 0;
+                _cleanup_secret_ struct secret *resp = NULL;
+                _cleanup_free_ char *why = NULL;
+                json_t *body = json_pack("{s:s}", "lease_id", l);
+                int r = body ? vault_post(b, "/v1/sys/leases/revoke", body, true, deadline, &status, &resp, &why) : -ENOMEM;
+                json_decref(body);
+                if (r < 0 || (status != 200 && status != 204))
+                        log_warning("backend '%s' (vault): could not revoke lease %s: %s", b->name, l,
+                                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
+                else
+                        log_info("backend '%s' (vault): revoked lease %s", b->name, l);
+        }
+        if (v->http && v->token && v->token_from_login) {
+                long status = 0;
+                _cleanup_secret_ struct secret *resp = NULL;
+                _cleanup_free_ char *why = NULL;
+                int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
+                if (r < 0 || (status != 200 && status != 204))
+                        log_warning("backend '%s' (vault): could not revoke the login token: %s", b->name,
+                                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
+        }
+        for (size_t i = 0; i < v->n_responses; i++) {
+                free(v->responses[i].key);
+                json_decref(v->responses[i].json);
+        }
+        free(v->responses);
+        for (size_t i = 0; i < v->n_leases; i++)
+                free(v->leases[i].id);
+        free(v->leases);
+        secret_free(v->token);
+        http_client_free(v->http);
+        free(v);
+        b->data = NULL;
+}
+
+const struct backend_ops vault_backend_ops = {
+        .open = vault_open,
+        .fetch = vault_fetch,
+        .close = vault_close,
+        .renew = vault_renew,
+};

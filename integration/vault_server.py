@@ -1,0 +1,976 @@
+"""A Vault **test double** for the integration tests: it is not Vault.
+
+It answers the endpoints listed in /work/shared/vault-api/README.md (copied from HashiCorp's
+published docs) with responses shaped like the JSON samples there: every success carries the
+full envelope (request_id, lease_id, renewable, lease_duration, data, wrap_info, warnings, auth,
+mount_type) and every error is {"errors": [...]}. Behaviour the docs leave open follows the
+README's [src] notes (KV v2 soft-deleted/destroyed reads are 404 with a data-null envelope, a
+missing key is 404 {"errors": []}, CAS errors are 400 with Vault's texts). Anything else Vault
+does (policies, namespaces beyond a header check, wrapping, quotas, ...) is not modelled.
+
+Python stdlib only: http.server.ThreadingHTTPServer on 127.0.0.1 (random port), TLS through
+ssl with a certificate the caller provides (make_test_pki() creates a throwaway CA and a server
+certificate for 127.0.0.1/localhost with openssl), or plain HTTP.
+
+State is in memory: tokens (root + logins), KV v1/v2 mounts, AppRole/JWT roles, database roles
+and leases, a request log (secret-ish body fields redacted) and fault switches.
+"""
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+ENVELOPE_KEYS = ("request_id", "lease_id", "renewable", "lease_duration", "data",
+                 "wrap_info", "warnings", "auth", "mount_type")
+FAULT_KINDS = ("latency", "429", "500", "503", "badjson", "truncated", "close", "wrong_ca")
+REDACTED = "<redacted>"
+_SECRET_KEYS = {"jwt", "secret_id", "password", "token", "client_token"}
+_DEFAULT_KV1_TTL = 2764800   # what Vault's KV v1 reports when the data has no "ttl" key
+
+
+# ---------------------------------------------------------------- helpers
+
+def rfc3339(t):
+    """Epoch seconds -> '2018-03-22T02:24:06.945319Z' (UTC, as Vault writes it)."""
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_duration(value, default=None):
+    """Vault durations: an int (seconds) or '90', '30s', '5m', '1h', '1h30m'. None -> default."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise ValueError("bad duration")
+    if isinstance(value, (int, float)):
+        return int(value)
+    s = str(value).strip()
+    if s.isdigit():
+        return int(s)
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", s)
+    if not parts or not any(parts.groups()):
+        raise ValueError(f"bad duration {value!r}")
+    h, m, sec = (int(x or 0) for x in parts.groups())
+    return h * 3600 + m * 60 + sec
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def make_jwt(key, claims, alg="HS256"):
+    """An HS256 JWT over claims signed with key (bytes)."""
+    header = _b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    payload = _b64url(json.dumps(claims).encode())
+    signing_input = f"{header}.{payload}".encode()
+    sig = hmac.new(key, signing_input, hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64url(sig)}"
+
+
+def redact(body, kv_write=False):
+    """A copy of a request body with secret-ish values replaced by '<redacted>': the jwt,
+    secret_id, password, token fields anywhere, and (kv_write) every value under 'data'."""
+    def walk(obj, key=None):
+        if isinstance(obj, dict):
+            out = {}
+            for k, v in obj.items():
+                if k in _SECRET_KEYS and v is not None:
+                    out[k] = REDACTED
+                elif kv_write and k == "data" and obj is body and isinstance(v, dict):
+                    out[k] = {dk: REDACTED for dk in v}
+                else:
+                    out[k] = walk(v, k)
+            return out
+        if isinstance(obj, list):
+            return [walk(v, key) for v in obj]
+        return obj
+    return walk(body)
+
+
+def _run_openssl(args, cwd):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {r.stderr[-1000:]}")
+
+
+def make_test_pki(directory, name="test"):
+    """Creates in directory a throwaway EC CA (<name>-ca.pem) and a server certificate for
+    127.0.0.1 and localhost signed by it (<name>-server.pem / .key). Returns (ca, cert, key)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = d / f"{name}-ca.pem", d / f"{name}-ca.key"
+    cert, key, csr = d / f"{name}-server.pem", d / f"{name}-server.key", d / f"{name}.csr"
+    ext = d / f"{name}-ext.cnf"
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _run_openssl(["req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+                  "-subj", f"/CN=secrets-run {name} CA (throwaway)",
+                  "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                  "-addext", "subjectKeyIdentifier=hash"], d)
+    _run_openssl(["req", "-new", *ec, "-keyout", str(key), "-out", str(csr),
+                  "-subj", "/CN=127.0.0.1"], d)
+    ext.write_text("basicConstraints=critical,CA:FALSE\n"
+                   "keyUsage=critical,digitalSignature\n"
+                   "extendedKeyUsage=serverAuth\n"
+                   "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                   "subjectKeyIdentifier=hash\n"
+                   "authorityKeyIdentifier=keyid\n")
+    _run_openssl(["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+                  "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext)], d)
+    for p in (ca_key, key):
+        p.chmod(0o600)
+    return ca, cert, key
+
+
+class VaultError(Exception):
+    def __init__(self, status, errors=(), headers=None):
+        super().__init__(status)
+        self.status, self.errors, self.headers = status, list(errors), headers or {}
+
+
+class Fault:
+    """One fault switch. kind in FAULT_KINDS; count = how many more requests (connections for
+    wrong_ca) it applies to (None = until removed); prefix = request path prefix it applies to
+    ('/v1/...' or without /v1/); ms = added latency for 'latency'. hits counts applications."""
+
+    def __init__(self, kind, count=None, prefix=None, ms=0):
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
+        if prefix and not prefix.startswith("/v1/"):
+            prefix = "/v1/" + prefix.lstrip("/")
+        self.kind, self.count, self.prefix, self.ms = kind, count, prefix, ms
+        self.hits = 0
+
+    def matches(self, path):
+        return self.count != 0 and (self.prefix is None or path.startswith(self.prefix))
+
+    def __repr__(self):
+        return f"Fault({self.kind!r}, count={self.count}, prefix={self.prefix!r}, hits={self.hits})"
+
+
+class Token:
+    def __init__(self, token_id, ttl, renewable=True, policies=("default",), path="",
+                 display_name="token", meta=None, max_ttl=None, orphan=True):
+        now = time.time()
+        self.id = token_id
+        self.accessor = secrets.token_urlsafe(18)
+        self.policies = list(policies)
+        self.creation_ttl = ttl
+        self.renewable = renewable and ttl > 0
+        self.path = path
+        self.display_name = display_name
+        self.meta = meta
+        self.entity_id = str(uuid.uuid4()) if ttl > 0 else ""
+        self.created = now
+        self.expire = now + ttl if ttl > 0 else None
+        self.max_expire = now + max_ttl if max_ttl else None
+        self.orphan = orphan
+        self.revoked = False
+        self.renewals = 0
+
+    @property
+    def valid(self):
+        return not self.revoked and (self.expire is None or time.time() < self.expire)
+
+    def remaining(self):
+        return 0 if self.expire is None else max(0, int(round(self.expire - time.time())))
+
+
+class Lease:
+    def __init__(self, lease_id, token, ttl, max_ttl, renewable=True):
+        now = time.time()
+        self.id, self.token, self.renewable = lease_id, token, renewable
+        self.created, self.expire, self.max_expire = now, now + ttl, now + max_ttl
+        self.revoked = False
+        self.renewals = 0
+        self.username = self.password = None
+
+    @property
+    def active(self):
+        return not self.revoked and time.time() < self.expire
+
+
+# ---------------------------------------------------------------- server
+
+class VaultServer:
+    """The test double. start() binds 127.0.0.1 on a random port; .addr is the base URL.
+
+    tls: (cert, key) paths to serve HTTPS, or None for plain HTTP; wrong_tls: another
+    (cert, key) served to connections while a 'wrong_ca' fault is active. namespace: if set,
+    every request except sys/health must carry X-Vault-Namespace equal to it (trailing '/'
+    ignored): token paths answer 403 permission denied without it, login paths 404."""
+
+    def __init__(self, root_token, tls=None, wrong_tls=None, namespace=None, jwt_key=None):
+        self.root_token = root_token
+        self.namespace = namespace.strip("/") if namespace else None
+        self.jwt_key = jwt_key or secrets.token_bytes(32)
+        self.lock = threading.RLock()
+        self.tokens = {}
+        self.kv2 = {"secret": {"cas_required": False, "paths": {}}}
+        self.kv1 = {"kv": {}}
+        self.auth_mounts = {"approle": "approle", "jwt": "jwt"}    # mount -> type
+        self.approle_roles = {}     # mount -> {role_id: role dict}
+        self.jwt_roles = {}         # mount -> {role name: role dict}
+        self.db_roles = {}          # (mount, role) -> {ttl, max_ttl}
+        self.db_mounts = {"database"}
+        self.leases = {}
+        self.log = []
+        self.faults = []
+        self.health = {"sealed": False, "standby": False}
+        self._ctx = self._wrong_ctx = None
+        if tls:
+            self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._ctx.load_cert_chain(*map(str, tls))
+        if wrong_tls:
+            self._wrong_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._wrong_ctx.load_cert_chain(*map(str, wrong_tls))
+        root = Token(root_token, 0, renewable=False, policies=("root",), path="auth/token/root",
+                     display_name="root")
+        self.tokens[root_token] = root
+        self.cluster_id = str(uuid.uuid4())
+        self.connections = {"accepted": 0, "wrong_ca": 0, "handshake_failed": 0}
+        self._open = set()
+        self.port = 0
+        self._httpd = None
+        self._thread = None
+
+    # ---- lifecycle ----
+
+    @property
+    def scheme(self):
+        return "https" if self._ctx else "http"
+
+    @property
+    def addr(self):
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self):
+        server = self
+
+        class Httpd(ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 256    # concurrent clients (bench: 100 at once) must not
+                                        # overflow the listen backlog (default 5)
+
+            def finish_request(self, request, client_address):
+                # Runs in the per-connection thread: the TLS handshake happens here.
+                with server.lock:
+                    server.connections["accepted"] += 1
+                    server._open.add(request)
+                try:
+                    if server._ctx is not None:
+                        ctx = server._ctx
+                        f = server._take_fault(None, ("wrong_ca",))
+                        if f is not None and server._wrong_ctx is not None:
+                            ctx = server._wrong_ctx
+                            with server.lock:
+                                server.connections["wrong_ca"] += 1
+                        raw = request
+                        try:
+                            request = ctx.wrap_socket(raw, server_side=True)
+                            with server.lock:     # wrap_socket detached raw's descriptor
+                                server._open.discard(raw)
+                                server._open.add(request)
+                        except (ssl.SSLError, OSError):
+                            with server.lock:
+                                server._open.discard(raw)
+                            with server.lock:
+                                server.connections["handshake_failed"] += 1
+                            request.close()
+                            return
+                    Handler(request, client_address, self)
+                finally:
+                    with server.lock:
+                        server._open.discard(request)
+
+            def handle_error(self, request, client_address):
+                pass    # a client that went away is not a test failure
+
+        self._httpd = Httpd(("127.0.0.1", self.port), Handler)
+        self._httpd.vault = self
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Stops listening and closes open (keep-alive) connections."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(5)
+            self._httpd = None
+        with self.lock:
+            open_socks = list(self._open)
+        for sock in open_socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def refuse_connections(self):
+        """Stops listening and drops open connections: connections to .addr are refused
+        until accept_connections()."""
+        self.stop()
+
+    def accept_connections(self):
+        """Listens again on the same port after refuse_connections()."""
+        if self._httpd is None:
+            self.start()
+
+    # ---- fault switches ----
+
+    def fault(self, kind, count=None, prefix=None, ms=0):
+        """Adds a fault switch (see Fault); returns it (its .hits counts applications).
+        Kinds: latency (ms), 429 (Retry-After: 1, rate-limit text), 500, 503 (Vault is sealed),
+        badjson (200 with an unparsable body), truncated (Content-Length larger than the
+        body sent, then close), close (the connection closes without a response), wrong_ca
+        (TLS connections get a certificate from another CA; counted per connection)."""
+        if kind == "wrong_ca" and prefix is not None:
+            raise ValueError("wrong_ca applies per connection, before any path is known")
+        f = Fault(kind, count, prefix, ms)
+        with self.lock:
+            self.faults.append(f)
+        return f
+
+    def clear_faults(self):
+        with self.lock:
+            self.faults.clear()
+
+    def _take_fault(self, path, kinds):
+        with self.lock:
+            for f in self.faults:
+                if f.kind in kinds and (path is None and f.prefix is None or
+                                        path is not None and f.matches(path)) and f.count != 0:
+                    if f.count is not None:
+                        f.count -= 1
+                    f.hits += 1
+                    return f
+        return None
+
+    # ---- request log ----
+
+    def requests(self, path=None, prefix=None, method=None):
+        """Request log entries (dicts: method, path, query, token, token_header, accessor,
+        namespace, vault_request, body (redacted), status, fault, time), optionally filtered
+        by exact path or prefix ('/v1/...' or without /v1/) and method."""
+        def norm(p):
+            return p if p is None or p.startswith("/v1/") else "/v1/" + p.lstrip("/")
+        path, prefix = norm(path), norm(prefix)
+        with self.lock:
+            entries = list(self.log)
+        return [e for e in entries
+                if (path is None or e["path"] == path)
+                and (prefix is None or e["path"].startswith(prefix))
+                and (method is None or e["method"] == method.upper())]
+
+    def clear_log(self):
+        with self.lock:
+            self.log.clear()
+
+    # ---- seeding: KV ----
+
+    def add_kv2_mount(self, mount, cas_required=False):
+        with self.lock:
+            self.kv2[mount] = {"cas_required": cas_required, "paths": {}}
+
+    def add_kv1_mount(self, mount):
+        with self.lock:
+            self.kv1[mount] = {}
+
+    def kv2_put(self, path, data, mount="secret", custom_metadata=None):
+        """Writes a new version of mount/path; returns its version number."""
+        with self.lock:
+            return self._kv2_write(mount, path, dict(data), custom_metadata)["version"]
+
+    def _kv2_write(self, mount, path, data, custom_metadata=None):
+        paths = self.kv2[mount]["paths"]
+        now = time.time()
+        entry = paths.setdefault(path, {"versions": {}, "current": 0, "created": now,
+                                        "updated": now, "custom_metadata": None})
+        if custom_metadata is not None:
+            entry["custom_metadata"] = dict(custom_metadata)
+        entry["current"] += 1
+        entry["updated"] = now
+        v = {"data": data, "created": now, "deletion_time": "", "destroyed": False}
+        entry["versions"][entry["current"]] = v
+        return self._kv2_version_meta(entry, entry["current"])
+
+    def _kv2_entry(self, mount, path):
+        try:
+            return self.kv2[mount]["paths"][path]
+        except KeyError:
+            raise KeyError(f"no KV v2 secret {mount}/{path}") from None
+
+    def _kv2_versions(self, entry, versions):
+        if versions is None:
+            versions = [entry["current"]]
+        elif isinstance(versions, int):
+            versions = [versions]
+        return [entry["versions"][n] for n in versions]
+
+    def kv2_delete(self, path, versions=None, mount="secret", when=None):
+        """Soft-deletes versions (default: the latest): deletion_time = when (epoch, default now)."""
+        with self.lock:
+            for v in self._kv2_versions(self._kv2_entry(mount, path), versions):
+                v["deletion_time"] = rfc3339(when if when is not None else time.time())
+
+    def kv2_undelete(self, path, versions=None, mount="secret"):
+        with self.lock:
+            for v in self._kv2_versions(self._kv2_entry(mount, path), versions):
+                v["deletion_time"] = ""
+
+    def kv2_destroy(self, path, versions=None, mount="secret"):
+        """Destroys versions (default: the latest): data gone, destroyed = true."""
+        with self.lock:
+            for v in self._kv2_versions(self._kv2_entry(mount, path), versions):
+                v["destroyed"], v["data"] = True, None
+
+    def kv2_set_created_time(self, path, version=None, when=None, mount="secret"):
+        """Sets a version's created_time (default the latest) to when: epoch seconds, a
+        datetime, or a negative number meaning that many seconds ago."""
+        if isinstance(when, dt.datetime):
+            when = when.timestamp()
+        elif when is not None and when < 0:
+            when = time.time() + when
+        with self.lock:
+            for v in self._kv2_versions(self._kv2_entry(mount, path), version):
+                v["created"] = when
+
+    def kv1_put(self, path, data, mount="kv"):
+        with self.lock:
+            self.kv1.setdefault(mount, {})[path] = dict(data)
+
+    # ---- seeding: auth ----
+
+    def create_token(self, ttl=3600, renewable=True, policies=("default",), max_ttl=None,
+                     display_name="token", path="auth/token/create"):
+        """Issues a token directly (no login); returns the token string."""
+        tok = Token("hvs." + secrets.token_urlsafe(24), ttl, renewable, policies, path,
+                    display_name, max_ttl=max_ttl)
+        with self.lock:
+            self.tokens[tok.id] = tok
+        return tok.id
+
+    def token_info(self, token):
+        """The Token object (accessor, revoked, expire, renewals, ...) for a token string."""
+        with self.lock:
+            return self.tokens.get(token)
+
+    def tokens_issued(self):
+        """Tokens created by logins or create_token (not the root token)."""
+        with self.lock:
+            return [t for t in self.tokens.values() if t.id != self.root_token]
+
+    def add_approle(self, role_name, mount="approle", ttl=1200, max_ttl=None,
+                    policies=("default",), role_id=None, secret_id=None):
+        """Adds an AppRole role; returns (role_id, secret_id), generated unless given."""
+        role_id = role_id or str(uuid.uuid4())
+        secret_id = secret_id or secrets.token_urlsafe(24)
+        with self.lock:
+            self.auth_mounts[mount] = "approle"
+            self.approle_roles.setdefault(mount, {})[role_id] = {
+                "name": role_name, "secret_ids": {secret_id}, "ttl": ttl, "max_ttl": max_ttl,
+                "policies": list(policies)}
+        return role_id, secret_id
+
+    def add_jwt_role(self, role, bound_audiences, mount="jwt", ttl=3600, max_ttl=None,
+                     policies=("default",), bound_claims=None):
+        """Adds a JWT auth role accepting HS256 tokens signed with .jwt_key whose aud matches
+        one of bound_audiences and whose claims include bound_claims."""
+        if isinstance(bound_audiences, str):
+            bound_audiences = [bound_audiences]
+        with self.lock:
+            self.auth_mounts[mount] = "jwt"
+            self.jwt_roles.setdefault(mount, {})[role] = {
+                "aud": list(bound_audiences), "ttl": ttl, "max_ttl": max_ttl,
+                "policies": list(policies), "bound_claims": dict(bound_claims or {})}
+
+    def jwt(self, role=None, aud=None, exp=300, key=None, **claims):
+        """Mints an HS256 JWT signed with .jwt_key (or key). exp: absolute epoch seconds if
+        > 10**9, else seconds from now (negative = already expired); None = no exp claim.
+        aud defaults to the first bound audience of role; sub defaults to the role name."""
+        now = int(time.time())
+        if aud is None and role is not None:
+            for roles in self.jwt_roles.values():
+                if role in roles:
+                    aud = roles[role]["aud"][0]
+                    break
+        body = {"iss": "https://ci.example.test", "sub": role or "ci", "iat": now, "nbf": now - 1}
+        if aud is not None:
+            body["aud"] = aud
+        if exp is not None:
+            body["exp"] = exp if exp > 10**9 else now + exp
+        body.update(claims)
+        return make_jwt(key or self.jwt_key, body)
+
+    # ---- seeding: database ----
+
+    def add_db_role(self, role, ttl=3, max_ttl=30, mount="database"):
+        with self.lock:
+            self.db_mounts.add(mount)
+            self.db_roles[(mount, role)] = {"ttl": ttl, "max_ttl": max_ttl}
+
+    def lease(self, lease_id):
+        with self.lock:
+            return self.leases.get(lease_id)
+
+    def secret_values(self, min_len=8):
+        """Every secret string the double knows at call time, for leak checks: the root
+        token, issued tokens, AppRole secret IDs, database passwords, and the KV v1/v2 values
+        (str values at least min_len long; shorter ones would match by accident)."""
+        out = set()
+        with self.lock:
+            out.update(self.tokens)
+            for roles in self.approle_roles.values():
+                for role in roles.values():
+                    out.update(role["secret_ids"])
+            out.update(l.password for l in self.leases.values() if l.password)
+            for mount in self.kv2.values():
+                for entry in mount["paths"].values():
+                    for v in entry["versions"].values():
+                        out.update(x for x in (v["data"] or {}).values() if isinstance(x, str))
+            for mount in self.kv1.values():
+                for data in mount.values():
+                    out.update(x for k, x in data.items() if isinstance(x, str) and k != "ttl")
+        return sorted(v for v in out if len(v) >= min_len)
+
+    def active_leases(self):
+        with self.lock:
+            return [l for l in self.leases.values() if l.active]
+
+    # ---- dispatch (called by the handler with the lock NOT held) ----
+
+    def envelope(self, data=None, auth=None, lease_id="", renewable=False, lease_duration=0,
+                 mount_type="", warnings=None):
+        return {"request_id": str(uuid.uuid4()), "lease_id": lease_id, "renewable": renewable,
+                "lease_duration": lease_duration, "data": data, "wrap_info": None,
+                "warnings": warnings, "auth": auth, "mount_type": mount_type}
+
+    def _auth_obj(self, tok, metadata=None):
+        return {"client_token": tok.id, "accessor": tok.accessor, "policies": tok.policies,
+                "token_policies": tok.policies, "metadata": metadata, "lease_duration":
+                tok.remaining(), "renewable": tok.renewable, "entity_id": tok.entity_id,
+                "token_type": "service", "orphan": tok.orphan, "num_uses": 0}
+
+    def _issue(self, ttl, max_ttl, policies, path, display_name, meta):
+        tok = Token("hvs." + secrets.token_urlsafe(24), ttl, True, policies, path,
+                    display_name, meta=meta, max_ttl=max_ttl)
+        self.tokens[tok.id] = tok
+        return tok
+
+    def handle(self, method, path, query, token, body):
+        """Returns (status, json-able body or None); raises VaultError."""
+        rel = path[len("/v1/"):] if path.startswith("/v1/") else None
+        if rel is None:
+            raise VaultError(404, [])
+        if rel == "sys/health":
+            return self._health(query)
+        parts = rel.split("/")
+        if len(parts) == 3 and parts[0] == "auth" and parts[2] == "login" \
+                and parts[1] != "token":
+            if method not in ("POST", "PUT"):
+                raise VaultError(405, [])
+            return self._login(parts[1], body)
+        with self.lock:
+            tok = self.tokens.get(token) if token else None
+            if tok is None or not tok.valid:
+                raise VaultError(403, ["permission denied"])
+            return self._authed(method, rel, parts, query, tok, body)
+
+    def _health(self, query):
+        sealed = self.health["sealed"]
+        body = {"clock_skew_ms": 0, "cluster_id": self.cluster_id,
+                "cluster_name": "vault-test-double", "echo_duration_ms": 0,
+                "enterprise": False, "initialized": True, "performance_standby": False,
+                "replication_dr_mode": "disabled", "replication_performance_mode": "disabled",
+                "sealed": sealed, "server_time_utc": int(time.time()),
+                "standby": self.health["standby"], "version": "1.16.0-testdouble"}
+        if sealed:
+            status = int(query.get("sealedcode", 503))
+        elif self.health["standby"] and "standbyok" not in query:
+            status = int(query.get("standbycode", 429))
+        else:
+            status = int(query.get("activecode", 200))
+        return status, body
+
+    def _login(self, mount, body):
+        with self.lock:
+            kind = self.auth_mounts.get(mount)
+            if kind is None:
+                raise VaultError(404, [f"no handler for route \"auth/{mount}/login\". "
+                                       "route entry not found."])
+            if kind == "approle":
+                role_id, secret_id = body.get("role_id"), body.get("secret_id")
+                role = self.approle_roles.get(mount, {}).get(role_id)
+                if role is None:
+                    raise VaultError(400, ["invalid role or secret ID"])
+                if secret_id not in role["secret_ids"]:
+                    raise VaultError(400, ["invalid role or secret ID"])
+                meta = {"role_name": role["name"]}
+                tok = self._issue(role["ttl"], role["max_ttl"], role["policies"],
+                                  f"auth/{mount}/login", f"{mount}", meta)
+            else:
+                name = body.get("role")
+                role = self.jwt_roles.get(mount, {}).get(name)
+                if role is None:
+                    raise VaultError(400, [f"role \"{name}\" could not be found"])
+                claims = self._verify_jwt(body.get("jwt"), role)
+                meta = {"role": name}
+                tok = self._issue(role["ttl"], role["max_ttl"], role["policies"],
+                                  f"auth/{mount}/login", f"{mount}-{claims.get('sub', '')}",
+                                  meta)
+            return 200, self.envelope(auth=self._auth_obj(tok, meta))
+
+    def _verify_jwt(self, token, role):
+        if not isinstance(token, str) or token.count(".") != 2:
+            raise VaultError(400, ["missing token" if not token else
+                                   "error validating token: malformed token"])
+        h, p, s = token.split(".")
+        try:
+            header = json.loads(_b64url_decode(h))
+            claims = json.loads(_b64url_decode(p))
+            sig = _b64url_decode(s)
+        except (ValueError, TypeError):
+            raise VaultError(400, ["error validating token: malformed token"]) from None
+        if header.get("alg") != "HS256":
+            raise VaultError(400, ["error validating token: unsupported signing algorithm"])
+        want = hmac.new(self.jwt_key, f"{h}.{p}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(want, sig):
+            raise VaultError(400, ["error validating token: failed to verify id token "
+                                   "signature"])
+        now = time.time()
+        if "exp" not in claims or now >= claims["exp"]:
+            raise VaultError(400, ["error validating claims: token is expired (exp)"
+                                   if "exp" in claims else "error validating claims: "
+                                   "exp claim is required"])
+        if "nbf" in claims and now < claims["nbf"]:
+            raise VaultError(400, ["error validating claims: token not yet valid (nbf)"])
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else list(aud or [])
+        if not set(auds) & set(role["aud"]):
+            raise VaultError(400, ["error validating token: invalid audience (aud) claim: "
+                                   "audience claim does not match any expected audience"])
+        for k, v in role["bound_claims"].items():
+            if claims.get(k) != v:
+                raise VaultError(400, [f"error validating claims: claim \"{k}\" does not "
+                                       "match any associated bound claim values"])
+        return claims
+
+    def _authed(self, method, rel, parts, query, tok, body):
+        write = method in ("POST", "PUT")
+        if rel == "auth/token/lookup-self":
+            return 200, self.envelope(data=self._lookup(tok), mount_type="token")
+        if rel == "auth/token/renew-self":
+            if not write:
+                raise VaultError(405, [])
+            return self._renew_self(tok, body)
+        if rel == "auth/token/revoke-self":
+            if not write:
+                raise VaultError(405, [])
+            self._revoke_token(tok)
+            return 204, None
+        if parts[:2] == ["sys", "leases"] and len(parts) >= 3 and parts[2] in ("renew",
+                                                                              "revoke"):
+            if not write:
+                raise VaultError(405, [])
+            lease_id = body.get("lease_id") or "/".join(parts[3:])
+            if parts[2] == "renew":
+                return self._renew_lease(lease_id, body)
+            lease = self.leases.get(lease_id)
+            if lease is not None:
+                lease.revoked = True
+            return 204, None
+        mount = parts[0]
+        if mount in self.kv2 and len(parts) >= 3 and parts[1] in ("data", "metadata"):
+            sub = "/".join(parts[2:])
+            if parts[1] == "metadata":
+                if method != "GET":
+                    raise VaultError(405, [])
+                return self._kv2_metadata(mount, sub)
+            if method == "GET":
+                return self._kv2_read(mount, sub, query)
+            if write:
+                return self._kv2_write_req(mount, sub, body)
+            raise VaultError(405, [])
+        if mount in self.db_mounts and len(parts) == 3 and parts[1] == "creds":
+            if method != "GET":
+                raise VaultError(405, [])
+            return self._db_creds(mount, parts[2], tok)
+        if mount in self.kv1 and len(parts) >= 2:
+            if method != "GET":
+                raise VaultError(405, [])
+            data = self.kv1[mount].get("/".join(parts[1:]))
+            if data is None:
+                raise VaultError(404, [])
+            try:
+                ttl = parse_duration(data.get("ttl"), _DEFAULT_KV1_TTL)
+            except ValueError:
+                ttl = _DEFAULT_KV1_TTL
+            return 200, self.envelope(data=dict(data), lease_duration=ttl, mount_type="kv")
+        raise VaultError(404, [f"no handler for route \"{rel}\". route entry not found."])
+
+    def _lookup(self, tok):
+        return {"accessor": tok.accessor, "creation_time": int(tok.created),
+                "creation_ttl": tok.creation_ttl, "display_name": tok.display_name,
+                "entity_id": tok.entity_id,
+                "expire_time": rfc3339(tok.expire) if tok.expire else None,
+                "explicit_max_ttl": 0, "id": tok.id, "identity_policies": [],
+                "issue_time": rfc3339(tok.created), "meta": tok.meta, "num_uses": 0,
+                "orphan": tok.orphan, "path": tok.path, "policies": tok.policies,
+                "renewable": tok.renewable, "ttl": tok.remaining()}
+
+    def _renew_self(self, tok, body):
+        if not tok.renewable:
+            raise VaultError(400, ["lease is not renewable"])
+        try:
+            inc = parse_duration(body.get("increment"), tok.creation_ttl)
+        except ValueError:
+            raise VaultError(400, ["invalid increment"]) from None
+        now = time.time()
+        new_expire = now + inc
+        if tok.max_expire is not None:
+            new_expire = min(new_expire, tok.max_expire)
+        tok.expire = new_expire
+        tok.renewals += 1
+        return 200, self.envelope(auth=self._auth_obj(tok, tok.meta), mount_type="token")
+
+    def _revoke_token(self, tok):
+        tok.revoked = True
+        for lease in self.leases.values():
+            if lease.token is tok:
+                lease.revoked = True
+
+    def _renew_lease(self, lease_id, body):
+        lease = self.leases.get(lease_id)
+        if lease is None or not lease.active:
+            raise VaultError(400, ["lease not found"])
+        if not lease.renewable:
+            raise VaultError(400, ["lease is not renewable"])
+        mount, _, role = lease_id.split("/")[:3]
+        conf = self.db_roles.get((mount, role), {"ttl": 3})
+        try:
+            inc = parse_duration(body.get("increment"), conf["ttl"])
+        except ValueError:
+            raise VaultError(400, ["invalid increment"]) from None
+        now = time.time()
+        lease.expire = min(now + (inc or conf["ttl"]), lease.max_expire)
+        lease.renewals += 1
+        ttl = max(0, int(round(lease.expire - now)))
+        return 200, self.envelope(lease_id=lease.id, renewable=True, lease_duration=ttl)
+
+    def _db_creds(self, mount, role, tok):
+        conf = self.db_roles.get((mount, role))
+        if conf is None:
+            raise VaultError(400, [f"unknown role: {role}"])
+        lease_id = f"{mount}/creds/{role}/{secrets.token_urlsafe(18)}"
+        lease = Lease(lease_id, tok, conf["ttl"], conf["max_ttl"])
+        lease.username = f"v-{role}-{secrets.token_hex(6)}"
+        lease.password = secrets.token_urlsafe(24)
+        self.leases[lease_id] = lease
+        data = {"username": lease.username, "password": lease.password}
+        return 200, self.envelope(data=data, lease_id=lease_id, renewable=True,
+                                  lease_duration=conf["ttl"], mount_type="database")
+
+    def _kv2_version_meta(self, entry, n):
+        v = entry["versions"][n]
+        return {"created_time": rfc3339(v["created"]),
+                "custom_metadata": entry["custom_metadata"],
+                "deletion_time": v["deletion_time"], "destroyed": v["destroyed"],
+                "version": n}
+
+    def _kv2_read(self, mount, path, query):
+        entry = self.kv2[mount]["paths"].get(path)
+        if entry is None:
+            raise VaultError(404, [])
+        try:
+            n = int(query.get("version", 0) or 0)
+        except ValueError:
+            raise VaultError(400, ["invalid version"]) from None
+        n = n or entry["current"]
+        v = entry["versions"].get(n)
+        if v is None:
+            raise VaultError(404, [])
+        meta = self._kv2_version_meta(entry, n)
+        deleted = v["deletion_time"] != "" and \
+            dt.datetime.strptime(v["deletion_time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=dt.timezone.utc).timestamp() <= time.time()
+        if deleted or v["destroyed"]:
+            return 404, self.envelope(data={"data": None, "metadata": meta}, mount_type="kv")
+        return 200, self.envelope(data={"data": dict(v["data"]), "metadata": meta},
+                                  mount_type="kv")
+
+    def _kv2_metadata(self, mount, path):
+        entry = self.kv2[mount]["paths"].get(path)
+        if entry is None:
+            raise VaultError(404, [])
+        versions = {str(n): {"created_time": rfc3339(v["created"]),
+                             "deletion_time": v["deletion_time"], "destroyed": v["destroyed"]}
+                    for n, v in sorted(entry["versions"].items())}
+        data = {"cas_required": self.kv2[mount]["cas_required"],
+                "created_time": rfc3339(entry["created"]),
+                "current_version": entry["current"], "delete_version_after": "0s",
+                "max_versions": 0, "oldest_version": 0,
+                "updated_time": rfc3339(entry["updated"]),
+                "custom_metadata": entry["custom_metadata"], "versions": versions}
+        return 200, self.envelope(data=data, mount_type="kv")
+
+    def _kv2_write_req(self, mount, path, body):
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise VaultError(400, ["no data provided"])
+        options = body.get("options") or {}
+        entry = self.kv2[mount]["paths"].get(path)
+        current = entry["current"] if entry else 0
+        if "cas" in options:
+            if options["cas"] != current:
+                raise VaultError(400, ["check-and-set parameter did not match the current "
+                                       "version"])
+        elif self.kv2[mount]["cas_required"]:
+            raise VaultError(400, ["check-and-set parameter required for this call"])
+        meta = self._kv2_write(mount, path, dict(data))
+        return 200, self.envelope(data=meta, mount_type="kv")
+
+
+# ---------------------------------------------------------------- HTTP handler
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "vault-test-double"
+    timeout = 30
+
+    def log_message(self, *args):
+        pass    # the request log is ours; keep stderr quiet
+
+    def _dispatch(self):
+        vault = self.server.vault
+        url = urlsplit(self.path)
+        path = url.path
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        method = self.command
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        token, token_header = None, None
+        if self.headers.get("X-Vault-Token"):
+            token, token_header = self.headers["X-Vault-Token"], "X-Vault-Token"
+        elif (self.headers.get("Authorization") or "").startswith("Bearer "):
+            token, token_header = self.headers["Authorization"][7:].strip(), "Authorization"
+        body, bad_json = {}, False
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+                if not isinstance(body, dict):
+                    bad_json = True
+            except ValueError:
+                bad_json = True
+        kv_write = method in ("POST", "PUT") and "/data/" in path
+        tok = vault.token_info(token) if token else None
+        entry = {"method": method, "path": path, "query": query,
+                 "token": token is not None, "token_header": token_header,
+                 "accessor": tok.accessor if tok else None,
+                 "namespace": self.headers.get("X-Vault-Namespace"),
+                 "vault_request": self.headers.get("X-Vault-Request"),
+                 "body": redact(body, kv_write) if isinstance(body, dict) else None,
+                 "status": None, "fault": None, "time": time.monotonic()}
+        with vault.lock:
+            vault.log.append(entry)
+
+        lat = vault._take_fault(path, ("latency",))
+        while lat is not None:
+            time.sleep(lat.ms / 1000.0)
+            break
+        f = vault._take_fault(path, ("429", "500", "503", "badjson", "truncated", "close"))
+        if f is not None:
+            entry["fault"] = f.kind
+            return self._fault(f.kind, path, entry)
+
+        ns = (entry["namespace"] or "").strip("/")
+        if vault.namespace and path != "/v1/sys/health" and ns != vault.namespace:
+            if "/login" in path and path.startswith("/v1/auth/"):
+                return self._send(entry, 404, {"errors": [
+                    f"no handler for route \"{path[4:]}\". route entry not found."]})
+            return self._send(entry, 403, {"errors": ["permission denied"]})
+        if bad_json:
+            return self._send(entry, 400, {"errors": ["failed to parse JSON input"]})
+        try:
+            status, out = vault.handle(method, path, query, token, body)
+        except VaultError as e:
+            return self._send(entry, e.status, {"errors": e.errors}, e.headers)
+        return self._send(entry, status, out)
+
+    def _fault(self, kind, path, entry):
+        if kind == "429":
+            return self._send(entry, 429, {"errors": [
+                f"request path \"{path[len('/v1/'):]}\": rate limit quota exceeded"]},
+                {"Retry-After": "1", "X-Ratelimit-Limit": "1", "X-Ratelimit-Remaining": "0",
+                 "X-Ratelimit-Reset": "1"})
+        if kind == "500":
+            return self._send(entry, 500, {"errors": ["internal error"]})
+        if kind == "503":
+            return self._send(entry, 503, {"errors": ["Vault is sealed"]})
+        if kind == "badjson":
+            return self._send_raw(entry, 200, b'{"request_id": "x", "data": {"oops": ')
+        if kind == "truncated":
+            payload = json.dumps(self.server.vault.envelope(data={"partial": "x" * 64})).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload) + 100))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            entry["status"] = 200
+            self._hard_close()
+            return
+        if kind == "close":
+            entry["status"] = 0
+            self._hard_close()
+            return
+
+    def _hard_close(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _send(self, entry, status, obj, headers=None):
+        if obj is None:
+            entry["status"] = status
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            return
+        self._send_raw(entry, status, json.dumps(obj).encode(), headers)
+
+    def _send_raw(self, entry, status, payload, headers=None):
+        entry["status"] = status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_LIST = _dispatch
