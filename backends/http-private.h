@@ -32,6 +32,9 @@ int http_request(struct http_client *c, const char *method, const char *path,
                  const struct secret *token, const struct secret *body, uint64_t deadline_ms,
                  long *ret_status, struct secret **ret_body, char **ret_why);
 
+/* Percent-encodes s for a URL query (RFC 3986 unreserved characters stay); malloc'd. */
+char *http_url_escape(const char *s);
+
 /* Parses a response body (it may hold secret values: jansson's allocator wipes on free). */
 int http_json_parse(const struct secret *body, json_t **ret);
 /* Serializes j (which may hold credentials) into a secure buffer. */

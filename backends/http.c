@@ -1,6 +1,12 @@
 /* libcurl underneath the Vault backend: one easy handle per client (keep-alive between
- * requests), bounded bodies collected into secure buffers, bounded retries. */
+ * requests), bounded bodies collected into secure buffers, bounded retries.
+ *
+ * libcurl is loaded with dlopen the first time a client is made: linked normally it pulls
+ * about thirty shared libraries (TLS, Kerberos, LDAP, ...) into every start of secrets-run,
+ * which cost milliseconds on each run whether or not it talks to Vault. */
+#define CURL_DISABLE_TYPECHECK   /* the calls below go through function pointers */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <time.h>
@@ -47,7 +53,87 @@ void backends_init(void) {
         /* Must run before the first json_t exists: a block from the default allocator
          * handed to wiping_free would be misread. */
         json_set_alloc_funcs(wiping_malloc, wiping_free);
-        (void) curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- libcurl, loaded on first use ---- */
+
+static struct {
+        void *handle;
+        CURLcode (*global_init)(long);
+        CURL *(*easy_init)(void);
+        CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+        CURLcode (*easy_perform)(CURL *);
+        CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+        void (*easy_reset)(CURL *);
+        void (*easy_cleanup)(CURL *);
+        const char *(*easy_strerror)(CURLcode);
+        struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+        void (*slist_free_all)(struct curl_slist *);
+} curl_lib;
+
+/* curl.h defines the two variadic calls as argument-count-checking macros */
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#define curl_global_init curl_lib.global_init
+#define curl_easy_init curl_lib.easy_init
+#define curl_easy_setopt curl_lib.easy_setopt
+#define curl_easy_perform curl_lib.easy_perform
+#define curl_easy_getinfo curl_lib.easy_getinfo
+#define curl_easy_reset curl_lib.easy_reset
+#define curl_easy_cleanup curl_lib.easy_cleanup
+#define curl_easy_strerror curl_lib.easy_strerror
+#define curl_slist_append curl_lib.slist_append
+#define curl_slist_free_all curl_lib.slist_free_all
+
+static int curl_load(void) {
+        if (curl_lib.handle)
+                return 0;
+        void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+                return -ELIBACC;
+        struct { const char *name; void **slot; } syms[] = {
+                { "curl_global_init", (void **) &curl_lib.global_init },
+                { "curl_easy_init", (void **) &curl_lib.easy_init },
+                { "curl_easy_setopt", (void **) &curl_lib.easy_setopt },
+                { "curl_easy_perform", (void **) &curl_lib.easy_perform },
+                { "curl_easy_getinfo", (void **) &curl_lib.easy_getinfo },
+                { "curl_easy_reset", (void **) &curl_lib.easy_reset },
+                { "curl_easy_cleanup", (void **) &curl_lib.easy_cleanup },
+                { "curl_easy_strerror", (void **) &curl_lib.easy_strerror },
+                { "curl_slist_append", (void **) &curl_lib.slist_append },
+                { "curl_slist_free_all", (void **) &curl_lib.slist_free_all },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(syms); i++)
+                if (!(*syms[i].slot = dlsym(h, syms[i].name))) {
+                        dlclose(h);
+                        memset(&curl_lib, 0, sizeof curl_lib);
+                        return -ELIBBAD;
+                }
+        if (curl_lib.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                dlclose(h);
+                memset(&curl_lib, 0, sizeof curl_lib);
+                return -ELIBBAD;
+        }
+        curl_lib.handle = h;
+        return 0;
+}
+
+char *http_url_escape(const char *s) {
+        static const char hex[] = "0123456789ABCDEF";
+        char *out = malloc(strlen(s) * 3 + 1), *o = out;
+        if (!out)
+                return NULL;
+        for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+                if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                    *p == '-' || *p == '.' || *p == '_' || *p == '~')
+                        *o++ = (char) *p;
+                else {
+                        *o++ = '%';
+                        *o++ = hex[*p >> 4];
+                        *o++ = hex[*p & 15];
+                }
+        *o = '\0';
+        return out;
 }
 
 int http_json_parse(const struct secret *body, json_t **ret) {
@@ -106,6 +192,9 @@ int http_client_new(const struct http_options *o, struct http_client **ret) {
         if (o->ca_path && !(c->ca_path = strdup(o->ca_path)))
                 return -ENOMEM;
         c->bearer = o->bearer;
+        int k = curl_load();
+        if (k < 0)
+                return k;   /* the caller names the backend: "libcurl (libcurl.so.4) is not installed" */
         if (!(c->curl = curl_easy_init()))
                 return -ENOMEM;
         *ret = steal_pointer(&c);

@@ -116,6 +116,17 @@ static int env_secret(const char *var, struct secret **ret) {
 
 /* GitHub Actions' OIDC token for audience (NULL: GitHub's default), from the job's
  * ACTIONS_ID_TOKEN_REQUEST_URL with ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
+
+/* An HTTP client for this backend; a missing libcurl is said plainly. */
+static int http_client_open(const struct backend *b, const struct http_options *o, struct http_client **ret,
+                            char **ret_why) {
+        int r = http_client_new(o, ret);
+        if (r == -ELIBACC || r == -ELIBBAD)
+                return backend_fail(ret_why, r, "backend '%s' (vault): libcurl (libcurl.so.4) %s [install libcurl4]",
+                                    b->name, r == -ELIBACC ? "is not installed" : "is not usable");
+        return r;
+}
+
 static int github_oidc_token(struct backend *b, const char *audience, uint64_t deadline,
                              struct secret **ret, char **ret_why) {
         const char *url = getenv("ACTIONS_ID_TOKEN_REQUEST_URL");
@@ -128,18 +139,17 @@ static int github_oidc_token(struct backend *b, const char *audience, uint64_t d
                 return backend_fail(ret_why, -EPERM, "backend '%s' (vault): $ACTIONS_ID_TOKEN_REQUEST_URL is not https://", b->name);
         _cleanup_free_ char *full = NULL;
         if (audience) {
-                char *esc = curl_easy_escape(NULL, audience, 0);
+                _cleanup_free_ char *esc = http_url_escape(audience);
                 if (!esc)
                         return -ENOMEM;
                 full = strdup_printf("%s%saudience=%s", url, strchr(url, '?') ? "&" : "?", esc);
-                curl_free(esc);
         } else
                 full = strdup(url);
         if (!full)
                 return -ENOMEM;
         _cleanup_http_client_ struct http_client *gh = NULL;
         struct http_options o = { .base_url = full, .bearer = true };
-        int r = http_client_new(&o, &gh);
+        int r = http_client_open(b, &o, &gh, ret_why);
         if (r < 0)
                 return r;
         long status = 0;
@@ -252,7 +262,7 @@ static int vault_open(struct backend *b, char **ret_why) {
         b->data = v;
         struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
                                   .ca_cert = c->ca_cert, .ca_path = c->ca_path };
-        int r = http_client_new(&o, &v->http);
+        int r = http_client_open(b, &o, &v->http, ret_why);
         if (r < 0)
                 return r;
         if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN) {
