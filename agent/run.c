@@ -277,6 +277,7 @@ static int backend_for(struct run *r, const struct mf_secret *s, struct backend 
                                 .role_id_env = b->role_id_env,
                                 .secret_id_env = b->secret_id_env,
                                 .token_env = b->token_env,
+                                .max_ttl_s = r->m->policy.max_ttl,
                         };
                         if ((k = backend_open(&c, &r->backends[i], &why)) < 0)
                                 goto fail;
@@ -292,9 +293,46 @@ fail:
         return k;
 }
 
+static struct secret_ref ref_of(const struct mf_secret *s) {
+        return (struct secret_ref) {
+                .secret_name = s->name,
+                .path = s->path,
+                .field = s->field,
+                .version = s->version,
+                .generate_length = s->gen_length,
+                .generate_charset = generate_charset_of(s->gen_charset),
+        };
+}
+
+/* Tells b, just opened, about every secret from index first on that it will be asked for
+ * (the Vault backend fetches independent paths concurrently). */
+static int prefetch_for(struct run *r, struct backend *b, size_t first) {
+        const struct mf_secret *s0 = r->secrets[first].def;
+        if (s0->generated)
+                return 0;
+        _cleanup_free_ struct secret_ref *refs = calloc(r->n_secrets - first, sizeof(*refs));
+        if (!refs)
+                return -ENOMEM;
+        size_t n = 0;
+        for (size_t i = first; i < r->n_secrets; i++) {
+                const struct mf_secret *s = r->secrets[i].def;
+                if (!s->generated && s->backend && streq(s->backend, s0->backend))
+                        refs[n++] = ref_of(s);
+        }
+        _cleanup_free_ char *why = NULL;
+        int k = backend_prefetch(b, refs, n, &why);
+        if (k < 0)
+                log_error("backend '%s': %s", backend_name(b), why ? why : strerror(-k));
+        return k;
+}
+
 static int fetch_secrets(struct run *r) {
         r->backends = calloc(r->m->n_backends ? r->m->n_backends : 1, sizeof(*r->backends));
         if (!r->backends)
+                return -ENOMEM;
+        _cleanup_free_ struct backend **prefetched = calloc(r->m->n_backends + 1, sizeof(*prefetched));
+        size_t n_prefetched = 0;
+        if (!prefetched)
                 return -ENOMEM;
         for (size_t i = 0; i < r->n_secrets; i++) {
                 struct fetched *f = &r->secrets[i];
@@ -303,14 +341,16 @@ static int fetch_secrets(struct run *r) {
                 int k = backend_for(r, s, &b);
                 if (k < 0)
                         return k;
-                struct secret_ref ref = {
-                        .secret_name = s->name,
-                        .path = s->path,
-                        .field = s->field,
-                        .version = s->version,
-                        .generate_length = s->gen_length,
-                        .generate_charset = generate_charset_of(s->gen_charset),
-                };
+                bool seen = false;
+                for (size_t j = 0; j < n_prefetched && !seen; j++)
+                        seen = prefetched[j] == b;
+                if (!seen) {
+                        if ((k = prefetch_for(r, b, i)) < 0)
+                                return k;
+                        if (n_prefetched < r->m->n_backends + 1)
+                                prefetched[n_prefetched++] = b;
+                }
+                struct secret_ref ref = ref_of(s);
                 _cleanup_free_ char *why = NULL;
                 k = backend_fetch(b, &ref, &f->value, &f->meta, &why);
                 if (k < 0) {

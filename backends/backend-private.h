@@ -8,6 +8,9 @@ struct backend_ops {
         int (*open)(struct backend *b, char **ret_why);
         int (*fetch)(struct backend *b, const struct secret_ref *ref,
                      struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
+        /* Optional: told before the first fetch() of every ref that will go to this backend,
+         * so it can fetch them ahead (concurrently); errors stay for fetch() to report. */
+        int (*prefetch)(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
         void (*close)(struct backend *b);
         /* Renews what is due at now (monotonic ms); returns when to be called next, 0 = never. */
         uint64_t (*renew)(struct backend *b, uint64_t now_ms);

@@ -94,6 +94,10 @@ int backend_fetch(struct backend *b, const struct secret_ref *ref,
         return 0;
 }
 
+int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
+        return b->ops->prefetch && n > 0 ? b->ops->prefetch(b, refs, n, ret_why) : 0;
+}
+
 uint64_t backend_renew(struct backend *b, uint64_t now_ms) {
         return b && b->ops->renew ? b->ops->renew(b, now_ms) : 0;
 }

@@ -30,6 +30,7 @@ struct backend_config {
         const char *jwt_env, *audience;
         const char *role_id_env, *secret_id_env;
         const char *token_env;         /* NULL: VAULT_TOKEN */
+        uint64_t max_ttl_s;            /* policy.max_ttl: caps lease renewal increments; 0 = none */
 };
 
 struct secret_ref {
@@ -61,6 +62,9 @@ void backends_init(void);
 int backend_open(const struct backend_config *config, struct backend **ret, char **ret_why);
 int backend_fetch(struct backend *b, const struct secret_ref *ref,
                   struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
+/* Optional hint before fetching: every ref that will be fetched from b (a backend may fetch
+ * them ahead, concurrently). Only -ENOMEM-like failures; per-secret errors come from fetch. */
+int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
 const char *backend_name(const struct backend *b);
 /* Keeps leases alive while the step runs: renews what is due at now_ms (monotonic) and
  * returns when to call again (0: nothing to renew). Failures are warnings, not errors. */

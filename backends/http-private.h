@@ -32,6 +32,23 @@ int http_request(struct http_client *c, const char *method, const char *path,
                  const struct secret *token, const struct secret *body, uint64_t deadline_ms,
                  long *ret_status, struct secret **ret_body, char **ret_why);
 
+/* The outcome of one request of http_get_many(): r < 0 with why (never a value or token), or
+ * the final status and body. */
+struct http_result {
+        int r;
+        long status;
+        struct secret *body;
+        char *why;
+};
+void http_result_done(struct http_result *r);
+
+/* GETs base_url + paths[i] for all i at once (at most max_connections connections to the
+ * host, kept alive), each with http_request's retry rules and body cap, all until
+ * deadline_ms. results[i] gets each outcome. Returns < 0 only if nothing could be done
+ * (-EOPNOTSUPP: this libcurl has no multi interface; -ENOMEM); results are then empty. */
+int http_get_many(struct http_client *c, const char *const *paths, size_t n, const struct secret *token,
+                  uint64_t deadline_ms, unsigned max_connections, struct http_result *results);
+
 /* Percent-encodes s for a URL query (RFC 3986 unreserved characters stay); malloc'd. */
 char *http_url_escape(const char *s);
 

@@ -69,11 +69,23 @@ static struct {
         const char *(*easy_strerror)(CURLcode);
         struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
         void (*slist_free_all)(struct curl_slist *);
+        /* optional (curl_multi_poll needs libcurl >= 7.66): without them http_request_many()
+         * says -EOPNOTSUPP and callers fall back to one request at a time */
+        CURLM *(*multi_init)(void);
+        CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
+        CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+        CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+        CURLMcode (*multi_perform)(CURLM *, int *);
+        CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd *, unsigned, int, int *);
+        CURLMsg *(*multi_info_read)(CURLM *, int *);
+        CURLMcode (*multi_cleanup)(CURLM *);
+        bool have_multi;
 } curl_lib;
 
 /* curl.h defines the two variadic calls as argument-count-checking macros */
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
+#undef curl_multi_setopt
 #define curl_global_init curl_lib.global_init
 #define curl_easy_init curl_lib.easy_init
 #define curl_easy_setopt curl_lib.easy_setopt
@@ -84,6 +96,14 @@ static struct {
 #define curl_easy_strerror curl_lib.easy_strerror
 #define curl_slist_append curl_lib.slist_append
 #define curl_slist_free_all curl_lib.slist_free_all
+#define curl_multi_init curl_lib.multi_init
+#define curl_multi_setopt curl_lib.multi_setopt
+#define curl_multi_add_handle curl_lib.multi_add_handle
+#define curl_multi_remove_handle curl_lib.multi_remove_handle
+#define curl_multi_perform curl_lib.multi_perform
+#define curl_multi_poll curl_lib.multi_poll
+#define curl_multi_info_read curl_lib.multi_info_read
+#define curl_multi_cleanup curl_lib.multi_cleanup
 
 static int curl_load(void) {
         if (curl_lib.handle)
@@ -109,6 +129,20 @@ static int curl_load(void) {
                         memset(&curl_lib, 0, sizeof curl_lib);
                         return -ELIBBAD;
                 }
+        struct { const char *name; void **slot; } optional[] = {
+                { "curl_multi_init", (void **) &curl_lib.multi_init },
+                { "curl_multi_setopt", (void **) &curl_lib.multi_setopt },
+                { "curl_multi_add_handle", (void **) &curl_lib.multi_add_handle },
+                { "curl_multi_remove_handle", (void **) &curl_lib.multi_remove_handle },
+                { "curl_multi_perform", (void **) &curl_lib.multi_perform },
+                { "curl_multi_poll", (void **) &curl_lib.multi_poll },
+                { "curl_multi_info_read", (void **) &curl_lib.multi_info_read },
+                { "curl_multi_cleanup", (void **) &curl_lib.multi_cleanup },
+        };
+        curl_lib.have_multi = true;
+        for (size_t i = 0; i < ELEMENTSOF(optional); i++)
+                if (!(*optional[i].slot = dlsym(h, optional[i].name)))
+                        curl_lib.have_multi = false;
         if (curl_lib.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 dlclose(h);
                 memset(&curl_lib, 0, sizeof curl_lib);
@@ -298,6 +332,78 @@ static void sleep_ms(uint64_t ms) {
                 ;
 }
 
+/* Sets up one attempt on h (reset first). */
+static void transfer_setup(struct http_client *c, CURL *h, const char *method, const char *url,
+                           struct curl_slist *headers, const struct secret *body, struct body_state *bs,
+                           struct header_state *hs, char *errbuf, uint64_t remaining_ms) {
+        curl_easy_reset(h);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, bs);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_header);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, hs);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) remaining_ms);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long) remaining_ms);
+        if (c->ca_cert)
+                curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_cert);
+        if (c->ca_path)
+                curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
+        if (body) {
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *) secret_data(body));
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long) secret_len(body));
+        } else if (streq(method, "POST")) {
+                curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+                curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+        }
+}
+
+/* What a finished attempt means, by the retry rules: 1 = a final status (*ret_status), 0 = try
+ * again after *ret_wait ms (*last says why), < 0 = failed for good (*ret_why says why). */
+static int transfer_outcome(CURL *h, CURLcode e, const char *method, const char *path,
+                            const struct body_state *bs, const struct header_state *hs, const char *errbuf,
+                            char **last, uint64_t *backoff, long *ret_status, uint64_t *ret_wait, char **ret_why) {
+        uint64_t wait = 0;
+        if (e == CURLE_WRITE_ERROR && bs->too_big)
+                return backend_fail(ret_why, -EFBIG, "%s %s: the response is larger than %d bytes",
+                                    method, path, HTTP_MAX_BODY);
+        if (e != CURLE_OK) {
+                free(*last);
+                *last = strdup_printf("%s", errbuf[0] ? errbuf : curl_easy_strerror(e));
+                if (!curl_error_is_transient(e))
+                        return backend_fail(ret_why, -EIO, "%s %s: %s", method, path, *last ? *last : "request failed");
+        } else {
+                long status = 0;
+                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+                if (!status_is_transient(status)) {
+                        *ret_status = status;
+                        return 1;
+                }
+                free(*last);
+                *last = strdup_printf("HTTP %ld", status);
+                if (hs->retry_after_s >= 0)
+                        wait = (uint64_t) hs->retry_after_s * 1000;
+        }
+        if (wait == 0) {
+                /* exponential backoff with jitter: somewhere in [backoff/2, backoff] */
+                wait = *backoff / 2 + randombytes_uniform((uint32_t) (*backoff / 2 + 1));
+                *backoff = *backoff * 2 > HTTP_BACKOFF_MAX_MS ? HTTP_BACKOFF_MAX_MS : *backoff * 2;
+        }
+        *ret_wait = wait;
+        return 0;
+}
+
+static int gave_up(char **ret_why, const char *method, const char *path, unsigned attempts, const char *last) {
+        return backend_fail(ret_why, -ETIMEDOUT, "%s %s: gave up after %u attempt%s within the timeout (last: %s)",
+                            method, path, attempts, attempts == 1 ? "" : "s", last ? last : "no answer");
+}
+
 int http_request(struct http_client *c, const char *method, const char *path,
                  const struct secret *token, const struct secret *body, uint64_t deadline_ms,
                  long *ret_status, struct secret **ret_body, char **ret_why) {
@@ -314,9 +420,7 @@ int http_request(struct http_client *c, const char *method, const char *path,
         for (unsigned attempt = 1;; attempt++) {
                 uint64_t now = now_monotonic_ms();
                 if (now >= deadline_ms) {
-                        r = backend_fail(ret_why, -ETIMEDOUT, "%s %s: gave up after %u attempt%s within the timeout (last: %s)",
-                                         method, path, attempt - 1, attempt == 2 ? "" : "s",
-                                         last ? last : "no answer");
+                        r = gave_up(ret_why, method, path, attempt - 1, last);
                         break;
                 }
                 _cleanup_secret_ struct secret *resp = NULL;
@@ -325,70 +429,20 @@ int http_request(struct http_client *c, const char *method, const char *path,
                 struct header_state hs = { .retry_after_s = -1 };
                 struct body_state bs = { .body = resp };
                 char errbuf[CURL_ERROR_SIZE] = "";
-                CURL *h = c->curl;
-                curl_easy_reset(h);
-                curl_easy_setopt(h, CURLOPT_URL, url);
-                curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-                curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
-                curl_easy_setopt(h, CURLOPT_WRITEDATA, &bs);
-                curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_header);
-                curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
-                curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-                curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-                curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-                curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-                curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-                curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-                curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long) (deadline_ms - now));
-                curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long) (deadline_ms - now));
-                if (c->ca_cert)
-                        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_cert);
-                if (c->ca_path)
-                        curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
-                if (body) {
-                        curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *) secret_data(body));
-                        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long) secret_len(body));
-                } else if (streq(method, "POST")) {
-                        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-                        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
-                }
-                CURLcode e = curl_easy_perform(h);
-                long status = 0;
+                transfer_setup(c, c->curl, method, url, headers, body, &bs, &hs, errbuf, deadline_ms - now);
+                CURLcode e = curl_easy_perform(c->curl);
                 uint64_t wait = 0;
-                if (e == CURLE_WRITE_ERROR && bs.too_big) {
-                        r = backend_fail(ret_why, -EFBIG, "%s %s: the response is larger than %d bytes",
-                                         method, path, HTTP_MAX_BODY);
+                r = transfer_outcome(c->curl, e, method, path, &bs, &hs, errbuf, &last, &backoff, ret_status, &wait, ret_why);
+                if (r < 0)
                         break;
-                }
-                if (e != CURLE_OK) {
-                        free(last);
-                        last = strdup_printf("%s", errbuf[0] ? errbuf : curl_easy_strerror(e));
-                        if (!curl_error_is_transient(e)) {
-                                r = backend_fail(ret_why, -EIO, "%s %s: %s", method, path, last ? last : "request failed");
-                                break;
-                        }
-                } else {
-                        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-                        if (!status_is_transient(status)) {
-                                *ret_status = status;
-                                *ret_body = steal_pointer(&resp);
-                                r = 0;
-                                break;
-                        }
-                        free(last);
-                        last = strdup_printf("HTTP %ld", status);
-                        if (hs.retry_after_s >= 0)
-                                wait = (uint64_t) hs.retry_after_s * 1000;
-                }
-                if (wait == 0) {
-                        /* exponential backoff with jitter: somewhere in [backoff/2, backoff] */
-                        wait = backoff / 2 + randombytes_uniform((uint32_t) (backoff / 2 + 1));
-                        backoff = backoff * 2 > HTTP_BACKOFF_MAX_MS ? HTTP_BACKOFF_MAX_MS : backoff * 2;
+                if (r > 0) {
+                        *ret_body = steal_pointer(&resp);
+                        r = 0;
+                        break;
                 }
                 now = now_monotonic_ms();
                 if (now + wait >= deadline_ms) {
-                        r = backend_fail(ret_why, -ETIMEDOUT, "%s %s: gave up after %u attempt%s within the timeout (last: %s)",
-                                         method, path, attempt, attempt == 1 ? "" : "s", last ? last : "no answer");
+                        r = gave_up(ret_why, method, path, attempt, last);
                         break;
                 }
                 log_info("%s %s: %s, retrying in %" PRIu64 " ms", method, path, last ? last : "failed", wait);
@@ -396,5 +450,166 @@ int http_request(struct http_client *c, const char *method, const char *path,
         }
         curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
         headers_free(headers);
+        return r;
+}
+
+/* ---- many GETs at once: one easy handle per request on one multi handle (its connection
+ * pool keeps connections alive between transfers) ---- */
+
+struct transfer {
+        CURL *h;
+        char *url;
+        const char *path;
+        struct secret *resp;
+        struct body_state bs;
+        struct header_state hs;
+        char errbuf[CURL_ERROR_SIZE];
+        char *last;
+        uint64_t backoff;
+        unsigned attempts;
+        uint64_t start_at;             /* monotonic: not before (a retry's wait) */
+        bool running, done;
+};
+
+void http_result_done(struct http_result *r) {
+        secret_free(r->body);
+        free(r->why);
+        *r = (struct http_result) {};
+}
+
+int http_get_many(struct http_client *c, const char *const *paths, size_t n, const struct secret *token,
+                  uint64_t deadline_ms, unsigned max_connections, struct http_result *results) {
+        if (!curl_lib.have_multi)
+                return -EOPNOTSUPP;
+        for (size_t i = 0; i < n; i++)
+                results[i] = (struct http_result) {};
+        if (n == 0)
+                return 0;
+        struct curl_slist *headers = NULL;
+        int r = build_headers(c, token, false, &headers);
+        if (r < 0)
+                return r;
+        CURLM *m = curl_multi_init();
+        struct transfer *t = calloc(n, sizeof(*t));
+        if (!m || !t) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long) max_connections);
+        for (size_t i = 0; i < n; i++) {
+                t[i].path = paths[i];
+                t[i].backoff = HTTP_BACKOFF_FIRST_MS;
+                if (!(t[i].h = curl_easy_init()) || !(t[i].url = strdup_printf("%s%s", c->base_url, paths[i]))) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+        }
+        size_t left = n;
+        while (left > 0) {
+                uint64_t now = now_monotonic_ms();
+                for (size_t i = 0; i < n; i++) {
+                        struct transfer *x = &t[i];
+                        if (x->done || x->running || x->start_at > now)
+                                continue;
+                        if (now >= deadline_ms) {
+                                results[i].r = gave_up(&results[i].why, "GET", x->path, x->attempts, x->last);
+                                x->done = true;
+                                left--;
+                                continue;
+                        }
+                        secret_free(x->resp);
+                        x->resp = NULL;
+                        if ((r = secret_new(1024, &x->resp)) < 0)
+                                goto finish;
+                        x->bs = (struct body_state) { .body = x->resp };
+                        x->hs = (struct header_state) { .retry_after_s = -1 };
+                        x->errbuf[0] = '\0';
+                        transfer_setup(c, x->h, "GET", x->url, headers, NULL, &x->bs, &x->hs, x->errbuf, deadline_ms - now);
+                        if (curl_multi_add_handle(m, x->h) != CURLM_OK) {
+                                r = -EIO;
+                                goto finish;
+                        }
+                        x->running = true;
+                        x->attempts++;
+                }
+                int still = 0;
+                if (curl_multi_perform(m, &still) != CURLM_OK) {
+                        r = -EIO;
+                        goto finish;
+                }
+                CURLMsg *msg;
+                int queued;
+                while ((msg = curl_multi_info_read(m, &queued))) {
+                        if (msg->msg != CURLMSG_DONE)
+                                continue;
+                        CURL *h = msg->easy_handle;
+                        CURLcode e = msg->data.result;
+                        size_t i = 0;
+                        while (i < n && t[i].h != h)
+                                i++;
+                        if (i == n)
+                                continue;
+                        struct transfer *x = &t[i];
+                        curl_multi_remove_handle(m, h);
+                        x->running = false;
+                        uint64_t wait = 0;
+                        int k = transfer_outcome(h, e, "GET", x->path, &x->bs, &x->hs, x->errbuf, &x->last,
+                                                 &x->backoff, &results[i].status, &wait, &results[i].why);
+                        if (k == 0) {
+                                uint64_t t_now = now_monotonic_ms();
+                                if (t_now + wait >= deadline_ms)
+                                        k = gave_up(&results[i].why, "GET", x->path, x->attempts, x->last);
+                                else {
+                                        log_info("GET %s: %s, retrying in %" PRIu64 " ms", x->path,
+                                                 x->last ? x->last : "failed", wait);
+                                        x->start_at = t_now + wait;
+                                        continue;
+                                }
+                        }
+                        if (k > 0)
+                                results[i].body = steal_pointer(&x->resp);
+                        else
+                                results[i].r = k;
+                        x->done = true;
+                        left--;
+                }
+                if (left == 0)
+                        break;
+                /* sleep until curl has something, or the next retry is due */
+                now = now_monotonic_ms();
+                uint64_t wake = deadline_ms > now ? deadline_ms - now : 0;
+                for (size_t i = 0; i < n; i++)
+                        if (!t[i].done && !t[i].running) {
+                                if (t[i].start_at <= now)
+                                        wake = 0;
+                                else if (t[i].start_at - now < wake)
+                                        wake = t[i].start_at - now;
+                        }
+                if (wake > 1000)
+                        wake = 1000;
+                if (wake > 0 && curl_multi_poll(m, NULL, 0, (int) wake, NULL) != CURLM_OK) {
+                        r = -EIO;
+                        goto finish;
+                }
+        }
+        r = 0;
+finish:
+        for (size_t i = 0; t && i < n; i++) {
+                if (t[i].h) {
+                        if (t[i].running)
+                                curl_multi_remove_handle(m, t[i].h);
+                        curl_easy_cleanup(t[i].h);
+                }
+                free(t[i].url);
+                free(t[i].last);
+                secret_free(t[i].resp);
+        }
+        free(t);
+        if (m)
+                curl_multi_cleanup(m);
+        headers_free(headers);
+        if (r < 0)
+                for (size_t i = 0; i < n; i++)
+                        http_result_done(&results[i]);
         return r;
 }

@@ -18,6 +18,14 @@ struct vault_response {
         json_t *json;
 };
 
+/* A GET done ahead by vault_prefetch(), kept until fetch() asks for it: failures are reported
+ * there, as if the request were made then. */
+struct vault_pending {
+        char *key;
+        struct http_result result;
+        bool final;            /* result.r and .why are fetch()'s answer as they stand */
+};
+
 /* Something with a TTL we keep alive while the step runs: a lease, or the login token. */
 struct vault_lease {
         char *id;                      /* NULL for the login token */
@@ -36,6 +44,9 @@ struct vault_state {
         size_t n_responses;
         struct vault_lease *leases;    /* every lease obtained, revoked at close */
         size_t n_leases;
+        struct vault_pending *pending; /* prefetched answers not yet taken */
+        size_t n_pending;
+        uint64_t max_ttl_s;            /* policy.max_ttl: caps renewal increments; 0 = none */
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
@@ -262,6 +273,7 @@ static int vault_open(struct backend *b, char **ret_why) {
         b->data = v;
         struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
                                   .ca_cert = c->ca_cert, .ca_path = c->ca_path };
+        v->max_ttl_s = c->max_ttl_s;
         int r = http_client_open(b, &o, &v->http, ret_why);
         if (r < 0)
                 return r;
@@ -290,21 +302,60 @@ static bool path_is_kv2(const char *path) {
         return slash && startswith(slash + 1, "data/");
 }
 
+
+/* The cached response for key, or its answer from a prefetch, or one request now; a fresh
+ * answer is checked, cached (and its lease recorded) by vault_take(). */
+static int vault_take(struct backend *b, const struct secret_ref *ref, const char *key, int r, long status,
+                      struct secret *resp, json_t **ret, char **ret_why);
+
+static json_t *vault_cached(struct vault_state *v, const char *key) {
+        for (size_t i = 0; i < v->n_responses; i++)
+                if (streq(v->responses[i].key, key))
+                        return v->responses[i].json;
+        return NULL;
+}
+
 static int vault_get(struct backend *b, const struct secret_ref *ref, const char *key, json_t **ret,
                      char **ret_why) {
         struct vault_state *v = b->data;
-        for (size_t i = 0; i < v->n_responses; i++)
-                if (streq(v->responses[i].key, key)) {
-                        *ret = v->responses[i].json;
-                        return 0;
+        json_t *cached = vault_cached(v, key);
+        if (cached) {
+                *ret = cached;
+                return 0;
+        }
+        for (size_t i = 0; i < v->n_pending; i++)
+                if (streq(v->pending[i].key, key)) {
+                        struct vault_pending p = v->pending[i];
+                        v->pending[i] = v->pending[--v->n_pending];
+                        free(p.key);
+                        if (p.final) {
+                                free(*ret_why);
+                                *ret_why = steal_pointer(&p.result.why);
+                                return p.result.r;
+                        }
+                        if (p.result.why) {
+                                free(*ret_why);
+                                *ret_why = steal_pointer(&p.result.why);
+                        }
+                        int k = vault_take(b, ref, key, p.result.r, p.result.status, steal_pointer(&p.result.body),
+                                           ret, ret_why);
+                        http_result_done(&p.result);
+                        return k;
                 }
         _cleanup_free_ char *url_path = strdup_printf("/v1/%s", key);
         if (!url_path)
                 return -ENOMEM;
         long status = 0;
-        _cleanup_secret_ struct secret *resp = NULL;
+        struct secret *resp = NULL;
         int r = http_request(v->http, "GET", url_path, v->token, NULL, now_monotonic_ms() + b->timeout_ms,
                              &status, &resp, ret_why);
+        return vault_take(b, ref, key, r, status, resp, ret, ret_why);
+}
+
+static int vault_take(struct backend *b, const struct secret_ref *ref, const char *key, int r, long status,
+                      struct secret *resp_in, json_t **ret, char **ret_why) {
+        struct vault_state *v = b->data;
+        _cleanup_secret_ struct secret *resp = resp_in;
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
                                                        ref->secret_name, b->name, ref->path,
@@ -371,13 +422,16 @@ static int vault_get(struct backend *b, const struct secret_ref *ref, const char
         return 0;
 }
 
+static char *ref_key(const struct secret_ref *ref) {
+        return ref->version ? strdup_printf("%s?version=%" PRIu64, ref->path, ref->version) : strdup(ref->path);
+}
+
 static int vault_fetch(struct backend *b, const struct secret_ref *ref,
                        struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why) {
         if (!ref->field)
                 return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: name a field (vault:PATH#FIELD)",
                                     ref->secret_name, b->name, ref->path);
-        _cleanup_free_ char *key = ref->version ? strdup_printf("%s?version=%" PRIu64, ref->path, ref->version)
-                                                : strdup(ref->path);
+        _cleanup_free_ char *key = ref_key(ref);
         if (!key)
                 return -ENOMEM;
         json_t *j = NULL;
@@ -427,6 +481,101 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
         return 0;
 }
 
+#define VAULT_MAX_CONNECTIONS 8
+
+/* Issues the GETs for every distinct path of refs not yet answered all at once; fetch() then
+ * takes each answer (or its error) from what is kept here. Successful answers are taken at
+ * once, so that every lease obtained is recorded (and revoked at close) even if the run stops
+ * at an earlier secret. */
+static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
+        struct vault_state *v = b->data;
+        const char *seq = getenv("SECRETS_RUN_VAULT_SEQUENTIAL");
+        if (!v || (seq && streq(seq, "1")))
+                return 0;
+        char **keys = calloc(n ? n : 1, sizeof(char *)), **paths = calloc(n ? n : 1, sizeof(char *));
+        const struct secret_ref **owners = calloc(n ? n : 1, sizeof(*owners));
+        struct http_result *results = calloc(n ? n : 1, sizeof(*results));
+        size_t m = 0;
+        int r = 0;
+        if (!keys || !paths || !owners || !results) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (!refs[i].field)
+                        continue;   /* fetch() says what is wrong */
+                _cleanup_free_ char *key = ref_key(&refs[i]);
+                if (!key) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                bool known = vault_cached(v, key) != NULL;
+                for (size_t j = 0; !known && j < v->n_pending; j++)
+                        known = streq(v->pending[j].key, key);
+                for (size_t j = 0; !known && j < m; j++)
+                        known = streq(keys[j], key);
+                if (known)
+                        continue;
+                if (!(paths[m] = strdup_printf("/v1/%s", key))) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                owners[m] = &refs[i];
+                keys[m++] = steal_pointer(&key);
+        }
+        if (m < 2)
+                goto finish;   /* nothing to overlap: fetch() asks as it always did */
+        struct vault_pending *p = realloc(v->pending, (v->n_pending + m) * sizeof(*p));
+        if (!p) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        v->pending = p;
+        log_info("backend '%s' (vault): fetching %zu paths concurrently", b->name, m);
+        r = http_get_many(v->http, (const char *const *) paths, m, v->token, now_monotonic_ms() + b->timeout_ms,
+                          VAULT_MAX_CONNECTIONS, results);
+        if (r < 0) {
+                if (r == -EOPNOTSUPP)
+                        r = 0;   /* an old libcurl: one at a time */
+                goto finish;
+        }
+        for (size_t j = 0; j < m; j++) {
+                struct http_result *res = &results[j];
+                if (res->r == 0 && res->status == 200) {
+                        json_t *ignored;
+                        _cleanup_free_ char *why = NULL;
+                        int k = vault_take(b, owners[j], keys[j], 0, 200, steal_pointer(&res->body), &ignored, &why);
+                        if (k == -ENOMEM) {
+                                r = k;
+                                goto finish;
+                        }
+                        if (k >= 0)
+                                continue;
+                        /* a bad answer: the error as fetch() would give it */
+                        res->r = k;
+                        res->why = steal_pointer(&why);
+                        v->pending[v->n_pending++] = (struct vault_pending) {
+                                .key = steal_pointer(&keys[j]), .result = *res, .final = true };
+                } else
+                        v->pending[v->n_pending++] = (struct vault_pending) {
+                                .key = steal_pointer(&keys[j]), .result = *res };
+                *res = (struct http_result) {};
+        }
+finish:
+        for (size_t j = 0; j < m; j++) {
+                free(keys[j]);
+                free(paths[j]);
+                if (results)
+                        http_result_done(&results[j]);
+        }
+        free(keys);
+        free(paths);
+        free(owners);
+        free(results);
+        (void) ret_why;
+        return r == -ENOMEM ? r : 0;   /* otherwise fetch() asks for each path itself */
+}
+
 /* One renewal: sys/leases/renew for a lease, auth/token/renew-self for the login token.
  * Vault may grant less than asked (max TTL): the TTL it returns is what counts. */
 static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) {
@@ -435,8 +584,12 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                 budget = b->timeout_ms;
         if (budget < 500)
                 budget = 500;
-        _cleanup_free_ char *inc = strdup_printf("%" PRIu64 "s", l->ttl_s);
-        json_t *body = l->id ? json_pack("{s:s, s:I}", "lease_id", l->id, "increment", (json_int_t) l->ttl_s)
+        struct vault_state *v = b->data;
+        uint64_t increment = l->ttl_s;
+        if (v->max_ttl_s && increment > v->max_ttl_s)
+                increment = v->max_ttl_s;   /* policy.max_ttl */
+        _cleanup_free_ char *inc = strdup_printf("%" PRIu64 "s", increment);
+        json_t *body = l->id ? json_pack("{s:s, s:I}", "lease_id", l->id, "increment", (json_int_t) increment)
                              : json_pack("{s:s?}", "increment", inc);
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
@@ -520,6 +673,11 @@ static void vault_close(struct backend *b) {
                 json_decref(v->responses[i].json);
         }
         free(v->responses);
+        for (size_t i = 0; i < v->n_pending; i++) {
+                free(v->pending[i].key);
+                http_result_done(&v->pending[i].result);
+        }
+        free(v->pending);
         for (size_t i = 0; i < v->n_leases; i++)
                 free(v->leases[i].id);
         free(v->leases);
@@ -532,6 +690,7 @@ static void vault_close(struct backend *b) {
 const struct backend_ops vault_backend_ops = {
         .open = vault_open,
         .fetch = vault_fetch,
+        .prefetch = vault_prefetch,
         .close = vault_close,
         .renew = vault_renew,
 };

@@ -334,3 +334,101 @@ def test_response_over_1_mib_refused(proj, vault):
     r = proj.run("run", "--", "true", env={"VAULT_TOKEN": vault.create_token()})
     assert r.status == 125, r
     assert "MY_SECRET" in r.stderr and "larger than" in r.stderr, r
+
+
+def many_paths(proj, vault, n=20):
+    """n KV v2 paths p0..p{n-1}, one secret S<i> each; returns (secrets block, step)."""
+    values = [proj.secret() for _ in range(n)]
+    for i, v in enumerate(values):
+        vault.kv2_put(f"p{i}", {"k": v})
+    block = "\n".join(f'S{i}: {{from: "v:secret/data/p{i}#k", owner: t}}' for i in range(n))
+    step = same_step(proj, [(f"S{i}", proj.expect(v)) for i, v in enumerate(values)])
+    return block, step
+
+
+def test_independent_paths_fetched_concurrently(proj, vault):
+    """20 paths at 200 ms each would take 4 s one by one; fetched together, well under 2 s."""
+    block, step = many_paths(proj, vault)
+    vault.fault("latency", ms=200)
+    proj.standard_manifest(secrets_block=block, backends=vault_backend(vault, timeout="10s"))
+    r = proj.run("run", "--", step, env={"VAULT_TOKEN": vault.create_token()})
+    assert r.status == 0, r
+    assert r.elapsed < 2.0, f"{r.elapsed:.2f} s: not concurrent"
+    rep = proj.report()
+    assert all(rep[f"same_S{i}"] == "yes" for i in range(20)), rep
+    gets = vault.requests(method="GET")
+    assert sorted(e["path"] for e in gets) == sorted(f"/v1/secret/data/p{i}" for i in range(20)), \
+        "each path requested once"
+    assert_nothing_leaked(proj, vault)
+
+
+def test_sequential_switch_fetches_one_by_one(proj, vault):
+    block, step = many_paths(proj, vault, n=5)
+    vault.fault("latency", ms=200)
+    proj.standard_manifest(secrets_block=block, backends=vault_backend(vault, timeout="10s"))
+    r = proj.run("run", "--", step, env={"VAULT_TOKEN": vault.create_token(),
+                                         "SECRETS_RUN_VAULT_SEQUENTIAL": "1"})
+    assert r.status == 0, r
+    assert r.elapsed >= 1.0, "5 × 200 ms one after another"
+    assert all(v == "yes" for k, v in proj.report().items() if k.startswith("same_"))
+    assert len(vault.requests(method="GET")) == 5
+
+
+def test_retries_under_concurrency(proj, vault):
+    """A 429 (Retry-After: 1) on one path is retried on its own; the others are not asked twice."""
+    block, step = many_paths(proj, vault)
+    vault.fault("429", count=1, prefix="secret/data/p7")
+    vault.fault("503", count=1, prefix="secret/data/p13")
+    proj.standard_manifest(secrets_block=block, backends=vault_backend(vault, timeout="10s"))
+    r = proj.run("run", "--", step, env={"VAULT_TOKEN": vault.create_token()})
+    assert r.status == 0, r
+    rep = proj.report()
+    assert all(rep[f"same_S{i}"] == "yes" for i in range(20)), rep
+    p7 = vault.requests(path="secret/data/p7")
+    assert [e["status"] for e in p7] == [429, 200]
+    assert p7[1]["time"] - p7[0]["time"] >= 0.9, "Retry-After: 1 honoured"
+    assert [e["status"] for e in vault.requests(path="secret/data/p13")] == [503, 200]
+    for i in set(range(20)) - {7, 13}:
+        assert len(vault.requests(path=f"secret/data/p{i}")) == 1
+    assert_nothing_leaked(proj, vault)
+
+
+def test_permanent_error_under_concurrency_names_secret_and_path(proj, vault):
+    block, _ = many_paths(proj, vault, n=6)
+    block += '\nMISSING: {from: "v:secret/data/nope#k", owner: t}'
+    proj.standard_manifest(secrets_block=block, backends=vault_backend(vault))
+    r = proj.run("run", "--", "true", env={"VAULT_TOKEN": vault.create_token()})
+    assert r.status == 125, r
+    assert "MISSING" in r.stderr and "secret/data/nope" in r.stderr and "not found" in r.stderr, r
+    assert len(vault.requests(path="secret/data/nope")) == 1
+    assert_nothing_leaked(proj, vault)
+
+
+def test_renewal_increment_capped_by_policy_max_ttl(proj, vault):
+    """The database lease is granted 3 s; with policy.max_ttl 2s no renewal asks for more."""
+    proj.standard_manifest(
+        secrets_block='DB_PASS: {from: "v:database/creds/app#password", owner: t}',
+        backends=vault_backend(vault), policy="max_ttl: 2s")
+    step = proj.script("sleep 4\n")
+    r = proj.run("run", "--", step, env={"VAULT_TOKEN": vault.create_token()})
+    assert r.status == 0, r
+    renewals = vault.requests(path="sys/leases/renew")
+    assert renewals, "the lease was renewed"
+    assert all(0 < int(e["body"]["increment"]) <= 2 for e in renewals), [e["body"] for e in renewals]
+    assert_nothing_leaked(proj, vault)
+
+
+def test_connection_close_and_persistent_503_under_concurrency(proj, vault):
+    """A dropped connection on one path is retried; a path that stays 503 fails the run with
+    125 within the backend's timeout, naming its secret and path."""
+    block, _ = many_paths(proj, vault, n=6)
+    vault.fault("close", count=1, prefix="secret/data/p2")
+    vault.fault("503", prefix="secret/data/p4")
+    proj.standard_manifest(secrets_block=block, backends=vault_backend(vault, timeout="3s"))
+    r = proj.run("run", "--", "true", env={"VAULT_TOKEN": vault.create_token()}, timeout=30)
+    assert r.status == 125, r
+    assert r.elapsed < 3 + 3, "bounded by the backend's timeout"
+    assert "S4" in r.stderr and "secret/data/p4" in r.stderr and "gave up" in r.stderr, r
+    assert len(vault.requests(path="secret/data/p2")) == 2
+    assert len(vault.requests(path="secret/data/p4")) >= 2
+    assert_nothing_leaked(proj, vault)
