@@ -1,7 +1,5 @@
 /* check: the policy findings (SR1xx) on a schema-valid manifest — ownership, delivery, protected
  * environments, backends, generated lengths, delivery-name collisions, sandbox and rotation. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <strings.h>
 
 #include "manifest.h"
@@ -93,56 +91,13 @@ static char *protected_reach(const struct manifest *m, const struct mf_secret *s
         return steal_pointer(&text);
 }
 
-/* The host of an http(s) URL's authority (after "scheme://"), without userinfo, port or the
- * brackets of an IPv6 literal. */
-static bool url_host(const char *authority, char *buf, size_t size) {
-        size_t end = strcspn(authority, "/?#");
-        const char *host = authority;
-        for (size_t i = 0; i < end; i++)
-                if (authority[i] == '@')
-                        host = authority + i + 1;
-        size_t hostlen = (size_t) (authority + end - host);
-        if (hostlen > 0 && host[0] == '[') {
-                const char *close = memchr(host, ']', hostlen);
-                if (!close)
-                        return false;
-                host++;
-                hostlen = (size_t) (close - host);
-        } else {
-                const char *colon = memchr(host, ':', hostlen);
-                if (colon)
-                        hostlen = (size_t) (colon - host);
-        }
-        if (hostlen == 0 || hostlen >= size)
-                return false;
-        memcpy(buf, host, hostlen);
-        buf[hostlen] = '\0';
-        return true;
-}
-
-/* Loopback: localhost, 127.0.0.0/8, ::1 (and ::ffff:127.x.y.z). Traffic to these never
- * leaves the machine, so plain http is acceptable (a Vault dev server, an SSH tunnel). */
-static bool host_is_loopback(const char *host) {
-        if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0)
-                return true;
-        struct in_addr a4;
-        if (inet_pton(AF_INET, host, &a4) == 1)
-                return (ntohl(a4.s_addr) >> 24) == 127;
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, host, &a6) == 1)
-                return IN6_IS_ADDR_LOOPBACK(&a6) ||
-                       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
-        return false;
-}
-
 static int check_backends(const struct manifest *m, struct findings *f) {
         for (size_t i = 0; i < m->n_backends; i++) {
                 const struct mf_backend *b = &m->backends[i];
                 if (b->type != BACKEND_VAULT)
                         continue;
-                char host[256];
                 bool plain_remote = b->address && strncasecmp(b->address, "http://", 7) == 0 &&
-                        !(url_host(b->address + 7, host, sizeof host) && host_is_loopback(host));
+                        !url_host_is_loopback(b->address + 7);
                 int r = 0;
                 if (plain_remote && !b->insecure)
                         r = findings_add(f, SEVERITY_ERROR, SR106_INSECURE_BACKEND,

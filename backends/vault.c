@@ -1,6 +1,5 @@
 /* The Vault/OpenBao backend: logs in (token, AppRole, JWT), reads KV v1/v2 fields and dynamic
  * credentials, and revokes what it obtained (leases, a login token) when it is closed. */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -53,31 +52,6 @@ struct vault_state {
 static void lease_schedule(struct vault_lease *l, uint64_t now_ms, uint64_t ttl_s) {
         l->expires_ms = now_ms + ttl_s * 1000;
         l->renew_at_ms = l->renewable && ttl_s > 0 ? now_ms + ttl_s * 2000 / 3 : 0;
-}
-
-static bool host_is_loopback(const char *url_rest) {
-        /* url_rest is what follows "http://": [userinfo@]host[:port][/...] */
-        char host[256];
-        const char *p = url_rest, *at = strchr(p, '@'), *slash = strchr(p, '/');
-        if (at && (!slash || at < slash))
-                p = at + 1;
-        size_t n;
-        if (*p == '[') {
-                p++;
-                n = strcspn(p, "]");
-        } else
-                n = strcspn(p, ":/?#");
-        if (n == 0 || n >= sizeof host)
-                return false;
-        memcpy(host, p, n);
-        host[n] = '\0';
-        if (strcasecmp(host, "localhost") == 0)
-                return true;
-        struct in_addr a4;
-        if (inet_pton(AF_INET, host, &a4) == 1)
-                return (ntohl(a4.s_addr) >> 24) == 127;
-        struct in6_addr a6;
-        return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 /* The first error Vault gave, as printable text (Vault's messages name paths, not values). */
@@ -146,7 +120,7 @@ static int github_oidc_token(struct backend *b, const char *audience, uint64_t d
                 return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login from GitHub OIDC needs $ACTIONS_ID_TOKEN_REQUEST_TOKEN (permissions: id-token: write)",
                                     b->name);
         if (strncasecmp(url, "https://", 8) != 0 &&
-            !(strncasecmp(url, "http://", 7) == 0 && host_is_loopback(url + 7)))
+            !(strncasecmp(url, "http://", 7) == 0 && url_host_is_loopback(url + 7)))
                 return backend_fail(ret_why, -EPERM, "backend '%s' (vault): $ACTIONS_ID_TOKEN_REQUEST_URL is not https://", b->name);
         _cleanup_free_ char *full = NULL;
         if (audience) {
@@ -260,7 +234,7 @@ static int vault_open(struct backend *b, char **ret_why) {
         if (!address || !*address)
                 return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): no address (set 'address' or $VAULT_ADDR)", b->name);
         if (strncasecmp(address, "http://", 7) == 0) {
-                if (!host_is_loopback(address + 7) && !c->insecure)
+                if (!url_host_is_loopback(address + 7) && !c->insecure)
                         return backend_fail(ret_why, -EPERM,
                                             "backend '%s' (vault): refusing plain http:// to a host that is not loopback (use https://, or insecure: true)",
                                             b->name);

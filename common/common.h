@@ -90,6 +90,10 @@ unsigned edit_distance(const char *a, const char *b);
 /* Globs for branch names and paths: '*' matches within one '/'-separated part, '**' across
  * parts, '?' one character. */
 bool glob_match(const char *pattern, const char *s);
+/* Is the host of a URL's authority (what follows "scheme://": [userinfo@]host[:port][/...])
+ * loopback: localhost, 127.0.0.0/8, ::1, ::ffff:127.x.y.z? Traffic to these never leaves the
+ * machine. One rule for `check` and for the backends that refuse plain http elsewhere. */
+bool url_host_is_loopback(const char *authority);
 
 /* NULL-terminated string lists */
 size_t strv_length(char *const *l);

@@ -47,6 +47,23 @@ TEST(glob) {
         CHECK(!glob_match("*", "a/b"));
 }
 
+TEST(url_host_loopback) {
+        CHECK(url_host_is_loopback("127.0.0.1:8200/v1"));
+        CHECK(url_host_is_loopback("127.9.9.9"));
+        CHECK(url_host_is_loopback("localhost:8200"));
+        CHECK(url_host_is_loopback("localhost."));
+        CHECK(url_host_is_loopback("[::1]:8200/"));
+        CHECK(url_host_is_loopback("[::ffff:127.0.0.1]"));
+        CHECK(url_host_is_loopback("user@127.0.0.1:8200"));
+        CHECK(url_host_is_loopback("a@b@127.0.0.1/x"));        /* the last @ ends the userinfo */
+        CHECK(!url_host_is_loopback("127.0.0.1@vault.example.com/"));
+        CHECK(!url_host_is_loopback("127.0.0.1.nip.io"));
+        CHECK(!url_host_is_loopback("localhost.example.com"));
+        CHECK(!url_host_is_loopback("10.0.0.1:8200"));
+        CHECK(!url_host_is_loopback("[::2]"));
+        CHECK(!url_host_is_loopback(""));
+}
+
 TEST(edit_distance_suggests) {
         CHECK_EQ_INT(edit_distance("enviroments", "environments"), 1);
         CHECK_EQ_INT(edit_distance("", "abc"), 3);
@@ -99,6 +116,7 @@ int main(void) {
         RUN(duration_rejects);
         RUN(duration_format);
         RUN(glob);
+        RUN(url_host_loopback);
         RUN(edit_distance_suggests);
         RUN(strv);
         RUN(secret_buffer);
