@@ -12,6 +12,10 @@ struct backend_ops {
          * so it can fetch them ahead (concurrently); errors stay for fetch() to report. */
         int (*prefetch)(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
         void (*close)(struct backend *b);
+        /* Optional (absent: -EOPNOTSUPP): see backend_stat() and backend_write(). */
+        int (*stat)(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why);
+        int (*write)(struct backend *b, const struct secret_ref *ref, const struct secret *value,
+                     uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why);
         /* Renews what is due at now (monotonic ms); returns when to be called next, 0 = never. */
         uint64_t (*renew)(struct backend *b, uint64_t now_ms);
 };

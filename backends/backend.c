@@ -98,6 +98,32 @@ int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n,
         return b->ops->prefetch && n > 0 ? b->ops->prefetch(b, refs, n, ret_why) : 0;
 }
 
+int backend_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why) {
+        struct secret_meta meta = {};
+        int r = b->ops->stat ? b->ops->stat(b, ref, &meta, ret_why)
+                             : backend_fail(ret_why, -EOPNOTSUPP, "backend '%s' (%s) keeps no metadata",
+                                            b->name, backend_kind_name(b->kind));
+        if (ret_meta)
+                *ret_meta = meta;
+        else
+                secret_meta_done(&meta);
+        return r;
+}
+
+int backend_write(struct backend *b, const struct secret_ref *ref, const struct secret *value,
+                  uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why) {
+        if (!b->ops->write)
+                return backend_fail(ret_why, -EOPNOTSUPP, "backend '%s' (%s) cannot be written by secrets-run",
+                                    b->name, backend_kind_name(b->kind));
+        struct secret_meta meta = {};
+        int r = b->ops->write(b, ref, value, expect_version, &meta, ret_why);
+        if (r >= 0 && ret_meta)
+                *ret_meta = meta;
+        else
+                secret_meta_done(&meta);
+        return r;
+}
+
 uint64_t backend_renew(struct backend *b, uint64_t now_ms) {
         return b && b->ops->renew ? b->ops->renew(b, now_ms) : 0;
 }

@@ -65,6 +65,18 @@ int backend_fetch(struct backend *b, const struct secret_ref *ref,
 /* Optional hint before fetching: every ref that will be fetched from b (a backend may fetch
  * them ahead, concurrently). Only -ENOMEM-like failures; per-secret errors come from fetch. */
 int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
+/* The metadata of ref's current version without delivering its value (plan/apply/rotate).
+ * -ENOENT: ref does not exist; meta.version then holds what backend_write() must expect
+ * (the version of a container that lacks the field, else 0). -EOPNOTSUPP: the backend
+ * cannot tell without side effects (exec commands, dynamic credentials, KV v1). */
+int backend_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why);
+/* Stores value as a new version of ref only if its current version is still expect_version
+ * (0: only if ref does not exist), atomically with respect to other writers (a lock, or
+ * Vault's check-and-set). -ESTALE: another writer got there first; stat again and decide
+ * again. -EOPNOTSUPP: this backend or path cannot be written. On success ret_meta (optional)
+ * describes the new version. */
+int backend_write(struct backend *b, const struct secret_ref *ref, const struct secret *value,
+                  uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why);
 const char *backend_name(const struct backend *b);
 /* Keeps leases alive while the step runs: renews what is due at now_ms (monotonic) and
  * returns when to call again (0: nothing to renew). Failures are warnings, not errors. */
