@@ -4,6 +4,7 @@
 #include <time.h>
 #include <jansson.h>
 
+#include "backends.h"
 #include "manifest.h"
 
 enum tri { TRI_UNSET = -1, TRI_OFF = 0, TRI_ON = 1 };
@@ -47,6 +48,23 @@ int command_redact(const struct options *o);  /* 0 clean, 1 leak (on-leak fail),
 int command_scan(const struct options *o);    /* 0 clean, 1 leak, 2 error */
 int command_store(const struct options *o);   /* 0, 1 */
 int command_audit(const struct options *o);   /* verify: 0 intact, 1 tampered, 2 error; keygen: 0, 2 */
+
+/* ---- where secrets come from: the manifest's backends, opened on first use ---- */
+
+struct sources {
+        const struct manifest *m;
+        struct backend **open;         /* parallel to m->backends; NULL until first used */
+        struct backend *generator;     /* ephemeral generated secrets */
+};
+int sources_init(struct sources *src, const struct manifest *m);
+/* Closes every backend: leases are revoked, a login token too. */
+void sources_done(struct sources *src);
+/* The backend s is read from (the generator for an ephemeral generated secret), opened now
+ * if it is not yet; on failure prints why, naming the secret and its manifest line. */
+int sources_get(struct sources *src, const struct mf_secret *s, struct backend **ret);
+/* Renews what is due in every open backend; returns the next time to call, 0 for never. */
+uint64_t sources_renew(struct sources *src, uint64_t now_ms);
+struct secret_ref secret_ref_of(const struct mf_secret *s);
 
 /* ---- supervision of the running step ---- */
 

@@ -4,12 +4,6 @@
 
 #include "manifest.h"
 
-/* A per-run random value that nobody stores or owns: exempt from ownership, approval and
- * rotation rules, since there is nothing to own, approve or rotate. */
-static bool secret_is_ephemeral(const struct mf_secret *s) {
-        return s->generated && !s->gen_store;
-}
-
 static struct mf_pos pos_or(struct mf_pos preferred, struct mf_pos fallback) {
         return preferred.line > 0 ? preferred : fallback;
 }
@@ -162,16 +156,15 @@ static int check_defaults(const struct manifest *m, struct findings *f) {
 static int check_secret_backend(const struct manifest *m, const struct mf_secret *s,
                                 struct findings *f) {
         char hint[128];
-        if (s->generated) {
-                /* A stored generated secret lives in defaults.backend (plan/apply). An
-                 * undeclared defaults.backend is reported once, by check_defaults(). */
-                if (s->gen_store && !m->default_backend)
-                        return findings_add(f, SEVERITY_ERROR, SR105_UNKNOWN_BACKEND,
-                                            pos_or(s->generate_pos, s->pos),
-                                            "generated secret '%s' is to be stored, but there is "
-                                            "no defaults.backend to store it in", s->name);
+        if (mf_secret_is_ephemeral(s))
                 return 0;
-        }
+        /* A stored generated secret lives at its `from`, else in defaults.backend (an
+         * undeclared defaults.backend is reported once, by check_defaults()). */
+        if (s->generated && !s->backend)
+                return findings_add(f, SEVERITY_ERROR, SR105_UNKNOWN_BACKEND,
+                                    pos_or(s->generate_pos, s->pos),
+                                    "generated secret '%s' is to be stored, but it has no 'from' "
+                                    "and there is no defaults.backend to store it in", s->name);
         if (!s->backend)
                 return findings_add(f, SEVERITY_ERROR, SR105_UNKNOWN_BACKEND,
                                     pos_or(s->from_pos, s->pos),
@@ -211,7 +204,7 @@ static int check_secret_environments(const struct manifest *m, const struct mf_s
 
 static int check_secret_protected(const struct manifest *m, const struct mf_secret *s,
                                   struct findings *f) {
-        if (secret_is_ephemeral(s))
+        if (mf_secret_is_ephemeral(s))
                 return 0;
         size_t count;
         bool oom;
@@ -282,7 +275,7 @@ static int check_secret(const struct manifest *m, size_t index, struct findings 
         const struct mf_policy *p = &m->policy;
         int r;
 
-        if (p->require_owner && !s->owner && !secret_is_ephemeral(s)) {
+        if (p->require_owner && !s->owner && !mf_secret_is_ephemeral(s)) {
                 r = findings_add(f, SEVERITY_ERROR, SR101_MISSING_OWNER, s->pos,
                                  "secret '%s' has no owner; add owner: TEAM "
                                  "(policy.require_owner is on)", s->name);
@@ -317,7 +310,7 @@ static int check_secret(const struct manifest *m, size_t index, struct findings 
         r = check_secret_delivery_name(m, index, f);
         if (r < 0)
                 return r;
-        if (p->require_rotation && !s->has_rotation && !secret_is_ephemeral(s)) {
+        if (p->require_rotation && !s->has_rotation && !mf_secret_is_ephemeral(s)) {
                 r = findings_add(f, SEVERITY_ERROR, SR110_ROTATION_MISSING, s->pos,
                                  "secret '%s' declares no rotation, which "
                                  "policy.require_rotation requires; add rotation: {max_age: ...}",

@@ -1120,13 +1120,16 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                         get_strv(l, k, v, STRV_SCALAR_OK | STRV_EMPTY_OK, &s->approved_by);
         }
 
-        if (from_key && generate)
+        /* A stored generated secret (generate.store) lives at `from`, or at defaults.backend
+         * under its own name; an ephemeral one has no place, so `from` beside it is a mistake. */
+        if (from_key && generate && !s->gen_store)
                 report(l, SR004_INVALID_VALUE, generate->pos,
-                       "secret '%s' has both 'from' and 'generate'; it takes one of them",
+                       "secret '%s' has both 'from' and 'generate'; it takes one of them "
+                       "(or add 'store: true' to 'generate' to keep the generated value at 'from')",
                        shown(name->value, b));
         else if (from)
                 parse_reference(l, from, s);
-        else if (!generate && !from_key) {
+        else if (!from_key && (!generate || s->gen_store)) {
                 if (man->default_backend)
                         set_string(l, &s->backend, man->default_backend);
                 set_string(l, &s->path, name->value);

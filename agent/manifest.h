@@ -103,7 +103,7 @@ struct mf_secret {
          * (then defaults.backend with PATH = name) */
         char *from;               /* as written; NULL if absent */
         struct mf_pos from_pos;
-        char *backend;            /* resolved backend name; NULL for generated secrets */
+        char *backend;            /* resolved backend name; NULL for ephemeral generated secrets */
         char *path;
         char *field;              /* NULL if absent */
         uint64_t version;         /* 0 = latest */
@@ -111,7 +111,7 @@ struct mf_secret {
         struct mf_pos generate_pos;
         size_t gen_length;        /* default 32 */
         enum charset gen_charset; /* default alnum */
-        bool gen_store;           /* keep the value in defaults.backend (plan/apply) */
+        bool gen_store;           /* keep the value at backend/path/field (plan/apply) */
 
         char *owner;
         char *description;
@@ -129,6 +129,13 @@ struct mf_secret {
         bool has_rotation;
         char **approved_by;
 };
+
+/* A per-run random value that nobody stores or owns (generate without store): nothing to
+ * fetch, own, approve or rotate. A stored generated secret is read from its backend like any
+ * other and created or rotated by apply/rotate. */
+static inline bool mf_secret_is_ephemeral(const struct mf_secret *s) {
+        return s->generated && !s->gen_store;
+}
 
 struct mf_policy {
         enum on_leak on_leak;             /* fail */

@@ -29,8 +29,7 @@ struct run {
         struct fetched *secrets;        /* in scope (and in --only) */
         size_t n_secrets;
         size_t n_withheld_pr;
-        struct backend **backends;      /* parallel to m->backends, opened on first use */
-        struct backend *generator;
+        struct sources sources;         /* the manifest's backends, opened on first use */
         char **strip_env;               /* variables that must not reach the step */
         char **hide;                    /* paths the sandbox covers: keys and stores */
         struct secrets_dir *dir;
@@ -52,10 +51,7 @@ static void run_done(struct run *r) {
                 secret_meta_done(&r->secrets[i].meta);
         }
         free(r->secrets);
-        for (size_t i = 0; r->backends && i < r->m->n_backends; i++)
-                backend_close(r->backends[i]);
-        free(r->backends);
-        backend_close(r->generator);
+        sources_done(&r->sources);
         secrets_dir_remove(r->dir);
         for (size_t i = 0; i < r->n_fds; i++)
                 safe_close(r->fds[i]);
@@ -204,111 +200,11 @@ static int resolve_scope(struct run *r) {
 
 /* ---- fetch ---- */
 
-static enum backend_kind backend_kind_of(enum backend_type t) {
-        switch (t) {
-        case BACKEND_ENV:   return BACKEND_KIND_ENV;
-        case BACKEND_EXEC:  return BACKEND_KIND_EXEC;
-        case BACKEND_VAULT: return BACKEND_KIND_VAULT;
-        case BACKEND_FILE:
-        default:            return BACKEND_KIND_FILE;
-        }
-}
-
-static enum backend_vault_auth vault_auth_of(enum vault_auth a) {
-        switch (a) {
-        case VAULT_AUTH_APPROLE: return BACKEND_VAULT_AUTH_APPROLE;
-        case VAULT_AUTH_JWT:     return BACKEND_VAULT_AUTH_JWT;
-        case VAULT_AUTH_TOKEN:
-        case VAULT_AUTH_NONE:
-        default:                 return BACKEND_VAULT_AUTH_TOKEN;
-        }
-}
-
-static enum generate_charset generate_charset_of(enum charset c) {
-        switch (c) {
-        case CHARSET_HEX:       return GENERATE_HEX;
-        case CHARSET_BASE64URL: return GENERATE_BASE64URL;
-        case CHARSET_ASCII:     return GENERATE_ASCII;
-        case CHARSET_ALNUM:
-        default:                return GENERATE_ALNUM;
-        }
-}
-
-static int backend_for(struct run *r, const struct mf_secret *s, struct backend **ret) {
-        _cleanup_free_ char *why = NULL;
-        int k;
-        if (s->generated) {
-                if (!r->generator) {
-                        struct backend_config c = { .name = "generate", .kind = BACKEND_KIND_GENERATE };
-                        if ((k = backend_open(&c, &r->generator, &why)) < 0)
-                                goto fail;
-                }
-                *ret = r->generator;
-                return 0;
-        }
-        for (size_t i = 0; i < r->m->n_backends; i++) {
-                const struct mf_backend *b = &r->m->backends[i];
-                if (!streq(b->name, s->backend))
-                        continue;
-                if (!r->backends[i]) {
-                        _cleanup_free_ char *path = NULL;
-                        if (b->path && b->path[0] != '/' && r->m->dir)
-                                path = strdup_printf("%s/%s", r->m->dir, b->path);
-                        _cleanup_free_ char *key_file = NULL;
-                        if (b->key_file && b->key_file[0] != '/' && r->m->dir)
-                                key_file = strdup_printf("%s/%s", r->m->dir, b->key_file);
-                        struct backend_config c = {
-                                .name = b->name,
-                                .kind = backend_kind_of(b->type),
-                                .timeout_ms = b->timeout * 1000,
-                                .command = b->command,
-                                .path = path ? path : b->path,
-                                .key_file = key_file ? key_file : b->key_file,
-                                .address = b->address,
-                                .namespace_ = b->namespace_,
-                                .ca_cert = b->ca_cert,
-                                .ca_path = b->ca_path,
-                                .insecure = b->insecure,
-                                .vault_auth = vault_auth_of(b->auth),
-                                .auth_mount = b->auth_mount,
-                                .auth_role = b->auth_role,
-                                .jwt_env = b->jwt_env,
-                                .audience = b->audience,
-                                .role_id_env = b->role_id_env,
-                                .secret_id_env = b->secret_id_env,
-                                .token_env = b->token_env,
-                                .max_ttl_s = r->m->policy.max_ttl,
-                        };
-                        if ((k = backend_open(&c, &r->backends[i], &why)) < 0)
-                                goto fail;
-                }
-                *ret = r->backends[i];
-                return 0;
-        }
-        log_error("%s:%u: secret %s: unknown backend '%s'", r->m->path, s->pos.line, s->name,
-                  s->backend ? s->backend : "(none)");
-        return -ENOENT;
-fail:
-        log_error("%s:%u: secret %s: %s", r->m->path, s->pos.line, s->name, why ? why : strerror(-k));
-        return k;
-}
-
-static struct secret_ref ref_of(const struct mf_secret *s) {
-        return (struct secret_ref) {
-                .secret_name = s->name,
-                .path = s->path,
-                .field = s->field,
-                .version = s->version,
-                .generate_length = s->gen_length,
-                .generate_charset = generate_charset_of(s->gen_charset),
-        };
-}
-
 /* Tells b, just opened, about every secret from index first on that it will be asked for
  * (the Vault backend fetches independent paths concurrently). */
 static int prefetch_for(struct run *r, struct backend *b, size_t first) {
         const struct mf_secret *s0 = r->secrets[first].def;
-        if (s0->generated)
+        if (mf_secret_is_ephemeral(s0))
                 return 0;
         _cleanup_free_ struct secret_ref *refs = calloc(r->n_secrets - first, sizeof(*refs));
         if (!refs)
@@ -316,8 +212,8 @@ static int prefetch_for(struct run *r, struct backend *b, size_t first) {
         size_t n = 0;
         for (size_t i = first; i < r->n_secrets; i++) {
                 const struct mf_secret *s = r->secrets[i].def;
-                if (!s->generated && s->backend && streq(s->backend, s0->backend))
-                        refs[n++] = ref_of(s);
+                if (!mf_secret_is_ephemeral(s) && s->backend && streq(s->backend, s0->backend))
+                        refs[n++] = secret_ref_of(s);
         }
         _cleanup_free_ char *why = NULL;
         int k = backend_prefetch(b, refs, n, &why);
@@ -327,9 +223,9 @@ static int prefetch_for(struct run *r, struct backend *b, size_t first) {
 }
 
 static int fetch_secrets(struct run *r) {
-        r->backends = calloc(r->m->n_backends ? r->m->n_backends : 1, sizeof(*r->backends));
-        if (!r->backends)
-                return -ENOMEM;
+        int k = sources_init(&r->sources, r->m);
+        if (k < 0)
+                return k;
         _cleanup_free_ struct backend **prefetched = calloc(r->m->n_backends + 1, sizeof(*prefetched));
         size_t n_prefetched = 0;
         if (!prefetched)
@@ -338,7 +234,7 @@ static int fetch_secrets(struct run *r) {
                 struct fetched *f = &r->secrets[i];
                 const struct mf_secret *s = f->def;
                 struct backend *b;
-                int k = backend_for(r, s, &b);
+                k = sources_get(&r->sources, s, &b);
                 if (k < 0)
                         return k;
                 bool seen = false;
@@ -350,11 +246,12 @@ static int fetch_secrets(struct run *r) {
                         if (n_prefetched < r->m->n_backends + 1)
                                 prefetched[n_prefetched++] = b;
                 }
-                struct secret_ref ref = ref_of(s);
+                struct secret_ref ref = secret_ref_of(s);
                 _cleanup_free_ char *why = NULL;
                 k = backend_fetch(b, &ref, &f->value, &f->meta, &why);
                 if (k < 0) {
-                        log_error("%s", why ? why : strerror(-k));
+                        log_error("%s%s", why ? why : strerror(-k),
+                                  k == -ENOENT && s->generated ? " [a stored generated secret: 'secrets-run apply' creates it]" : "");
                         return k;
                 }
                 if (secret_len(f->value) < r->m->policy.min_secret_length) {
@@ -378,13 +275,7 @@ static int fetch_secrets(struct run *r) {
  * about two thirds of their TTL; returns the earliest next renewal, 0 if none. */
 static uint64_t renew_leases(void *userdata, uint64_t now_ms) {
         struct run *r = userdata;
-        uint64_t next = 0;
-        for (size_t i = 0; r->backends && i < r->m->n_backends; i++) {
-                uint64_t t = r->backends[i] ? backend_renew(r->backends[i], now_ms) : 0;
-                if (t && (!next || t < next))
-                        next = t;
-        }
-        return next;
+        return sources_renew(&r->sources, now_ms);
 }
 
 /* Variables the step must not see: every env-backend source variable the manifest names
@@ -394,7 +285,7 @@ static int collect_stripped_env(struct run *r) {
         int k;
         for (size_t i = 0; i < r->m->n_secrets; i++) {
                 const struct mf_secret *s = &r->m->secrets[i];
-                const struct mf_backend *b = s->generated ? NULL : manifest_find_backend(r->m, s->backend);
+                const struct mf_backend *b = mf_secret_is_ephemeral(s) ? NULL : manifest_find_backend(r->m, s->backend);
                 if (b && b->type == BACKEND_ENV && s->path && (k = strv_extend(&r->strip_env, s->path)) < 0)
                         return k;
         }
@@ -722,7 +613,7 @@ static void print_dry_run(const struct run *r, const struct sandbox_status *st) 
                 for (size_t i = 0; i < r->n_secrets; i++) {
                         const struct mf_secret *s = r->secrets[i].def;
                         json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", s->name,
-                                              "backend", s->generated ? "generate" : s->backend,
+                                              "backend", mf_secret_is_ephemeral(s) ? "generate" : s->backend,
                                               "deliver", delivery_name(s->deliver), "as", s->as);
                         if (r->secrets[i].meta.version)
                                 json_object_set_new(o, "version", json_integer((json_int_t) r->secrets[i].meta.version));
@@ -753,7 +644,7 @@ static void print_dry_run(const struct run *r, const struct sandbox_status *st) 
         for (size_t i = 0; i < r->n_secrets; i++) {
                 const struct mf_secret *s = r->secrets[i].def;
                 _cleanup_free_ char *upper = strdup_upper(s->as);
-                printf("  %-24s from %-10s as ", s->name, s->generated ? "generate" : s->backend);
+                printf("  %-24s from %-10s as ", s->name, mf_secret_is_ephemeral(s) ? "generate" : s->backend);
                 if (s->deliver == DELIVER_FD)
                         printf("fd, number in $%s_FD\n", upper ? upper : s->as);
                 else if (s->deliver == DELIVER_ENV)

@@ -1,0 +1,138 @@
+/* Where secrets come from: the manifest's backends, opened on first use, and the reference a
+ * secret's definition names. Shared by run (fetch) and plan/apply/rotate (stat, write). */
+#include "agent.h"
+
+static enum backend_kind backend_kind_of(enum backend_type t) {
+        switch (t) {
+        case BACKEND_ENV:   return BACKEND_KIND_ENV;
+        case BACKEND_EXEC:  return BACKEND_KIND_EXEC;
+        case BACKEND_VAULT: return BACKEND_KIND_VAULT;
+        case BACKEND_FILE:
+        default:            return BACKEND_KIND_FILE;
+        }
+}
+
+static enum backend_vault_auth vault_auth_of(enum vault_auth a) {
+        switch (a) {
+        case VAULT_AUTH_APPROLE: return BACKEND_VAULT_AUTH_APPROLE;
+        case VAULT_AUTH_JWT:     return BACKEND_VAULT_AUTH_JWT;
+        case VAULT_AUTH_TOKEN:
+        case VAULT_AUTH_NONE:
+        default:                 return BACKEND_VAULT_AUTH_TOKEN;
+        }
+}
+
+static enum generate_charset generate_charset_of(enum charset c) {
+        switch (c) {
+        case CHARSET_HEX:       return GENERATE_HEX;
+        case CHARSET_BASE64URL: return GENERATE_BASE64URL;
+        case CHARSET_ASCII:     return GENERATE_ASCII;
+        case CHARSET_ALNUM:
+        default:                return GENERATE_ALNUM;
+        }
+}
+
+struct secret_ref secret_ref_of(const struct mf_secret *s) {
+        return (struct secret_ref) {
+                .secret_name = s->name,
+                .path = s->path,
+                .field = s->field,
+                .version = s->version,
+                .generate_length = s->gen_length,
+                .generate_charset = generate_charset_of(s->gen_charset),
+        };
+}
+
+int sources_init(struct sources *src, const struct manifest *m) {
+        *src = (struct sources) { .m = m };
+        src->open = calloc(m->n_backends ? m->n_backends : 1, sizeof(*src->open));
+        return src->open ? 0 : -ENOMEM;
+}
+
+void sources_done(struct sources *src) {
+        for (size_t i = 0; src->open && i < src->m->n_backends; i++)
+                backend_close(src->open[i]);
+        free(src->open);
+        backend_close(src->generator);
+        *src = (struct sources) {};
+}
+
+static int open_generator(struct sources *src, char **ret_why) {
+        if (src->generator)
+                return 0;
+        struct backend_config c = { .name = "generate", .kind = BACKEND_KIND_GENERATE };
+        return backend_open(&c, &src->generator, ret_why);
+}
+
+static int open_backend(struct sources *src, size_t i, char **ret_why) {
+        const struct manifest *m = src->m;
+        const struct mf_backend *b = &m->backends[i];
+        if (src->open[i])
+                return 0;
+        /* relative paths are relative to the manifest, wherever secrets-run was started */
+        _cleanup_free_ char *path = NULL, *key_file = NULL;
+        if (b->path && b->path[0] != '/' && m->dir && !(path = strdup_printf("%s/%s", m->dir, b->path)))
+                return -ENOMEM;
+        if (b->key_file && b->key_file[0] != '/' && m->dir &&
+            !(key_file = strdup_printf("%s/%s", m->dir, b->key_file)))
+                return -ENOMEM;
+        struct backend_config c = {
+                .name = b->name,
+                .kind = backend_kind_of(b->type),
+                .timeout_ms = b->timeout * 1000,
+                .command = b->command,
+                .path = path ? path : b->path,
+                .key_file = key_file ? key_file : b->key_file,
+                .address = b->address,
+                .namespace_ = b->namespace_,
+                .ca_cert = b->ca_cert,
+                .ca_path = b->ca_path,
+                .insecure = b->insecure,
+                .vault_auth = vault_auth_of(b->auth),
+                .auth_mount = b->auth_mount,
+                .auth_role = b->auth_role,
+                .jwt_env = b->jwt_env,
+                .audience = b->audience,
+                .role_id_env = b->role_id_env,
+                .secret_id_env = b->secret_id_env,
+                .token_env = b->token_env,
+                .max_ttl_s = m->policy.max_ttl,
+        };
+        return backend_open(&c, &src->open[i], ret_why);
+}
+
+int sources_get(struct sources *src, const struct mf_secret *s, struct backend **ret) {
+        const struct manifest *m = src->m;
+        _cleanup_free_ char *why = NULL;
+        int k;
+        if (mf_secret_is_ephemeral(s)) {
+                if ((k = open_generator(src, &why)) < 0)
+                        goto fail;
+                *ret = src->generator;
+                return 0;
+        }
+        for (size_t i = 0; s->backend && i < m->n_backends; i++) {
+                if (!streq(m->backends[i].name, s->backend))
+                        continue;
+                if ((k = open_backend(src, i, &why)) < 0)
+                        goto fail;
+                *ret = src->open[i];
+                return 0;
+        }
+        log_error("%s:%u: secret %s: unknown backend '%s'", m->path, s->pos.line, s->name,
+                  s->backend ? s->backend : "(none)");
+        return -ENOENT;
+fail:
+        log_error("%s:%u: secret %s: %s", m->path, s->pos.line, s->name, why ? why : strerror(-k));
+        return k;
+}
+
+uint64_t sources_renew(struct sources *src, uint64_t now_ms) {
+        uint64_t next = 0;
+        for (size_t i = 0; src->open && i < src->m->n_backends; i++) {
+                uint64_t t = src->open[i] ? backend_renew(src->open[i], now_ms) : 0;
+                if (t && (!next || t < next))
+                        next = t;
+        }
+        return next;
+}
