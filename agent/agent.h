@@ -29,6 +29,8 @@ struct options {
         bool dry_run;
         /* redact / scan */
         char **secret_files;
+        /* plan / apply */
+        bool all;             /* --all: every environment */
         /* store */
         char *store_path;     /* --store */
         uint64_t store_to;    /* --to; 0 = not given */
@@ -47,6 +49,21 @@ int command_check(const struct options *o);   /* 0, 1, 2 */
 int command_redact(const struct options *o);  /* 0 clean, 1 leak (on-leak fail), 2 error */
 int command_scan(const struct options *o);    /* 0 clean, 1 leak, 2 error */
 int command_store(const struct options *o);   /* 0, 1 */
+int command_plan(const struct options *o);    /* 0 in sync, 2 drift, 1 error */
+int command_apply(const struct options *o);   /* 0, 1 */
+int command_rotate(const struct options *o);  /* 0, 1 */
+
+/* ---- rotation: a secret's age against its rotation.max_age / fail_after ---- */
+enum rotation_status {
+        ROTATION_NONE,       /* no rotation declared */
+        ROTATION_OK,
+        ROTATION_OVERDUE,    /* past max_age: warn */
+        ROTATION_FAILING,    /* past fail_after: run refuses */
+        ROTATION_UNKNOWN,    /* declared, but the backend keeps no creation time */
+};
+/* created: unix seconds (0: unknown); *ret_age is set when the age is known. */
+enum rotation_status rotation_evaluate(const struct mf_secret *s, int64_t created, int64_t now, uint64_t *ret_age);
+const char *rotation_status_name(enum rotation_status r);
 int command_audit(const struct options *o);   /* verify: 0 intact, 1 tampered, 2 error; keygen: 0, 2 */
 
 /* ---- where secrets come from: the manifest's backends, opened on first use ---- */

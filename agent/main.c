@@ -38,7 +38,7 @@ static const struct {
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
-        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY,
+        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL,
 };
 
 static const struct option long_options[] = {
@@ -64,6 +64,7 @@ static const struct option long_options[] = {
         { "store",        required_argument, NULL, OPT_STORE },
         { "to",           required_argument, NULL, OPT_TO },
         { "public-key",   required_argument, NULL, OPT_PUBLIC_KEY },
+        { "all",          no_argument,       NULL, OPT_ALL },
         {}
 };
 
@@ -88,7 +89,8 @@ static const struct {
         { OPT_AUDIT_LOG, ON(CMD_RUN), "    --audit-log PATH    where to append the audit record" },
         { OPT_TTY, ON(CMD_RUN), "    --tty auto|always|never  give the command a pseudo-terminal" },
         { OPT_ALLOW_PTRACE, ON(CMD_RUN), "    --allow-ptrace      let the command use ptrace (debuggers)" },
-        { OPT_DRY_RUN, ON(CMD_RUN) | ON(CMD_APPLY), "    --dry-run           resolve, gate and fetch; print what would be delivered; run nothing" },
+        { OPT_ALL, ON(CMD_PLAN) | ON(CMD_APPLY), "    --all               every environment (else the one -e, $SECRETS_RUN_ENV or defaults.environment names)" },
+        { OPT_DRY_RUN, ON(CMD_RUN) | ON(CMD_APPLY), "    --dry-run           run: resolve, gate and fetch, print what would be delivered; apply: plan" },
         { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
         { OPT_STORE, ON(CMD_STORE), "    --store PATH        the store file (else the manifest's file backend, else .secrets-run/store)" },
         { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
@@ -207,6 +209,7 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                 break;
         case OPT_ALLOW_PTRACE: o->allow_ptrace = true; break;
         case OPT_DRY_RUN: o->dry_run = true; break;
+        case OPT_ALL: o->all = true; break;
         case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
         case OPT_STORE: free(o->store_path); o->store_path = strdup(arg); break;
         case OPT_TO: {
@@ -429,8 +432,14 @@ int main(int argc, char **argv) {
                 status = command_audit(&o);
                 break;
         case CMD_PLAN:
+                status = command_plan(&o);
+                break;
         case CMD_APPLY:
+                status = command_apply(&o);
+                break;
         case CMD_ROTATE:
+                status = command_rotate(&o);
+                break;
         case CMD_VERSION:
         case CMD_HELP:
         case _CMD_MAX:

@@ -1,0 +1,615 @@
+/* plan, apply, rotate: the manifest as the desired state of the stores. plan compares it
+ * with what each backend holds (exists, version, age against rotation), apply converges
+ * (creates missing stored generated secrets, rotates overdue ones), rotate makes one new
+ * version now. Writes are conditional on the version read (a lock for the file store,
+ * check-and-set for Vault KV v2), so concurrent applies make one new version, not two. */
+#include <inttypes.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define SECONDS_PER_DAY 86400
+#define WRITE_ATTEMPTS 3
+
+enum action {
+        ACTION_NONE,
+        ACTION_CREATE,          /* a stored generated secret that does not exist yet */
+        ACTION_ROTATE,          /* a stored generated secret past max_age */
+        ACTION_CREATE_BY_HAND,  /* missing, and not ours to create */
+        ACTION_ROTATE_BY_HAND,  /* past max_age, and not ours to rotate */
+};
+
+static const char *action_name(enum action a) {
+        switch (a) {
+        case ACTION_CREATE:         return "create";
+        case ACTION_ROTATE:         return "rotate";
+        case ACTION_CREATE_BY_HAND: return "create_by_hand";
+        case ACTION_ROTATE_BY_HAND: return "rotate_by_hand";
+        case ACTION_NONE:
+        default:                    return "none";
+        }
+}
+
+enum presence { PRESENT, ABSENT, UNCHECKED, FAILED };
+
+struct item {
+        const struct mf_secret *s;
+        enum presence presence;
+        struct secret_meta meta;       /* version and created time when PRESENT (or the
+                                        * version a write must expect when ABSENT) */
+        enum rotation_status rotation;
+        uint64_t age;                  /* seconds, when rotation is not ROTATION_UNKNOWN/NONE */
+        enum action action;
+        char *note;                    /* why unchecked, or the error */
+};
+
+struct plan {
+        const struct options *o;
+        struct manifest *m;
+        const char *environment;       /* NULL: every environment */
+        struct sources sources;
+        struct item *items;
+        size_t n_items;
+        int64_t now;
+};
+
+static void plan_done(struct plan *p) {
+        for (size_t i = 0; i < p->n_items; i++) {
+                secret_meta_done(&p->items[i].meta);
+                free(p->items[i].note);
+        }
+        free(p->items);
+        sources_done(&p->sources);
+        manifest_free(p->m);
+}
+
+enum rotation_status rotation_evaluate(const struct mf_secret *s, int64_t created, int64_t now, uint64_t *ret_age) {
+        if (!s->has_rotation)
+                return ROTATION_NONE;
+        if (created <= 0)
+                return ROTATION_UNKNOWN;
+        uint64_t age = now > created ? (uint64_t) (now - created) : 0;
+        if (ret_age)
+                *ret_age = age;
+        if (s->rotation_fail_after && age > s->rotation_fail_after)
+                return ROTATION_FAILING;
+        if (s->rotation_max_age && age > s->rotation_max_age)
+                return ROTATION_OVERDUE;
+        return ROTATION_OK;
+}
+
+const char *rotation_status_name(enum rotation_status r) {
+        switch (r) {
+        case ROTATION_OK:       return "ok";
+        case ROTATION_OVERDUE:  return "overdue";
+        case ROTATION_FAILING:  return "failing";
+        case ROTATION_UNKNOWN:  return "unknown";
+        case ROTATION_NONE:
+        default:                return "none";
+        }
+}
+
+/* Ages as a person reads them: whole days from two days up, else hours/minutes/seconds. */
+static const char *format_age(uint64_t seconds, char *buf, size_t size) {
+        if (seconds >= 2 * SECONDS_PER_DAY)
+                snprintf(buf, size, "%" PRIu64 "d", seconds / SECONDS_PER_DAY);
+        else if (seconds >= 3600)
+                snprintf(buf, size, "%" PRIu64 "h", seconds / 3600);
+        else if (seconds >= 60)
+                snprintf(buf, size, "%" PRIu64 "m", seconds / 60);
+        else
+                snprintf(buf, size, "%" PRIu64 "s", seconds);
+        return buf;
+}
+
+/* plan and apply cover one environment (-e, $SECRETS_RUN_ENV, defaults.environment) or, with
+ * --all or when none is named, every environment; stages and CI conditions do not narrow
+ * them: the state of a store is the same for every stage. */
+static int resolve_environment(struct plan *p) {
+        if (p->o->all)
+                return 0;
+        const char *env = p->o->environment;
+        if (!env || !*env)
+                env = getenv("SECRETS_RUN_ENV");
+        if (!env || !*env)
+                env = p->m->default_environment;
+        if (!env || !*env)
+                return 0;
+        if (p->m->n_environments > 0 && !manifest_find_environment(p->m, env)) {
+                log_error("%s: unknown environment '%s'", p->m->path, env);
+                return -EINVAL;
+        }
+        p->environment = env;
+        return 0;
+}
+
+static bool in_environment(const struct mf_secret *s, const char *environment) {
+        return !environment || !s->environments || strv_contains(s->environments, environment);
+}
+
+/* Looks at one secret's store: does it exist, which version, how old. */
+static int survey(struct plan *p, struct item *it) {
+        const struct mf_secret *s = it->s;
+        secret_meta_done(&it->meta);
+        free(it->note);
+        it->note = NULL;
+        it->action = ACTION_NONE;
+        it->rotation = ROTATION_NONE;
+        if (mf_secret_is_ephemeral(s)) {
+                it->presence = UNCHECKED;
+                it->note = strdup("generated for each run");
+                return 0;
+        }
+        struct backend *b;
+        int k = sources_get(&p->sources, s, &b);
+        if (k < 0) {
+                it->presence = FAILED;
+                it->note = strdup("backend unavailable (see above)");
+                return k;
+        }
+        struct secret_ref ref = secret_ref_of(s);
+        _cleanup_free_ char *why = NULL;
+        k = backend_stat(b, &ref, &it->meta, &why);
+        if (k == -ENOENT)
+                it->presence = ABSENT;
+        else if (k == -EOPNOTSUPP) {
+                it->presence = UNCHECKED;
+                it->note = steal_pointer(&why);
+        } else if (k < 0) {
+                it->presence = FAILED;
+                it->note = why ? steal_pointer(&why) : strdup(strerror(-k));
+                return k;
+        } else
+                it->presence = PRESENT;
+
+        if (it->presence == PRESENT)
+                it->rotation = rotation_evaluate(s, it->meta.created, p->now, &it->age);
+        else if (s->has_rotation)
+                it->rotation = ROTATION_UNKNOWN;
+        bool ours = s->generated;   /* stored generated: apply may write it */
+        if (it->presence == ABSENT)
+                it->action = ours ? ACTION_CREATE : ACTION_CREATE_BY_HAND;
+        else if (it->rotation == ROTATION_OVERDUE || it->rotation == ROTATION_FAILING)
+                it->action = ours ? ACTION_ROTATE : ACTION_ROTATE_BY_HAND;
+        return 0;
+}
+
+static int plan_load(struct plan *p, const struct options *o, bool gate) {
+        *p = (struct plan) { .o = o, .now = (int64_t) time(NULL) };
+        int k;
+        if ((k = load_manifest(o, gate, &p->m)) < 0)
+                return k;
+        if ((k = resolve_environment(p)) < 0)
+                return k;
+        if ((k = sources_init(&p->sources, p->m)) < 0)
+                return k;
+        p->items = calloc(p->m->n_secrets ? p->m->n_secrets : 1, sizeof(*p->items));
+        if (!p->items)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->m->n_secrets; i++)
+                if (in_environment(&p->m->secrets[i], p->environment))
+                        p->items[p->n_items++].s = &p->m->secrets[i];
+        return 0;
+}
+
+/* Surveys every item; returns how many could not be looked at. */
+static size_t survey_all(struct plan *p) {
+        size_t failed = 0;
+        for (size_t i = 0; i < p->n_items; i++)
+                if (survey(p, &p->items[i]) < 0)
+                        failed++;
+        return failed;
+}
+
+/* ---- output ---- */
+
+static const char *backend_label(const struct mf_secret *s) {
+        return mf_secret_is_ephemeral(s) ? "generate" : s->backend ? s->backend : "-";
+}
+
+static bool use_colour(void) {
+        const char *no = getenv("NO_COLOR");
+        return isatty(STDOUT_FILENO) && !(no && *no);
+}
+
+static const char *colour_of(const struct item *it) {
+        if (it->presence == FAILED || it->rotation == ROTATION_FAILING || it->action == ACTION_CREATE_BY_HAND)
+                return "\033[31m";
+        if (it->action != ACTION_NONE)
+                return "\033[33m";
+        return "";
+}
+
+static void rotation_text(const struct item *it, char *buf, size_t size) {
+        const struct mf_secret *s = it->s;
+        char a[32], b[32];
+        switch (it->rotation) {
+        case ROTATION_OK:
+                snprintf(buf, size, "ok (max %s)", format_duration(s->rotation_max_age, a, sizeof a));
+                break;
+        case ROTATION_OVERDUE:
+                snprintf(buf, size, "overdue by %s (max %s)", format_age(it->age - s->rotation_max_age, a, sizeof a),
+                         format_duration(s->rotation_max_age, b, sizeof b));
+                break;
+        case ROTATION_FAILING:
+                snprintf(buf, size, "past fail_after %s: run refuses", format_duration(s->rotation_fail_after, a, sizeof a));
+                break;
+        case ROTATION_UNKNOWN:
+                snprintf(buf, size, "max %s, age unknown", format_duration(s->rotation_max_age, a, sizeof a));
+                break;
+        case ROTATION_NONE:
+        default:
+                snprintf(buf, size, "-");
+                break;
+        }
+}
+
+static void action_text(const struct item *it, char *buf, size_t size) {
+        const struct mf_secret *s = it->s;
+        char a[32];
+        const char *owner = s->owner ? s->owner : "(no owner)";
+        switch (it->action) {
+        case ACTION_CREATE:
+                snprintf(buf, size, "create (generated, %zu %s)", s->gen_length,
+                         s->gen_charset == CHARSET_HEX ? "hex" : s->gen_charset == CHARSET_BASE64URL ? "base64url" :
+                         s->gen_charset == CHARSET_ASCII ? "ascii" : "alnum");
+                break;
+        case ACTION_ROTATE:
+                snprintf(buf, size, "rotate (generated)");
+                break;
+        case ACTION_CREATE_BY_HAND:
+                snprintf(buf, size, "create by hand: owner %s", owner);
+                break;
+        case ACTION_ROTATE_BY_HAND:
+                snprintf(buf, size, "rotate by hand: owner %s, overdue by %s", owner,
+                         format_age(it->age - s->rotation_max_age, a, sizeof a));
+                break;
+        case ACTION_NONE:
+        default:
+                snprintf(buf, size, "%s", it->presence == FAILED ? "error" : it->note && it->presence == UNCHECKED ? it->note : "-");
+                break;
+        }
+}
+
+static void print_table(const struct plan *p) {
+        bool colour = use_colour();
+        char ver[24], age[24], rot[96], act[160];
+        printf("%-24s %-10s %-8s %-6s %-34s %s\n", "SECRET", "BACKEND", "VERSION", "AGE", "ROTATION", "ACTION");
+        for (size_t i = 0; i < p->n_items; i++) {
+                const struct item *it = &p->items[i];
+                if (it->presence == PRESENT && it->meta.version)
+                        snprintf(ver, sizeof ver, "%" PRIu64, it->meta.version);
+                else
+                        snprintf(ver, sizeof ver, "%s", it->presence == ABSENT ? "missing" : "-");
+                if (it->presence == PRESENT && it->meta.created > 0)
+                        format_age(p->now > it->meta.created ? (uint64_t) (p->now - it->meta.created) : 0, age, sizeof age);
+                else
+                        snprintf(age, sizeof age, "-");
+                rotation_text(it, rot, sizeof rot);
+                action_text(it, act, sizeof act);
+                const char *c = colour ? colour_of(it) : "";
+                printf("%s%-24s %-10s %-8s %-6s %-34s %s%s\n", c, it->s->name, backend_label(it->s), ver, age, rot, act,
+                       *c ? "\033[0m" : "");
+                if (it->presence == FAILED && it->note)
+                        printf("  %s\n", it->note);
+        }
+}
+
+static json_t *item_json(const struct plan *p, const struct item *it) {
+        const struct mf_secret *s = it->s;
+        static const char *const presence_names[] = {
+                [PRESENT] = "present", [ABSENT] = "missing", [UNCHECKED] = "unchecked", [FAILED] = "error",
+        };
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", s->name, "backend", backend_label(s),
+                              "kind", mf_secret_is_ephemeral(s) ? "generated" : s->generated ? "stored_generated" : "stored",
+                              "state", presence_names[it->presence], "action", action_name(it->action));
+        if (!j)
+                return NULL;
+        json_object_set_new(j, "owner", s->owner ? json_string(s->owner) : json_null());
+        bool present = it->presence == PRESENT;
+        json_object_set_new(j, "version", present && it->meta.version ? json_integer((json_int_t) it->meta.version) : json_null());
+        char created[32] = "";
+        if (present && it->meta.created > 0) {
+                time_t t = (time_t) it->meta.created;
+                struct tm tm;
+                strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+        }
+        json_object_set_new(j, "created", *created ? json_string(created) : json_null());
+        json_object_set_new(j, "age_seconds", *created ? json_integer((json_int_t) (p->now - it->meta.created)) : json_null());
+        if (s->has_rotation)
+                json_object_set_new(j, "rotation", json_pack("{s:I, s:o, s:s}", "max_age", (json_int_t) s->rotation_max_age,
+                                                             "fail_after", s->rotation_fail_after ? json_integer((json_int_t) s->rotation_fail_after) : json_null(),
+                                                             "status", rotation_status_name(it->rotation)));
+        else
+                json_object_set_new(j, "rotation", json_null());
+        json_object_set_new(j, "note", it->note ? json_string(it->note) : json_null());
+        return j;
+}
+
+static void print_json(const struct plan *p, bool in_sync, const char *command, json_t *actions) {
+        json_t *doc = json_pack("{s:s, s:s, s:o, s:b, s:[]}", "command", command, "manifest", p->m->path,
+                                "environment", p->environment ? json_string(p->environment) : json_null(),
+                                "in_sync", in_sync, "secrets");
+        if (!doc)
+                return;
+        json_t *arr = json_object_get(doc, "secrets");
+        for (size_t i = 0; i < p->n_items; i++)
+                json_array_append_new(arr, item_json(p, &p->items[i]));
+        if (actions)
+                json_object_set(doc, "actions", actions);
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(doc);
+}
+
+static size_t count_action(const struct plan *p, enum action a) {
+        size_t n = 0;
+        for (size_t i = 0; i < p->n_items; i++)
+                n += p->items[i].action == a;
+        return n;
+}
+
+static size_t count_drift(const struct plan *p) {
+        size_t n = 0;
+        for (size_t i = 0; i < p->n_items; i++)
+                n += p->items[i].action != ACTION_NONE;
+        return n;
+}
+
+static const char *scope_text(const struct plan *p, char *buf, size_t size) {
+        if (p->environment)
+                snprintf(buf, size, "environment '%s'", p->environment);
+        else
+                snprintf(buf, size, "every environment");
+        return buf;
+}
+
+/* ---- plan ---- */
+
+int command_plan(const struct options *o) {
+        struct plan p;
+        int status = 1;
+        char scope[128];
+        if (o->args) {
+                log_error("plan: unexpected argument '%s'", o->args[0]);
+                return 1;
+        }
+        if (plan_load(&p, o, false) < 0)
+                goto out;
+        size_t failed = survey_all(&p);
+        size_t drift = count_drift(&p);
+        if (o->format == FORMAT_JSON)
+                print_json(&p, failed == 0 && drift == 0, "plan", NULL);
+        else {
+                printf("plan for %s (%s): %zu secret%s\n\n", scope_text(&p, scope, sizeof scope), p.m->path,
+                       p.n_items, p.n_items == 1 ? "" : "s");
+                if (p.n_items > 0)
+                        print_table(&p);
+                size_t by_hand = count_action(&p, ACTION_CREATE_BY_HAND) + count_action(&p, ACTION_ROTATE_BY_HAND);
+                size_t ours = count_action(&p, ACTION_CREATE) + count_action(&p, ACTION_ROTATE);
+                putchar('\n');
+                if (failed)
+                        printf("%zu secret%s could not be checked.\n", failed, failed == 1 ? "" : "s");
+                if (drift == 0 && failed == 0)
+                        printf("In sync: nothing to do.\n");
+                else if (drift > 0) {
+                        printf("Drift: %zu to create, %zu to rotate", count_action(&p, ACTION_CREATE),
+                               count_action(&p, ACTION_ROTATE));
+                        if (by_hand)
+                                printf(", %zu for a person (not generated by secrets-run)", by_hand);
+                        printf(".%s\n", ours ? " 'secrets-run apply' creates and rotates the generated ones." : "");
+                }
+        }
+        status = failed ? 1 : drift ? 2 : 0;
+out:
+        plan_done(&p);
+        return status;
+}
+
+/* ---- apply and rotate ---- */
+
+static int generate_value(struct plan *p, const struct mf_secret *s, struct secret **ret) {
+        struct mf_secret ephemeral = *s;
+        ephemeral.gen_store = false;   /* the generator, not the store */
+        struct backend *g;
+        int k = sources_get(&p->sources, &ephemeral, &g);
+        if (k < 0)
+                return k;
+        struct secret_ref ref = secret_ref_of(s);
+        _cleanup_free_ char *why = NULL;
+        k = backend_fetch(g, &ref, ret, NULL, &why);
+        if (k < 0)
+                log_error("secret %s: %s", s->name, why ? why : strerror(-k));
+        return k;
+}
+
+/* Writes a new generated value for it, conditional on the version surveyed. If another
+ * writer got there first, surveys again: when the secret no longer needs the action (force:
+ * never), the other writer's version stands. Returns 1 when written, 0 when another writer
+ * did it, -errno on failure. */
+static int converge(struct plan *p, struct item *it, bool force, uint64_t *ret_version) {
+        const struct mf_secret *s = it->s;
+        struct backend *b;
+        int k = sources_get(&p->sources, s, &b);
+        if (k < 0)
+                return k;
+        for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+                _cleanup_secret_ struct secret *value = NULL;
+                if ((k = generate_value(p, s, &value)) < 0)
+                        return k;
+                if (secret_len(value) < p->m->policy.min_secret_length) {
+                        log_error("secret %s: a generated length of %zu is below policy.min_secret_length (%zu)",
+                                  s->name, s->gen_length, p->m->policy.min_secret_length);
+                        return -EINVAL;
+                }
+                struct secret_ref ref = secret_ref_of(s);
+                struct secret_meta written = {};
+                _cleanup_free_ char *why = NULL;
+                uint64_t expect = it->meta.version;
+                k = backend_write(b, &ref, value, expect, &written, &why);
+                if (k >= 0) {
+                        *ret_version = written.version;
+                        secret_meta_done(&written);
+                        return 1;
+                }
+                if (k != -ESTALE) {
+                        log_error("secret %s: cannot write to backend '%s': %s", s->name, backend_name(b),
+                                  why ? why : strerror(-k));
+                        return k;
+                }
+                log_info("secret %s: %s; looking again", s->name, why ? why : "another writer changed it");
+                enum action wanted = it->action;
+                if ((k = survey(p, it)) < 0) {
+                        log_error("secret %s: %s", s->name, it->note ? it->note : strerror(-k));
+                        return k;
+                }
+                if (!force && it->action != wanted) {
+                        *ret_version = it->meta.version;
+                        return 0;
+                }
+                if (force && it->presence == PRESENT && it->meta.version > expect) {
+                        /* rotate: a version newer than the one we read is as new as ours */
+                        *ret_version = it->meta.version;
+                        return 0;
+                }
+        }
+        log_error("secret %s: other writers kept changing it; giving up after %d attempts", s->name, WRITE_ATTEMPTS);
+        return -EBUSY;
+}
+
+static void report_by_hand(const struct item *it) {
+        char act[160];
+        action_text(it, act, sizeof act);
+        const struct mf_secret *s = it->s;
+        log_warning("%s (backend '%s'): %s", s->name, backend_label(s), act);
+}
+
+int command_apply(const struct options *o) {
+        if (o->dry_run) {
+                struct options plan_options = *o;
+                plan_options.dry_run = false;
+                return command_plan(&plan_options);
+        }
+        struct plan p;
+        int status = 1;
+        char scope[128];
+        if (o->args) {
+                log_error("apply: unexpected argument '%s'", o->args[0]);
+                return 1;
+        }
+        if (plan_load(&p, o, true) < 0)
+                goto out;
+        size_t failed = survey_all(&p), created = 0, rotated = 0, by_hand = 0, raced = 0;
+        json_t *actions = o->format == FORMAT_JSON ? json_array() : NULL;
+        for (size_t i = 0; i < p.n_items; i++) {
+                struct item *it = &p.items[i];
+                if (it->presence == FAILED) {
+                        log_error("%s: %s", it->s->name, it->note ? it->note : "cannot be checked");
+                        continue;
+                }
+                if (it->action == ACTION_CREATE_BY_HAND || it->action == ACTION_ROTATE_BY_HAND) {
+                        if (o->format != FORMAT_JSON)
+                                report_by_hand(it);
+                        by_hand++;
+                        continue;
+                }
+                if (it->action != ACTION_CREATE && it->action != ACTION_ROTATE)
+                        continue;
+                enum action did = it->action;
+                uint64_t version = 0;
+                int k = converge(&p, it, false, &version);
+                if (k < 0) {
+                        failed++;
+                        continue;
+                }
+                const char *verb = k == 0 ? "already done by another writer" : did == ACTION_CREATE ? "created" : "rotated";
+                if (k == 0)
+                        raced++;
+                else if (did == ACTION_CREATE)
+                        created++;
+                else
+                        rotated++;
+                if (actions)
+                        json_array_append_new(actions, json_pack("{s:s, s:s, s:I, s:b}", "name", it->s->name,
+                                                                 "action", action_name(did), "version", (json_int_t) version,
+                                                                 "written", k > 0));
+                else
+                        printf("%s: %s in backend '%s' (version %" PRIu64 ")\n", it->s->name, verb,
+                               backend_label(it->s), version);
+        }
+        if (actions) {
+                print_json(&p, failed == 0 && by_hand == 0, "apply", actions);
+                json_decref(actions);
+        } else if (created + rotated + raced == 0 && failed == 0)
+                printf("apply for %s: nothing to do: %zu secret%s in sync%s\n", scope_text(&p, scope, sizeof scope),
+                       p.n_items - by_hand, p.n_items - by_hand == 1 ? "" : "s",
+                       by_hand ? "; the ones above need a person" : "");
+        else
+                printf("apply for %s: %zu created, %zu rotated%s%s\n", scope_text(&p, scope, sizeof scope), created,
+                       rotated, failed ? ", some failed (see above)" : "",
+                       by_hand ? "; the ones above need a person" : "");
+        status = failed ? 1 : 0;
+out:
+        plan_done(&p);
+        return status;
+}
+
+int command_rotate(const struct options *o) {
+        struct plan p;
+        int status = 1;
+        if (!o->args || !o->args[0] || o->args[1]) {
+                log_error("rotate: name one secret [usage: secrets-run rotate NAME]");
+                return 1;
+        }
+        const char *name = o->args[0];
+        struct options all = *o;
+        all.all = true;   /* a secret is named: whatever environments it serves */
+        if (plan_load(&p, &all, true) < 0)
+                goto out;
+        struct item *it = NULL;
+        for (size_t i = 0; i < p.n_items && !it; i++)
+                if (streq(p.items[i].s->name, name))
+                        it = &p.items[i];
+        if (!it) {
+                log_error("rotate: no secret '%s' in %s", name, p.m->path);
+                goto out;
+        }
+        const struct mf_secret *s = it->s;
+        if (mf_secret_is_ephemeral(s)) {
+                log_error("rotate: %s is generated afresh for every run; there is nothing stored to rotate "
+                          "[add 'store: true' to its 'generate' to keep one value across runs]", name);
+                goto out;
+        }
+        if (!s->generated) {
+                log_error("rotate: %s comes from backend '%s' and is not generated by secrets-run: rotate it by hand "
+                          "(owner %s), then runs pick up the new version", name, backend_label(s),
+                          s->owner ? s->owner : "not set");
+                goto out;
+        }
+        if (survey(&p, it) < 0) {
+                log_error("rotate: %s: %s", name, it->note ? it->note : "cannot be checked");
+                goto out;
+        }
+        if (it->presence == UNCHECKED) {
+                log_error("rotate: %s: %s", name, it->note ? it->note : "backend cannot be written");
+                goto out;
+        }
+        bool existed = it->presence == PRESENT;
+        uint64_t before = it->meta.version, version = 0;
+        it->action = existed ? ACTION_ROTATE : ACTION_CREATE;
+        int k = converge(&p, it, true, &version);
+        if (k < 0)
+                goto out;
+        if (k == 0)
+                printf("%s: rotated by another writer meanwhile: version %" PRIu64 " is new\n", name, version);
+        else if (existed)
+                printf("%s: rotated in backend '%s': version %" PRIu64 " -> %" PRIu64 "\n", name, backend_label(s),
+                       before, version);
+        else
+                printf("%s: created in backend '%s' (version %" PRIu64 ")\n", name, backend_label(s), version);
+        status = 0;
+out:
+        plan_done(&p);
+        return status;
+}
