@@ -7,6 +7,16 @@
 #include "backends.h"
 #include "manifest.h"
 
+/* json_dumps' text comes from jansson's allocator, which backends_init() replaces (it wipes
+ * on free): it must go back through the same allocator, not free(). */
+static inline void json_text_freep(char **p) {
+        json_malloc_t m;
+        json_free_t f;
+        json_get_alloc_funcs(&m, &f);
+        if (*p)
+                f(*p);
+}
+
 enum tri { TRI_UNSET = -1, TRI_OFF = 0, TRI_ON = 1 };
 
 /* Everything the command line can say; TRI_UNSET / NULL / 0 means "not given", so the
@@ -34,6 +44,7 @@ struct options {
         /* store */
         char *store_path;     /* --store */
         uint64_t store_to;    /* --to; 0 = not given */
+        bool replace;         /* --replace: import over existing names */
         /* audit verify */
         char *public_key;
         /* positional arguments after the sub-command (the command for run) */
@@ -64,6 +75,8 @@ enum rotation_status {
 /* created: unix seconds (0: unknown); *ret_age is set when the age is known. */
 enum rotation_status rotation_evaluate(const struct mf_secret *s, int64_t created, int64_t now, uint64_t *ret_age);
 const char *rotation_status_name(enum rotation_status r);
+/* An age as a person reads it: whole days from two days up, else hours, minutes, seconds. */
+const char *format_age(uint64_t seconds, char *buf, size_t size);
 int command_audit(const struct options *o);   /* verify: 0 intact, 1 tampered, 2 error; keygen: 0, 2 */
 
 /* ---- where secrets come from: the manifest's backends, opened on first use ---- */

@@ -253,16 +253,6 @@ static void format_now(char *buf, size_t size) {
         snprintf(buf + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-/* json_dumps' text comes from jansson's allocator, which backends_init() replaces (it wipes
- * on free): it must go back through the same allocator, not free(). */
-static void json_text_freep(char **p) {
-        json_malloc_t m;
-        json_free_t f;
-        json_get_alloc_funcs(&m, &f);
-        if (*p)
-                f(*p);
-}
-
 /* The line for a record: compact JSON with `sig` last when signing, and a newline. */
 static int serialize(const struct audit *a, json_t *record, char **ret, size_t *ret_len) {
         _cleanup_(json_text_freep) char *body = json_dumps(record, JSON_COMPACT);

@@ -24,7 +24,7 @@ static const struct {
         [CMD_ROTATE]  = { "rotate", 1, "rotate NAME [OPTIONS]", "rotate one generated secret now" },
         [CMD_REDACT]  = { "redact", 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
         [CMD_SCAN]    = { "scan", 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
-        [CMD_STORE]   = { "store", 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N]", "the embedded encrypted store" },
+        [CMD_STORE]   = { "store", 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace]", "the embedded encrypted store" },
         [CMD_AUDIT]   = { "audit", 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_VERSION] = { "version", 0, "version", "print the version" },
         [CMD_HELP]    = { "help", 0, "help [COMMAND]", "show help" },
@@ -38,7 +38,7 @@ static const struct {
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
-        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL,
+        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE,
 };
 
 static const struct option long_options[] = {
@@ -65,6 +65,7 @@ static const struct option long_options[] = {
         { "to",           required_argument, NULL, OPT_TO },
         { "public-key",   required_argument, NULL, OPT_PUBLIC_KEY },
         { "all",          no_argument,       NULL, OPT_ALL },
+        { "replace",      no_argument,       NULL, OPT_REPLACE },
         {}
 };
 
@@ -94,6 +95,7 @@ static const struct {
         { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
         { OPT_STORE, ON(CMD_STORE), "    --store PATH        the store file (else the manifest's file backend, else .secrets-run/store)" },
         { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
+        { OPT_REPLACE, ON(CMD_STORE), "    --replace           import: take the document's history for names already in the store" },
         { OPT_PUBLIC_KEY, ON(CMD_AUDIT), "    --public-key FILE   audit verify: check every record's signature with this key" },
         { 'h', ALL_CMDS, "-h, --help              this help" },
 };
@@ -210,6 +212,7 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
         case OPT_ALLOW_PTRACE: o->allow_ptrace = true; break;
         case OPT_DRY_RUN: o->dry_run = true; break;
         case OPT_ALL: o->all = true; break;
+        case OPT_REPLACE: o->replace = true; break;
         case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
         case OPT_STORE: free(o->store_path); o->store_path = strdup(arg); break;
         case OPT_TO: {

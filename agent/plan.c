@@ -90,8 +90,7 @@ const char *rotation_status_name(enum rotation_status r) {
         }
 }
 
-/* Ages as a person reads them: whole days from two days up, else hours/minutes/seconds. */
-static const char *format_age(uint64_t seconds, char *buf, size_t size) {
+const char *format_age(uint64_t seconds, char *buf, size_t size) {
         if (seconds >= 2 * SECONDS_PER_DAY)
                 snprintf(buf, size, "%" PRIu64 "d", seconds / SECONDS_PER_DAY);
         else if (seconds >= 3600)

@@ -336,6 +336,296 @@ static int cmd_read(const struct store_target *t, const char *sub, const char *n
         return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* ---- export / import: the whole store as JSON, for migration and backup ----
+ *
+ * {"format": "secrets-run-store", "version": 1, "exported": TIME,
+ *  "secrets": {"NAME": [{"version": N, "created": TIME, "value": TEXT | "value_base64": B64}, ...]}}
+ *
+ * TIME is RFC 3339 UTC. Values that are UTF-8 without NUL bytes are kept as text (so the
+ * document can be read and edited), anything else as base64. Every string holding a value is
+ * allocated by jansson, whose allocator wipes memory on free. */
+
+#define EXPORT_FORMAT "secrets-run-store"
+#define EXPORT_VERSION 1
+#define EXPORT_MAX_BYTES ((size_t) 256 << 20)
+
+/* A scratch buffer for encoding a value: wiped before it is freed. */
+struct scratch {
+        char *p;
+        size_t size;
+};
+static void scratch_done(struct scratch *s) {
+        if (s->p)
+                sodium_memzero(s->p, s->size);
+        free(s->p);
+}
+
+static json_t *value_json(const struct secret *v) {
+        json_t *text = secret_has_nul(v) ? NULL : json_stringn((const char *) secret_data(v), secret_len(v));
+        if (text)
+                return json_pack("{s:o}", "value", text);
+        size_t size = sodium_base64_ENCODED_LEN(secret_len(v), sodium_base64_VARIANT_ORIGINAL);
+        _cleanup_(scratch_done) struct scratch b64 = { malloc(size), size };
+        if (!b64.p)
+                return NULL;
+        sodium_bin2base64(b64.p, size, secret_data(v), secret_len(v), sodium_base64_VARIANT_ORIGINAL);
+        return json_pack("{s:s}", "value_base64", b64.p);
+}
+
+static int cmd_export(const struct store_target *t, const char *file) {
+        _cleanup_secret_ struct secret *key = NULL;
+        _cleanup_free_ char *why = NULL;
+        if (!file && isatty(STDOUT_FILENO)) {
+                log_error("store export: the document holds every value; not writing it to a terminal "
+                          "[name a FILE (created mode 0600) or redirect stdout]");
+                return 1;
+        }
+        if (load_key(t, &key) != 0)
+                return 1;
+        _cleanup_store_ struct store *s = NULL;
+        int k = store_load(t->path, key, &s, &why);
+        if (k < 0)
+                return fail("store", k, why);
+        char when[64];
+        format_time((int64_t) time(NULL), when, sizeof when);
+        json_t *doc = json_pack("{s:s, s:i, s:s, s:{}}", "format", EXPORT_FORMAT, "version", EXPORT_VERSION,
+                                "exported", when, "secrets");
+        if (!doc)
+                return fail("store export", -ENOMEM, NULL);
+        json_t *secrets = json_object_get(doc, "secrets");
+        size_t n_versions = 0;
+        k = 0;
+        for (size_t i = 0; k >= 0 && i < store_count(s); i++) {
+                const char *name = store_name_at(s, i);
+                struct store_version_info h[STORE_KEEP_VERSIONS];
+                size_t nv = store_history(s, name, h);
+                json_t *arr = json_array();
+                for (size_t j = 0; arr && k >= 0 && j < nv; j++) {
+                        _cleanup_secret_ struct secret *v = NULL;
+                        if ((k = store_get(s, name, h[j].version, &v, NULL)) < 0)
+                                break;
+                        json_t *entry = value_json(v);
+                        format_time(h[j].created, when, sizeof when);
+                        if (!entry || json_object_set_new(entry, "version", json_integer((json_int_t) h[j].version)) < 0 ||
+                            json_object_set_new(entry, "created", json_string(when)) < 0 ||
+                            json_array_append_new(arr, entry) < 0)
+                                k = -ENOMEM;
+                        n_versions++;
+                }
+                if (!arr || json_object_set_new(secrets, name, arr) < 0)
+                        k = -ENOMEM;
+        }
+        /* the text goes back to jansson's allocator, which wipes it */
+        _cleanup_(json_text_freep) char *text = k >= 0 ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+        json_decref(doc);
+        if (!text)
+                return fail("store export", k < 0 ? k : -ENOMEM, NULL);
+        _cleanup_close_ int fd = -1;
+        if (file && (fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+                k = -errno;
+                if (k == -EEXIST) {
+                        log_error("store export: %s exists; not overwriting it", file);
+                        return 1;
+                }
+                return fail("store export: cannot create the file", k, NULL);
+        }
+        size_t len = strlen(text);
+        k = write_all(file ? fd : STDOUT_FILENO, text, len);
+        if (k >= 0)
+                k = write_all(file ? fd : STDOUT_FILENO, "\n", 1);
+        if (k >= 0 && file && fsync(fd) < 0)
+                k = -errno;
+        if (k < 0)
+                return fail("store export: cannot write", k, NULL);
+        log_notice("exported %zu secret%s (%zu version%s) from %s%s%s", store_count(s), store_count(s) == 1 ? "" : "s",
+                   n_versions, n_versions == 1 ? "" : "s", t->path, file ? " to " : "", file ? file : "");
+        return 0;
+}
+
+/* "2026-01-02T03:04:05Z" (fractional seconds and a numeric offset are accepted too). */
+static int parse_time(const char *s, int64_t *ret) {
+        struct tm tm = {};
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+        if (!end)
+                return -EINVAL;
+        if (*end == '.')
+                for (end++; *end >= '0' && *end <= '9'; end++)
+                        ;
+        long offset = 0;
+        if (*end == '+' || *end == '-') {
+                int hh, mm;
+                if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2)
+                        return -EINVAL;
+                offset = (hh * 3600L + mm * 60L) * (*end == '-' ? -1 : 1);
+                end += 6;
+        } else if (*end == 'Z' || *end == 'z')
+                end++;
+        else
+                return -EINVAL;
+        if (*end)
+                return -EINVAL;
+        time_t t = timegm(&tm);
+        if (t == (time_t) -1)
+                return -EINVAL;
+        *ret = (int64_t) t - offset;
+        return 0;
+}
+
+/* Checks the whole document before anything is written: one bad entry imports nothing. */
+static int import_check(json_t *doc, const char *src) {
+        const char *format = json_string_value(json_object_get(doc, "format"));
+        json_t *secrets = json_object_get(doc, "secrets");
+        if (!json_is_object(doc) || !format || !streq(format, EXPORT_FORMAT) || !json_is_object(secrets)) {
+                log_error("store import: %s is not a secrets-run store export (no \"format\": \"%s\" with \"secrets\")",
+                          src, EXPORT_FORMAT);
+                return -EINVAL;
+        }
+        json_int_t version = json_integer_value(json_object_get(doc, "version"));
+        if (version != EXPORT_VERSION) {
+                log_error("store import: %s has document version %lld; this secrets-run reads version %d",
+                          src, (long long) version, EXPORT_VERSION);
+                return -EINVAL;
+        }
+        const char *name;
+        json_t *arr;
+        json_object_foreach(secrets, name, arr) {
+                if (!is_identifier(name)) {
+                        log_error("store import: '%s' is not a valid name [letters, digits and _, not starting with a digit]", name);
+                        return -EINVAL;
+                }
+                if (!json_is_array(arr) || json_array_size(arr) == 0) {
+                        log_error("store import: %s: expected a non-empty list of versions", name);
+                        return -EINVAL;
+                }
+                json_int_t last = 0;
+                size_t i;
+                json_t *e;
+                json_array_foreach(arr, i, e) {
+                        json_int_t v = json_integer_value(json_object_get(e, "version"));
+                        int64_t created;
+                        json_t *text = json_object_get(e, "value"), *b64 = json_object_get(e, "value_base64");
+                        if (!json_is_integer(json_object_get(e, "version")) || v <= last) {
+                                log_error("store import: %s: entry %zu: 'version' must be an integer above the previous one", name, i + 1);
+                                return -EINVAL;
+                        }
+                        if (parse_time(json_string_value(json_object_get(e, "created")), &created) < 0) {
+                                log_error("store import: %s version %lld: 'created' must be a time like 2026-01-02T03:04:05Z",
+                                          name, (long long) v);
+                                return -EINVAL;
+                        }
+                        if (!!text == !!b64 || !(json_is_string(text) || json_is_string(b64))) {
+                                log_error("store import: %s version %lld: give exactly one of 'value' and 'value_base64', as a string",
+                                          name, (long long) v);
+                                return -EINVAL;
+                        }
+                        last = v;
+                }
+        }
+        return 0;
+}
+
+static int entry_value(json_t *e, struct secret **ret) {
+        json_t *text = json_object_get(e, "value");
+        if (text)
+                return secret_from_bytes(json_string_value(text), json_string_length(text), ret);
+        const char *b64 = json_string_value(json_object_get(e, "value_base64"));
+        size_t len = strlen(b64), n = 0;
+        _cleanup_(scratch_done) struct scratch bin = { malloc(len + 1), len + 1 };
+        if (!bin.p)
+                return -ENOMEM;
+        if (sodium_base642bin((unsigned char *) bin.p, bin.size, b64, len, " \n", &n, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) < 0)
+                return -EBADMSG;
+        return secret_from_bytes(bin.p, n, ret);
+}
+
+static int cmd_import(const struct store_target *t, const char *file, bool replace) {
+        _cleanup_secret_ struct secret *key = NULL, *input = NULL;
+        _cleanup_free_ char *why = NULL;
+        const char *src = file ? file : "stdin";
+        if (!file && isatty(STDIN_FILENO)) {
+                log_error("store import: give a FILE or the document on stdin");
+                return 1;
+        }
+        if (load_key(t, &key) != 0)
+                return 1;
+        _cleanup_close_ int fd = file ? open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
+        if (file && fd < 0)
+                return fail("store import: cannot open the file", -errno, NULL);
+        int k = secret_new(64 * 1024, &input);
+        if (k >= 0)
+                k = secret_read_fd(input, file ? fd : STDIN_FILENO, EXPORT_MAX_BYTES);
+        if (k < 0)
+                return fail("store import: cannot read the document", k, NULL);
+        json_error_t err;
+        json_t *doc = json_loadb((const char *) secret_data(input), secret_len(input), 0, &err);
+        if (!doc) {
+                /* jansson's message quotes no input text, only where it stopped */
+                log_error("store import: %s is not valid JSON (line %d, column %d)", src, err.line, err.column);
+                return 1;
+        }
+        int status = 1;
+        _cleanup_close_ int lock = -1;
+        _cleanup_store_ struct store *s = NULL;
+        if (import_check(doc, src) < 0)
+                goto out;
+        if ((k = store_lock(t->path, &lock, &why)) < 0 || (k = store_load(t->path, key, &s, &why)) < 0) {
+                fail("store import", k, why);
+                goto out;
+        }
+        json_t *secrets = json_object_get(doc, "secrets"), *arr;
+        const char *name;
+        size_t n_names = 0, n_versions = 0, n_replaced = 0;
+        json_object_foreach(secrets, name, arr) {
+                struct store_version_info h[STORE_KEEP_VERSIONS];
+                if (store_history(s, name, h) > 0) {
+                        if (!replace) {
+                                log_error("store import: %s is already in %s; nothing imported [--replace takes the document's history instead]",
+                                          name, t->path);
+                                goto out;
+                        }
+                        n_replaced++;
+                }
+        }
+        json_object_foreach(secrets, name, arr) {
+                (void) store_remove(s, name);
+                size_t i;
+                json_t *e;
+                json_array_foreach(arr, i, e) {
+                        _cleanup_secret_ struct secret *v = NULL;
+                        int64_t created = 0;
+                        (void) parse_time(json_string_value(json_object_get(e, "created")), &created);
+                        if ((k = entry_value(e, &v)) >= 0)
+                                k = store_put_version(s, name, (uint64_t) json_integer_value(json_object_get(e, "version")),
+                                                      created, secret_data(v), secret_len(v));
+                        if (k < 0) {
+                                log_error("store import: %s version %lld: %s; nothing imported", name,
+                                          (long long) json_integer_value(json_object_get(e, "version")),
+                                          k == -EBADMSG ? "'value_base64' is not valid base64" :
+                                          k == -ENODATA ? "the value is empty" :
+                                          k == -EFBIG ? "the value is larger than 1 MiB" : strerror(-k));
+                                goto out;
+                        }
+                        n_versions++;
+                }
+                if (json_array_size(arr) > STORE_KEEP_VERSIONS)
+                        log_warning("store import: %s has %zu versions; the store keeps the last %d", name,
+                                    json_array_size(arr), STORE_KEEP_VERSIONS);
+                n_names++;
+        }
+        if ((k = store_save(t->path, s, key, &why)) < 0) {
+                fail("store import", k, why);
+                goto out;
+        }
+        log_notice("imported %zu secret%s (%zu version%s) into %s%s", n_names, n_names == 1 ? "" : "s", n_versions,
+                   n_versions == 1 ? "" : "s", t->path,
+                   n_replaced ? " (replacing the history of those already there)" : "");
+        status = 0;
+out:
+        json_decref(doc);
+        return status;
+}
+
 int command_store(const struct options *o) {
         static const struct {
                 const char *name;
@@ -343,10 +633,11 @@ int command_store(const struct options *o) {
         } subs[] = {
                 { "init", false }, { "set", true }, { "get", true }, { "list", false },
                 { "rm", true }, { "history", true }, { "rollback", true },
+                { "export", false }, { "import", false },
         };
         const char *sub = o->args ? o->args[0] : NULL;
         if (!sub) {
-                log_error("store: which one? init, set NAME, get NAME, list, rm NAME, history NAME, rollback NAME [--to N]");
+                log_error("store: which one? init, set NAME, get NAME, list, rm NAME, history NAME, rollback NAME [--to N], export [FILE], import [FILE] [--replace]");
                 return 1;
         }
         size_t i;
@@ -354,19 +645,21 @@ int command_store(const struct options *o) {
                 if (streq(sub, subs[i].name))
                         break;
         if (i == ELEMENTSOF(subs)) {
-                if (streq(sub, "export") || streq(sub, "import"))
-                        log_error("store %s is not available in this version of secrets-run yet", sub);
-                else
-                        log_error("store: unknown sub-command '%s' [init, set, get, list, rm, history, rollback]", sub);
+                log_error("store: unknown sub-command '%s' [init, set, get, list, rm, history, rollback, export, import]", sub);
                 return 1;
         }
         size_t want = subs[i].takes_name ? 2 : 1;
-        if (strv_length(o->args) != want) {
+        bool file_arg = streq(sub, "export") || streq(sub, "import");   /* an optional FILE */
+        if (strv_length(o->args) != want && !(file_arg && strv_length(o->args) == 2)) {
                 log_error("store %s: %s", sub, strv_length(o->args) < want ? "needs a NAME" : "too many arguments");
                 return 1;
         }
         if (o->store_to && !streq(sub, "rollback")) {
                 log_error("store %s: --to applies to rollback only", sub);
+                return 1;
+        }
+        if (o->replace && !streq(sub, "import")) {
+                log_error("store %s: --replace applies to import only", sub);
                 return 1;
         }
         const char *name = subs[i].takes_name ? o->args[1] : NULL;
@@ -386,5 +679,9 @@ int command_store(const struct options *o) {
                 return cmd_change(&t, CHANGE_REMOVE, name, 0);
         if (streq(sub, "rollback"))
                 return cmd_change(&t, CHANGE_ROLLBACK, name, o->store_to);
+        if (streq(sub, "export"))
+                return cmd_export(&t, o->args[1]);
+        if (streq(sub, "import"))
+                return cmd_import(&t, o->args[1], o->replace);
         return cmd_read(&t, sub, name, o->format);
 }

@@ -138,6 +138,10 @@ int store_get(const struct store *s, const char *name, uint64_t version,
 /* Adds a version (the previous latest + 1), dropping versions beyond the last 10. */
 int store_set(struct store *s, const char *name, const void *value, size_t size, int64_t created,
               uint64_t *ret_version);
+/* Adds a version with the given number and time, as an import restores history: the number
+ * must be above the latest kept (-ERANGE otherwise); versions beyond the last 10 are dropped. */
+int store_put_version(struct store *s, const char *name, uint64_t version, int64_t created,
+                      const void *value, size_t size);
 /* Makes version `to` (0: the one before the latest) current again, as a new version. */
 int store_rollback(struct store *s, const char *name, uint64_t to, int64_t created, uint64_t *ret_version);
 int store_remove(struct store *s, const char *name);

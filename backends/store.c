@@ -205,6 +205,34 @@ int store_set(struct store *s, const char *name, const void *value, size_t size,
         return 0;
 }
 
+int store_put_version(struct store *s, const char *name, uint64_t version, int64_t created,
+                      const void *value, size_t size) {
+        if (!is_identifier(name) || strlen(name) > UINT16_MAX || version == 0)
+                return -EINVAL;
+        if (size == 0)
+                return -ENODATA;
+        if (size > STORE_MAX_VALUE)
+                return -EFBIG;
+        bool found;
+        size_t at = entry_index(s, name, &found);
+        struct store_entry *e = found ? &s->entries[at] : NULL;
+        if (e && e->n_versions && e->versions[e->n_versions - 1].version >= version)
+                return -ERANGE;
+        _cleanup_secret_ struct secret *copy = NULL;
+        int r = secret_from_bytes(value, size, &copy);
+        if (r < 0)
+                return r;
+        if (!e) {
+                char *n = strdup(name);
+                if (!n)
+                        return -ENOMEM;
+                if ((r = entry_insert(s, at, n, &e)) < 0)
+                        return r;
+        }
+        entry_push(e, version, created, steal_pointer(&copy));
+        return 0;
+}
+
 int store_rollback(struct store *s, const char *name, uint64_t to, int64_t created, uint64_t *ret_version) {
         const struct store_entry *e = entry_find(s, name);
         if (!e)

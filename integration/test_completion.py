@@ -93,7 +93,7 @@ def test_manifest_named_on_the_line_or_in_the_environment(project, tmp_path_fact
 def test_store_secret_names(project, sub):
     assert complete(["secrets-run", "store", sub, ""], project) == NAMES
     assert complete(["secrets-run", "store", ""], project) == sorted(
-        ["init", "set", "get", "list", "rm", "history", "rollback"])
+        ["init", "set", "get", "list", "rm", "history", "rollback", "export", "import"])
 
 
 def test_command_of_run_keeps_its_own_options(project):

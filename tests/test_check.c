@@ -606,6 +606,8 @@ TEST(sr110_rotation_required) {
         g->gen_store = true;
         g->owner = xstrdup("team-a");
         g->environments = sv("dev", NULL);
+        g->backend = xstrdup(m->default_backend);   /* where the loader stores it */
+        g->path = xstrdup(g->name);
         findings_done(&f);
         run_check(m, &f);
         CHECK_ONE(f, SR110_ROTATION_MISSING, SEVERITY_ERROR, 50);

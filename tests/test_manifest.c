@@ -494,7 +494,7 @@ TEST(bad_reference) {
 TEST(from_and_generate) {
         CHECK_ONLY_FINDING("version: 1\nsecrets:\n  A:\n    from: v:p\n    generate: {}\n",
                            SR004_INVALID_VALUE, 5, 5,
-                           "secret 'A' has both 'from' and 'generate'; it takes one of them");
+                           "secret 'A' has both 'from' and 'generate'; it takes one of them (or add 'store: true' to 'generate' to keep the generated value at 'from')");
 }
 
 TEST(missing_version) {

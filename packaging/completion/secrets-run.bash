@@ -153,10 +153,11 @@ _secrets_run() {
                       --artifacts --audit-log --tty --allow-ptrace --dry-run"
                 [[ -z $cmd ]] && opts="$opts --version"
                 ;;
-        check | plan | rotate | scan) opts="$common $manifest_opts" ;;
-        apply) opts="$common $manifest_opts --dry-run" ;;
+        check | rotate | scan) opts="$common $manifest_opts" ;;
+        plan) opts="$common $manifest_opts --all" ;;
+        apply) opts="$common $manifest_opts --all --dry-run" ;;
         redact) opts="$common $manifest_opts --on-leak" ;;
-        store) opts="$common -f --manifest --store --to" ;;
+        store) opts="$common -f --manifest --store --to --replace" ;;
         audit) opts="$common --public-key" ;;
         *) opts="$common" ;;
         esac
@@ -179,11 +180,15 @@ _secrets_run() {
                 ;;
         store)
                 if ((${#args[@]} == 0)); then
-                        mapfile -t COMPREPLY < <(compgen -W "init set get list rm history rollback" -- "$cur")
+                        mapfile -t COMPREPLY < <(compgen -W "init set get list rm history rollback export import" -- "$cur")
                 elif ((${#args[@]} == 1)); then
                         case ${args[0]} in
                         set | get | rm | history | rollback)
                                 mapfile -t COMPREPLY < <(compgen -W "$(_secrets_run_secret_names)" -- "$cur")
+                                ;;
+                        export | import)
+                                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+                                compopt -o filenames 2>/dev/null
                                 ;;
                         esac
                 fi
