@@ -153,6 +153,38 @@ static int check_defaults(const struct manifest *m, struct findings *f) {
         return 0;
 }
 
+/* Whether a backend keeps a creation time per version, and can be written with a version
+ * check: the file store does; Vault only for KV v2 paths (MOUNT/data/...); env and exec
+ * never. */
+static bool backend_keeps_versions(const struct mf_backend *b, const char *path) {
+        if (b->type == BACKEND_FILE)
+                return true;
+        if (b->type != BACKEND_VAULT || !path)
+                return false;
+        const char *slash = strchr(path, '/');
+        return slash && strncmp(slash + 1, "data/", 5) == 0;
+}
+
+static int check_secret_store_kind(const struct manifest *m, const struct mf_secret *s,
+                                   struct findings *f) {
+        const struct mf_backend *b = mf_secret_is_ephemeral(s) ? NULL : find_backend(m, s->backend);
+        if (!b || backend_keeps_versions(b, s->path))
+                return 0;
+        const char *what = b->type == BACKEND_VAULT ? "this Vault path is not KV v2 (MOUNT/data/PATH)"
+                                                    : "this backend type keeps no versions";
+        if (s->generated)
+                return findings_add(f, SEVERITY_ERROR, SR112_UNWRITABLE_STORE, pos_or(s->generate_pos, s->pos),
+                                    "generated secret '%s' is to be stored in backend '%s', which apply "
+                                    "cannot write with a version check: %s; use a file backend or "
+                                    "Vault KV v2", s->name, b->name, what);
+        if (s->has_rotation)
+                return findings_add(f, SEVERITY_WARNING, SR113_ROTATION_UNENFORCEABLE, s->pos,
+                                    "secret '%s' declares rotation, but backend '%s' reports no creation "
+                                    "time (%s): run cannot enforce it and plan shows its age as unknown",
+                                    s->name, b->name, what);
+        return 0;
+}
+
 static int check_secret_backend(const struct manifest *m, const struct mf_secret *s,
                                 struct findings *f) {
         char hint[128];
@@ -318,6 +350,9 @@ static int check_secret(const struct manifest *m, size_t index, struct findings 
                 if (r < 0)
                         return r;
         }
+        r = check_secret_store_kind(m, s, f);
+        if (r < 0)
+                return r;
         return check_secret_environments(m, s, f);
 }
 

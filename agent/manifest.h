@@ -37,6 +37,8 @@ enum finding_id {
         SR109_SANDBOX_OFF = 109,
         SR110_ROTATION_MISSING = 110,
         SR111_UNKNOWN_ENVIRONMENT = 111,
+        SR112_UNWRITABLE_STORE = 112,
+        SR113_ROTATION_UNENFORCEABLE = 113,
 };
 
 struct finding {

@@ -129,6 +129,9 @@ static struct manifest *compliant_manifest(void) {
         add_environment(m, "prod", true, 22);
 
         struct mf_secret *s = add_secret(m, "DB_PASSWORD", "vault", 30);
+        free(s->path);
+        s->path = xstrdup("secret/data/ci/db");   /* KV v2: it has versions and ages */
+        s->field = xstrdup("password");
         s->environments = sv("staging", "prod", NULL);
         s->stages = sv("test", "deploy", NULL);
         s->approved_by = sv("alice", "bob", NULL);
@@ -586,6 +589,41 @@ TEST(sr109_sandbox_off) {
         CHECK_EQ_INT(f.n, 0);
 }
 
+TEST(sr112_sr113_backends_without_versions) {
+        _cleanup_test_manifest_ struct manifest *m = compliant_manifest();
+        _cleanup_findings_ struct findings f = {};
+        /* rotation on an env-backed secret: its age is never known */
+        secret_named(m, "NPM_TOKEN")->has_rotation = true;
+        run_check(m, &f);
+        const struct finding *x = CHECK_ONE(f, SR113_ROTATION_UNENFORCEABLE, SEVERITY_WARNING, 40);
+        CHECK(x && contains(x->message, "NPM_TOKEN") && contains(x->message, "'ci'"));
+        CHECK_EQ_INT(f.n, 1);
+        secret_named(m, "NPM_TOKEN")->has_rotation = false;
+
+        /* a Vault path that is not KV v2 (dynamic credentials, KV v1) */
+        struct mf_secret *db = secret_named(m, "DB_PASSWORD");
+        free(db->path);
+        db->path = xstrdup("database/creds/ci");
+        findings_done(&f);
+        run_check(m, &f);
+        x = CHECK_ONE(f, SR113_ROTATION_UNENFORCEABLE, SEVERITY_WARNING, 30);
+        CHECK(x && contains(x->message, "not KV v2"));
+
+        /* stored generated secrets need a writable, versioned place: an error */
+        db->generated = true;
+        db->gen_store = true;
+        findings_done(&f);
+        run_check(m, &f);
+        x = CHECK_ONE(f, SR112_UNWRITABLE_STORE, SEVERITY_ERROR, 35);
+        CHECK(x && contains(x->message, "DB_PASSWORD") && contains(x->message, "Vault KV v2"));
+        CHECK_EQ_INT(f.n, 1);
+        free(db->path);
+        db->path = xstrdup("secret/data/ci/db");
+        findings_done(&f);
+        run_check(m, &f);
+        CHECK_EQ_INT(f.n, 0);
+}
+
 TEST(sr110_rotation_required) {
         _cleanup_test_manifest_ struct manifest *m = compliant_manifest();
         m->policy.require_rotation = true;
@@ -599,7 +637,9 @@ TEST(sr110_rotation_required) {
         secret_named(m, "NPM_TOKEN")->has_rotation = true;
         findings_done(&f);
         run_check(m, &f);
-        CHECK_EQ_INT(f.n, 0);
+        /* declared, though an env variable's age cannot be known (SR113 says so) */
+        CHECK_ONE(f, SR113_ROTATION_UNENFORCEABLE, SEVERITY_WARNING, 40);
+        CHECK_EQ_INT(f.n, 1);
 
         /* a stored generated secret is rotated by apply: it must say when */
         struct mf_secret *g = secret_named(m, "TEST_DB_PASSWORD");
@@ -815,6 +855,7 @@ int main(void) {
         RUN(sr109_sandbox_off);
         RUN(sr110_rotation_required);
         RUN(sr111_unknown_environment);
+        RUN(sr112_sr113_backends_without_versions);
         RUN(sr111_free_form_without_declarations);
         RUN(findings_in_manifest_order_then_sorted);
         RUN(yaml_design_example_findings);
