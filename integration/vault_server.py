@@ -974,3 +974,93 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_LIST = _dispatch
+
+
+# ---------------------------------------------------------------- standalone mode
+# `python3 integration/vault_server.py --serve --state-dir DIR` runs the double outside pytest
+# (examples/vault-jwt runs its pipeline against it). It seeds what a CI pipeline reads, writes
+# what a runner would be given into DIR, serves until SIGTERM/SIGINT, then writes what happened
+# to the leases and tokens into DIR/summary.json (counts only, never a value).
+
+import argparse
+import os
+import signal
+import sys
+
+
+def _write_private(path, text):
+    """Writes text to a new 0600 file (a value must not be readable by others, not even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _serve_summary(server):
+    with server.lock:
+        leases = list(server.leases.values())
+        logins = [t for t in server.tokens.values() if t.id != server.root_token]
+        return {
+            "requests": len(server.log),
+            "logins": len(logins),
+            "login_tokens_revoked": sum(1 for t in logins if t.revoked),
+            "leases_issued": len(leases),
+            "leases_revoked": sum(1 for l in leases if l.revoked),
+            "leases_renewed": sum(1 for l in leases if l.renewals),
+        }
+
+
+def _serve_main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Run the Vault test double (HTTPS on 127.0.0.1) until SIGTERM. Writes to "
+                    "STATE_DIR: addr (base URL), ca.pem (its throwaway CA), jwt (0600, an HS256 "
+                    "token for the JWT role, as a CI system's OIDC/id_tokens would give), "
+                    "ready (last); at exit summary.json (lease and token counts).")
+    ap.add_argument("--serve", action="store_true", required=True,
+                    help="serve (the only mode; required so the file is not started by accident)")
+    ap.add_argument("--state-dir", required=True, type=Path)
+    ap.add_argument("--role", default="ci", help="JWT auth role (mount jwt); default ci")
+    ap.add_argument("--audience", default="https://vault.example.com",
+                    help="the role's bound audience and the token's aud")
+    ap.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
+                    help="a claim the role requires and the token carries (repeatable), "
+                         "e.g. ref=main")
+    ap.add_argument("--kv2", action="append", default=[], metavar="PATH#FIELD",
+                    help="a KV v2 value to seed with a random string (repeatable), "
+                         "e.g. ci/app#api_key for secret/data/ci/app")
+    ap.add_argument("--db-role", default="app", help="database role (database/creds/ROLE)")
+    ap.add_argument("--db-ttl", type=int, default=3, help="lease TTL of database creds, s")
+    ap.add_argument("--jwt-ttl", type=int, default=600, help="lifetime of the JWT, s")
+    args = ap.parse_args(argv)
+
+    state = args.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    ca, cert, key = make_test_pki(state / "pki", "vault")
+    server = VaultServer(secrets.token_urlsafe(24), tls=(cert, key))
+    claims = dict(c.split("=", 1) for c in args.claim)
+    server.add_jwt_role(args.role, [args.audience], bound_claims=claims)
+    server.add_db_role(args.db_role, ttl=args.db_ttl, max_ttl=max(30, 10 * args.db_ttl))
+    seeded = {}
+    for ref in args.kv2:
+        path, _, field = ref.partition("#")
+        seeded.setdefault(path, {})[field or "value"] = secrets.token_urlsafe(24)
+    for path, data in seeded.items():
+        server.kv2_put(path, data)
+    server.start()
+
+    (state / "ca.pem").write_bytes(Path(ca).read_bytes())
+    (state / "addr").write_text(server.addr + "\n")
+    _write_private(state / "jwt", server.jwt(args.role, exp=args.jwt_ttl, **claims))
+    (state / "ready").write_text(f"{os.getpid()}\n")
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.2):
+        pass
+    server.stop()
+    (state / "summary.json").write_text(json.dumps(_serve_summary(server), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve_main())

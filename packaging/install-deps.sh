@@ -12,6 +12,7 @@ PACKAGES="
   debhelper dpkg-dev fakeroot
   util-linux procps git ca-certificates
   bubblewrap keyutils
+  postgresql python3-psycopg2 openssl
 "
 
 missing=""

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds secrets-run and runs every test, the way CI and the README do: a -Werror build with the
 # unit and integration tests, an ASan+UBSan build with the unit tests, 20 s of fuzzing the
-# matcher (tests/fuzz.sh, one test), the Debian package built and checked (tests/deb.sh, one
-# test), then a tally whose last line is "N passed, N failed[, N
+# matcher (tests/fuzz.sh, one test), the Debian package built, installed into a throwaway root
+# and checked (tests/deb.sh, nine tests), then a tally whose last line is "N passed, N failed[, N
 # skipped]". Exits non-zero if any step or test failed; a failing step does not stop the rest,
 # so the tally always prints.
 set -uo pipefail
@@ -78,8 +78,10 @@ FUZZ_TAP=build-fuzz/fuzz.tap
 echo "==> fuzz"
 tests/fuzz.sh 20 || echo "==> fuzz: FAILED" >&2
 
-# (d) the Debian package: dpkg-buildpackage from a clean copy of the tree, then its contents
-# (tests/deb.sh, about 15 s). Like the fuzz run, one test read from DEB_TAP by the tally.
+# (d) the Debian package: dpkg-buildpackage from a clean copy of the tree, then its contents,
+# dependencies, an install into a throwaway root and the installed files at work
+# (tests/deb.sh, about 15 s; docs/packaging.md). Like the fuzz run, its tests are read from
+# DEB_TAP by the tally.
 DEB_TAP=build-deb/deb.tap
 echo "==> deb"
 tests/deb.sh || echo "==> deb: FAILED" >&2

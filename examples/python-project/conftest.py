@@ -1,0 +1,5 @@
+# Makes the project's modules importable from tests/ (pytest's rootdir is this directory).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
