@@ -245,8 +245,11 @@ static int vault_open(struct backend *b, char **ret_why) {
         if (!v)
                 return -ENOMEM;
         b->data = v;
+        /* like the address, the CA may come from the variables Vault's own CLI reads */
+        bool manifest_ca = c->ca_cert || c->ca_path;
         struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
-                                  .ca_cert = c->ca_cert, .ca_path = c->ca_path };
+                                  .ca_cert = manifest_ca ? c->ca_cert : getenv("VAULT_CACERT"),
+                                  .ca_path = manifest_ca ? c->ca_path : getenv("VAULT_CAPATH") };
         v->max_ttl_s = c->max_ttl_s;
         int r = http_client_open(b, &o, &v->http, ret_why);
         if (r < 0)

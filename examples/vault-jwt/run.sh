@@ -47,9 +47,10 @@ echo "Vault at $(cat "$state/addr")"
 export GITLAB_CI=true CI=true CI_COMMIT_BRANCH=main CI_PIPELINE_SOURCE=push \
   CI_PROJECT_PATH=example/app CI_PIPELINE_ID=1 GITLAB_USER_LOGIN=alice
 VAULT_ADDR=$(cat "$state/addr")
+VAULT_CACERT=$state/ca.pem       # the test double's throwaway CA, as Vault's own CLI reads it
 VAULT_ID_TOKEN=$(cat "$state/jwt")
-export VAULT_ADDR VAULT_ID_TOKEN
-cd "$work"     # ca_cert: vault-state/ca.pem is relative to the working directory
+export VAULT_ADDR VAULT_CACERT VAULT_ID_TOKEN
+cd "$work"
 
 echo
 echo "== secrets-run check"
