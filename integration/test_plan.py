@@ -216,7 +216,7 @@ def test_secrets_it_cannot_create_are_for_a_person(proj, world):
     # --dry-run is plan: same report, nothing written
     before = sha256(world.store)
     r = world.run("apply", "--dry-run", "--all")
-    assert r.status == 2 and "Drift" in r.stdout and sha256(world.store) == before, r
+    assert r.status == 2 and "Drift: " in r.stdout and sha256(world.store) == before, r
 
 
 def test_from_with_generate_store_and_mistakes(proj):
