@@ -52,6 +52,8 @@ struct plan {
         struct item *items;
         size_t n_items;
         int64_t now;
+        const char *command;           /* apply or rotate, for the audit record */
+        struct audit *audit;           /* opened before the first write */
 };
 
 static void plan_done(struct plan *p) {
@@ -61,6 +63,7 @@ static void plan_done(struct plan *p) {
         }
         free(p->items);
         sources_done(&p->sources);
+        audit_free(p->audit);
         manifest_free(p->m);
 }
 
@@ -429,6 +432,36 @@ static int generate_value(struct plan *p, const struct mf_secret *s, struct secr
         return k;
 }
 
+/* Every write to a store is on record, like every run: the log is opened before the first
+ * write (a log that refuses records stops the write), and each write is flushed as it is made. */
+static int audit_ready(struct plan *p) {
+        if (p->audit)
+                return 0;
+        _cleanup_free_ char *path = NULL;
+        int k = audit_log_path(p->o, p->m, &path);
+        if (k < 0) {
+                log_error("audit log: no location: %s [set policy.audit_log, $SECRETS_RUN_AUDIT_LOG or $HOME]",
+                          strerror(-k));
+                return k;
+        }
+        if ((k = audit_open(path, getenv("SECRETS_RUN_AUDIT_KEY"), &p->audit)) < 0)
+                log_error("audit log %s: %s", path, audit_strerror(k));
+        return k;
+}
+
+static int audit_write(struct plan *p, const struct item *it, enum action did, uint64_t version) {
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s?}", "command", p->command, "name", it->s->name,
+                               "backend", backend_label(it->s), "action", action_name(did), "version",
+                               (json_int_t) version, "manifest", p->m->path, "environment", p->environment);
+        int k = ev ? audit_append(p->audit, "secret.write", ev) : -ENOMEM;
+        if (k >= 0)
+                k = audit_flush(p->audit);
+        if (k < 0)
+                log_error("audit log %s: %s (the new version of %s is written)", audit_path(p->audit),
+                          audit_strerror(k), it->s->name);
+        return k;
+}
+
 /* Writes a new generated value for it, conditional on the version surveyed. If another
  * writer got there first, surveys again: when the secret no longer needs the action (force:
  * never), the other writer's version stands. Returns 1 when written, 0 when another writer
@@ -437,7 +470,7 @@ static int converge(struct plan *p, struct item *it, bool force, uint64_t *ret_v
         const struct mf_secret *s = it->s;
         struct backend *b;
         int k = sources_get(&p->sources, s, &b);
-        if (k < 0)
+        if (k < 0 || (k = audit_ready(p)) < 0)
                 return k;
         for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
                 _cleanup_secret_ struct secret *value = NULL;
@@ -456,7 +489,8 @@ static int converge(struct plan *p, struct item *it, bool force, uint64_t *ret_v
                 if (k >= 0) {
                         *ret_version = written.version;
                         secret_meta_done(&written);
-                        return 1;
+                        k = audit_write(p, it, it->action, *ret_version);
+                        return k < 0 ? k : 1;
                 }
                 if (k != -ESTALE) {
                         log_error("secret %s: cannot write to backend '%s': %s", s->name, backend_name(b),
@@ -505,6 +539,7 @@ int command_apply(const struct options *o) {
         }
         if (plan_load(&p, o, true) < 0)
                 goto out;
+        p.command = "apply";
         size_t failed = survey_all(&p), created = 0, rotated = 0, by_hand = 0, raced = 0;
         json_t *actions = o->format == FORMAT_JSON ? json_array() : NULL;
         for (size_t i = 0; i < p.n_items; i++) {
@@ -572,6 +607,7 @@ int command_rotate(const struct options *o) {
         all.all = true;   /* a secret is named: whatever environments it serves */
         if (plan_load(&p, &all, true) < 0)
                 goto out;
+        p.command = "rotate";
         struct item *it = NULL;
         for (size_t i = 0; i < p.n_items && !it; i++)
                 if (streq(p.items[i].s->name, name))

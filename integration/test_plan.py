@@ -23,6 +23,13 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def audit_records(proj, event):
+    path = proj.base / "state" / "secrets-run" / "audit.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if f'"{event}"' in line]
+
+
 class World:
     """A project with a file store and a manifest holding a stored generated secret
     (TEST_DB_PASSWORD, rotation 30d/45d), an externally set one (API_TOKEN, rotation 30d)
@@ -111,10 +118,14 @@ def test_plan_apply_age_gate_rotate_cycle(proj, world):
     r = world.run("apply")
     assert r.status == 0 and "TEST_DB_PASSWORD: created" in r.stdout, r
     assert world.versions("TEST_DB_PASSWORD") == [1]
+    writes = audit_records(proj, "secret.write")
+    assert [(w["command"], w["name"], w["action"], w["version"]) for w in writes] == \
+        [("apply", "TEST_DB_PASSWORD", "create", 1)]
     before = sha256(world.store)
     r = world.run("apply")
     assert r.status == 0 and "nothing to do" in r.stdout, r
     assert sha256(world.store) == before
+    assert len(audit_records(proj, "secret.write")) == 1      # nothing written, nothing recorded
     status, items, doc = world.plan_json()
     assert status == 0 and doc["in_sync"] is True
     assert items["TEST_DB_PASSWORD"]["version"] == 1
@@ -175,6 +186,10 @@ def test_concurrent_applies_make_exactly_one_version(proj, world):
     assert world.versions("TEST_DB_PASSWORD") == [1, 2]
     rotated = sum("TEST_DB_PASSWORD: rotated" in r.stdout for r in results)
     assert rotated == 1, [r.stdout for r in results]
+    writes = audit_records(proj, "secret.write")
+    assert [(w["action"], w["version"]) for w in writes] == [("create", 1), ("rotate", 2)]
+    r = proj.run("audit", "verify", proj.base / "state" / "secrets-run" / "audit.jsonl")
+    assert r.status == 0, r
 
 
 def test_concurrent_applies_create_once(proj, world):
@@ -190,6 +205,9 @@ def test_rotate_one_and_its_refusals(proj, world):
     r = world.run("rotate", "TEST_DB_PASSWORD")            # fresh, but rotate means now
     assert r.status == 0 and "version 1 -> 2" in r.stdout, r
     assert world.versions("TEST_DB_PASSWORD") == [1, 2]
+    writes = audit_records(proj, "secret.write")
+    assert [(w["command"], w["action"], w["version"]) for w in writes] == [("rotate", "create", 1),
+                                                                            ("rotate", "rotate", 2)]
     r = world.run("rotate", "EPHEMERAL")
     assert r.status == 1 and "generated afresh for every run" in r.stderr, r
     r = world.run("rotate", "API_TOKEN")
@@ -330,3 +348,12 @@ def test_import_accepts_offsets_and_rejects_garbage(proj):
     path.write_text('{"format": "secrets-run-store", "version": 1, "secrets": {"A": [' + json.dumps(value))
     r = proj.run("store", "import", path)
     assert r.status == 1 and "not valid JSON" in r.stderr and value not in r.stderr, r
+
+
+def test_apply_writes_nothing_when_the_audit_log_refuses(proj, world):
+    blocker = proj.data / "not-a-dir"
+    blocker.write_text("")
+    before = sha256(world.store)
+    r = world.run("apply", env={"SECRETS_RUN_AUDIT_LOG": str(blocker / "audit.jsonl")})
+    assert r.status == 1 and "audit log" in r.stderr, r
+    assert sha256(world.store) == before
