@@ -455,6 +455,196 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
         return 0;
 }
 
+/* ---- stat and write (plan/apply/rotate): KV v2 only ---- */
+
+/* One GET of path (with ?version=N if version), never cached: plan and apply must see what
+ * Vault holds now, also after this process wrote. Returns 0 with the status and the parsed
+ * body of a 200 or 404 (*ret_json NULL if a 404 had no JSON body); any other outcome is an
+ * error naming the secret, the backend and the path, as fetch() gives it. */
+static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_t version, long *ret_status,
+                        json_t **ret_json, char **ret_why) {
+        struct vault_state *v = b->data;
+        _cleanup_free_ char *url_path = version ? strdup_printf("/v1/%s?version=%" PRIu64, ref->path, version)
+                                                : strdup_printf("/v1/%s", ref->path);
+        if (!url_path)
+                return -ENOMEM;
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        int r = http_request(v->http, "GET", url_path, v->token, NULL, now_monotonic_ms() + b->timeout_ms,
+                             &status, &resp, ret_why);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
+                                                       ref->secret_name, b->name, ref->path,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        json_t *j = NULL;
+        bool parsed = http_json_parse(resp, &j) >= 0 && json_is_object(j);
+        if (status == 404) {
+                *ret_status = status;
+                *ret_json = parsed ? j : (json_decref(j), NULL);
+                return 0;
+        }
+        if (status != 200) {
+                json_decref(j);
+                _cleanup_free_ char *text = vault_error_text(resp);
+                return backend_fail(ret_why, -EACCES, "secret %s: backend '%s' (vault), path %s: %s (HTTP %ld)%s%s",
+                                    ref->secret_name, b->name, ref->path, status_cause(status), status,
+                                    text ? ": " : "", text ? text : "");
+        }
+        if (!parsed) {
+                json_decref(j);
+                return backend_fail(ret_why, -EBADMSG, "secret %s: backend '%s' (vault), path %s: the response is not a valid JSON object",
+                                    ref->secret_name, b->name, ref->path);
+        }
+        *ret_status = status;
+        *ret_json = j;
+        return 0;
+}
+
+/* Why stat and write refuse a path that is not KV v2: from the path alone KV v1 and a
+ * dynamic engine look the same, and reading a dynamic path would create a lease. */
+static int kv2_only(struct backend *b, const struct secret_ref *ref, bool writing, char **ret_why) {
+        if (!ref->field)
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: name a field (vault:PATH#FIELD)",
+                                    ref->secret_name, b->name, ref->path);
+        if (path_is_kv2(ref->path))
+                return 0;
+        if (writing)
+                return backend_fail(ret_why, -EOPNOTSUPP,
+                                    "secret %s: backend '%s' (vault), path %s: KV v1 has no check-and-set and dynamic secrets cannot be written; use KV v2 (MOUNT/data/PATH)",
+                                    ref->secret_name, b->name, ref->path);
+        return backend_fail(ret_why, -EOPNOTSUPP,
+                            "secret %s: backend '%s' (vault), path %s: not a KV v2 path (MOUNT/data/PATH): KV v1 keeps no versions, and reading a dynamic secret would create a lease",
+                            ref->secret_name, b->name, ref->path);
+}
+
+/* The metadata of the latest version (or of the pinned one). -ENOENT when the field is not
+ * there to deliver; meta.version is then what check-and-set must name: 0 for a path never
+ * written, else the current version, also when that version is deleted or destroyed (Vault
+ * compares cas with the current version whether or not it is soft-deleted). */
+static int vault_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why) {
+        int r = kv2_only(b, ref, false, ret_why);
+        if (r < 0)
+                return r;
+        long status = 0;
+        json_t *j = NULL;
+        if ((r = kv2_read_now(b, ref, ref->version, &status, &j, ret_why)) < 0)
+                return r;
+        json_t *data = json_object_get(j, "data");
+        json_t *meta = json_object_get(data, "metadata");
+        ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
+        ret_meta->created = parse_rfc3339(json_string_value(json_object_get(meta, "created_time")));
+        if (status == 404) {
+                bool destroyed = json_is_true(json_object_get(meta, "destroyed"));
+                json_decref(j);
+                if (!ret_meta->version)
+                        return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: not found",
+                                            ref->secret_name, b->name, ref->path);
+                return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " is %s",
+                                    ref->secret_name, b->name, ref->path, ret_meta->version,
+                                    destroyed ? "destroyed" : "deleted");
+        }
+        json_t *value = json_object_get(json_object_get(data, "data"), ref->field);
+        json_decref(j);
+        if (!value || json_is_null(value))
+                return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " has no field '%s'",
+                                    ref->secret_name, b->name, ref->path, ret_meta->version, ref->field);
+        return 0;
+}
+
+/* The fields of version expect (0: none) that a write must carry over: a KV v2 write replaces
+ * the whole secret, so the other fields of the path are copied from the version the write is
+ * conditional on. A deleted or destroyed version has none left to copy. -ESTALE if that
+ * version no longer exists at all. */
+static int kv2_fields_of(struct backend *b, const struct secret_ref *ref, uint64_t expect, json_t **ret,
+                         char **ret_why) {
+        if (!expect) {
+                json_t *empty = json_object();
+                if (!empty)
+                        return -ENOMEM;
+                *ret = empty;
+                return 0;
+        }
+        long status = 0;
+        json_t *j = NULL;
+        int r = kv2_read_now(b, ref, expect, &status, &j, ret_why);
+        if (r < 0)
+                return r;
+        json_t *data = json_object_get(j, "data");
+        if (status == 404 && !json_object_get(data, "metadata")) {
+                json_decref(j);
+                return backend_fail(ret_why, -ESTALE, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " no longer exists",
+                                    ref->secret_name, b->name, ref->path, expect);
+        }
+        json_t *fields = json_object_get(data, "data");
+        /* a deep copy: j goes away, and its strings (values) are wiped as it does */
+        json_t *copy = json_is_object(fields) ? json_deep_copy(fields) : json_object();
+        json_decref(j);
+        if (!copy)
+                return -ENOMEM;
+        *ret = copy;
+        return 0;
+}
+
+/* A new version with ref's field set to value and every other field kept, written with
+ * check-and-set on expect_version. The request is retried on connection errors and 5xx
+ * like any other; a write that reached Vault but whose answer was lost is then refused by
+ * the retry's own check-and-set (the version moved on), which reads as -ESTALE: the caller
+ * stats again and finds its value there. */
+static int vault_write(struct backend *b, const struct secret_ref *ref, const struct secret *value,
+                       uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why) {
+        int r = kv2_only(b, ref, true, ret_why);
+        if (r < 0)
+                return r;
+        if (ref->version)
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: a reference pinned to version %" PRIu64 " cannot be written",
+                                    ref->secret_name, b->name, ref->path, ref->version);
+        json_t *text = json_stringn((const char *) secret_data(value), secret_len(value));
+        if (!text)
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: the value is not UTF-8 text, which a Vault field must be",
+                                    ref->secret_name, b->name, ref->path);
+        json_t *fields = NULL;
+        if ((r = kv2_fields_of(b, ref, expect_version, &fields, ret_why)) < 0) {
+                json_decref(text);
+                return r;
+        }
+        json_t *body = json_pack("{s:{s:I}, s:o}", "options", "cas", (json_int_t) expect_version, "data", fields);
+        if (!body || json_object_set_new(json_object_get(body, "data"), ref->field, text) < 0) {
+                json_decref(body);
+                return -ENOMEM;
+        }
+        _cleanup_free_ char *url_path = strdup_printf("/v1/%s", ref->path);
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        r = url_path ? vault_post(b, url_path, body, true, now_monotonic_ms() + b->timeout_ms, &status, &resp, ret_why)
+                     : -ENOMEM;
+        json_decref(body);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: write: %s",
+                                                       ref->secret_name, b->name, ref->path,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        if (status != 200) {
+                _cleanup_free_ char *err = vault_error_text(resp);
+                if (status == 400 && err && strstr(err, "check-and-set"))
+                        return backend_fail(ret_why, -ESTALE, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " is no longer current (%s)",
+                                            ref->secret_name, b->name, ref->path, expect_version, err);
+                return backend_fail(ret_why, status == 404 ? -ENOENT : -EACCES,
+                                    "secret %s: backend '%s' (vault), path %s: write: %s (HTTP %ld)%s%s",
+                                    ref->secret_name, b->name, ref->path, status_cause(status), status,
+                                    err ? ": " : "", err ? err : "");
+        }
+        json_t *j = NULL;
+        if (http_json_parse(resp, &j) < 0)
+                return backend_fail(ret_why, -EBADMSG, "secret %s: backend '%s' (vault), path %s: the write's answer is not valid JSON",
+                                    ref->secret_name, b->name, ref->path);
+        json_t *meta = json_object_get(j, "data");
+        ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
+        ret_meta->created = parse_rfc3339(json_string_value(json_object_get(meta, "created_time")));
+        json_decref(j);
+        log_info("secret %s: backend '%s' (vault): wrote version %" PRIu64 " of %s", ref->secret_name, b->name,
+                 ret_meta->version, ref->path);
+        return 0;
+}
+
 #define VAULT_MAX_CONNECTIONS 8
 
 /* Issues the GETs for every distinct path of refs not yet answered all at once; fetch() then
@@ -666,5 +856,7 @@ const struct backend_ops vault_backend_ops = {
         .fetch = vault_fetch,
         .prefetch = vault_prefetch,
         .close = vault_close,
+        .stat = vault_stat,
+        .write = vault_write,
         .renew = vault_renew,
 };
