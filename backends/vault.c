@@ -32,6 +32,7 @@ struct vault_lease {
         bool renewable;
         uint64_t renew_at_ms;          /* monotonic; 0 = not to be renewed */
         uint64_t expires_ms;
+        bool expiring_noted;           /* lease.expiring emitted */
 };
 
 struct vault_state {
@@ -46,6 +47,7 @@ struct vault_state {
         struct vault_pending *pending; /* prefetched answers not yet taken */
         size_t n_pending;
         uint64_t max_ttl_s;            /* policy.max_ttl: caps renewal increments; 0 = none */
+        const char *auth;              /* "token", "approle", "jwt", for the identity */
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
@@ -248,6 +250,8 @@ static int vault_open(struct backend *b, char **ret_why) {
         struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
                                   .ca_cert = c->ca_cert, .ca_path = c->ca_path };
         v->max_ttl_s = c->max_ttl_s;
+        v->auth = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? "approle"
+                : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt" : "token";
         int r = http_client_open(b, &o, &v->http, ret_why);
         if (r < 0)
                 return r;
@@ -771,16 +775,30 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                 now = now_monotonic_ms();
                 lease_schedule(l, now, ttl);
                 log_info("backend '%s' (vault): renewed %s for %" PRIu64 " s", b->name, what, ttl);
-                if (ttl < l->ttl_s && ttl <= 1) {
-                        /* capped by a maximum TTL: nothing left to extend */
-                        l->renew_at_ms = 0;
-                                log_warning("backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further",
-                                            b->name, what, ttl);
+                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_RENEW, .lease_id = l->id,
+                                                         .ttl_s = ttl });
+                if (ttl < increment && !l->expiring_noted) {
+                        /* Vault granted less than asked: its maximum TTL is reached, and the
+                         * lease ends then however often it is renewed */
+                        l->expiring_noted = true;
+                        log_warning("backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further (maximum TTL reached)",
+                                    b->name, what, ttl);
+                        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_EXPIRING, .lease_id = l->id,
+                                                                 .ttl_s = ttl, .reason = "maximum TTL reached" });
                 }
+                if (ttl < increment && ttl <= 1)
+                        l->renew_at_ms = 0;   /* nothing left to extend */
                 return;
         }
-        log_warning("backend '%s' (vault): could not renew %s: %s", b->name, what,
-                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
+        _cleanup_free_ char *failure = r < 0 ? strdup(why ? why : strerror(-r))
+                                             : vault_error_text(resp);
+        log_warning("backend '%s' (vault): could not renew %s: %s%s%s", b->name, what,
+                    r < 0 ? "" : status_cause(status), r < 0 || !failure ? "" : ": ", failure ? failure : "");
+        _cleanup_free_ char *reason = r < 0 ? strdup(failure ? failure : "failed")
+                                            : strdup_printf("HTTP %ld %s%s%s", status, status_cause(status),
+                                                            failure ? ": " : "", failure ? failure : "");
+        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_RENEW_FAILED, .lease_id = l->id,
+                                                 .reason = reason ? reason : "failed" });
         /* try again halfway to expiry while there is time */
         now = now_monotonic_ms();
         l->renew_at_ms = l->expires_ms > now + 2000 ? now + (l->expires_ms - now) / 2 : 0;
@@ -803,6 +821,56 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
         return next;
 }
 
+/* Says how a revocation (of lease_id; NULL: the login token) went, in the log and as an event. */
+static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why) {
+        const char *what = lease_id ? lease_id : "the login token";
+        if (r >= 0 && (status == 200 || status == 204)) {
+                log_info("backend '%s' (vault): revoked %s", b->name, what);
+                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE, .lease_id = lease_id });
+                return;
+        }
+        _cleanup_free_ char *reason = r < 0 ? strdup(why ? why : strerror(-r))
+                                            : strdup_printf("HTTP %ld %s", status, status_cause(status));
+        log_warning("backend '%s' (vault): could not revoke %s: %s", b->name, what, reason ? reason : "failed");
+        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE_FAILED, .lease_id = lease_id,
+                                                 .reason = reason ? reason : "failed" });
+}
+
+/* Who the token is (auth/token/lookup-self): for the audit log, one request, made only when
+ * there is a log to write. The token's id and accessor stay out. */
+static int vault_identity(struct backend *b, struct backend_identity *ret, char **ret_why) {
+        struct vault_state *v = b->data;
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        int r = http_request(v->http, "GET", "/v1/auth/token/lookup-self", v->token, NULL,
+                             now_monotonic_ms() + b->timeout_ms, &status, &resp, ret_why);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): token lookup: %s", b->name,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        json_t *j = NULL;
+        if (status != 200 || http_json_parse(resp, &j) < 0) {
+                _cleanup_free_ char *text = status != 200 ? vault_error_text(resp) : NULL;
+                return backend_fail(ret_why, -EACCES, "backend '%s' (vault): token lookup: HTTP %ld %s%s%s", b->name,
+                                    status, status_cause(status), text ? ": " : "", text ? text : "");
+        }
+        json_t *data = json_object_get(j, "data");
+        const char *name = json_string_value(json_object_get(data, "display_name"));
+        const char *entity = json_string_value(json_object_get(data, "entity_id"));
+        r = 0;
+        if (!(ret->auth = strdup(v->auth)) ||
+            (name && !(ret->display_name = strdup(name))) ||
+            (entity && *entity && !(ret->entity_id = strdup(entity))))
+                r = -ENOMEM;
+        ret->from_login = v->token_from_login;
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(data, "policies"), i, p)
+                if (r >= 0 && json_is_string(p))
+                        r = strv_extend(&ret->policies, json_string_value(p));
+        json_decref(j);
+        return r;
+}
+
 static void vault_close(struct backend *b) {
         struct vault_state *v = b->data;
         if (!v)
@@ -817,20 +885,14 @@ static void vault_close(struct backend *b) {
                 json_t *body = json_pack("{s:s}", "lease_id", l);
                 int r = body ? vault_post(b, "/v1/sys/leases/revoke", body, true, deadline, &status, &resp, &why) : -ENOMEM;
                 json_decref(body);
-                if (r < 0 || (status != 200 && status != 204))
-                        log_warning("backend '%s' (vault): could not revoke lease %s: %s", b->name, l,
-                                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
-                else
-                        log_info("backend '%s' (vault): revoked lease %s", b->name, l);
+                revoked(b, l, r, status, why);
         }
         if (v->http && v->token && v->token_from_login) {
                 long status = 0;
                 _cleanup_secret_ struct secret *resp = NULL;
                 _cleanup_free_ char *why = NULL;
                 int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
-                if (r < 0 || (status != 200 && status != 204))
-                        log_warning("backend '%s' (vault): could not revoke the login token: %s", b->name,
-                                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
+                revoked(b, NULL, r, status, why);
         }
         for (size_t i = 0; i < v->n_responses; i++) {
                 free(v->responses[i].key);
@@ -858,5 +920,6 @@ const struct backend_ops vault_backend_ops = {
         .close = vault_close,
         .stat = vault_stat,
         .write = vault_write,
+        .identity = vault_identity,
         .renew = vault_renew,
 };
