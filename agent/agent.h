@@ -85,10 +85,17 @@ struct sources {
         const struct manifest *m;
         struct backend **open;         /* parallel to m->backends; NULL until first used */
         struct backend *generator;     /* ephemeral generated secrets */
+        /* optional: told of each manifest backend right after it is opened (a failure
+         * fails sources_get) */
+        int (*on_open)(void *userdata, struct backend *b, const struct mf_backend *def);
+        void *userdata;
 };
 int sources_init(struct sources *src, const struct manifest *m);
 /* Closes every backend: leases are revoked, a login token too. */
 void sources_done(struct sources *src);
+/* The same, keeping src usable (no backend open) until sources_done. */
+void sources_close(struct sources *src);
+enum backend_kind backend_kind_of(enum backend_type t);
 /* The backend s is read from (the generator for an ephemeral generated secret), opened now
  * if it is not yet; on failure prints why, naming the secret and its manifest line. */
 int sources_get(struct sources *src, const struct mf_secret *s, struct backend **ret);

@@ -1,6 +1,7 @@
 /* `secrets-run run`: resolve scope, gate, fetch, deliver, supervise, tear down.
  * One function per phase; command_run() reads as the list of DESIGN §1. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <jansson.h>
@@ -41,6 +42,7 @@ struct run {
         /* the audit trail (NULL with --dry-run, and for redact/scan) */
         struct audit *audit;
         int audit_error;                /* the first failed write after the step started */
+        bool step_running;              /* backend events are written at once, like leaks */
         json_t *denials;                /* [{name, rule}] policy.deny events */
         json_t *leaks;                  /* [{name, form, stream|path, offset}] for the summary */
 };
@@ -200,6 +202,71 @@ static int resolve_scope(struct run *r) {
 
 /* ---- fetch ---- */
 
+/* ---- what backends do on their own: lease events and identity ---- */
+
+static const char *backend_event_name(enum backend_event_kind k) {
+        switch (k) {
+        case BACKEND_EVENT_LEASE_RENEW:         return "lease.renew";
+        case BACKEND_EVENT_LEASE_RENEW_FAILED:  return "lease.renew_failed";
+        case BACKEND_EVENT_LEASE_REVOKE:        return "lease.revoke";
+        case BACKEND_EVENT_LEASE_REVOKE_FAILED: return "lease.revoke_failed";
+        case BACKEND_EVENT_LEASE_EXPIRING:      return "lease.expiring";
+        default:                                return "lease.unknown";
+        }
+}
+
+/* A lease event as an audit record. While the step runs it is written at once (a renewal
+ * that failed is on record even if we are then killed); a failed write is reported at the
+ * end, as for leaks. Revocations come at close, before run.exit, and go with it. */
+static void audit_backend_event(void *userdata, const struct backend_event *e) {
+        struct run *r = userdata;
+        if (!r->audit)
+                return;
+        json_t *ev = json_pack("{s:s, s:s}", "backend", e->backend, "lease", e->lease_id ? e->lease_id : "login token");
+        if (ev && (e->kind == BACKEND_EVENT_LEASE_RENEW || e->kind == BACKEND_EVENT_LEASE_EXPIRING))
+                json_object_set_new(ev, "ttl", json_integer((json_int_t) e->ttl_s));
+        if (ev && e->reason)
+                json_object_set_new(ev, "reason", json_string(e->reason));
+        int k = ev ? audit_append(r->audit, backend_event_name(e->kind), ev) : -ENOMEM;
+        if (k >= 0 && r->step_running)
+                k = audit_flush(r->audit);
+        if (k < 0 && !r->audit_error)
+                r->audit_error = k;
+}
+
+/* backend.identity: who a backend acts as (Vault: lookup-self), recorded when it is opened.
+ * One request, and only when there is a log to write; a failed lookup is a warning. */
+static int audit_backend_identity(struct run *r, struct backend *b, enum backend_type type) {
+        if (!r->audit)
+                return 0;
+        struct backend_identity id = {};
+        _cleanup_free_ char *why = NULL;
+        int k = backend_identity(b, &id, &why);
+        if (k == -EOPNOTSUPP)
+                return 0;
+        if (k < 0) {
+                log_warning("%s", why ? why : strerror(-k));
+                return k == -ENOMEM ? k : 0;
+        }
+        json_t *policies = json_array();
+        for (char **p = id.policies; policies && p && *p; p++)
+                json_array_append_new(policies, json_string(*p));
+        json_t *ev = policies ? json_pack("{s:s, s:s, s:s, s:b, s:s?, s:s?, s:o}", "backend", backend_name(b), "type",
+                                          backend_kind_name(backend_kind_of(type)), "auth", id.auth, "login",
+                                          id.from_login, "display_name", id.display_name, "entity_id", id.entity_id,
+                                          "policies", policies) : NULL;
+        backend_identity_done(&id);
+        return audit_event(r, "backend.identity", ev);
+}
+
+/* Every backend, as it is opened: its lease events go to the audit log, and who it acts as
+ * is on record before anything is fetched. */
+static int backend_opened(void *userdata, struct backend *b, const struct mf_backend *def) {
+        struct run *r = userdata;
+        backend_set_event_handler(b, audit_backend_event, r);
+        return audit_backend_identity(r, b, def->type);
+}
+
 /* Tells b, just opened, about every secret from index first on that it will be asked for
  * (the Vault backend fetches independent paths concurrently). */
 static int prefetch_for(struct run *r, struct backend *b, size_t first) {
@@ -226,6 +293,8 @@ static int fetch_secrets(struct run *r) {
         int k = sources_init(&r->sources, r->m);
         if (k < 0)
                 return k;
+        r->sources.on_open = backend_opened;
+        r->sources.userdata = r;
         _cleanup_free_ struct backend **prefetched = calloc(r->m->n_backends + 1, sizeof(*prefetched));
         size_t n_prefetched = 0;
         if (!prefetched)
@@ -269,6 +338,37 @@ static int fetch_secrets(struct run *r) {
                         return k;
         }
         return 0;
+}
+
+/* lease.expiring at the start: a lease Vault will not renew, shorter than the step may run
+ * (its --timeout), ends while the step still needs it. Once per lease. */
+static int audit_short_leases(struct run *r) {
+        uint64_t timeout_ms = r->o->timeout_ms;
+        for (size_t i = 0; timeout_ms && i < r->n_secrets; i++) {
+                const struct secret_meta *m = &r->secrets[i].meta;
+                if (!m->lease_id || m->renewable || m->lease_ttl * 1000 >= timeout_ms)
+                        continue;
+                bool seen = false;
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = r->secrets[j].meta.lease_id && streq(r->secrets[j].meta.lease_id, m->lease_id);
+                if (seen)
+                        continue;
+                log_warning("secret %s: its lease ends in %" PRIu64 " s and is not renewable, before the step's --timeout",
+                            r->secrets[i].def->name, m->lease_ttl);
+                json_t *ev = json_pack("{s:s?, s:s, s:I, s:s}", "backend", r->secrets[i].def->backend, "lease",
+                                       m->lease_id, "ttl", (json_int_t) m->lease_ttl, "reason",
+                                       "not renewable, and shorter than the step's --timeout");
+                int k = audit_event(r, "lease.expiring", ev);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+/* Closes the backends (revoking their leases and login tokens) before run.exit is written,
+ * so the revocations are on record with it. */
+static void close_backends(struct run *r) {
+        sources_close(&r->sources);
 }
 
 /* The supervisor's timer while the step runs: leases (and login tokens) are renewed at
@@ -536,7 +636,8 @@ static int audit_end(struct run *r, int status, int command_status, uint64_t sta
         if (!r->audit)
                 return status;
         if (r->audit_error) {
-                log_error("audit log %s: recording a leak failed: %s", audit_path(r->audit), audit_strerror(r->audit_error));
+                log_error("audit log %s: recording a leak or lease event failed: %s", audit_path(r->audit),
+                          audit_strerror(r->audit_error));
                 if (status == 0)
                         status = 125;
         }
@@ -762,6 +863,8 @@ static int fetch(struct run *r) {
         int k;
         if ((k = fetch_secrets(r)) < 0)
                 return k;
+        if ((k = audit_short_leases(r)) < 0)
+                return k;
         scrub_own_environment(r);
         if ((k = build_redactor(r)) < 0) {
                 log_error("cannot compile the redaction patterns: %s", strerror(-k));
@@ -883,7 +986,9 @@ int command_run(const struct options *o) {
                 log_warning("cannot put the terminal in raw mode: %s", strerror(-k));
         struct supervise_result result;
         struct supervise_timer renewals = { .tick = renew_leases, .userdata = &r };
+        r.step_running = true;
         k = supervise(&child, signal_fd, o->timeout_ms, r.redactor, &renewals, &result);
+        r.step_running = false;
         pty_restore();
         child_release(&child);
         if (k < 0) {
@@ -928,6 +1033,7 @@ int command_run(const struct options *o) {
         }
 out:
         report_leaks_to(NULL, NULL);
+        close_backends(&r);
         status = audit_end(&r, status, command_status, started_ms, leaks, &sandbox_status);
         if (r.m && !o->dry_run)
                 github_step_summary(&r, status, command_status, delivered, &sandbox_status);

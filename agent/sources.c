@@ -2,7 +2,7 @@
  * secret's definition names. Shared by run (fetch) and plan/apply/rotate (stat, write). */
 #include "agent.h"
 
-static enum backend_kind backend_kind_of(enum backend_type t) {
+enum backend_kind backend_kind_of(enum backend_type t) {
         switch (t) {
         case BACKEND_ENV:   return BACKEND_KIND_ENV;
         case BACKEND_EXEC:  return BACKEND_KIND_EXEC;
@@ -49,11 +49,15 @@ int sources_init(struct sources *src, const struct manifest *m) {
         return src->open ? 0 : -ENOMEM;
 }
 
-void sources_done(struct sources *src) {
+void sources_close(struct sources *src) {
         for (size_t i = 0; src->open && i < src->m->n_backends; i++)
-                backend_close(src->open[i]);
+                src->open[i] = backend_close(src->open[i]);
+        src->generator = backend_close(src->generator);
+}
+
+void sources_done(struct sources *src) {
+        sources_close(src);
         free(src->open);
-        backend_close(src->generator);
         *src = (struct sources) {};
 }
 
@@ -121,8 +125,12 @@ int sources_get(struct sources *src, const struct mf_secret *s, struct backend *
         for (size_t i = 0; s->backend && i < m->n_backends; i++) {
                 if (!streq(m->backends[i].name, s->backend))
                         continue;
-                if ((k = open_backend(src, i, &why)) < 0)
-                        goto fail;
+                if (!src->open[i]) {
+                        if ((k = open_backend(src, i, &why)) < 0)
+                                goto fail;
+                        if (src->on_open && (k = src->on_open(src->userdata, src->open[i], &m->backends[i])) < 0)
+                                return k;
+                }
                 *ret = src->open[i];
                 return 0;
         }

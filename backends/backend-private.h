@@ -16,6 +16,8 @@ struct backend_ops {
         int (*stat)(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why);
         int (*write)(struct backend *b, const struct secret_ref *ref, const struct secret *value,
                      uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why);
+        /* Optional (absent: -EOPNOTSUPP): see backend_identity(). */
+        int (*identity)(struct backend *b, struct backend_identity *ret, char **ret_why);
         /* Renews what is due at now (monotonic ms); returns when to be called next, 0 = never. */
         uint64_t (*renew)(struct backend *b, uint64_t now_ms);
 };
@@ -30,6 +32,8 @@ struct backend {
         char *key_file;       /* file: NULL = $SECRETS_RUN_STORE_KEY or the default */
         const struct backend_config *config;  /* during open only: kind-specific settings */
         void *data;           /* the implementation's own state */
+        backend_event_fn on_event;   /* NULL: nobody listens */
+        void *event_userdata;
 };
 
 extern const struct backend_ops env_backend_ops;
@@ -37,6 +41,9 @@ extern const struct backend_ops file_backend_ops;
 extern const struct backend_ops exec_backend_ops;
 extern const struct backend_ops generate_backend_ops;
 extern const struct backend_ops vault_backend_ops;
+
+/* Hands e (its backend field filled in here) to the event handler, if there is one. */
+void backend_emit(struct backend *b, struct backend_event e);
 
 /* Sets *ret_why to a formatted reason (if ret_why is non-NULL) and returns r. */
 int backend_fail(char **ret_why, int r, const char *fmt, ...) _printf_(3, 4);

@@ -124,6 +124,40 @@ int backend_write(struct backend *b, const struct secret_ref *ref, const struct 
         return r;
 }
 
+void backend_set_event_handler(struct backend *b, backend_event_fn fn, void *userdata) {
+        b->on_event = fn;
+        b->event_userdata = userdata;
+}
+
+void backend_emit(struct backend *b, struct backend_event e) {
+        if (!b->on_event)
+                return;
+        e.backend = b->name;
+        b->on_event(b->event_userdata, &e);
+}
+
+void backend_identity_done(struct backend_identity *id) {
+        free(id->auth);
+        free(id->display_name);
+        free(id->entity_id);
+        strv_free(id->policies);
+        *id = (struct backend_identity) {};
+}
+
+int backend_identity(struct backend *b, struct backend_identity *ret, char **ret_why) {
+        if (!b->ops->identity)
+                return backend_fail(ret_why, -EOPNOTSUPP, "backend '%s' (%s) has no identity to report",
+                                    b->name, backend_kind_name(b->kind));
+        struct backend_identity id = {};
+        int r = b->ops->identity(b, &id, ret_why);
+        if (r < 0) {
+                backend_identity_done(&id);
+                return r;
+        }
+        *ret = id;
+        return 0;
+}
+
 uint64_t backend_renew(struct backend *b, uint64_t now_ms) {
         return b && b->ops->renew ? b->ops->renew(b, now_ms) : 0;
 }

@@ -78,6 +78,39 @@ int backend_stat(struct backend *b, const struct secret_ref *ref, struct secret_
 int backend_write(struct backend *b, const struct secret_ref *ref, const struct secret *value,
                   uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why);
 const char *backend_name(const struct backend *b);
+/* What a backend did on its own while the step ran or at close, for the audit log: lease
+ * renewals, their failures, revocations, and leases that will run out. Never a value or a
+ * token; a lease id is not a credential (it needs a token to be used). */
+enum backend_event_kind {
+        BACKEND_EVENT_LEASE_RENEW,         /* ttl_s: granted */
+        BACKEND_EVENT_LEASE_RENEW_FAILED,  /* reason */
+        BACKEND_EVENT_LEASE_REVOKE,
+        BACKEND_EVENT_LEASE_REVOKE_FAILED, /* reason */
+        BACKEND_EVENT_LEASE_EXPIRING,      /* ttl_s: left; reason: why it cannot be extended */
+};
+struct backend_event {
+        enum backend_event_kind kind;
+        const char *backend;               /* the backend's name */
+        const char *lease_id;              /* NULL: the token the backend logged in with */
+        uint64_t ttl_s;
+        const char *reason;                /* one line; NULL if none */
+};
+typedef void (*backend_event_fn)(void *userdata, const struct backend_event *e);
+/* fn is called (on the caller's thread, from renew and close) for each event; NULL: none. */
+void backend_set_event_handler(struct backend *b, backend_event_fn fn, void *userdata);
+
+/* Who the backend acts as, for the audit log (Vault: auth/token/lookup-self). Never the
+ * token or its accessor. */
+struct backend_identity {
+        char *auth;                        /* "token", "approle", "jwt" */
+        bool from_login;                   /* a token obtained by logging in (and revoked at exit) */
+        char *display_name;                /* NULL if not reported */
+        char *entity_id;                   /* NULL if not reported or empty */
+        char **policies;                   /* NULL-terminated; NULL if none reported */
+};
+void backend_identity_done(struct backend_identity *id);
+/* One request to the store. -EOPNOTSUPP: the backend has no identity to tell. */
+int backend_identity(struct backend *b, struct backend_identity *ret, char **ret_why);
 /* Keeps leases alive while the step runs: renews what is due at now_ms (monotonic) and
  * returns when to call again (0: nothing to renew). Failures are warnings, not errors. */
 uint64_t backend_renew(struct backend *b, uint64_t now_ms);

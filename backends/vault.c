@@ -32,6 +32,7 @@ struct vault_lease {
         bool renewable;
         uint64_t renew_at_ms;          /* monotonic; 0 = not to be renewed */
         uint64_t expires_ms;
+        bool expiring_noted;           /* lease.expiring emitted */
 };
 
 struct vault_state {
@@ -46,6 +47,7 @@ struct vault_state {
         struct vault_pending *pending; /* prefetched answers not yet taken */
         size_t n_pending;
         uint64_t max_ttl_s;            /* policy.max_ttl: caps renewal increments; 0 = none */
+        const char *auth;              /* "token", "approle", "jwt", for the identity */
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
@@ -251,6 +253,8 @@ static int vault_open(struct backend *b, char **ret_why) {
                                   .ca_cert = manifest_ca ? c->ca_cert : getenv("VAULT_CACERT"),
                                   .ca_path = manifest_ca ? c->ca_path : getenv("VAULT_CAPATH") };
         v->max_ttl_s = c->max_ttl_s;
+        v->auth = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? "approle"
+                : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt" : "token";
         int r = http_client_open(b, &o, &v->http, ret_why);
         if (r < 0)
                 return r;
@@ -458,6 +462,196 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
         return 0;
 }
 
+/* ---- stat and write (plan/apply/rotate): KV v2 only ---- */
+
+/* One GET of path (with ?version=N if version), never cached: plan and apply must see what
+ * Vault holds now, also after this process wrote. Returns 0 with the status and the parsed
+ * body of a 200 or 404 (*ret_json NULL if a 404 had no JSON body); any other outcome is an
+ * error naming the secret, the backend and the path, as fetch() gives it. */
+static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_t version, long *ret_status,
+                        json_t **ret_json, char **ret_why) {
+        struct vault_state *v = b->data;
+        _cleanup_free_ char *url_path = version ? strdup_printf("/v1/%s?version=%" PRIu64, ref->path, version)
+                                                : strdup_printf("/v1/%s", ref->path);
+        if (!url_path)
+                return -ENOMEM;
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        int r = http_request(v->http, "GET", url_path, v->token, NULL, now_monotonic_ms() + b->timeout_ms,
+                             &status, &resp, ret_why);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
+                                                       ref->secret_name, b->name, ref->path,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        json_t *j = NULL;
+        bool parsed = http_json_parse(resp, &j) >= 0 && json_is_object(j);
+        if (status == 404) {
+                *ret_status = status;
+                *ret_json = parsed ? j : (json_decref(j), NULL);
+                return 0;
+        }
+        if (status != 200) {
+                json_decref(j);
+                _cleanup_free_ char *text = vault_error_text(resp);
+                return backend_fail(ret_why, -EACCES, "secret %s: backend '%s' (vault), path %s: %s (HTTP %ld)%s%s",
+                                    ref->secret_name, b->name, ref->path, status_cause(status), status,
+                                    text ? ": " : "", text ? text : "");
+        }
+        if (!parsed) {
+                json_decref(j);
+                return backend_fail(ret_why, -EBADMSG, "secret %s: backend '%s' (vault), path %s: the response is not a valid JSON object",
+                                    ref->secret_name, b->name, ref->path);
+        }
+        *ret_status = status;
+        *ret_json = j;
+        return 0;
+}
+
+/* Why stat and write refuse a path that is not KV v2: from the path alone KV v1 and a
+ * dynamic engine look the same, and reading a dynamic path would create a lease. */
+static int kv2_only(struct backend *b, const struct secret_ref *ref, bool writing, char **ret_why) {
+        if (!ref->field)
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: name a field (vault:PATH#FIELD)",
+                                    ref->secret_name, b->name, ref->path);
+        if (path_is_kv2(ref->path))
+                return 0;
+        if (writing)
+                return backend_fail(ret_why, -EOPNOTSUPP,
+                                    "secret %s: backend '%s' (vault), path %s: KV v1 has no check-and-set and dynamic secrets cannot be written; use KV v2 (MOUNT/data/PATH)",
+                                    ref->secret_name, b->name, ref->path);
+        return backend_fail(ret_why, -EOPNOTSUPP,
+                            "secret %s: backend '%s' (vault), path %s: not a KV v2 path (MOUNT/data/PATH): KV v1 keeps no versions, and reading a dynamic secret would create a lease",
+                            ref->secret_name, b->name, ref->path);
+}
+
+/* The metadata of the latest version (or of the pinned one). -ENOENT when the field is not
+ * there to deliver; meta.version is then what check-and-set must name: 0 for a path never
+ * written, else the current version, also when that version is deleted or destroyed (Vault
+ * compares cas with the current version whether or not it is soft-deleted). */
+static int vault_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why) {
+        int r = kv2_only(b, ref, false, ret_why);
+        if (r < 0)
+                return r;
+        long status = 0;
+        json_t *j = NULL;
+        if ((r = kv2_read_now(b, ref, ref->version, &status, &j, ret_why)) < 0)
+                return r;
+        json_t *data = json_object_get(j, "data");
+        json_t *meta = json_object_get(data, "metadata");
+        ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
+        ret_meta->created = parse_rfc3339(json_string_value(json_object_get(meta, "created_time")));
+        if (status == 404) {
+                bool destroyed = json_is_true(json_object_get(meta, "destroyed"));
+                json_decref(j);
+                if (!ret_meta->version)
+                        return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: not found",
+                                            ref->secret_name, b->name, ref->path);
+                return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " is %s",
+                                    ref->secret_name, b->name, ref->path, ret_meta->version,
+                                    destroyed ? "destroyed" : "deleted");
+        }
+        json_t *value = json_object_get(json_object_get(data, "data"), ref->field);
+        json_decref(j);
+        if (!value || json_is_null(value))
+                return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " has no field '%s'",
+                                    ref->secret_name, b->name, ref->path, ret_meta->version, ref->field);
+        return 0;
+}
+
+/* The fields of version expect (0: none) that a write must carry over: a KV v2 write replaces
+ * the whole secret, so the other fields of the path are copied from the version the write is
+ * conditional on. A deleted or destroyed version has none left to copy. -ESTALE if that
+ * version no longer exists at all. */
+static int kv2_fields_of(struct backend *b, const struct secret_ref *ref, uint64_t expect, json_t **ret,
+                         char **ret_why) {
+        if (!expect) {
+                json_t *empty = json_object();
+                if (!empty)
+                        return -ENOMEM;
+                *ret = empty;
+                return 0;
+        }
+        long status = 0;
+        json_t *j = NULL;
+        int r = kv2_read_now(b, ref, expect, &status, &j, ret_why);
+        if (r < 0)
+                return r;
+        json_t *data = json_object_get(j, "data");
+        if (status == 404 && !json_object_get(data, "metadata")) {
+                json_decref(j);
+                return backend_fail(ret_why, -ESTALE, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " no longer exists",
+                                    ref->secret_name, b->name, ref->path, expect);
+        }
+        json_t *fields = json_object_get(data, "data");
+        /* a deep copy: j goes away, and its strings (values) are wiped as it does */
+        json_t *copy = json_is_object(fields) ? json_deep_copy(fields) : json_object();
+        json_decref(j);
+        if (!copy)
+                return -ENOMEM;
+        *ret = copy;
+        return 0;
+}
+
+/* A new version with ref's field set to value and every other field kept, written with
+ * check-and-set on expect_version. The request is retried on connection errors and 5xx
+ * like any other; a write that reached Vault but whose answer was lost is then refused by
+ * the retry's own check-and-set (the version moved on), which reads as -ESTALE: the caller
+ * stats again and finds its value there. */
+static int vault_write(struct backend *b, const struct secret_ref *ref, const struct secret *value,
+                       uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why) {
+        int r = kv2_only(b, ref, true, ret_why);
+        if (r < 0)
+                return r;
+        if (ref->version)
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: a reference pinned to version %" PRIu64 " cannot be written",
+                                    ref->secret_name, b->name, ref->path, ref->version);
+        json_t *text = json_stringn((const char *) secret_data(value), secret_len(value));
+        if (!text)
+                return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: the value is not UTF-8 text, which a Vault field must be",
+                                    ref->secret_name, b->name, ref->path);
+        json_t *fields = NULL;
+        if ((r = kv2_fields_of(b, ref, expect_version, &fields, ret_why)) < 0) {
+                json_decref(text);
+                return r;
+        }
+        json_t *body = json_pack("{s:{s:I}, s:o}", "options", "cas", (json_int_t) expect_version, "data", fields);
+        if (!body || json_object_set_new(json_object_get(body, "data"), ref->field, text) < 0) {
+                json_decref(body);
+                return -ENOMEM;
+        }
+        _cleanup_free_ char *url_path = strdup_printf("/v1/%s", ref->path);
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        r = url_path ? vault_post(b, url_path, body, true, now_monotonic_ms() + b->timeout_ms, &status, &resp, ret_why)
+                     : -ENOMEM;
+        json_decref(body);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: write: %s",
+                                                       ref->secret_name, b->name, ref->path,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        if (status != 200) {
+                _cleanup_free_ char *err = vault_error_text(resp);
+                if (status == 400 && err && strstr(err, "check-and-set"))
+                        return backend_fail(ret_why, -ESTALE, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " is no longer current (%s)",
+                                            ref->secret_name, b->name, ref->path, expect_version, err);
+                return backend_fail(ret_why, status == 404 ? -ENOENT : -EACCES,
+                                    "secret %s: backend '%s' (vault), path %s: write: %s (HTTP %ld)%s%s",
+                                    ref->secret_name, b->name, ref->path, status_cause(status), status,
+                                    err ? ": " : "", err ? err : "");
+        }
+        json_t *j = NULL;
+        if (http_json_parse(resp, &j) < 0)
+                return backend_fail(ret_why, -EBADMSG, "secret %s: backend '%s' (vault), path %s: the write's answer is not valid JSON",
+                                    ref->secret_name, b->name, ref->path);
+        json_t *meta = json_object_get(j, "data");
+        ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
+        ret_meta->created = parse_rfc3339(json_string_value(json_object_get(meta, "created_time")));
+        json_decref(j);
+        log_info("secret %s: backend '%s' (vault): wrote version %" PRIu64 " of %s", ref->secret_name, b->name,
+                 ret_meta->version, ref->path);
+        return 0;
+}
+
 #define VAULT_MAX_CONNECTIONS 8
 
 /* Issues the GETs for every distinct path of refs not yet answered all at once; fetch() then
@@ -584,16 +778,30 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                 now = now_monotonic_ms();
                 lease_schedule(l, now, ttl);
                 log_info("backend '%s' (vault): renewed %s for %" PRIu64 " s", b->name, what, ttl);
-                if (ttl < l->ttl_s && ttl <= 1) {
-                        /* capped by a maximum TTL: nothing left to extend */
-                        l->renew_at_ms = 0;
-                                log_warning("backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further",
-                                            b->name, what, ttl);
+                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_RENEW, .lease_id = l->id,
+                                                         .ttl_s = ttl });
+                if (ttl < increment && !l->expiring_noted) {
+                        /* Vault granted less than asked: its maximum TTL is reached, and the
+                         * lease ends then however often it is renewed */
+                        l->expiring_noted = true;
+                        log_warning("backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further (maximum TTL reached)",
+                                    b->name, what, ttl);
+                        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_EXPIRING, .lease_id = l->id,
+                                                                 .ttl_s = ttl, .reason = "maximum TTL reached" });
                 }
+                if (ttl < increment && ttl <= 1)
+                        l->renew_at_ms = 0;   /* nothing left to extend */
                 return;
         }
-        log_warning("backend '%s' (vault): could not renew %s: %s", b->name, what,
-                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
+        _cleanup_free_ char *failure = r < 0 ? strdup(why ? why : strerror(-r))
+                                             : vault_error_text(resp);
+        log_warning("backend '%s' (vault): could not renew %s: %s%s%s", b->name, what,
+                    r < 0 ? "" : status_cause(status), r < 0 || !failure ? "" : ": ", failure ? failure : "");
+        _cleanup_free_ char *reason = r < 0 ? strdup(failure ? failure : "failed")
+                                            : strdup_printf("HTTP %ld %s%s%s", status, status_cause(status),
+                                                            failure ? ": " : "", failure ? failure : "");
+        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_RENEW_FAILED, .lease_id = l->id,
+                                                 .reason = reason ? reason : "failed" });
         /* try again halfway to expiry while there is time */
         now = now_monotonic_ms();
         l->renew_at_ms = l->expires_ms > now + 2000 ? now + (l->expires_ms - now) / 2 : 0;
@@ -616,6 +824,56 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
         return next;
 }
 
+/* Says how a revocation (of lease_id; NULL: the login token) went, in the log and as an event. */
+static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why) {
+        const char *what = lease_id ? lease_id : "the login token";
+        if (r >= 0 && (status == 200 || status == 204)) {
+                log_info("backend '%s' (vault): revoked %s", b->name, what);
+                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE, .lease_id = lease_id });
+                return;
+        }
+        _cleanup_free_ char *reason = r < 0 ? strdup(why ? why : strerror(-r))
+                                            : strdup_printf("HTTP %ld %s", status, status_cause(status));
+        log_warning("backend '%s' (vault): could not revoke %s: %s", b->name, what, reason ? reason : "failed");
+        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE_FAILED, .lease_id = lease_id,
+                                                 .reason = reason ? reason : "failed" });
+}
+
+/* Who the token is (auth/token/lookup-self): for the audit log, one request, made only when
+ * there is a log to write. The token's id and accessor stay out. */
+static int vault_identity(struct backend *b, struct backend_identity *ret, char **ret_why) {
+        struct vault_state *v = b->data;
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        int r = http_request(v->http, "GET", "/v1/auth/token/lookup-self", v->token, NULL,
+                             now_monotonic_ms() + b->timeout_ms, &status, &resp, ret_why);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): token lookup: %s", b->name,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        json_t *j = NULL;
+        if (status != 200 || http_json_parse(resp, &j) < 0) {
+                _cleanup_free_ char *text = status != 200 ? vault_error_text(resp) : NULL;
+                return backend_fail(ret_why, -EACCES, "backend '%s' (vault): token lookup: HTTP %ld %s%s%s", b->name,
+                                    status, status_cause(status), text ? ": " : "", text ? text : "");
+        }
+        json_t *data = json_object_get(j, "data");
+        const char *name = json_string_value(json_object_get(data, "display_name"));
+        const char *entity = json_string_value(json_object_get(data, "entity_id"));
+        r = 0;
+        if (!(ret->auth = strdup(v->auth)) ||
+            (name && !(ret->display_name = strdup(name))) ||
+            (entity && *entity && !(ret->entity_id = strdup(entity))))
+                r = -ENOMEM;
+        ret->from_login = v->token_from_login;
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(data, "policies"), i, p)
+                if (r >= 0 && json_is_string(p))
+                        r = strv_extend(&ret->policies, json_string_value(p));
+        json_decref(j);
+        return r;
+}
+
 static void vault_close(struct backend *b) {
         struct vault_state *v = b->data;
         if (!v)
@@ -630,20 +888,14 @@ static void vault_close(struct backend *b) {
                 json_t *body = json_pack("{s:s}", "lease_id", l);
                 int r = body ? vault_post(b, "/v1/sys/leases/revoke", body, true, deadline, &status, &resp, &why) : -ENOMEM;
                 json_decref(body);
-                if (r < 0 || (status != 200 && status != 204))
-                        log_warning("backend '%s' (vault): could not revoke lease %s: %s", b->name, l,
-                                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
-                else
-                        log_info("backend '%s' (vault): revoked lease %s", b->name, l);
+                revoked(b, l, r, status, why);
         }
         if (v->http && v->token && v->token_from_login) {
                 long status = 0;
                 _cleanup_secret_ struct secret *resp = NULL;
                 _cleanup_free_ char *why = NULL;
                 int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
-                if (r < 0 || (status != 200 && status != 204))
-                        log_warning("backend '%s' (vault): could not revoke the login token: %s", b->name,
-                                    r < 0 ? (why ? why : strerror(-r)) : status_cause(status));
+                revoked(b, NULL, r, status, why);
         }
         for (size_t i = 0; i < v->n_responses; i++) {
                 free(v->responses[i].key);
@@ -669,5 +921,8 @@ const struct backend_ops vault_backend_ops = {
         .fetch = vault_fetch,
         .prefetch = vault_prefetch,
         .close = vault_close,
+        .stat = vault_stat,
+        .write = vault_write,
+        .identity = vault_identity,
         .renew = vault_renew,
 };

@@ -524,10 +524,12 @@ class VaultServer:
 
     # ---- seeding: database ----
 
-    def add_db_role(self, role, ttl=3, max_ttl=30, mount="database"):
+    def add_db_role(self, role, ttl=3, max_ttl=30, mount="database", renewable=True):
+        """A database role whose credentials have leases of ttl s, renewable (unless not)
+        up to max_ttl s after issue."""
         with self.lock:
             self.db_mounts.add(mount)
-            self.db_roles[(mount, role)] = {"ttl": ttl, "max_ttl": max_ttl}
+            self.db_roles[(mount, role)] = {"ttl": ttl, "max_ttl": max_ttl, "renewable": renewable}
 
     def lease(self, lease_id):
         with self.lock:
@@ -782,12 +784,13 @@ class VaultServer:
         if conf is None:
             raise VaultError(400, [f"unknown role: {role}"])
         lease_id = f"{mount}/creds/{role}/{secrets.token_urlsafe(18)}"
-        lease = Lease(lease_id, tok, conf["ttl"], conf["max_ttl"])
+        renewable = conf.get("renewable", True)
+        lease = Lease(lease_id, tok, conf["ttl"], conf["max_ttl"], renewable)
         lease.username = f"v-{role}-{secrets.token_hex(6)}"
         lease.password = secrets.token_urlsafe(24)
         self.leases[lease_id] = lease
         data = {"username": lease.username, "password": lease.password}
-        return 200, self.envelope(data=data, lease_id=lease_id, renewable=True,
+        return 200, self.envelope(data=data, lease_id=lease_id, renewable=renewable,
                                   lease_duration=conf["ttl"], mount_type="database")
 
     def _kv2_version_meta(self, entry, n):
