@@ -1,25 +1,11 @@
 """plan/apply/rotate against the Vault test double: a generated secret stored with
 `store: true` at a KV v2 path is created once, kept with the path's other fields, aged by
 rotation.max_age / fail_after, and rotated with check-and-set (two concurrent applies make
-one version). Assertions are on exit statuses and on what the double holds, not on text.
-
-The commands come from agent/plan.c; until a build has them every test here is skipped."""
-
-import subprocess
+one version). Assertions are on exit statuses and on what the double holds, not on text."""
 
 import pytest
 
 PATH = "ci/db"           # KV v2 at secret/: API path secret/data/ci/db
-
-
-@pytest.fixture(autouse=True)
-def needs_apply(secrets_run_bin, tmp_path):
-    # `apply --help` is answered by the option parser whether or not the command exists, so
-    # ask for the command itself (without a manifest) and look for the not-yet answer.
-    r = subprocess.run([str(secrets_run_bin), "apply"], cwd=tmp_path, capture_output=True, timeout=30,
-                       stdin=subprocess.DEVNULL)
-    if b"not available in this version" in r.stderr:
-        pytest.skip("this build has no `apply` yet")
 
 
 def write_manifest(proj, vault, policy=None):
@@ -105,6 +91,8 @@ def test_overdue_secret_gates_run_until_applied(proj, vault, token):
 
     assert proj.run("plan", env=env).status == 2, "past max_age: drift"
     assert proj.run("plan", "--format", "json", env=env).status == 2
+    r = proj.run("run", "--", "true", env=env)
+    assert r.status == 0 and "past rotation.max_age (30d)" in r.stderr, "past max_age: run warns"
     vault.kv2_set_created_time(PATH, when=-50 * 86400)
     r = proj.run("run", "--", "true", env=env)
     assert r.status == 125 and "DB_PASSWORD" in r.stderr, "past fail_after: run refuses, naming the secret"
