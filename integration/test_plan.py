@@ -357,3 +357,22 @@ def test_apply_writes_nothing_when_the_audit_log_refuses(proj, world):
     r = world.run("apply", env={"SECRETS_RUN_AUDIT_LOG": str(blocker / "audit.jsonl")})
     assert r.status == 1 and "audit log" in r.stderr, r
     assert sha256(world.store) == before
+
+
+def test_rollback_converges_back_and_apply_keeps_it(proj, world):
+    assert world.run("apply").status == 0
+    assert world.run("rotate", "TEST_DB_PASSWORD").status == 0
+    doc = world.export()
+    v1, v2 = [v["value"] for v in doc["secrets"]["TEST_DB_PASSWORD"]]
+    assert v1 != v2
+    r = proj.run("store", "rollback", "TEST_DB_PASSWORD", "--to", "1")
+    assert r.status == 0, r
+    latest = world.export()["secrets"]["TEST_DB_PASSWORD"][-1]
+    assert latest["version"] == 3 and latest["value"] == v1
+    # a rollback is a new version with a new time: in sync, and apply leaves it alone
+    assert world.run("plan").status == 0
+    r = world.run("apply")
+    assert r.status == 0 and "nothing to do" in r.stdout, r
+    step = proj.script(f"""report SAME "$(same "$TEST_DB_PASSWORD_FILE" '{proj.expect(v1)}')"\n""")
+    assert world.run("run", "--", step).status == 0
+    assert proj.report()["SAME"] == "yes"
