@@ -222,6 +222,43 @@ TEST(binary_values_and_limits) {
         free(big);
 }
 
+/* What import relies on: explicit version numbers and times, increasing only, last 10 kept,
+ * surviving an encode/decode round trip; store_set continues from the imported numbering. */
+TEST(put_version_restores_history) {
+        _cleanup_secret_ struct secret *key = random_key();
+        _cleanup_store_ struct store *s = NULL;
+        unsigned char v[16];
+        randombytes_buf(v, sizeof v);
+        CHECK_EQ_INT(store_new(&s), 0);
+        CHECK_EQ_INT(store_put_version(s, "A", 5, 500, v, 8), 0);
+        CHECK_EQ_INT(store_put_version(s, "A", 5, 600, v, 8), -ERANGE);
+        CHECK_EQ_INT(store_put_version(s, "A", 3, 600, v, 8), -ERANGE);
+        CHECK_EQ_INT(store_put_version(s, "A", 0, 600, v, 8), -EINVAL);
+        CHECK_EQ_INT(store_put_version(s, "bad-name", 1, 600, v, 8), -EINVAL);
+        CHECK_EQ_INT(store_put_version(s, "A", 9, 600, v, 0), -ENODATA);
+        for (uint64_t n = 9; n < 9 + 12; n++)
+                CHECK_EQ_INT(store_put_version(s, "A", n, (int64_t) n * 100, v, 1 + n % 16), 0);
+        struct store_version_info h[STORE_KEEP_VERSIONS];
+        CHECK_EQ_INT(store_history(s, "A", h), STORE_KEEP_VERSIONS);
+        CHECK_EQ_INT(h[0].version, 11);
+        CHECK_EQ_INT(h[STORE_KEEP_VERSIONS - 1].version, 20);
+        CHECK_EQ_INT(h[STORE_KEEP_VERSIONS - 1].created, 2000);
+
+        _cleanup_free_ unsigned char *buf = NULL;
+        size_t size;
+        CHECK_EQ_INT(store_encode(s, key, &buf, &size), 0);
+        _cleanup_store_ struct store *back = NULL;
+        _cleanup_free_ char *why = NULL;
+        CHECK_EQ_INT(store_decode(buf, size, key, &back, &why), 0);
+        CHECK_EQ_INT(store_history(back, "A", h), STORE_KEEP_VERSIONS);
+        CHECK_EQ_INT(h[3].version, 14);
+        CHECK_EQ_INT(h[3].created, 1400);
+        CHECK(value_is(back, "A", 14, v, 1 + 14 % 16));
+        uint64_t next = 0;
+        CHECK_EQ_INT(store_set(back, "A", v, 8, 3000, &next), 0);
+        CHECK_EQ_INT(next, 21);
+}
+
 int main(void) {
         if (secret_init() < 0)
                 return 1;
@@ -230,5 +267,6 @@ int main(void) {
         RUN(errors);
         RUN(keeps_last_ten_versions);
         RUN(binary_values_and_limits);
+        RUN(put_version_restores_history);
         return tap_finish();
 }
