@@ -355,8 +355,13 @@ int command_plan(const struct options *o) {
                 putchar('\n');
                 if (failed)
                         printf("%zu secret%s could not be checked.\n", failed, failed == 1 ? "" : "s");
-                if (drift == 0 && failed == 0)
+                size_t unchecked = 0;
+                for (size_t i = 0; i < p.n_items; i++)
+                        unchecked += p.items[i].presence == UNCHECKED && !mf_secret_is_ephemeral(p.items[i].s);
+                if (drift == 0 && failed == 0 && unchecked == 0)
                         printf("In sync: nothing to do.\n");
+                else if (drift == 0 && failed == 0)
+                        printf("In sync as far as can be checked: nothing to do (%zu not checked).\n", unchecked);
                 else if (drift > 0) {
                         size_t create = count_action(&p, ACTION_CREATE), rotate = count_action(&p, ACTION_ROTATE);
                         const char *sep = "";

@@ -101,7 +101,7 @@ int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n,
 int backend_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why) {
         struct secret_meta meta = {};
         int r = b->ops->stat ? b->ops->stat(b, ref, &meta, ret_why)
-                             : backend_fail(ret_why, -EOPNOTSUPP, "backend '%s' (%s) keeps no metadata",
+                             : backend_fail(ret_why, -EOPNOTSUPP, "not checked: backend '%s' (%s) is read only by runs",
                                             b->name, backend_kind_name(b->kind));
         if (ret_meta)
                 *ret_meta = meta;
