@@ -269,16 +269,23 @@ static int cmd_change(const struct store_target *t, enum store_change what, cons
         return 0;
 }
 
-static int cmd_read(const struct store_target *t, const char *sub, const char *name, enum output_format format) {
+/* The key, then the store decrypted with it (for commands that only read); 1 on failure,
+ * said on stderr. */
+static int open_store(const struct store_target *t, struct store **ret) {
         _cleanup_secret_ struct secret *key = NULL;
         _cleanup_free_ char *why = NULL;
         if (load_key(t, &key) != 0)
                 return 1;
+        int k = store_load(t->path, key, ret, &why);
+        return k < 0 ? fail("store", k, why) : 0;
+}
+
+static int cmd_read(const struct store_target *t, const char *sub, const char *name, enum output_format format) {
         _cleanup_store_ struct store *s = NULL;
-        int k = store_load(t->path, key, &s, &why);
-        if (k < 0)
-                return fail("store", k, why);
+        if (open_store(t, &s) != 0)
+                return 1;
         char when[64];
+        int k;
 
         if (streq(sub, "get")) {
                 _cleanup_secret_ struct secret *value = NULL;
@@ -373,19 +380,15 @@ static json_t *value_json(const struct secret *v) {
 }
 
 static int cmd_export(const struct store_target *t, const char *file) {
-        _cleanup_secret_ struct secret *key = NULL;
-        _cleanup_free_ char *why = NULL;
         if (!file && isatty(STDOUT_FILENO)) {
                 log_error("store export: the document holds every value; not writing it to a terminal "
                           "[name a FILE (created mode 0600) or redirect stdout]");
                 return 1;
         }
-        if (load_key(t, &key) != 0)
-                return 1;
         _cleanup_store_ struct store *s = NULL;
-        int k = store_load(t->path, key, &s, &why);
-        if (k < 0)
-                return fail("store", k, why);
+        if (open_store(t, &s) != 0)
+                return 1;
+        int k;
         char when[64];
         format_time((int64_t) time(NULL), when, sizeof when);
         json_t *doc = json_pack("{s:s, s:i, s:s, s:{}}", "format", EXPORT_FORMAT, "version", EXPORT_VERSION,
