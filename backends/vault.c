@@ -548,8 +548,9 @@ static int vault_stat(struct backend *b, const struct secret_ref *ref, struct se
                                     destroyed ? "destroyed" : "deleted");
         }
         json_t *value = json_object_get(json_object_get(data, "data"), ref->field);
+        bool present = value && !json_is_null(value);
         json_decref(j);
-        if (!value || json_is_null(value))
+        if (!present)
                 return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " has no field '%s'",
                                     ref->secret_name, b->name, ref->path, ret_meta->version, ref->field);
         return 0;
