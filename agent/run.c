@@ -324,8 +324,21 @@ static int audit_backend_identity(struct run *r, struct backend *b, enum backend
                                           backend_kind_name(backend_kind_of(type)), "auth", id.auth, "login",
                                           id.from_login, "display_name", id.display_name, "entity_id", id.entity_id,
                                           "policies", policies) : NULL;
+        uint64_t ttl_s = id.ttl_s;
+        bool renewed = id.renewed;
         backend_identity_done(&id);
-        return audit_event(r, "backend.identity", ev);
+        if ((k = audit_event(r, "backend.identity", ev)) < 0)
+                return k;
+        if (renewed || !ttl_s || !r->o->timeout_ms || ttl_s * 1000 >= r->o->timeout_ms)
+                return 0;
+        /* a token that nobody renews ends before the step may, and every lease it obtained
+         * with it (lease.expiring at the start, like a lease that is not renewable) */
+        log_warning("backend '%s': its token expires in %" PRIu64 " s, before the step's --timeout, and is not renewed",
+                    backend_name(b), ttl_s);
+        return audit_event(r, "lease.expiring",
+                           json_pack("{s:s, s:s, s:I, s:s}", "backend", backend_name(b), "lease", "token", "ttl",
+                                     (json_int_t) ttl_s, "reason",
+                                     "the token is not renewed and expires before the step's --timeout; its leases end with it"));
 }
 
 static int backend_for(struct run *r, const struct mf_secret *s, struct backend **ret) {

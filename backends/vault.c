@@ -863,6 +863,8 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
             (entity && *entity && !(ret->entity_id = strdup(entity))))
                 r = -ENOMEM;
         ret->from_login = v->token_from_login;
+        ret->ttl_s = (uint64_t) json_integer_value(json_object_get(data, "ttl"));
+        ret->renewed = v->token_from_login && v->login.renewable;   /* a caller's token never is */
         size_t i;
         json_t *p;
         json_array_foreach(json_object_get(data, "policies"), i, p)
