@@ -115,10 +115,14 @@ struct supervise_result {
         bool timed_out;
         uint64_t leaks;
 };
-/* Work due at times while the step runs (lease renewal): tick(now) does what is due and
- * returns the next monotonic time it wants to be called at, 0 for never. */
+/* Work due at times while the step runs (lease renewal): tick(now) (may be NULL) does what
+ * is due and returns the next monotonic time it wants to be called at, 0 for never. wake
+ * (may be NULL) is called whenever wake_fd is readable: work done elsewhere (a renewal
+ * thread) has something for this thread. */
 struct supervise_timer {
         uint64_t (*tick)(void *userdata, uint64_t now_ms);
+        void (*wake)(void *userdata);
+        int wake_fd;                   /* only looked at with wake */
         void *userdata;
 };
 /* Pumps the step's output through the redactor (NULL: pass through) until it exits; calls

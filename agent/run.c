@@ -2,7 +2,9 @@
  * One function per phase; command_run() reads as the list of DESIGN §1. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <jansson.h>
 #include <sodium.h>
@@ -43,6 +45,7 @@ struct run {
         struct audit *audit;
         int audit_error;                /* the first failed write after the step started */
         bool step_running;              /* backend events are written at once, like leaks */
+        struct renewer *renewer;        /* while the renewal thread runs: where events queue */
         json_t *denials;                /* [{name, rule}] policy.deny events */
         json_t *leaks;                  /* [{name, form, stream|path, offset}] for the summary */
 };
@@ -215,9 +218,26 @@ static const char *backend_event_name(enum backend_event_kind k) {
         }
 }
 
+/* Lease renewal on a thread of its own while the step runs, so that a slow Vault does not
+ * pause the step's output (the supervisor's loop relays it meanwhile). The thread does
+ * nothing but renew: the backends are not touched by the main thread until it is joined,
+ * and the events it produces are queued here, under the lock, for the main thread to write
+ * (the audit log is not shared between threads), which the eventfd wakes. */
+struct renewer {
+        pthread_t thread;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;            /* on CLOCK_MONOTONIC: stop, or a renewal is due */
+        bool stop;
+        int event_fd;                   /* readable: events are queued */
+        json_t *queue;                  /* [{event, fields}] */
+};
+
+static void audit_record_event(struct run *r, const char *event, json_t *fields);
+
 /* A lease event as an audit record. While the step runs it is written at once (a renewal
  * that failed is on record even if we are then killed); a failed write is reported at the
- * end, as for leaks. Revocations come at close, before run.exit, and go with it. */
+ * end, as for leaks. Revocations come at close, before run.exit, and go with it. Runs on the
+ * renewal thread while there is one. */
 static void audit_backend_event(void *userdata, const struct backend_event *e) {
         struct run *r = userdata;
         if (!r->audit)
@@ -227,7 +247,22 @@ static void audit_backend_event(void *userdata, const struct backend_event *e) {
                 json_object_set_new(ev, "ttl", json_integer((json_int_t) e->ttl_s));
         if (ev && e->reason)
                 json_object_set_new(ev, "reason", json_string(e->reason));
-        int k = ev ? audit_append(r->audit, backend_event_name(e->kind), ev) : -ENOMEM;
+        struct renewer *w = r->renewer;
+        if (!w) {
+                audit_record_event(r, backend_event_name(e->kind), ev);
+                return;
+        }
+        json_t *item = ev ? json_pack("{s:s, s:o}", "event", backend_event_name(e->kind), "fields", ev) : NULL;
+        pthread_mutex_lock(&w->lock);
+        /* a record that could not even be queued is a failed write: NULL stands for it */
+        json_array_append_new(w->queue, item ? item : json_null());
+        pthread_mutex_unlock(&w->lock);
+        uint64_t one = 1;
+        (void) !write(w->event_fd, &one, sizeof one);
+}
+
+static void audit_record_event(struct run *r, const char *event, json_t *fields) {
+        int k = fields ? audit_append(r->audit, event, fields) : -ENOMEM;
         if (k >= 0 && r->step_running)
                 k = audit_flush(r->audit);
         if (k < 0 && !r->audit_error)
@@ -255,8 +290,21 @@ static int audit_backend_identity(struct run *r, struct backend *b, enum backend
                                           backend_kind_name(backend_kind_of(type)), "auth", id.auth, "login",
                                           id.from_login, "display_name", id.display_name, "entity_id", id.entity_id,
                                           "policies", policies) : NULL;
+        uint64_t ttl_s = id.ttl_s;
+        bool renewed = id.renewed;
         backend_identity_done(&id);
-        return audit_event(r, "backend.identity", ev);
+        if ((k = audit_event(r, "backend.identity", ev)) < 0)
+                return k;
+        if (renewed || !ttl_s || !r->o->timeout_ms || ttl_s * 1000 >= r->o->timeout_ms)
+                return 0;
+        /* a token that nobody renews ends before the step may, and every lease it obtained
+         * with it (lease.expiring at the start, like a lease that is not renewable) */
+        log_warning("backend '%s': its token expires in %" PRIu64 " s, before the step's --timeout, and is not renewed",
+                    backend_name(b), ttl_s);
+        return audit_event(r, "lease.expiring",
+                           json_pack("{s:s, s:s, s:I, s:s}", "backend", backend_name(b), "lease", "token", "ttl",
+                                     (json_int_t) ttl_s, "reason",
+                                     "the token is not renewed and expires before the step's --timeout; its leases end with it"));
 }
 
 /* Every backend, as it is opened: its lease events go to the audit log, and who it acts as
@@ -369,6 +417,117 @@ static int audit_short_leases(struct run *r) {
  * so the revocations are on record with it. */
 static void close_backends(struct run *r) {
         sources_close(&r->sources);
+}
+
+/* Writes what the renewal thread queued (on the main thread). */
+static void renewer_drain(struct run *r, struct renewer *w) {
+        uint64_t n;
+        (void) !read(w->event_fd, &n, sizeof n);
+        pthread_mutex_lock(&w->lock);
+        json_t *queued = w->queue, *fresh = json_array();
+        if (fresh)
+                w->queue = fresh;
+        pthread_mutex_unlock(&w->lock);
+        if (!fresh)
+                return;   /* left queued for the next wake-up */
+        size_t i;
+        json_t *item;
+        json_array_foreach(queued, i, item)
+                audit_record_event(r, json_string_value(json_object_get(item, "event")),
+                                   json_incref(json_object_get(item, "fields")));
+        json_decref(queued);
+}
+
+static void renewer_wake(void *userdata) {
+        struct run *r = userdata;
+        if (r->renewer)
+                renewer_drain(r, r->renewer);
+}
+
+static uint64_t renew_leases(void *userdata, uint64_t now_ms);
+
+static void *renewer_main(void *userdata) {
+        struct run *r = userdata;
+        struct renewer *w = r->renewer;
+        pthread_mutex_lock(&w->lock);
+        while (!w->stop) {
+                pthread_mutex_unlock(&w->lock);
+                uint64_t next = renew_leases(r, now_monotonic_ms());
+                pthread_mutex_lock(&w->lock);
+                while (!w->stop && next) {
+                        if (now_monotonic_ms() >= next)
+                                break;
+                        struct timespec at = { .tv_sec = (time_t) (next / 1000),
+                                               .tv_nsec = (long) (next % 1000) * 1000000 };
+                        (void) pthread_cond_timedwait(&w->cond, &w->lock, &at);
+                }
+                while (!w->stop && !next)
+                        pthread_cond_wait(&w->cond, &w->lock);   /* nothing left to renew */
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+/* Starts the renewal thread if any backend has something to renew (asking with now = 0 only
+ * reports when, it renews nothing). 0 without a thread: nothing to renew; < 0: the caller
+ * renews from the supervisor's loop instead. */
+static int renewer_start(struct run *r, struct renewer *w) {
+        if (!renew_leases(r, 0))
+                return 0;
+        *w = (struct renewer) { .event_fd = -1 };
+        pthread_condattr_t attr;
+        int k = -pthread_condattr_init(&attr);
+        if (k < 0)
+                return k;
+        (void) pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);   /* now_monotonic_ms()'s clock */
+        k = -pthread_cond_init(&w->cond, &attr);
+        pthread_condattr_destroy(&attr);
+        if (k < 0)
+                return k;
+        if ((k = -pthread_mutex_init(&w->lock, NULL)) < 0)
+                goto out_cond;
+        w->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->event_fd < 0) {
+                k = -errno;
+                goto out_mutex;
+        }
+        if (!(w->queue = json_array())) {
+                k = -ENOMEM;
+                goto out_fd;
+        }
+        r->renewer = w;
+        if ((k = -pthread_create(&w->thread, NULL, renewer_main, r)) < 0) {
+                r->renewer = NULL;
+                json_decref(w->queue);
+                goto out_fd;
+        }
+        return 1;
+out_fd:
+        close(w->event_fd);
+out_mutex:
+        pthread_mutex_destroy(&w->lock);
+out_cond:
+        pthread_cond_destroy(&w->cond);
+        return k;
+}
+
+/* Stops and joins the thread (a renewal under way is waited for, within its own time
+ * budget), then writes what it left queued. */
+static void renewer_stop(struct run *r) {
+        struct renewer *w = r->renewer;
+        if (!w)
+                return;
+        pthread_mutex_lock(&w->lock);
+        w->stop = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+        r->renewer = NULL;
+        renewer_drain(r, w);
+        json_decref(w->queue);
+        close(w->event_fd);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
 }
 
 /* The supervisor's timer while the step runs: leases (and login tokens) are renewed at
@@ -985,9 +1144,19 @@ int command_run(const struct options *o) {
         if (child.pty_fd >= 0 && (k = pty_prepare(child.pty_fd)) < 0)
                 log_warning("cannot put the terminal in raw mode: %s", strerror(-k));
         struct supervise_result result;
-        struct supervise_timer renewals = { .tick = renew_leases, .userdata = &r };
         r.step_running = true;
+        /* renewals on their own thread, so a slow Vault does not pause the output; if no
+         * thread can be had, from the supervisor's loop as a timer */
+        struct renewer renewer;
+        int threaded = renewer_start(&r, &renewer);
+        if (threaded < 0)
+                log_warning("lease renewal thread: %s; renewing from the output loop", strerror(-threaded));
+        struct supervise_timer renewals = threaded >= 0
+                ? (struct supervise_timer) { .wake = renewer_wake, .wake_fd = threaded > 0 ? renewer.event_fd : -1,
+                                             .userdata = &r }
+                : (struct supervise_timer) { .tick = renew_leases, .userdata = &r };
         k = supervise(&child, signal_fd, o->timeout_ms, r.redactor, &renewals, &result);
+        renewer_stop(&r);
         r.step_running = false;
         pty_restore();
         child_release(&child);

@@ -90,17 +90,19 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
         uint64_t kill_at = 0, drain_until = 0;
         bool exited = false, timed_out = false;
         int wstatus = 0;
-        uint64_t tick_at = timer ? timer->tick(timer->userdata, start) : 0;
+        uint64_t tick_at = timer && timer->tick ? timer->tick(timer->userdata, start) : 0;
+        int wake_fd = timer && timer->wake ? timer->wake_fd : -1;
 
         /* with a pty, what we read on stdin is typed into the step's terminal */
         int input = c->pty_fd >= 0 ? STDIN_FILENO : -1;
 
         while (!exited || streams[0].from >= 0 || streams[1].from >= 0) {
-                struct pollfd p[4] = {
+                struct pollfd p[5] = {
                         { .fd = streams[0].from, .events = POLLIN },
                         { .fd = streams[1].from, .events = POLLIN },
                         { .fd = signal_fd, .events = POLLIN },
                         { .fd = exited ? -1 : input, .events = POLLIN },
+                        { .fd = wake_fd, .events = POLLIN },
                 };
                 uint64_t now = now_monotonic_ms(), next = 0;
                 if (timeout_at && !timed_out)
@@ -115,7 +117,7 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
                 if (next)
                         wait_ms = next > now ? (int) (next - now) : 0;
 
-                int r = poll(p, 4, wait_ms);
+                int r = poll(p, 5, wait_ms);
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 now = now_monotonic_ms();
@@ -123,6 +125,9 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
                 for (int i = 0; i < 2; i++)
                         if (streams[i].from >= 0 && p[i].revents)
                                 stream_pump(&streams[i]);
+
+                if (p[4].revents)
+                        timer->wake(timer->userdata);
 
                 if (p[3].revents) {
                         char buf[4096];

@@ -107,6 +107,8 @@ struct backend_identity {
         char *display_name;                /* NULL if not reported */
         char *entity_id;                   /* NULL if not reported or empty */
         char **policies;                   /* NULL-terminated; NULL if none reported */
+        uint64_t ttl_s;                    /* what the token has left; 0: no expiry, or unknown */
+        bool renewed;                      /* the backend keeps the token alive while the step runs */
 };
 void backend_identity_done(struct backend_identity *id);
 /* One request to the store. -EOPNOTSUPP: the backend has no identity to tell. */

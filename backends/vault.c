@@ -551,8 +551,9 @@ static int vault_stat(struct backend *b, const struct secret_ref *ref, struct se
                                     destroyed ? "destroyed" : "deleted");
         }
         json_t *value = json_object_get(json_object_get(data, "data"), ref->field);
+        bool present = value && !json_is_null(value);
         json_decref(j);
-        if (!value || json_is_null(value))
+        if (!present)
                 return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " has no field '%s'",
                                     ref->secret_name, b->name, ref->path, ret_meta->version, ref->field);
         return 0;
@@ -865,6 +866,8 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
             (entity && *entity && !(ret->entity_id = strdup(entity))))
                 r = -ENOMEM;
         ret->from_login = v->token_from_login;
+        ret->ttl_s = (uint64_t) json_integer_value(json_object_get(data, "ttl"));
+        ret->renewed = v->token_from_login && v->login.renewable;   /* a caller's token never is */
         size_t i;
         json_t *p;
         json_array_foreach(json_object_get(data, "policies"), i, p)

@@ -5,7 +5,14 @@
  * again: compiling the forms of a thousand secrets would spend seconds in system calls.
  * So buffers up to 4 KiB are carved from 64 KiB locked slabs, and freed buffers are wiped
  * and kept, per power-of-two size class, for the next allocation of that class. The slabs
- * live as long as the process. secrets-run is single-threaded; so is this pool. */
+ * live as long as the process.
+ *
+ * One lock guards the pool and the list of live buffers: lease renewal runs on a thread of
+ * its own while the step runs, and allocates response buffers while the main thread may
+ * allocate or free others. secret_wipe_all() takes no lock: it runs in a freshly forked
+ * child, where only the forking thread exists and a lock held elsewhere would never be
+ * released. */
+#include <pthread.h>
 #include <sodium.h>
 
 #include "common.h"
@@ -94,6 +101,7 @@ struct secret {
 };
 
 static struct secret *live;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int secret_init(void) {
         return sodium_init() < 0 ? -EIO : 0;
@@ -103,16 +111,20 @@ int secret_new(size_t capacity, struct secret **ret) {
         struct secret *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        pthread_mutex_lock(&pool_lock);
         s->data = buf_alloc(&capacity);
+        if (s->data) {
+                s->capacity = capacity;
+                s->next = live;
+                if (live)
+                        live->prev = s;
+                live = s;
+        }
+        pthread_mutex_unlock(&pool_lock);
         if (!s->data) {
                 free(s);
                 return -ENOMEM;
         }
-        s->capacity = capacity;
-        s->next = live;
-        if (live)
-                live->prev = s;
-        live = s;
         *ret = s;
         return 0;
 }
@@ -133,11 +145,15 @@ static int secret_reserve(struct secret *s, size_t need) {
         if (need <= s->capacity)
                 return 0;
         size_t cap = need;
+        pthread_mutex_lock(&pool_lock);
         unsigned char *d = buf_alloc(&cap);
+        if (d) {
+                memcpy(d, s->data, s->len);
+                buf_free(s->data, s->capacity);
+        }
+        pthread_mutex_unlock(&pool_lock);
         if (!d)
                 return -ENOMEM;
-        memcpy(d, s->data, s->len);
-        buf_free(s->data, s->capacity);
         s->data = d;
         s->capacity = cap;
         return 0;
@@ -209,6 +225,7 @@ void secret_wipe_all(void) {
 struct secret *secret_free(struct secret *s) {
         if (!s)
                 return NULL;
+        pthread_mutex_lock(&pool_lock);
         if (s->prev)
                 s->prev->next = s->next;
         else
@@ -216,6 +233,7 @@ struct secret *secret_free(struct secret *s) {
         if (s->next)
                 s->next->prev = s->prev;
         buf_free(s->data, s->capacity);
+        pthread_mutex_unlock(&pool_lock);
         free(s);
         return NULL;
 }

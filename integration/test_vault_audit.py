@@ -135,3 +135,22 @@ def test_failed_renewal_and_failed_revocation_recorded(proj, vault):
     assert events[-2:] == ["lease.revoke_failed", "run.exit"]
     assert_log_clean(proj, vault)
     assert_nothing_leaked(proj, vault)
+
+
+def test_caller_token_shorter_than_the_timeout_noted_at_start(proj, vault):
+    """secrets-run never renews a caller's token: one that ends before --timeout takes the
+    step's leases with it, which the log says at the start."""
+    value = proj.secret()
+    vault.kv2_put("app", {"k": value})
+    proj.standard_manifest(secrets_block='A: {from: "v:secret/data/app#k", owner: t}',
+                           backends=vault_backend(vault))
+    short = proj.register(vault.create_token(ttl=20))
+    assert proj.run("run", "--timeout", "1m", "--", "true", env={"VAULT_TOKEN": short}).status == 0
+    (expiring,) = records(proj, "lease.expiring")
+    assert expiring["lease"] == "token" and 0 < expiring["ttl"] <= 20 and expiring["reason"]
+    long = proj.register(vault.create_token(ttl=3600))
+    assert proj.run("run", "--timeout", "1m", "--", "true", env={"VAULT_TOKEN": long}).status == 0
+    assert proj.run("run", "--", "true", env={"VAULT_TOKEN": short}).status == 0
+    assert len(records(proj, "lease.expiring")) == 1, "a long token, or no --timeout: nothing to say"
+    assert_log_clean(proj, vault)
+    assert_nothing_leaked(proj, vault)
