@@ -83,6 +83,8 @@ def test_github_example():
                     perms = job.get("permissions") or wf.get("permissions") or {}
                     assert perms.get("id-token") == "write", job_name
     assert used_action
+    runs = [step["run"] for job in wf["jobs"].values() for step in job["steps"] if "run" in step]
+    assert any(r.startswith("secrets-run plan") for r in runs), "the scheduled drift report"
 
 
 def test_gitlab_template():
@@ -106,8 +108,14 @@ def test_gitlab_example():
     for name, job in jobs.items():
         assert job["extends"] == ".secrets-run", name
         assert job.get("stage") in stages, name
-        assert job["variables"].get("SECRETS_RUN_COMMAND"), name
+        if "script" in job:      # its own commands (the scheduled drift report)
+            for line in job["script"]:
+                shell_ok("sh", line)
+            assert any(line.startswith("secrets-run ") for line in job["script"]), name
+        else:
+            assert job["variables"].get("SECRETS_RUN_COMMAND"), name
     assert any("id_tokens" in job for job in jobs.values())
+    assert any("secrets-run plan" in " ".join(job.get("script", [])) for job in jobs.values())
 
 
 def test_action_run_step_runs_the_command(tmp_path, secrets_run_bin):
