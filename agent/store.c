@@ -355,6 +355,8 @@ static int cmd_read(const struct store_target *t, const char *sub, const char *n
 #define EXPORT_FORMAT "secrets-run-store"
 #define EXPORT_VERSION 1
 #define EXPORT_MAX_BYTES ((size_t) 256 << 20)
+#define IMPORT_MAX_VERSION ((json_int_t) 1 << 53)   /* exact in every JSON reader */
+#define IMPORT_MAX_SKEW 300                          /* seconds a clock may be ahead of ours */
 
 /* A scratch buffer for encoding a value: wiped before it is freed. */
 struct scratch {
@@ -456,8 +458,12 @@ static int parse_time(const char *s, int64_t *ret) {
                         ;
         long offset = 0;
         if (*end == '+' || *end == '-') {
-                int hh, mm;
-                if (sscanf(end + 1, "%2d:%2d", &hh, &mm) != 2)
+                /* exactly +HH:MM: every character is looked at before the next is read */
+                for (int i = 1; i <= 5; i++)
+                        if (i == 3 ? end[i] != ':' : !(end[i] >= '0' && end[i] <= '9'))
+                                return -EINVAL;
+                int hh = (end[1] - '0') * 10 + (end[2] - '0'), mm = (end[4] - '0') * 10 + (end[5] - '0');
+                if (hh > 23 || mm > 59)
                         return -EINVAL;
                 offset = (hh * 3600L + mm * 60L) * (*end == '-' ? -1 : 1);
                 end += 6;
@@ -505,15 +511,23 @@ static int import_check(json_t *doc, const char *src) {
                 json_t *e;
                 json_array_foreach(arr, i, e) {
                         json_int_t v = json_integer_value(json_object_get(e, "version"));
-                        int64_t created;
+                        int64_t created, now = (int64_t) time(NULL);
                         json_t *text = json_object_get(e, "value"), *b64 = json_object_get(e, "value_base64");
-                        if (!json_is_integer(json_object_get(e, "version")) || v <= last) {
-                                log_error("store import: %s: entry %zu: 'version' must be an integer above the previous one", name, i + 1);
+                        if (!json_is_integer(json_object_get(e, "version")) || v <= last || v > IMPORT_MAX_VERSION) {
+                                log_error("store import: %s: entry %zu: 'version' must be an integer above the previous one (at most %lld)",
+                                          name, i + 1, (long long) IMPORT_MAX_VERSION);
                                 return -EINVAL;
                         }
                         if (parse_time(json_string_value(json_object_get(e, "created")), &created) < 0) {
                                 log_error("store import: %s version %lld: 'created' must be a time like 2026-01-02T03:04:05Z",
                                           name, (long long) v);
+                                return -EINVAL;
+                        }
+                        /* creation times drive the rotation gate: one in the future would keep
+                         * a secret young forever, one before 1970 would read as "unknown" */
+                        if (created <= 0 || created > now + IMPORT_MAX_SKEW) {
+                                log_error("store import: %s version %lld: 'created' is %s; it must lie between 1970 and now",
+                                          name, (long long) v, created <= 0 ? "before 1970" : "in the future");
                                 return -EINVAL;
                         }
                         if (!!text == !!b64 || !(json_is_string(text) || json_is_string(b64))) {
@@ -561,10 +575,12 @@ static int cmd_import(const struct store_target *t, const char *file, bool repla
         if (k < 0)
                 return fail("store import: cannot read the document", k, NULL);
         json_error_t err;
-        json_t *doc = json_loadb((const char *) secret_data(input), secret_len(input), 0, &err);
+        json_t *doc = json_loadb((const char *) secret_data(input), secret_len(input), JSON_REJECT_DUPLICATES, &err);
         if (!doc) {
-                /* jansson's message quotes no input text, only where it stopped */
-                log_error("store import: %s is not valid JSON (line %d, column %d)", src, err.line, err.column);
+                /* jansson's message quotes no input text, only where it stopped; a duplicate
+                 * key is refused rather than letting the last one win silently */
+                log_error("store import: %s is not valid JSON, or repeats a key (line %d, column %d)", src, err.line,
+                          err.column);
                 return 1;
         }
         int status = 1;

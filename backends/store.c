@@ -199,6 +199,8 @@ int store_set(struct store *s, const char *name, const void *value, size_t size,
                         return r;
         }
         uint64_t version = e->n_versions ? e->versions[e->n_versions - 1].version + 1 : 1;
+        if (version > INT64_MAX)
+                return -EOVERFLOW;   /* numbers stay exact as JSON and as signed 64-bit */
         entry_push(e, version, created, steal_pointer(&copy));
         if (ret_version)
                 *ret_version = version;

@@ -319,6 +319,11 @@ def test_export_import_round_trip_keeps_versions_times_and_bytes(proj, tmp_path)
     (lambda d: d["secrets"]["A"][0].update(value_base64="AAAA"), "exactly one of 'value' and 'value_base64'"),
     (lambda d: d["secrets"].update({"bad-name": d["secrets"]["A"]}), "not a valid name"),
     (lambda d: d["secrets"]["A"][0].update(value=""), "the value is empty"),
+    (lambda d: d["secrets"]["A"][0].update(created="2026-01-02T03:04:05+5:3"), "'created' must be a time"),
+    (lambda d: d["secrets"]["A"][0].update(created="2026-01-02T03:04:05+24:00"), "'created' must be a time"),
+    (lambda d: d["secrets"]["A"][0].update(created="2099-01-02T03:04:05Z"), "in the future"),
+    (lambda d: d["secrets"]["A"][0].update(created="1950-01-02T03:04:05Z"), "before 1970"),
+    (lambda d: d["secrets"]["A"][0].update(version=2 ** 60), "at most"),
 ])
 def test_import_rejects_bad_documents_and_changes_nothing(proj, mutate, message):
     assert proj.run("store", "init").status == 0
@@ -376,3 +381,15 @@ def test_rollback_converges_back_and_apply_keeps_it(proj, world):
     step = proj.script(f"""report SAME "$(same "$TEST_DB_PASSWORD_FILE" '{proj.expect(v1)}')"\n""")
     assert world.run("run", "--", step).status == 0
     assert proj.report()["SAME"] == "yes"
+
+
+def test_import_refuses_repeated_keys(proj):
+    assert proj.run("store", "init").status == 0
+    value, other = proj.secret(), proj.secret()
+    entry = '{"version": 1, "created": "2026-01-02T03:04:05Z", "value": "%s"}'
+    text = ('{"format": "secrets-run-store", "version": 1, "secrets": {"A": [' + entry % value +
+            '], "A": [' + entry % other + ']}}')
+    path = proj.data / "dup.json"
+    path.write_text(text)
+    r = proj.run("store", "import", path)
+    assert r.status == 1 and "repeats a key" in r.stderr, r
