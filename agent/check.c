@@ -1,5 +1,6 @@
 /* check: the policy findings (SR1xx) on a schema-valid manifest — ownership, delivery, protected
  * environments, backends, generated lengths, delivery-name collisions, sandbox and rotation. */
+#include <inttypes.h>
 #include <strings.h>
 
 #include "manifest.h"
@@ -168,6 +169,11 @@ static bool backend_keeps_versions(const struct mf_backend *b, const char *path)
 static int check_secret_store_kind(const struct manifest *m, const struct mf_secret *s,
                                    struct findings *f) {
         const struct mf_backend *b = mf_secret_is_ephemeral(s) ? NULL : find_backend(m, s->backend);
+        if (b && s->generated && s->version)
+                return findings_add(f, SEVERITY_ERROR, SR112_UNWRITABLE_STORE, pos_or(s->from_pos, s->pos),
+                                    "generated secret '%s' pins a version (?version=%" PRIu64 "): apply and "
+                                    "rotate write new versions, which a pinned reference never reads; "
+                                    "remove the pin", s->name, s->version);
         if (!b || backend_keeps_versions(b, s->path))
                 return 0;
         const char *what = b->type == BACKEND_VAULT ? "this Vault path is not KV v2 (MOUNT/data/PATH)"

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <time.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #include "agent.h"
 
@@ -108,6 +109,7 @@ static int survey(struct plan *p, struct item *it) {
         int k = sources_get(&p->sources, s, &b);
         if (k < 0) {
                 it->presence = FAILED;
+                it->rotation = s->has_rotation ? ROTATION_UNKNOWN : ROTATION_NONE;
                 it->note = strdup("backend unavailable (see above)");
                 return k;
         }
@@ -121,6 +123,7 @@ static int survey(struct plan *p, struct item *it) {
                 it->note = steal_pointer(&why);
         } else if (k < 0) {
                 it->presence = FAILED;
+                it->rotation = s->has_rotation ? ROTATION_UNKNOWN : ROTATION_NONE;
                 it->note = why ? steal_pointer(&why) : strdup(strerror(-k));
                 return k;
         } else
@@ -131,9 +134,15 @@ static int survey(struct plan *p, struct item *it) {
         else if (s->has_rotation)
                 it->rotation = ROTATION_UNKNOWN;
         bool ours = s->generated;   /* stored generated: apply may write it */
+        /* a value too short to be masked is refused by every run, whatever its age */
+        bool too_short = it->presence == PRESENT && it->meta.length > 0 &&
+                         it->meta.length < p->m->policy.min_secret_length;
+        if (too_short)
+                it->note = strdup_printf("the stored value is %zu bytes, shorter than policy.min_secret_length (%zu): runs refuse it",
+                                         it->meta.length, p->m->policy.min_secret_length);
         if (it->presence == ABSENT)
                 it->action = ours ? ACTION_CREATE : ACTION_CREATE_BY_HAND;
-        else if (it->rotation == ROTATION_OVERDUE || it->rotation == ROTATION_FAILING)
+        else if (too_short || it->rotation == ROTATION_OVERDUE || it->rotation == ROTATION_FAILING)
                 it->action = ours ? ACTION_ROTATE : ACTION_ROTATE_BY_HAND;
         return 0;
 }
@@ -226,8 +235,11 @@ static void action_text(const struct item *it, char *buf, size_t size) {
                 snprintf(buf, size, "create by hand: owner %s", owner);
                 break;
         case ACTION_ROTATE_BY_HAND:
-                snprintf(buf, size, "rotate by hand: owner %s, overdue by %s", owner,
-                         format_age(it->age - s->rotation_max_age, a, sizeof a));
+                if (it->rotation == ROTATION_OVERDUE || it->rotation == ROTATION_FAILING)
+                        snprintf(buf, size, "rotate by hand: owner %s, overdue by %s", owner,
+                                 format_age(it->age - s->rotation_max_age, a, sizeof a));
+                else
+                        snprintf(buf, size, "rotate by hand: owner %s, the value is too short", owner);
                 break;
         case ACTION_NONE:
         default:
@@ -255,7 +267,7 @@ static void print_table(const struct plan *p) {
                 const char *c = colour ? colour_of(it) : "";
                 printf("%s%-24s %-10s %-8s %-6s %-34s %s%s\n", c, it->s->name, backend_label(it->s), ver, age, rot, act,
                        *c ? "\033[0m" : "");
-                if (it->presence == FAILED && it->note)
+                if ((it->presence == FAILED || it->presence == PRESENT) && it->note)
                         printf("  %s\n", it->note);
         }
 }
@@ -280,7 +292,8 @@ static json_t *item_json(const struct plan *p, const struct item *it) {
                 strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
         }
         json_object_set_new(j, "created", *created ? json_string(created) : json_null());
-        json_object_set_new(j, "age_seconds", *created ? json_integer((json_int_t) (p->now - it->meta.created)) : json_null());
+        json_object_set_new(j, "age_seconds", *created ? json_integer(p->now > it->meta.created ? (json_int_t) (p->now - it->meta.created) : 0)
+                                                       : json_null());
         if (s->has_rotation)
                 json_object_set_new(j, "rotation", json_pack("{s:I, s:o, s:s}", "max_age", (json_int_t) s->rotation_max_age,
                                                              "fail_after", s->rotation_fail_after ? json_integer((json_int_t) s->rotation_fail_after) : json_null(),
@@ -428,6 +441,20 @@ static int audit_write(struct plan *p, const struct item *it, enum action did, u
         return k;
 }
 
+/* Whether version of s's reference holds value. A write whose answer was lost (a timeout, a
+ * 503 after Vault applied it) is retried by the HTTP layer, and the retry's check-and-set
+ * refusal looks like another writer's; the value tells the two apart. */
+static bool holds_value(struct backend *b, const struct mf_secret *s, uint64_t version, const struct secret *value) {
+        struct secret_ref ref = secret_ref_of(s);
+        ref.version = version;
+        _cleanup_secret_ struct secret *now = NULL;
+        _cleanup_free_ char *why = NULL;
+        if (backend_fetch(b, &ref, &now, NULL, &why) < 0)
+                return false;
+        return secret_len(now) == secret_len(value) &&
+               sodium_memcmp(secret_data(now), secret_data(value), secret_len(value)) == 0;
+}
+
 /* Writes a new generated value for it, conditional on the version surveyed. If another
  * writer got there first, surveys again: when the secret no longer needs the action (force:
  * never), the other writer's version stands. Returns 1 when written, 0 when another writer
@@ -451,11 +478,19 @@ static int converge(struct plan *p, struct item *it, bool force, uint64_t *ret_v
                 struct secret_meta written = {};
                 _cleanup_free_ char *why = NULL;
                 uint64_t expect = it->meta.version;
+                enum action wanted = it->action;
                 k = backend_write(b, &ref, value, expect, &written, &why);
                 if (k >= 0) {
                         *ret_version = written.version;
+                        /* the item now says what the store holds (apply --format json prints it) */
+                        it->presence = PRESENT;
+                        it->meta.version = written.version;
+                        it->meta.created = written.created;
+                        it->meta.length = secret_len(value);
+                        it->rotation = rotation_evaluate(s, written.created, p->now, &it->age);
+                        it->action = ACTION_NONE;
                         secret_meta_done(&written);
-                        k = audit_write(p, it, it->action, *ret_version);
+                        k = audit_write(p, it, wanted, *ret_version);
                         return k < 0 ? k : 1;
                 }
                 if (k != -ESTALE) {
@@ -464,10 +499,16 @@ static int converge(struct plan *p, struct item *it, bool force, uint64_t *ret_v
                         return k;
                 }
                 log_info("secret %s: %s; looking again", s->name, why ? why : "another writer changed it");
-                enum action wanted = it->action;
                 if ((k = survey(p, it)) < 0) {
                         log_error("secret %s: %s", s->name, it->note ? it->note : strerror(-k));
                         return k;
+                }
+                if (it->presence == PRESENT && it->meta.version > expect &&
+                    holds_value(b, s, it->meta.version, value)) {
+                        /* our own write, whose answer was lost and whose retry was refused */
+                        *ret_version = it->meta.version;
+                        k = audit_write(p, it, wanted, *ret_version);
+                        return k < 0 ? k : 1;
                 }
                 if (!force && it->action != wanted) {
                         *ret_version = it->meta.version;

@@ -44,6 +44,7 @@ struct secret_ref {
 
 struct secret_meta {
         uint64_t version;              /* 0 if the store has no versions */
+        size_t length;                 /* stat: the value's length in bytes; 0 if not told */
         int64_t created;               /* unix seconds; 0 if unknown */
         char *lease_id;                /* NULL if not leased */
         uint64_t lease_ttl;            /* seconds */

@@ -59,17 +59,23 @@ static int file_fetch(struct backend *b, const struct secret_ref *ref,
         return 0;
 }
 
-/* The latest version of a name (a pinned ?version is what a run reads, not what is current). */
+/* What a run would read: the latest version, or the pinned one, so that plan ages the value
+ * runs get. */
 static int file_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why) {
         struct file_state *f = b->data;
         if (ref->field)
                 return no_field(b, ref, ret_why);
         struct store_version_info info;
-        int r = store_get(f->store, ref->path, 0, NULL, &info);
+        _cleanup_secret_ struct secret *value = NULL;
+        int r = store_get(f->store, ref->path, ref->version, &value, &info);
         if (r == -ENOENT)
                 return backend_fail(ret_why, r, "no '%s' in store %s", ref->path, f->path);
+        if (r == -ESRCH)
+                return backend_fail(ret_why, -ENOENT, "'%s' has no version %" PRIu64 " in store %s", ref->path,
+                                    ref->version, f->path);
         if (r < 0)
                 return r;
+        ret_meta->length = secret_len(value);
         ret_meta->version = info.version;
         ret_meta->created = info.created;
         return 0;

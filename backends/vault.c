@@ -552,6 +552,8 @@ static int vault_stat(struct backend *b, const struct secret_ref *ref, struct se
         }
         json_t *value = json_object_get(json_object_get(data, "data"), ref->field);
         bool present = value && !json_is_null(value);
+        if (json_is_string(value))
+                ret_meta->length = json_string_length(value);   /* what a run would deliver */
         json_decref(j);
         if (!present)
                 return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: version %" PRIu64 " has no field '%s'",

@@ -262,6 +262,14 @@ def test_from_with_generate_store_and_mistakes(proj):
         """)
     r = proj.run("check")
     assert r.status == 2 and "add 'store: true'" in r.stdout + r.stderr, r
+    proj.manifest("""
+        version: 1
+        backends: {b: {type: file}}
+        secrets:
+          PINNED: {from: "b:X?version=1", generate: {length: 40, store: true}, owner: me}
+        """)
+    r = proj.run("check")
+    assert r.status == 1 and "SR112" in r.stdout and "pins a version" in r.stdout, r
 
 
 def test_unknown_environment_and_arguments(proj, world):
@@ -393,3 +401,22 @@ def test_import_refuses_repeated_keys(proj):
     path.write_text(text)
     r = proj.run("store", "import", path)
     assert r.status == 1 and "repeats a key" in r.stderr, r
+
+
+def test_a_stored_value_too_short_to_mask_is_drift(proj, world):
+    assert world.run("apply").status == 0
+    doc = world.export()
+    doc["secrets"]["TEST_DB_PASSWORD"][0]["value"] = "abc"
+    path = proj.data / "short.json"
+    path.write_text(json.dumps(doc))
+    assert proj.run("store", "import", "--replace", path).status == 0
+    r = world.run("plan")
+    assert r.status == 2 and "shorter than policy.min_secret_length" in r.stdout, r
+    assert world.run("run", "--", "true").status == 125
+    r = world.run("apply", "--format", "json")
+    assert r.status == 0, r
+    out = json.loads(r.stdout)
+    assert out["actions"][0]["action"] == "rotate" and out["in_sync"] is True
+    assert out["secrets"][0]["state"] == "present" and out["secrets"][0]["action"] == "none"
+    assert world.run("plan").status == 0
+    assert world.run("run", "--", "true").status == 0

@@ -3,7 +3,11 @@
 rotation.max_age / fail_after, and rotated with check-and-set (two concurrent applies make
 one version). Assertions are on exit statuses and on what the double holds, not on text."""
 
+import json
+
 import pytest
+
+from vault_server import VaultError
 
 PATH = "ci/db"           # KV v2 at secret/: API path secret/data/ci/db
 
@@ -138,4 +142,38 @@ def test_concurrent_applies_make_exactly_one_version(proj, vault, token):
     assert all(w["body"]["options"] == {"cas": 1} for w in writes(vault))
     # the loser found its check-and-set refused, looked again and saw a fresh secret
     assert [r.status for r in results] == [0, 0], results
+    assert not proj.leaked()
+
+
+def test_a_write_whose_answer_is_lost_is_still_ours(proj, vault, token):
+    """Vault applies the write but the answer is lost (here a 503 after the write); the HTTP
+    layer retries, check-and-set refuses the repeat, and apply must see that the version now
+    current is its own (value compared), report it as written, and put it on the audit log."""
+    write_manifest(proj, vault)
+    env = {"VAULT_TOKEN": token}
+    server = vault.server
+    real = server.handle
+    lost = []
+
+    def handle(method, path, query, tok, body):
+        result = real(method, path, query, tok, body)
+        if method in ("POST", "PUT") and path == f"/v1/secret/data/{PATH}" and not lost:
+            lost.append(path)
+            raise VaultError(503, ["Vault is sealed"])
+        return result
+
+    server.handle = handle
+    try:
+        r = proj.run("apply", "--format", "json", env=env)
+    finally:
+        server.handle = real
+    register_stored(proj, vault)
+    assert lost and r.status == 0, r
+    assert list(versions(vault)) == [1]
+    doc = json.loads(r.stdout)
+    assert doc["actions"] == [{"name": "DB_PASSWORD", "action": "create", "version": 1, "written": True}]
+    item = doc["secrets"][0]
+    assert item["state"] == "present" and item["action"] == "none" and doc["in_sync"] is True
+    audit = (proj.base / "state" / "secrets-run" / "audit.jsonl").read_text()
+    assert audit.count('"secret.write"') == 1
     assert not proj.leaked()
