@@ -511,8 +511,8 @@ out_cond:
         return k;
 }
 
-/* Stops and joins the thread (a renewal under way is waited for, within its own time
- * budget), then writes what it left queued. */
+/* Stops and joins the thread (a renewal under way is interrupted), then writes what it left
+ * queued. */
 static void renewer_stop(struct run *r) {
         struct renewer *w = r->renewer;
         if (!w)
@@ -521,7 +521,11 @@ static void renewer_stop(struct run *r) {
         w->stop = true;
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
+        /* a renewal waiting on a slow Vault is cut short: the step is over and its leases are
+         * revoked next (a cancel in CI allows seconds, not a backend timeout) */
+        backends_interrupt(true);
         pthread_join(w->thread, NULL);
+        backends_interrupt(false);
         r->renewer = NULL;
         renewer_drain(r, w);
         json_decref(w->queue);

@@ -118,6 +118,10 @@ int backend_identity(struct backend *b, struct backend_identity *ret, char **ret
  * returns when to call again (0: nothing to renew). Failures are warnings, not errors. */
 uint64_t backend_renew(struct backend *b, uint64_t now_ms);
 const char *backend_kind_name(enum backend_kind k);
+/* While on: every request under way (on any thread) stops within about a second and new ones
+ * fail with -ECANCELED. For ending the renewal thread without waiting for a slow server;
+ * switched off again before the backends are closed (their revocations must go out). */
+void backends_interrupt(bool on);
 struct backend *backend_close(struct backend *b);
 static inline void backend_closep(struct backend **b) { backend_close(*b); }
 #define _cleanup_backend_ _cleanup_(backend_closep)

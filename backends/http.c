@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <inttypes.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "http-private.h"
@@ -326,10 +327,29 @@ static bool status_is_transient(long status) {
         return status == 429 || status == 500 || status == 502 || status == 503;
 }
 
+/* Set by backends_interrupt(): a transfer under way stops at its next progress call (libcurl
+ * makes one at least every second), a retry's wait ends, and no attempt starts. */
+static atomic_bool interrupted;
+
+void backends_interrupt(bool on) {
+        atomic_store(&interrupted, on);
+}
+
+static int progress_interrupt(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                              curl_off_t ulnow) {
+        (void) userdata, (void) dltotal, (void) dlnow, (void) ultotal, (void) ulnow;
+        return atomic_load(&interrupted) ? 1 : 0;
+}
+
+/* Waits ms, in slices, so that an interruption ends the wait. */
 static void sleep_ms(uint64_t ms) {
-        struct timespec ts = { .tv_sec = (time_t) (ms / 1000), .tv_nsec = (long) (ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
+        uint64_t end = now_monotonic_ms() + ms;
+        for (uint64_t now = now_monotonic_ms(); now < end && !atomic_load(&interrupted); now = now_monotonic_ms()) {
+                uint64_t slice = end - now < 50 ? end - now : 50;
+                struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) slice * 1000000L };
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
 }
 
 /* Sets up one attempt on h (reset first). */
@@ -345,6 +365,8 @@ static void transfer_setup(struct http_client *c, CURL *h, const char *method, c
         curl_easy_setopt(h, CURLOPT_HEADERDATA, hs);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_interrupt);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -419,6 +441,10 @@ int http_request(struct http_client *c, const char *method, const char *path,
         uint64_t backoff = HTTP_BACKOFF_FIRST_MS;
         for (unsigned attempt = 1;; attempt++) {
                 uint64_t now = now_monotonic_ms();
+                if (atomic_load(&interrupted)) {
+                        r = backend_fail(ret_why, -ECANCELED, "%s %s: interrupted", method, path);
+                        break;
+                }
                 if (now >= deadline_ms) {
                         r = gave_up(ret_why, method, path, attempt - 1, last);
                         break;
@@ -431,6 +457,10 @@ int http_request(struct http_client *c, const char *method, const char *path,
                 char errbuf[CURL_ERROR_SIZE] = "";
                 transfer_setup(c, c->curl, method, url, headers, body, &bs, &hs, errbuf, deadline_ms - now);
                 CURLcode e = curl_easy_perform(c->curl);
+                if (e == CURLE_ABORTED_BY_CALLBACK) {
+                        r = backend_fail(ret_why, -ECANCELED, "%s %s: interrupted", method, path);
+                        break;
+                }
                 uint64_t wait = 0;
                 r = transfer_outcome(c->curl, e, method, path, &bs, &hs, errbuf, &last, &backoff, ret_status, &wait, ret_why);
                 if (r < 0)

@@ -796,6 +796,8 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                         l->renew_at_ms = 0;   /* nothing left to extend */
                 return;
         }
+        if (r == -ECANCELED)
+                return;   /* the step is over: the lease is revoked next, not renewed */
         _cleanup_free_ char *failure = r < 0 ? strdup(why ? why : strerror(-r))
                                              : vault_error_text(resp);
         log_warning("backend '%s' (vault): could not renew %s: %s%s%s", b->name, what,
