@@ -109,7 +109,9 @@ static int scan_file_at(const struct redactor *r, int dir_fd, const char *name, 
         (void) fd_set_nonblock(fd, false);
         struct file_ctx c = { display };
         struct redact_sink sink = { .leak = file_leak, .userdata = &c };
-        return redact_scan_fd(r, fd, &sink);
+        /* up to the size the file had when its scan began: a file something keeps appending
+         * to (a daemon's log, a trace of this very scan) would otherwise never end */
+        return redact_scan_fd(r, fd, (uint64_t) st.st_size, &sink);
 }
 
 /* Which files of a walk are scanned, and how many leaks were found. */

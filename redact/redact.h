@@ -81,7 +81,7 @@ struct redact_stream *redact_stream_free(struct redact_stream *s);
 static inline void redact_stream_freep(struct redact_stream **s) { redact_stream_free(*s); }
 #define _cleanup_redact_stream_ _cleanup_(redact_stream_freep)
 
-/* Scans everything readable from fd in bounded pieces (the stream keeps the overlap a match
- * across two pieces needs). Leaks go to sink->leak; nothing is written. Returns the number
- * of leaks found, or a negative errno. */
-int redact_scan_fd(const struct redactor *r, int fd, const struct redact_sink *sink);
+/* Scans what is readable from fd, up to limit bytes (UINT64_MAX: to the end), in bounded
+ * pieces (the stream keeps the overlap a match across two pieces needs). Leaks go to
+ * sink->leak; nothing is written. Returns the number of leaks found, or a negative errno. */
+int redact_scan_fd(const struct redactor *r, int fd, uint64_t limit, const struct redact_sink *sink);

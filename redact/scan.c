@@ -4,7 +4,7 @@
 
 #define SCAN_PIECE (1024 * 1024)
 
-int redact_scan_fd(const struct redactor *r, int fd, const struct redact_sink *sink) {
+int redact_scan_fd(const struct redactor *r, int fd, uint64_t limit, const struct redact_sink *sink) {
         _cleanup_redact_stream_ struct redact_stream *s = NULL;
         int k = redact_stream_new(r, &s);
         if (k < 0)
@@ -13,8 +13,8 @@ int redact_scan_fd(const struct redactor *r, int fd, const struct redact_sink *s
         _cleanup_free_ unsigned char *buf = malloc(SCAN_PIECE);
         if (!buf)
                 return -ENOMEM;
-        for (;;) {
-                ssize_t n = read(fd, buf, SCAN_PIECE);
+        for (uint64_t done = 0; done < limit;) {
+                ssize_t n = read(fd, buf, limit - done < SCAN_PIECE ? (size_t) (limit - done) : SCAN_PIECE);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -22,6 +22,7 @@ int redact_scan_fd(const struct redactor *r, int fd, const struct redact_sink *s
                 }
                 if (n == 0)
                         break;
+                done += (uint64_t) n;
                 if ((k = redact_stream_feed(s, buf, (size_t) n, &scan_sink)) < 0)
                         return k;
         }
