@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds secrets-run and runs every test, the way CI and the README do: a -Werror build with the
-# unit and integration tests, an ASan+UBSan build with the unit tests, 20 s of fuzzing the
+# unit and integration tests, an ASan+UBSan build with the same tests, 20 s of fuzzing the
 # matcher (tests/fuzz.sh, one test), the Debian package built, installed into a throwaway root
 # and checked (tests/deb.sh, nine tests), then a tally whose last line is "N passed, N failed[, N
 # skipped]". Exits non-zero if any step or test failed; a failing step does not stop the rest,
@@ -63,12 +63,13 @@ if step "setup $CI_DIR" setup "$CI_DIR" -Dwerror=true --buildtype=debugoptimized
         run_tests "$CI_DIR"
 fi
 
-# (b) AddressSanitizer + UndefinedBehaviorSanitizer; unit tests (the integration suite's
-# timing checks and setpriv run are not meant for a sanitized binary).
+# (b) AddressSanitizer + UndefinedBehaviorSanitizer, unit and integration tests.
 if step "setup $ASAN_DIR" setup "$ASAN_DIR" -Db_sanitize=address,undefined -Db_lundef=false \
-                -Dintegration=false &&
+                -Dintegration=true &&
         step "build $ASAN_DIR" ninja -C "$ASAN_DIR"; then
-        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_tests "$ASAN_DIR" --suite unit
+        # the unit tests, and the end-to-end tests against the sanitized binary: a memory
+        # error anywhere on the paths a user takes aborts the run it happens in
+        UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 run_tests "$ASAN_DIR"
 fi
 
 # (c) the matcher fuzzed against the naive reference for 20 s (clang, libFuzzer, ASan+UBSan).
