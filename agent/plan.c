@@ -251,7 +251,15 @@ static void action_text(const struct item *it, char *buf, size_t size) {
 static void print_table(const struct plan *p) {
         bool colour = use_colour();
         char ver[24], age[24], rot[96], act[160];
-        printf("%-24s %-10s %-8s %-6s %-34s %s\n", "SECRET", "BACKEND", "VERSION", "AGE", "ROTATION", "ACTION");
+        /* columns as wide as their longest entry, and never narrower than the defaults */
+        int name_w = 24, backend_w = 10;
+        for (size_t i = 0; i < p->n_items; i++) {
+                int n = (int) strlen(p->items[i].s->name), b = (int) strlen(backend_label(p->items[i].s));
+                name_w = n > name_w ? n : name_w;
+                backend_w = b > backend_w ? b : backend_w;
+        }
+        printf("%-*s %-*s %-8s %-6s %-34s %s\n", name_w, "SECRET", backend_w, "BACKEND", "VERSION", "AGE", "ROTATION",
+               "ACTION");
         for (size_t i = 0; i < p->n_items; i++) {
                 const struct item *it = &p->items[i];
                 if (it->presence == PRESENT && it->meta.version)
@@ -265,8 +273,8 @@ static void print_table(const struct plan *p) {
                 rotation_text(it, rot, sizeof rot);
                 action_text(it, act, sizeof act);
                 const char *c = colour ? colour_of(it) : "";
-                printf("%s%-24s %-10s %-8s %-6s %-34s %s%s\n", c, it->s->name, backend_label(it->s), ver, age, rot, act,
-                       *c ? "\033[0m" : "");
+                printf("%s%-*s %-*s %-8s %-6s %-34s %s%s\n", c, name_w, it->s->name, backend_w, backend_label(it->s), ver,
+                       age, rot, act, *c ? "\033[0m" : "");
                 if ((it->presence == FAILED || it->presence == PRESENT) && it->note)
                         printf("  %s\n", it->note);
         }
