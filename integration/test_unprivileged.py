@@ -26,14 +26,12 @@ def world_dir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_file_delivery_as_nobody(proj, world_dir):
+def _binary_for_nobody(proj, world_dir, prefix):
+    """The binary, reachable by nobody: in place if it can run it, else a 0755 copy."""
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to uid 65534")
     if not shutil.which("setpriv"):
         pytest.skip("setpriv (util-linux) is not installed")
-    prefix = _setpriv_prefix()
-
-    # The binary, reachable by nobody: run it in place if it can, else a 0755 copy.
     binary = proj.bin
     probe = subprocess.run([*prefix, str(binary), "--version"], capture_output=True)
     if probe.returncode != 0:
@@ -44,6 +42,12 @@ def test_file_delivery_as_nobody(proj, world_dir):
         if probe.returncode != 0:
             pytest.skip(f"uid {NOBODY} cannot execute secrets-run here "
                         f"(status {probe.returncode}: {probe.stderr[-300:]!r})")
+    return binary
+
+
+def test_file_delivery_as_nobody(proj, world_dir):
+    prefix = _setpriv_prefix()
+    binary = _binary_for_nobody(proj, world_dir, prefix)
 
     home = world_dir / "home"
     work = home / "proj"
@@ -100,3 +104,42 @@ def _run_with(proj, binary, prefix, step, work, home):
                              "XDG_CONFIG_HOME": str(home / "config")})
     finally:
         proj.bin = saved
+
+
+def test_store_plan_apply_and_run_as_nobody(proj, world_dir):
+    """The embedded store, apply and the rotation gate work for a user without privileges:
+    the key and store are theirs (0600), and a stored generated secret reaches the step."""
+    prefix = _setpriv_prefix()
+    binary = _binary_for_nobody(proj, world_dir, prefix)
+    home = world_dir / "home"
+    work = home / "proj"
+    work.mkdir(parents=True)
+    (work / "secrets.yaml").write_text(
+        "version: 1\n"
+        "defaults: {environment: dev, backend: local}\n"
+        "environments: {dev: {}}\n"
+        "backends: {local: {type: file}}\n"
+        "secrets:\n"
+        "  KEPT: {generate: {length: 32, store: true}, owner: team-a, rotation: {max_age: 30d}}\n")
+    for p in [home, *home.rglob("*")]:
+        os.chown(p, NOBODY, NOBODY, follow_symlinks=False)
+    env = {"XDG_RUNTIME_DIR": None, "HOME": str(home), "XDG_STATE_HOME": str(home / "state"),
+           "XDG_CONFIG_HOME": str(home / "config")}
+    saved = proj.bin
+    proj.bin = binary
+    try:
+        assert proj.run("store", "init", prefix=prefix, cwd=work, env=env).status == 0
+        assert proj.run("plan", prefix=prefix, cwd=work, env=env).status == 2
+        r = proj.run("apply", prefix=prefix, cwd=work, env=env)
+        assert r.status == 0 and "KEPT: created" in r.stdout, r
+        assert proj.run("plan", prefix=prefix, cwd=work, env=env).status == 0
+        r = proj.run("run", "--", "sh", "-c", 'test "$(wc -c < "$KEPT_FILE")" -eq 32 && id -u',
+                     prefix=prefix, cwd=work, env=env)
+        assert r.status == 0 and r.stdout.strip() == str(NOBODY), r
+    finally:
+        proj.bin = saved
+    store = work / ".secrets-run" / "store"
+    key = home / "config" / "secrets-run" / "store.key"
+    for f in (store, key):
+        st = f.stat()
+        assert st.st_uid == NOBODY and (st.st_mode & 0o777) == 0o600, f
