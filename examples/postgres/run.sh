@@ -8,13 +8,7 @@
 # Usage: examples/postgres/run.sh     (SECRETS_RUN_BIN=PATH to use another binary)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-if [ -z "${SECRETS_RUN_BIN:-}" ]; then
-  [ -f "$root/build/build.ninja" ] || meson setup "$root/build" >/dev/null
-  ninja -C "$root/build" >/dev/null
-  SECRETS_RUN_BIN=$root/build/agent/secrets-run
-fi
-BIN=$SECRETS_RUN_BIN
+. "$here/../find-secrets-run.sh"      # sets BIN
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/secrets-run-postgres.XXXXXX")
 trap 'rm -rf "$work"' EXIT

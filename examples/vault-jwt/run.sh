@@ -10,12 +10,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-if [ -z "${SECRETS_RUN_BIN:-}" ]; then
-  [ -f "$root/build/build.ninja" ] || meson setup "$root/build" >/dev/null
-  ninja -C "$root/build" >/dev/null
-  SECRETS_RUN_BIN=$root/build/agent/secrets-run
-fi
-BIN=$SECRETS_RUN_BIN
+. "$here/../find-secrets-run.sh"      # sets BIN
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/secrets-run-vault-jwt.XXXXXX")
 server=""
