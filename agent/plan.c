@@ -294,11 +294,8 @@ static json_t *item_json(const struct plan *p, const struct item *it) {
         bool present = it->presence == PRESENT;
         json_object_set_new(j, "version", present && it->meta.version ? json_integer((json_int_t) it->meta.version) : json_null());
         char created[32] = "";
-        if (present && it->meta.created > 0) {
-                time_t t = (time_t) it->meta.created;
-                struct tm tm;
-                strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-        }
+        if (present && it->meta.created > 0)
+                format_timestamp(it->meta.created, created, sizeof created);
         json_object_set_new(j, "created", *created ? json_string(created) : json_null());
         json_object_set_new(j, "age_seconds", *created ? json_integer(p->now > it->meta.created ? (json_int_t) (p->now - it->meta.created) : 0)
                                                        : json_null());

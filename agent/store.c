@@ -61,13 +61,6 @@ static int fail(const char *what, int k, const char *why) {
         return 1;
 }
 
-static void format_time(int64_t t, char *buf, size_t size) {
-        struct tm tm;
-        time_t tt = (time_t) t;
-        if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-                snprintf(buf, size, "%" PRId64, t);
-}
-
 /* One line from the terminal with echo off, without its newline. */
 static int read_hidden_line(int fd, const char *prompt, struct secret **ret) {
         struct termios old, quiet;
@@ -307,7 +300,7 @@ static int cmd_read(const struct store_target *t, const char *sub, const char *n
                 for (size_t i = 0; i < store_count(s); i++) {
                         const char *n = store_name_at(s, i);
                         size_t nv = store_history(s, n, h);
-                        format_time(h[nv - 1].created, when, sizeof when);
+                        format_timestamp(h[nv - 1].created, when, sizeof when);
                         if (out)
                                 json_array_append_new(out, json_pack("{s:s, s:I, s:I, s:s, s:I}", "name", n,
                                                                      "versions", (json_int_t) nv,
@@ -327,7 +320,7 @@ static int cmd_read(const struct store_target *t, const char *sub, const char *n
                 if (format == FORMAT_TEXT)
                         printf("%8s  %s\n", "VERSION", "CREATED");
                 for (size_t i = nv; i-- > 0;) {
-                        format_time(h[i].created, when, sizeof when);
+                        format_timestamp(h[i].created, when, sizeof when);
                         if (out)
                                 json_array_append_new(out, json_pack("{s:I, s:s, s:I}", "version", (json_int_t) h[i].version,
                                                                      "created", when, "created_unix", (json_int_t) h[i].created));
@@ -392,7 +385,7 @@ static int cmd_export(const struct store_target *t, const char *file) {
                 return 1;
         int k;
         char when[64];
-        format_time((int64_t) time(NULL), when, sizeof when);
+        format_timestamp((int64_t) time(NULL), when, sizeof when);
         json_t *doc = json_pack("{s:s, s:i, s:s, s:{}}", "format", EXPORT_FORMAT, "version", EXPORT_VERSION,
                                 "exported", when, "secrets");
         if (!doc)
@@ -410,7 +403,7 @@ static int cmd_export(const struct store_target *t, const char *file) {
                         if ((k = store_get(s, name, h[j].version, &v, NULL)) < 0)
                                 break;
                         json_t *entry = value_json(v);
-                        format_time(h[j].created, when, sizeof when);
+                        format_timestamp(h[j].created, when, sizeof when);
                         if (!entry || json_object_set_new(entry, "version", json_integer((json_int_t) h[j].version)) < 0 ||
                             json_object_set_new(entry, "created", json_string(when)) < 0 ||
                             json_array_append_new(arr, entry) < 0)
@@ -444,39 +437,6 @@ static int cmd_export(const struct store_target *t, const char *file) {
                 return fail("store export: cannot write", k, NULL);
         log_notice("exported %zu secret%s (%zu version%s) from %s%s%s", store_count(s), store_count(s) == 1 ? "" : "s",
                    n_versions, n_versions == 1 ? "" : "s", t->path, file ? " to " : "", file ? file : "");
-        return 0;
-}
-
-/* "2026-01-02T03:04:05Z" (fractional seconds and a numeric offset are accepted too). */
-static int parse_time(const char *s, int64_t *ret) {
-        struct tm tm = {};
-        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-        if (!end)
-                return -EINVAL;
-        if (*end == '.')
-                for (end++; *end >= '0' && *end <= '9'; end++)
-                        ;
-        long offset = 0;
-        if (*end == '+' || *end == '-') {
-                /* exactly +HH:MM: every character is looked at before the next is read */
-                for (int i = 1; i <= 5; i++)
-                        if (i == 3 ? end[i] != ':' : !(end[i] >= '0' && end[i] <= '9'))
-                                return -EINVAL;
-                int hh = (end[1] - '0') * 10 + (end[2] - '0'), mm = (end[4] - '0') * 10 + (end[5] - '0');
-                if (hh > 23 || mm > 59)
-                        return -EINVAL;
-                offset = (hh * 3600L + mm * 60L) * (*end == '-' ? -1 : 1);
-                end += 6;
-        } else if (*end == 'Z' || *end == 'z')
-                end++;
-        else
-                return -EINVAL;
-        if (*end)
-                return -EINVAL;
-        time_t t = timegm(&tm);
-        if (t == (time_t) -1)
-                return -EINVAL;
-        *ret = (int64_t) t - offset;
         return 0;
 }
 
@@ -518,7 +478,7 @@ static int import_check(json_t *doc, const char *src) {
                                           name, i + 1, (long long) IMPORT_MAX_VERSION);
                                 return -EINVAL;
                         }
-                        if (parse_time(json_string_value(json_object_get(e, "created")), &created) < 0) {
+                        if (parse_timestamp(json_string_value(json_object_get(e, "created")), &created) < 0) {
                                 log_error("store import: %s version %lld: 'created' must be a time like 2026-01-02T03:04:05Z",
                                           name, (long long) v);
                                 return -EINVAL;
@@ -613,7 +573,7 @@ static int cmd_import(const struct store_target *t, const char *file, bool repla
                 json_array_foreach(arr, i, e) {
                         _cleanup_secret_ struct secret *v = NULL;
                         int64_t created = 0;
-                        (void) parse_time(json_string_value(json_object_get(e, "created")), &created);
+                        (void) parse_timestamp(json_string_value(json_object_get(e, "created")), &created);
                         if ((k = entry_value(e, &v)) >= 0)
                                 k = store_put_version(s, name, (uint64_t) json_integer_value(json_object_get(e, "version")),
                                                       created, secret_data(v), secret_len(v));

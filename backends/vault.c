@@ -268,14 +268,13 @@ static int vault_open(struct backend *b, char **ret_why) {
         return vault_login(b, c, ret_why);
 }
 
-/* "2018-03-22T02:24:06.945319214Z" -> unix seconds; 0 if unparsable. */
-static int64_t parse_rfc3339(const char *s) {
-        struct tm tm = {};
-        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-        if (!end)
+/* Vault's created_time ("2018-03-22T02:24:06.945319214Z") as unix seconds; 0 (unknown) if
+ * it is missing or unparsable. */
+static int64_t created_time(json_t *metadata) {
+        int64_t t = 0;
+        if (parse_timestamp(json_string_value(json_object_get(metadata, "created_time")), &t) < 0 || t < 0)
                 return 0;
-        time_t t = timegm(&tm);
-        return t < 0 ? 0 : (int64_t) t;
+        return t;
 }
 
 static bool path_is_kv2(const char *path) {
@@ -429,7 +428,7 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
                         return backend_fail(ret_why, -ENOENT, "secret %s: backend '%s' (vault), path %s: the version has no data (deleted or destroyed)",
                                             ref->secret_name, b->name, ref->path);
                 ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
-                ret_meta->created = parse_rfc3339(json_string_value(json_object_get(meta, "created_time")));
+                ret_meta->created = created_time(meta);
         }
         json_t *value = json_object_get(data, ref->field);
         if (!value || json_is_null(value))
@@ -539,7 +538,7 @@ static int vault_stat(struct backend *b, const struct secret_ref *ref, struct se
         json_t *data = json_object_get(j, "data");
         json_t *meta = json_object_get(data, "metadata");
         ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
-        ret_meta->created = parse_rfc3339(json_string_value(json_object_get(meta, "created_time")));
+        ret_meta->created = created_time(meta);
         if (status == 404) {
                 bool destroyed = json_is_true(json_object_get(meta, "destroyed"));
                 json_decref(j);
@@ -648,7 +647,7 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
                                     ref->secret_name, b->name, ref->path);
         json_t *meta = json_object_get(j, "data");
         ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
-        ret_meta->created = parse_rfc3339(json_string_value(json_object_get(meta, "created_time")));
+        ret_meta->created = created_time(meta);
         json_decref(j);
         log_info("secret %s: backend '%s' (vault): wrote version %" PRIu64 " of %s", ref->secret_name, b->name,
                  ret_meta->version, ref->path);

@@ -76,6 +76,14 @@ int parse_duration(const char *s, uint64_t *ret_seconds);
 /* Writes the shortest exact form ("45d", "90s", "1h30m") into buf. */
 const char *format_duration(uint64_t seconds, char *buf, size_t size);
 
+/* ---- points in time: RFC 3339, as Vault, the store's export and plan's JSON write them ---- */
+
+/* "2026-01-02T03:04:05Z", with optional fractional seconds, "Z" or exactly "+HH:MM"/"-HH:MM";
+ * -EINVAL for anything else. */
+int parse_timestamp(const char *s, int64_t *ret_unix);
+/* "2026-01-02T03:04:05Z" (UTC) into buf (at least 21 bytes). */
+const char *format_timestamp(int64_t unix_seconds, char *buf, size_t size);
+
 /* ---- strings ---- */
 
 static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 0; }

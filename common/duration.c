@@ -1,5 +1,8 @@
-/* Durations as the manifest and command line write them: 90s, 15m, 1h, 7d, or a sum (1h30m). */
+/* Durations as the manifest and command line write them: 90s, 15m, 1h, 7d, or a sum (1h30m);
+ * and points in time as RFC 3339 text. */
 #include <ctype.h>
+#include <inttypes.h>
+#include <time.h>
 
 #include "common.h"
 
@@ -59,5 +62,45 @@ const char *format_duration(uint64_t seconds, char *buf, size_t size) {
                         break;
                 off += (size_t) w;
         }
+        return buf;
+}
+
+int parse_timestamp(const char *s, int64_t *ret) {
+        struct tm tm = {};
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+        if (!end)
+                return -EINVAL;
+        if (*end == '.')
+                for (end++; *end >= '0' && *end <= '9'; end++)
+                        ;
+        long offset = 0;
+        if (*end == '+' || *end == '-') {
+                /* exactly +HH:MM: every character is looked at before the next is read */
+                for (int i = 1; i <= 5; i++)
+                        if (i == 3 ? end[i] != ':' : !(end[i] >= '0' && end[i] <= '9'))
+                                return -EINVAL;
+                int hh = (end[1] - '0') * 10 + (end[2] - '0'), mm = (end[4] - '0') * 10 + (end[5] - '0');
+                if (hh > 23 || mm > 59)
+                        return -EINVAL;
+                offset = (hh * 3600L + mm * 60L) * (*end == '-' ? -1 : 1);
+                end += 6;
+        } else if (*end == 'Z' || *end == 'z')
+                end++;
+        else
+                return -EINVAL;
+        if (*end)
+                return -EINVAL;
+        time_t t = timegm(&tm);
+        if (t == (time_t) -1)
+                return -EINVAL;
+        *ret = (int64_t) t - offset;
+        return 0;
+}
+
+const char *format_timestamp(int64_t t, char *buf, size_t size) {
+        struct tm tm;
+        time_t tt = (time_t) t;
+        if (!gmtime_r(&tt, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, size, "%" PRId64, t);
         return buf;
 }

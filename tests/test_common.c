@@ -25,6 +25,29 @@ TEST(duration_rejects) {
         CHECK_EQ_INT(s, 42);  /* untouched on failure */
 }
 
+/* RFC 3339 as Vault, the store export and plan write it; offsets exactly +HH:MM. */
+TEST(timestamps) {
+        int64_t t = 0;
+        CHECK_EQ_INT(parse_timestamp("2026-01-02T03:04:05Z", &t), 0);
+        CHECK_EQ_INT(t, 1767323045);
+        CHECK_EQ_INT(parse_timestamp("2018-03-22T02:24:06.945319214Z", &t), 0);
+        CHECK_EQ_INT(t, 1521685446);
+        CHECK_EQ_INT(parse_timestamp("2026-01-02T05:04:05.25+02:00", &t), 0);
+        CHECK_EQ_INT(t, 1767323045);
+        CHECK_EQ_INT(parse_timestamp("2026-01-01T22:04:05-05:00", &t), 0);
+        CHECK_EQ_INT(t, 1767323045);
+        const char *bad[] = { "", "2026-01-02", "2026-01-02T03:04:05", "2026-01-02T03:04:05+5:3",
+                              "2026-01-02T03:04:05+05", "2026-01-02T03:04:05+24:00", "2026-01-02T03:04:05Zx",
+                              "2026-01-02T03:04:05+05:00:00" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                CHECK_EQ_INT(parse_timestamp(bad[i], &t), -EINVAL);
+        CHECK_EQ_INT(parse_timestamp(NULL, &t), -EINVAL);
+        char buf[32];
+        CHECK_EQ_STR(format_timestamp(1767323045, buf, sizeof buf), "2026-01-02T03:04:05Z");
+        CHECK_EQ_INT(parse_timestamp(format_timestamp(0, buf, sizeof buf), &t), 0);
+        CHECK_EQ_INT(t, 0);
+}
+
 TEST(duration_format) {
         char buf[32];
         CHECK_EQ_STR(format_duration(90, buf, sizeof buf), "1m30s");
@@ -115,6 +138,7 @@ int main(void) {
         RUN(duration_units);
         RUN(duration_rejects);
         RUN(duration_format);
+        RUN(timestamps);
         RUN(glob);
         RUN(url_host_loopback);
         RUN(edit_distance_suggests);
