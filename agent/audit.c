@@ -54,8 +54,7 @@ int audit_log_path(const struct options *o, const struct manifest *m, char **ret
         if (o->audit_log && *o->audit_log)
                 p = strdup(o->audit_log);
         else if (m && m->policy.audit_log && *m->policy.audit_log)
-                p = m->policy.audit_log[0] == '/' || !m->dir ? strdup(m->policy.audit_log)
-                                                             : strdup_printf("%s/%s", m->dir, m->policy.audit_log);
+                (void) manifest_file(m, m->policy.audit_log, &p);   /* p stays NULL on -ENOMEM */
         else if (env && *env)
                 p = strdup(env);
         else if (state && *state == '/')

@@ -1451,6 +1451,14 @@ const struct mf_environment *manifest_find_environment(const struct manifest *m,
         return NULL;
 }
 
+int manifest_file(const struct manifest *m, const char *name, char **ret) {
+        *ret = NULL;
+        if (!name)
+                return 0;
+        *ret = name[0] == '/' || !m->dir ? strdup(name) : strdup_printf("%s/%s", m->dir, name);
+        return *ret ? 0 : -ENOMEM;
+}
+
 const struct mf_secret *manifest_find_secret(const struct manifest *m, const char *name) {
         for (size_t i = 0; m && name && i < m->n_secrets; i++)
                 if (streq_ptr(m->secrets[i].name, name))

@@ -188,6 +188,10 @@ static inline void manifest_freep(struct manifest **m) { manifest_free(*m); }
 const struct mf_backend *manifest_find_backend(const struct manifest *m, const char *name);
 const struct mf_environment *manifest_find_environment(const struct manifest *m, const char *name);
 const struct mf_secret *manifest_find_secret(const struct manifest *m, const char *name);
+/* A file name the manifest gives (store path, key file, CA, audit log): relative names are
+ * relative to the manifest's directory, wherever secrets-run was started. *ret is NULL when
+ * name is; -ENOMEM is the only failure. */
+int manifest_file(const struct manifest *m, const char *name, char **ret);
 
 /* Finds the manifest: explicit path, else $SECRETS_RUN_MANIFEST, else secrets.yaml in the
  * working directory or the nearest parent. */

@@ -953,13 +953,10 @@ static int collect_hidden_paths(struct run *r) {
                 const struct mf_backend *b = &r->m->backends[i];
                 if (b->type != BACKEND_FILE)
                         continue;
-                const char *store = b->path ? b->path : ".secrets-run/store";
-                char *path = store[0] == '/' || !r->m->dir ? strdup(store) : strdup_printf("%s/%s", r->m->dir, store);
-                if (!path || (k = strv_push(&r->hide, realpath(path, NULL) ?: strdup(path))) < 0) {
-                        free(path);
+                _cleanup_free_ char *path = NULL;
+                if (manifest_file(r->m, b->path, &path) < 0 || !path ||
+                    (k = strv_push(&r->hide, realpath(path, NULL) ?: strdup(path))) < 0)
                         return -ENOMEM;
-                }
-                free(path);
                 if (b->key_file && (k = strv_extend(&r->hide, b->key_file)) < 0)
                         return k;
         }

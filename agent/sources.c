@@ -68,36 +68,26 @@ static int open_generator(struct sources *src, char **ret_why) {
         return backend_open(&c, &src->generator, ret_why);
 }
 
-/* A relative file name in the manifest names a file next to the manifest; *ret stays NULL
- * when name is absolute or absent. */
-static int relative_to(const char *dir, const char *name, char **ret) {
-        if (!name || name[0] == '/' || !dir)
-                return 0;
-        *ret = strdup_printf("%s/%s", dir, name);
-        return *ret ? 0 : -ENOMEM;
-}
-
 static int open_backend(struct sources *src, size_t i, char **ret_why) {
         const struct manifest *m = src->m;
         const struct mf_backend *b = &m->backends[i];
         if (src->open[i])
                 return 0;
-        /* relative paths are relative to the manifest, wherever secrets-run was started */
         _cleanup_free_ char *path = NULL, *key_file = NULL, *ca_cert = NULL, *ca_path = NULL;
-        if (relative_to(m->dir, b->path, &path) < 0 || relative_to(m->dir, b->key_file, &key_file) < 0 ||
-            relative_to(m->dir, b->ca_cert, &ca_cert) < 0 || relative_to(m->dir, b->ca_path, &ca_path) < 0)
+        if (manifest_file(m, b->path, &path) < 0 || manifest_file(m, b->key_file, &key_file) < 0 ||
+            manifest_file(m, b->ca_cert, &ca_cert) < 0 || manifest_file(m, b->ca_path, &ca_path) < 0)
                 return -ENOMEM;
         struct backend_config c = {
                 .name = b->name,
                 .kind = backend_kind_of(b->type),
                 .timeout_ms = b->timeout * 1000,
                 .command = b->command,
-                .path = path ? path : b->path,
-                .key_file = key_file ? key_file : b->key_file,
+                .path = path,
+                .key_file = key_file,
                 .address = b->address,
                 .namespace_ = b->namespace_,
-                .ca_cert = ca_cert ? ca_cert : b->ca_cert,
-                .ca_path = ca_path ? ca_path : b->ca_path,
+                .ca_cert = ca_cert,
+                .ca_path = ca_path,
                 .insecure = b->insecure,
                 .vault_auth = vault_auth_of(b->auth),
                 .auth_mount = b->auth_mount,

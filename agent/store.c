@@ -21,12 +21,6 @@ static void store_target_done(struct store_target *t) {
         free(t->key_file);
 }
 
-static char *resolve(const char *dir, const char *p) {
-        if (p[0] == '/' || !dir)
-                return strdup(p);
-        return strdup_printf("%s/%s", dir, p);
-}
-
 /* --store PATH, else the manifest's first file backend (relative to the manifest's
  * directory), else .secrets-run/store. */
 static int find_target(const struct options *o, struct store_target *ret) {
@@ -47,13 +41,11 @@ static int find_target(const struct options *o, struct store_target *ret) {
                 const struct mf_backend *b = &m->backends[i];
                 if (b->type != BACKEND_FILE)
                         continue;
-                ret->path = resolve(m->dir, b->path ? b->path : STORE_DEFAULT_PATH);
-                if (b->key_file && !(ret->key_file = resolve(m->dir, b->key_file)))
+                if (manifest_file(m, b->path, &ret->path) < 0 || manifest_file(m, b->key_file, &ret->key_file) < 0)
                         return -ENOMEM;
-                return ret->path ? 0 : -ENOMEM;
+                return 0;
         }
-        ret->path = resolve(m->dir, STORE_DEFAULT_PATH);
-        return ret->path ? 0 : -ENOMEM;
+        return manifest_file(m, STORE_DEFAULT_PATH, &ret->path);
 }
 
 static int fail(const char *what, int k, const char *why) {
