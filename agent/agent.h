@@ -54,6 +54,9 @@ struct options {
 /* Loads the manifest the options point at and applies the check gate. On failure prints
  * what is wrong (findings with FILE:LINE:COL) and returns -errno / -EINVAL. */
 int load_manifest(const struct options *o, bool gate_on_policy, struct manifest **ret);
+/* The environment -e, $SECRETS_RUN_ENV or defaults.environment names (*ret NULL if none);
+ * -EINVAL, said with a did-you-mean, when the manifest declares environments and not it. */
+int resolve_environment(const struct options *o, const struct manifest *m, const char **ret);
 
 int command_run(const struct options *o);     /* returns the exit status of DESIGN §8 */
 int command_check(const struct options *o);   /* 0, 1, 2 */

@@ -316,6 +316,28 @@ int load_manifest(const struct options *o, bool gate_on_policy, struct manifest 
         return 0;
 }
 
+int resolve_environment(const struct options *o, const struct manifest *m, const char **ret) {
+        const char *env = o->environment;
+        if (!env || !*env)
+                env = getenv("SECRETS_RUN_ENV");
+        if (!env || !*env)
+                env = m->default_environment;
+        *ret = NULL;
+        if (!env || !*env)
+                return 0;
+        if (m->n_environments > 0 && !manifest_find_environment(m, env)) {
+                const char *near = NULL;
+                for (size_t i = 0; i < m->n_environments; i++)
+                        if (edit_distance(env, m->environments[i].name) <= 2)
+                                near = m->environments[i].name;
+                log_error("%s: unknown environment '%s'%s%s%s", m->path, env,
+                          near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+                return -EINVAL;
+        }
+        *ret = env;
+        return 0;
+}
+
 int command_check(const struct options *o) {
         _cleanup_free_ char *path = NULL;
         int k = manifest_discover(o->manifest, &path);

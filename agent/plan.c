@@ -70,24 +70,6 @@ static void plan_done(struct plan *p) {
 /* plan and apply cover one environment (-e, $SECRETS_RUN_ENV, defaults.environment) or, with
  * --all or when none is named, every environment; stages and CI conditions do not narrow
  * them: the state of a store is the same for every stage. */
-static int resolve_environment(struct plan *p) {
-        if (p->o->all)
-                return 0;
-        const char *env = p->o->environment;
-        if (!env || !*env)
-                env = getenv("SECRETS_RUN_ENV");
-        if (!env || !*env)
-                env = p->m->default_environment;
-        if (!env || !*env)
-                return 0;
-        if (p->m->n_environments > 0 && !manifest_find_environment(p->m, env)) {
-                log_error("%s: unknown environment '%s'", p->m->path, env);
-                return -EINVAL;
-        }
-        p->environment = env;
-        return 0;
-}
-
 static bool in_environment(const struct mf_secret *s, const char *environment) {
         return !environment || !s->environments || strv_contains(s->environments, environment);
 }
@@ -152,7 +134,7 @@ static int plan_load(struct plan *p, const struct options *o, bool gate) {
         int k;
         if ((k = load_manifest(o, gate, &p->m)) < 0)
                 return k;
-        if ((k = resolve_environment(p)) < 0)
+        if (!o->all && (k = resolve_environment(o, p->m, &p->environment)) < 0)
                 return k;
         if ((k = sources_init(&p->sources, p->m)) < 0)
                 return k;

@@ -130,27 +130,16 @@ static void hex_encode(const unsigned char *p, size_t n, char *out) {
 
 /* ---- scope ---- */
 
-static int resolve_environment(struct run *r) {
-        const char *env = r->o->environment;
-        if (!env || !*env)
-                env = getenv("SECRETS_RUN_ENV");
-        if (!env || !*env)
-                env = r->m->default_environment;
-        if (!env || !*env) {
+/* The run's environment (one is required) and stage. */
+static int resolve_run_environment(struct run *r) {
+        int k = resolve_environment(r->o, r->m, &r->environment);
+        if (k < 0)
+                return k;
+        if (!r->environment) {
                 log_error("%s: no environment: pass -e/--env, set $SECRETS_RUN_ENV, or set defaults.environment",
                           r->m->path);
                 return -EINVAL;
         }
-        if (r->m->n_environments > 0 && !manifest_find_environment(r->m, env)) {
-                const char *near = NULL;
-                for (size_t i = 0; i < r->m->n_environments; i++)
-                        if (edit_distance(env, r->m->environments[i].name) <= 2)
-                                near = r->m->environments[i].name;
-                log_error("%s: unknown environment '%s'%s%s%s", r->m->path, env,
-                          near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
-                return -EINVAL;
-        }
-        r->environment = env;
         const char *stage = r->o->stage;
         if (!stage || !*stage)
                 stage = getenv("SECRETS_RUN_STAGE");
@@ -968,7 +957,7 @@ static int resolve(struct run *r) {
         int k;
         if ((k = load_manifest(r->o, true, &r->m)) < 0)
                 return k;
-        if ((k = resolve_environment(r)) < 0 || (k = resolve_scope(r)) < 0)
+        if ((k = resolve_run_environment(r)) < 0 || (k = resolve_scope(r)) < 0)
                 return k;
         if ((k = collect_hidden_paths(r)) < 0)
                 return k;
