@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <strings.h>
 
+#include "backends.h"
 #include "manifest.h"
 
 static struct mf_pos pos_or(struct mf_pos preferred, struct mf_pos fallback) {
@@ -160,10 +161,7 @@ static int check_defaults(const struct manifest *m, struct findings *f) {
 static bool backend_keeps_versions(const struct mf_backend *b, const char *path) {
         if (b->type == BACKEND_FILE)
                 return true;
-        if (b->type != BACKEND_VAULT || !path)
-                return false;
-        const char *slash = strchr(path, '/');
-        return slash && strncmp(slash + 1, "data/", 5) == 0;
+        return b->type == BACKEND_VAULT && vault_path_is_kv2(path);
 }
 
 static int check_secret_store_kind(const struct manifest *m, const struct mf_secret *s,

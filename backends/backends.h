@@ -118,6 +118,9 @@ int backend_identity(struct backend *b, struct backend_identity *ret, char **ret
  * returns when to call again (0: nothing to renew). Failures are warnings, not errors. */
 uint64_t backend_renew(struct backend *b, uint64_t now_ms);
 const char *backend_kind_name(enum backend_kind k);
+/* Whether a Vault path is KV v2's (MOUNT/data/PATH): versioned, with creation times, and
+ * writable with check-and-set. Anything else is KV v1 or a dynamic engine. */
+bool vault_path_is_kv2(const char *path);
 /* While on: every request under way (on any thread) stops within about a second and new ones
  * fail with -ECANCELED. For ending the renewal thread without waiting for a slow server;
  * switched off again before the backends are closed (their revocations must go out). */

@@ -277,8 +277,8 @@ static int64_t created_time(json_t *metadata) {
         return t;
 }
 
-static bool path_is_kv2(const char *path) {
-        const char *slash = strchr(path, '/');
+bool vault_path_is_kv2(const char *path) {
+        const char *slash = path ? strchr(path, '/') : NULL;
         return slash && startswith(slash + 1, "data/");
 }
 
@@ -342,7 +342,7 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
                                                        *ret_why ? *ret_why : strerror(-r));
         json_t *j = NULL;
         bool parsed = http_json_parse(resp, &j) >= 0;
-        if (status == 404 && parsed && path_is_kv2(ref->path)) {
+        if (status == 404 && parsed && vault_path_is_kv2(ref->path)) {
                 /* A deleted or destroyed KV v2 version answers 404 with its metadata. */
                 json_t *meta = json_object_get(json_object_get(j, "data"), "metadata");
                 bool destroyed = json_is_true(json_object_get(meta, "destroyed"));
@@ -421,7 +421,7 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
 
         json_t *data = json_object_get(j, "data");
         const char *lease = json_string_value(json_object_get(j, "lease_id"));
-        if (path_is_kv2(ref->path) && !(lease && *lease)) {
+        if (vault_path_is_kv2(ref->path) && !(lease && *lease)) {
                 json_t *meta = json_object_get(data, "metadata");
                 data = json_object_get(data, "data");
                 if (json_is_null(data) || !data)
@@ -512,7 +512,7 @@ static int kv2_only(struct backend *b, const struct secret_ref *ref, bool writin
         if (!ref->field)
                 return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: name a field (vault:PATH#FIELD)",
                                     ref->secret_name, b->name, ref->path);
-        if (path_is_kv2(ref->path))
+        if (vault_path_is_kv2(ref->path))
                 return 0;
         if (writing)
                 return backend_fail(ret_why, -EOPNOTSUPP,
