@@ -102,6 +102,9 @@ enum backend_kind backend_kind_of(enum backend_type t);
 /* The backend s is read from (the generator for an ephemeral generated secret), opened now
  * if it is not yet; on failure prints why, naming the secret and its manifest line. */
 int sources_get(struct sources *src, const struct mf_secret *s, struct backend **ret);
+/* A fresh value by s's `generate` settings, stored or not (apply and rotate make the value
+ * they then write); on failure prints why. */
+int sources_generate(struct sources *src, const struct mf_secret *s, struct secret **ret);
 /* Renews what is due in every open backend; returns the next time to call, 0 for never. */
 uint64_t sources_renew(struct sources *src, uint64_t now_ms);
 struct secret_ref secret_ref_of(const struct mf_secret *s);

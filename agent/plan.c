@@ -383,21 +383,6 @@ out:
 
 /* ---- apply and rotate ---- */
 
-static int generate_value(struct plan *p, const struct mf_secret *s, struct secret **ret) {
-        struct mf_secret ephemeral = *s;
-        ephemeral.gen_store = false;   /* the generator, not the store */
-        struct backend *g;
-        int k = sources_get(&p->sources, &ephemeral, &g);
-        if (k < 0)
-                return k;
-        struct secret_ref ref = secret_ref_of(s);
-        _cleanup_free_ char *why = NULL;
-        k = backend_fetch(g, &ref, ret, NULL, &why);
-        if (k < 0)
-                log_error("secret %s: %s", s->name, why ? why : strerror(-k));
-        return k;
-}
-
 /* Every write to a store is on record, like every run: the log is opened before the first
  * write (a log that refuses records stops the write), and each write is flushed as it is made. */
 static int audit_ready(struct plan *p) {
@@ -454,7 +439,7 @@ static int converge(struct plan *p, struct item *it, bool force, uint64_t *ret_v
                 return k;
         for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
                 _cleanup_secret_ struct secret *value = NULL;
-                if ((k = generate_value(p, s, &value)) < 0)
+                if ((k = sources_generate(&p->sources, s, &value)) < 0)
                         return k;
                 if (secret_len(value) < p->m->policy.min_secret_length) {
                         log_error("secret %s: a generated length of %zu is below policy.min_secret_length (%zu)",

@@ -141,3 +141,14 @@ uint64_t sources_renew(struct sources *src, uint64_t now_ms) {
         }
         return next;
 }
+
+int sources_generate(struct sources *src, const struct mf_secret *s, struct secret **ret) {
+        _cleanup_free_ char *why = NULL;
+        struct secret_ref ref = secret_ref_of(s);
+        int k = open_generator(src, &why);
+        if (k >= 0)
+                k = backend_fetch(src->generator, &ref, ret, NULL, &why);
+        if (k < 0)
+                log_error("secret %s: %s", s->name, why ? why : strerror(-k));
+        return k;
+}
