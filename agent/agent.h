@@ -165,6 +165,9 @@ int audit_log_path(const struct options *o, const struct manifest *m, char **ret
 /* Creates the log (0600, missing directories 0700) if needed, picks a run id, and loads the
  * signing key from key_path (NULL: unsigned; the file must be 0600). Writes nothing. */
 int audit_open(const char *path, const char *key_path, struct audit **ret);
+/* audit_open() on audit_log_path(), signing with $SECRETS_RUN_AUDIT_KEY if set; a failure is
+ * said on stderr. */
+int audit_open_for(const struct options *o, const struct manifest *m, struct audit **ret);
 /* Queues one record {ts, run, seq, event, <fields...>, prev[, sig]}; audit_flush writes the
  * queue under an exclusive lock. Takes ownership of fields (a JSON object of names and
  * metadata, never a value). */

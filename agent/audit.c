@@ -69,6 +69,19 @@ int audit_log_path(const struct options *o, const struct manifest *m, char **ret
         return 0;
 }
 
+int audit_open_for(const struct options *o, const struct manifest *m, struct audit **ret) {
+        _cleanup_free_ char *path = NULL;
+        int k = audit_log_path(o, m, &path);
+        if (k < 0) {
+                log_error("audit log: no location: %s [pass --audit-log PATH to run, or set policy.audit_log, "
+                          "$SECRETS_RUN_AUDIT_LOG or $HOME]", strerror(-k));
+                return k;
+        }
+        if ((k = audit_open(path, getenv("SECRETS_RUN_AUDIT_KEY"), ret)) < 0)
+                log_error("audit log %s: %s", path, audit_strerror(k));
+        return k;
+}
+
 /* Creates the missing directories above path, each 0700. */
 static int mkdir_parents(const char *path) {
         _cleanup_free_ char *copy = strdup(path);

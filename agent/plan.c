@@ -386,18 +386,7 @@ out:
 /* Every write to a store is on record, like every run: the log is opened before the first
  * write (a log that refuses records stops the write), and each write is flushed as it is made. */
 static int audit_ready(struct plan *p) {
-        if (p->audit)
-                return 0;
-        _cleanup_free_ char *path = NULL;
-        int k = audit_log_path(p->o, p->m, &path);
-        if (k < 0) {
-                log_error("audit log: no location: %s [set policy.audit_log, $SECRETS_RUN_AUDIT_LOG or $HOME]",
-                          strerror(-k));
-                return k;
-        }
-        if ((k = audit_open(path, getenv("SECRETS_RUN_AUDIT_KEY"), &p->audit)) < 0)
-                log_error("audit log %s: %s", path, audit_strerror(k));
-        return k;
+        return p->audit ? 0 : audit_open_for(p->o, p->m, &p->audit);
 }
 
 static int audit_write(struct plan *p, const struct item *it, enum action did, uint64_t version) {

@@ -710,17 +710,9 @@ static void print_sandbox_status(const struct run *r, const struct sandbox_statu
  * and after the sandbox's pid 1 exists, so it never holds a copy of the signing key. A
  * failure stops the run (125). */
 static int audit_begin(struct run *r, const struct sandbox_status *st) {
-        _cleanup_free_ char *path = NULL;
-        int k = audit_log_path(r->o, r->m, &path);
-        if (k < 0) {
-                log_error("audit log: no location: %s [pass --audit-log PATH, or set $SECRETS_RUN_AUDIT_LOG or $HOME]",
-                          strerror(-k));
+        int k = audit_open_for(r->o, r->m, &r->audit);
+        if (k < 0)
                 return k;
-        }
-        if ((k = audit_open(path, getenv("SECRETS_RUN_AUDIT_KEY"), &r->audit)) < 0) {
-                log_error("audit log %s: %s", path, audit_strerror(k));
-                return k;
-        }
         char sha[65];
         hex_encode(r->m->sha256, sizeof r->m->sha256, sha);
         json_t *ci = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "provider", r->ci.provider,
