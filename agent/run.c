@@ -987,12 +987,12 @@ static int gate_rotation(struct run *r) {
                         char hint[96] = "";
                         if (s->generated)
                                 snprintf(hint, sizeof hint, " [secrets-run rotate %s]", s->name);
-                        log_error("rotation: %s is %s old, past rotation.fail_after (%s): refusing to run; owner %s must rotate it%s",
-                                  s->name, a, t, owner, hint);
+                        log_error("%s:%u: rotation: %s is %s old, past rotation.fail_after (%s): refusing to run; owner %s must rotate it%s",
+                                  r->m->path, s->pos.line, s->name, a, t, owner, hint);
                         refused++;
                 } else
-                        log_warning("rotation: %s is %s old, past rotation.max_age (%s); owner %s should rotate it%s%s",
-                                    s->name, a, t, owner,
+                        log_warning("%s:%u: rotation: %s is %s old, past rotation.max_age (%s); owner %s should rotate it%s%s",
+                                    r->m->path, s->pos.line, s->name, a, t, owner,
                                     s->rotation_fail_after ? ", runs refuse it after " : "",
                                     s->rotation_fail_after ? format_duration(s->rotation_fail_after, f, sizeof f) : "");
         }

@@ -163,6 +163,9 @@ def test_plan_apply_age_gate_rotate_cycle(proj, world):
     assert r.status == 125, r
     for part in ("TEST_DB_PASSWORD", "50d", "fail_after (45d)", "team-db"):
         assert part in r.stderr, (part, r)
+    line = next(i for i, l in enumerate((proj.dir / "secrets.yaml").read_text().splitlines(), 1)
+                if l.strip().startswith("TEST_DB_PASSWORD:"))
+    assert f"secrets.yaml:{line}: rotation: TEST_DB_PASSWORD is 50d old" in r.stderr, r
     audit = (proj.base / "state" / "secrets-run" / "audit.jsonl").read_text().splitlines()
     gates = [json.loads(line) for line in audit if '"rotation.gate"' in line]
     assert [g["status"] for g in gates] == ["overdue", "failing"], gates
