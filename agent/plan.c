@@ -87,11 +87,12 @@ static int survey(struct plan *p, struct item *it) {
                 it->note = strdup("generated for each run");
                 return 0;
         }
+        /* unknown until the backend tells the age of what it holds */
+        it->rotation = s->has_rotation ? ROTATION_UNKNOWN : ROTATION_NONE;
         struct backend *b;
         int k = sources_get(&p->sources, s, &b);
         if (k < 0) {
                 it->presence = FAILED;
-                it->rotation = s->has_rotation ? ROTATION_UNKNOWN : ROTATION_NONE;
                 it->note = strdup("backend unavailable (see above)");
                 return k;
         }
@@ -105,7 +106,6 @@ static int survey(struct plan *p, struct item *it) {
                 it->note = steal_pointer(&why);
         } else if (k < 0) {
                 it->presence = FAILED;
-                it->rotation = s->has_rotation ? ROTATION_UNKNOWN : ROTATION_NONE;
                 it->note = why ? steal_pointer(&why) : strdup(strerror(-k));
                 return k;
         } else
@@ -113,8 +113,6 @@ static int survey(struct plan *p, struct item *it) {
 
         if (it->presence == PRESENT)
                 it->rotation = rotation_evaluate(s, it->meta.created, p->now, &it->age);
-        else if (s->has_rotation)
-                it->rotation = ROTATION_UNKNOWN;
         bool ours = s->generated;   /* stored generated: apply may write it */
         /* a value too short to be masked is refused by every run, whatever its age */
         bool too_short = it->presence == PRESENT && it->meta.length > 0 &&
