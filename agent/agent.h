@@ -136,17 +136,6 @@ struct supervise_timer {
 int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct redactor *redactor,
               const struct supervise_timer *timer, struct supervise_result *ret);
 
-/* ---- leak reports (stderr, and ::error annotations under GitHub Actions) ---- */
-struct redact_leak;
-/* where: "stdout", "stderr", "stdin", or a path; offset is the leak's byte offset in it */
-void report_leak(const struct redact_leak *leak, const char *where);
-void report_leaks_as_warnings(bool warn);   /* --on-leak warn */
-/* Prints the queued reports (after the step's output is over). */
-void flush_leak_reports(void);
-/* Also hands every leak to hook as it is found (NULL: none), e.g. for the audit log. */
-typedef void (*leak_hook_t)(void *userdata, const struct redact_leak *leak, const char *where);
-void report_leaks_to(leak_hook_t hook, void *userdata);
-
 /* ---- artifacts: files to scan after the step ---- */
 /* Scans the files under the working directory that match any glob of `globs` ("changed" =
  * modified since `since`, .git/ excepted), skipping `own` (secrets-run's own files and

@@ -1,8 +1,10 @@
 /* check: the policy findings (SR1xx) on a schema-valid manifest — ownership, delivery, protected
- * environments, backends, generated lengths, delivery-name collisions, sandbox and rotation. */
+ * environments, backends, generated lengths, delivery-name collisions, sandbox and rotation —
+ * and the gate every command that reads a manifest passes (load_manifest). */
 #include <inttypes.h>
 #include <strings.h>
 
+#include "agent.h"
 #include "backends.h"
 #include "manifest.h"
 
@@ -373,4 +375,81 @@ int check_manifest(const struct manifest *m, struct findings *findings) {
                         return r;
         }
         return 0;
+}
+
+/* ---- the check gate, and `secrets-run check` ---- */
+
+int load_manifest(const struct options *o, bool gate_on_policy, struct manifest **ret) {
+        _cleanup_free_ char *path = NULL;
+        int k = manifest_discover(o->manifest, &path);
+        if (k == -ENOENT && !o->manifest) {
+                log_error("no manifest: no secrets.yaml in this directory or its parents [pass -f PATH or set $SECRETS_RUN_MANIFEST]");
+                return k;
+        }
+        if (k < 0) {
+                log_error("manifest: %s", strerror(-k));
+                return k;
+        }
+        struct findings f = {};
+        struct manifest *m = NULL;
+        k = manifest_load(path, &m, &f);
+        if (k < 0 && f.n == 0) {
+                log_error("%s: cannot read the manifest: %s", path, strerror(-k));
+                findings_done(&f);
+                return k;
+        }
+        if (k >= 0 && gate_on_policy)
+                k = check_manifest(m, &f);
+        findings_sort(&f);
+        size_t errors = findings_count(&f, SEVERITY_ERROR);
+        if (errors > 0 || (f.n > 0 && log_level >= LOG_LEVEL_VERBOSE))
+                findings_print(&f, FORMAT_TEXT, stderr);
+        if (k >= 0 && errors > 0) {
+                log_error("%s: %zu policy error%s: nothing runs until they are fixed [see 'secrets-run check']",
+                          path, errors, errors == 1 ? "" : "s");
+                k = -EPERM;
+        } else if (k < 0)
+                log_error("%s: the manifest is invalid", path);
+        findings_done(&f);
+        if (k < 0) {
+                manifest_free(m);
+                return k;
+        }
+        *ret = m;
+        return 0;
+}
+
+int command_check(const struct options *o) {
+        if (o->args) {
+                log_error("check: unexpected argument '%s'", o->args[0]);
+                return 2;
+        }
+        _cleanup_free_ char *path = NULL;
+        int k = manifest_discover(o->manifest, &path);
+        if (k < 0) {
+                if (k == -ENOENT && !o->manifest)
+                        log_error("no manifest: no secrets.yaml in this directory or its parents [pass -f PATH]");
+                else
+                        log_error("manifest: %s", strerror(-k));
+                return 2;
+        }
+        struct findings f = {};
+        _cleanup_manifest_ struct manifest *m = NULL;
+        k = manifest_load(path, &m, &f);
+        if (k < 0 && f.n == 0) {
+                log_error("%s: cannot read the manifest: %s", path, strerror(-k));
+                findings_done(&f);
+                return 2;
+        }
+        if (k >= 0)
+                (void) check_manifest(m, &f);
+        findings_sort(&f);
+        findings_print(&f, o->format, stdout);
+        int status = k < 0 ? 2 : findings_count(&f, SEVERITY_ERROR) > 0 ? 1 : 0;
+        if (o->format == FORMAT_TEXT && log_level >= LOG_LEVEL_NORMAL)
+                fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path,
+                        findings_count(&f, SEVERITY_ERROR), findings_count(&f, SEVERITY_ERROR) == 1 ? "" : "s",
+                        findings_count(&f, SEVERITY_WARNING), findings_count(&f, SEVERITY_WARNING) == 1 ? "" : "s");
+        findings_done(&f);
+        return status;
 }

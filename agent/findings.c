@@ -3,6 +3,7 @@
 #include <jansson.h>
 
 #include "manifest.h"
+#include "output.h"
 
 int findings_add(struct findings *f, enum severity sev, enum finding_id id,
                  struct mf_pos pos, const char *fmt, ...) {
@@ -64,21 +65,6 @@ static const char *severity_name(enum severity s) {
         return s == SEVERITY_ERROR ? "error" : "warning";
 }
 
-/* GitHub's workflow-command syntax needs %, CR, LF escaped in the message and also ':' and
- * ',' in properties. */
-static void print_github_escaped(FILE *out, const char *s, bool property) {
-        for (; *s; s++) {
-                switch (*s) {
-                case '%':  fputs("%25", out); break;
-                case '\r': fputs("%0D", out); break;
-                case '\n': fputs("%0A", out); break;
-                case ':':  property ? fputs("%3A", out) : fputc(':', out); break;
-                case ',':  property ? fputs("%2C", out) : fputc(',', out); break;
-                default:   fputc(*s, out);
-                }
-        }
-}
-
 void findings_print(const struct findings *f, enum output_format format, FILE *out) {
         const char *file = f->file ? f->file : "secrets.yaml";
         if (format == FORMAT_JSON) {
@@ -102,15 +88,10 @@ void findings_print(const struct findings *f, enum output_format format, FILE *o
                                 severity_name(x->severity), (unsigned) x->id, x->message);
                 }
         }
-        const char *gha = getenv("GITHUB_ACTIONS");
-        if (gha && streq(gha, "true"))
-                for (size_t i = 0; i < f->n; i++) {
-                        const struct finding *x = &f->items[i];
-                        fprintf(out, "::%s file=", severity_name(x->severity));
-                        print_github_escaped(out, file, true);
-                        fprintf(out, ",line=%u,col=%u,title=SR%03u::", x->line, x->col,
-                                (unsigned) x->id);
-                        print_github_escaped(out, x->message, false);
-                        fputc('\n', out);
-                }
+        for (size_t i = 0; i < f->n; i++) {
+                const struct finding *x = &f->items[i];
+                char title[8];
+                snprintf(title, sizeof title, "SR%03u", (unsigned) x->id);
+                annotation_print(out, severity_name(x->severity), file, x->line, x->col, title, x->message);
+        }
 }

@@ -1,5 +1,5 @@
-/* The secrets-run command line: sub-command dispatch, options, help, and the manifest
- * loading shared by the commands. The only place that turns errors into messages. */
+/* The secrets-run command line: sub-command dispatch, options and help. The commands
+ * themselves live in the files named for them. */
 #include <getopt.h>
 
 #include "agent.h"
@@ -13,21 +13,22 @@ enum command {
 
 static const struct {
         const char *name;
+        int (*run)(const struct options *o);   /* NULL: version and help, answered here */
         int error_status;      /* what "could not even start" exits with */
         const char *usage;
         const char *summary;
 } commands[_CMD_MAX] = {
-        [CMD_RUN]     = { "run", 125, "[run] [OPTIONS] [--] COMMAND [ARG...]", "run COMMAND with the secrets in scope" },
-        [CMD_CHECK]   = { "check", 2, "check [OPTIONS]", "validate the manifest and policy" },
-        [CMD_PLAN]    = { "plan", 1, "plan [OPTIONS]", "compare the declared state with the backends" },
-        [CMD_APPLY]   = { "apply", 1, "apply [OPTIONS]", "create missing and rotate overdue generated secrets" },
-        [CMD_ROTATE]  = { "rotate", 1, "rotate NAME [OPTIONS]", "rotate one generated secret now" },
-        [CMD_REDACT]  = { "redact", 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
-        [CMD_SCAN]    = { "scan", 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
-        [CMD_STORE]   = { "store", 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace]", "the embedded encrypted store" },
-        [CMD_AUDIT]   = { "audit", 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
-        [CMD_VERSION] = { "version", 0, "version", "print the version" },
-        [CMD_HELP]    = { "help", 0, "help [COMMAND]", "show help" },
+        [CMD_RUN]     = { "run", command_run, 125, "[run] [OPTIONS] [--] COMMAND [ARG...]", "run COMMAND with the secrets in scope" },
+        [CMD_CHECK]   = { "check", command_check, 2, "check [OPTIONS]", "validate the manifest and policy" },
+        [CMD_PLAN]    = { "plan", command_plan, 1, "plan [OPTIONS]", "compare the declared state with the backends" },
+        [CMD_APPLY]   = { "apply", command_apply, 1, "apply [OPTIONS]", "create missing and rotate overdue generated secrets" },
+        [CMD_ROTATE]  = { "rotate", command_rotate, 1, "rotate NAME [OPTIONS]", "rotate one generated secret now" },
+        [CMD_REDACT]  = { "redact", command_redact, 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
+        [CMD_SCAN]    = { "scan", command_scan, 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
+        [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace]", "the embedded encrypted store" },
+        [CMD_AUDIT]   = { "audit", command_audit, 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
+        [CMD_VERSION] = { "version", NULL, 0, "version", "print the version" },
+        [CMD_HELP]    = { "help", NULL, 0, "help [COMMAND]", "show help" },
 };
 
 #define ON(c) (1u << (c))
@@ -276,99 +277,6 @@ static int parse_options(int argc, char **argv, int first, bool stop_at_word, en
         return 0;
 }
 
-int load_manifest(const struct options *o, bool gate_on_policy, struct manifest **ret) {
-        _cleanup_free_ char *path = NULL;
-        int k = manifest_discover(o->manifest, &path);
-        if (k == -ENOENT && !o->manifest) {
-                log_error("no manifest: no secrets.yaml in this directory or its parents [pass -f PATH or set $SECRETS_RUN_MANIFEST]");
-                return k;
-        }
-        if (k < 0) {
-                log_error("manifest: %s", strerror(-k));
-                return k;
-        }
-        struct findings f = {};
-        struct manifest *m = NULL;
-        k = manifest_load(path, &m, &f);
-        if (k < 0 && f.n == 0) {
-                log_error("%s: cannot read the manifest: %s", path, strerror(-k));
-                findings_done(&f);
-                return k;
-        }
-        if (k >= 0 && gate_on_policy)
-                k = check_manifest(m, &f);
-        findings_sort(&f);
-        size_t errors = findings_count(&f, SEVERITY_ERROR);
-        if (errors > 0 || (f.n > 0 && log_level >= LOG_LEVEL_VERBOSE))
-                findings_print(&f, FORMAT_TEXT, stderr);
-        if (k >= 0 && errors > 0) {
-                log_error("%s: %zu policy error%s: nothing runs until they are fixed [see 'secrets-run check']",
-                          path, errors, errors == 1 ? "" : "s");
-                k = -EPERM;
-        } else if (k < 0)
-                log_error("%s: the manifest is invalid", path);
-        findings_done(&f);
-        if (k < 0) {
-                manifest_free(m);
-                return k;
-        }
-        *ret = m;
-        return 0;
-}
-
-int resolve_environment(const struct options *o, const struct manifest *m, const char **ret) {
-        const char *env = o->environment;
-        if (!env || !*env)
-                env = getenv("SECRETS_RUN_ENV");
-        if (!env || !*env)
-                env = m->default_environment;
-        *ret = NULL;
-        if (!env || !*env)
-                return 0;
-        if (m->n_environments > 0 && !manifest_find_environment(m, env)) {
-                const char *near = NULL;
-                for (size_t i = 0; i < m->n_environments; i++)
-                        if (edit_distance(env, m->environments[i].name) <= 2)
-                                near = m->environments[i].name;
-                log_error("%s: unknown environment '%s'%s%s%s", m->path, env,
-                          near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
-                return -EINVAL;
-        }
-        *ret = env;
-        return 0;
-}
-
-int command_check(const struct options *o) {
-        _cleanup_free_ char *path = NULL;
-        int k = manifest_discover(o->manifest, &path);
-        if (k < 0) {
-                if (k == -ENOENT && !o->manifest)
-                        log_error("no manifest: no secrets.yaml in this directory or its parents [pass -f PATH]");
-                else
-                        log_error("manifest: %s", strerror(-k));
-                return 2;
-        }
-        struct findings f = {};
-        _cleanup_manifest_ struct manifest *m = NULL;
-        k = manifest_load(path, &m, &f);
-        if (k < 0 && f.n == 0) {
-                log_error("%s: cannot read the manifest: %s", path, strerror(-k));
-                findings_done(&f);
-                return 2;
-        }
-        if (k >= 0)
-                (void) check_manifest(m, &f);
-        findings_sort(&f);
-        findings_print(&f, o->format, stdout);
-        int status = k < 0 ? 2 : findings_count(&f, SEVERITY_ERROR) > 0 ? 1 : 0;
-        if (o->format == FORMAT_TEXT && log_level >= LOG_LEVEL_NORMAL)
-                fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path,
-                        findings_count(&f, SEVERITY_ERROR), findings_count(&f, SEVERITY_ERROR) == 1 ? "" : "s",
-                        findings_count(&f, SEVERITY_WARNING), findings_count(&f, SEVERITY_WARNING) == 1 ? "" : "s");
-        findings_done(&f);
-        return status;
-}
-
 int main(int argc, char **argv) {
         struct options o = { .on_leak = -1, .sandbox = -1, .network = TRI_UNSET, .tty = -1 };
         bool help = false, version = false;
@@ -433,46 +341,7 @@ int main(int argc, char **argv) {
                 goto out;
         }
 
-        switch (c) {
-        case CMD_RUN:
-                status = command_run(&o);
-                break;
-        case CMD_CHECK:
-                if (o.args) {
-                        log_error("check: unexpected argument '%s'", o.args[0]);
-                        status = 2;
-                } else
-                        status = command_check(&o);
-                break;
-        case CMD_REDACT:
-                status = command_redact(&o);
-                break;
-        case CMD_SCAN:
-                status = command_scan(&o);
-                break;
-        case CMD_STORE:
-                status = command_store(&o);
-                break;
-        case CMD_AUDIT:
-                status = command_audit(&o);
-                break;
-        case CMD_PLAN:
-                status = command_plan(&o);
-                break;
-        case CMD_APPLY:
-                status = command_apply(&o);
-                break;
-        case CMD_ROTATE:
-                status = command_rotate(&o);
-                break;
-        case CMD_VERSION:
-        case CMD_HELP:
-        case _CMD_MAX:
-        default:
-                log_error("'%s' is not available in this version of secrets-run yet", commands[c].name);
-                status = commands[c].error_status ? commands[c].error_status : 1;
-                break;
-        }
+        status = commands[c].run(&o);
 out:
         options_done(&o);
         return status;

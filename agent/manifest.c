@@ -728,6 +728,14 @@ static const char *const on_leak_names[] = { [ON_LEAK_FAIL] = "fail", [ON_LEAK_W
 static const char *const sandbox_names[] = {
         [SANDBOX_AUTO] = "auto", [SANDBOX_STRICT] = "strict", [SANDBOX_OFF] = "off",
 };
+const char *delivery_method_name(enum delivery d) {
+        return (unsigned) d < ELEMENTSOF(delivery_names) ? delivery_names[d] : "file";
+}
+
+const char *sandbox_mode_name(enum sandbox_mode m) {
+        return (unsigned) m < ELEMENTSOF(sandbox_names) ? sandbox_names[m] : "auto";
+}
+
 static const char *const vault_auth_names[] = {
         [VAULT_AUTH_NONE] = "none", [VAULT_AUTH_TOKEN] = "token", [VAULT_AUTH_APPROLE] = "approle",
         [VAULT_AUTH_JWT] = "jwt",

@@ -68,6 +68,8 @@ enum delivery { DELIVER_FILE, DELIVER_FD, DELIVER_ENV };
 enum charset { CHARSET_ALNUM, CHARSET_HEX, CHARSET_BASE64URL, CHARSET_ASCII };
 enum on_leak { ON_LEAK_FAIL, ON_LEAK_WARN };
 enum sandbox_mode { SANDBOX_AUTO, SANDBOX_STRICT, SANDBOX_OFF };
+const char *delivery_method_name(enum delivery d);   /* "file", "fd", "env" */
+const char *sandbox_mode_name(enum sandbox_mode m);  /* "auto", "strict", "off" */
 enum vault_auth { VAULT_AUTH_NONE, VAULT_AUTH_TOKEN, VAULT_AUTH_APPROLE, VAULT_AUTH_JWT };
 
 struct mf_backend {

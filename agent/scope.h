@@ -1,23 +1,8 @@
-/* CI context detection and scope resolution: which secrets a run may receive. */
+/* Scope resolution: which secrets a run may receive in an environment, stage and CI context. */
 #pragma once
 
+#include "ci.h"
 #include "manifest.h"
-
-struct ci_context {
-        char *provider;     /* github, gitlab, buildkite, jenkins, local */
-        char *branch;       /* NULL if unknown */
-        char *event;        /* normalized: push, pull_request, schedule, manual, tag, local, ... */
-        char *raw_event;    /* as the CI system named it */
-        char *repository;
-        char *actor;
-        char *run_id;
-        char *workflow;
-        bool pull_request;
-};
-
-/* Reads the runner's variables (getenv) and, for local runs, the branch from git under cwd. */
-int ci_context_detect(struct ci_context *ret);
-void ci_context_done(struct ci_context *c);
 
 enum scope_verdict {
         SCOPE_IN = 0,

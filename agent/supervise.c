@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "agent.h"
+#include "output.h"
 #include "redact.h"
 #include "sandbox.h"
 

@@ -1,92 +1,14 @@
-/* Leak reports and the artifact scan: which files to look at after the step (policy), and
- * what to say about a leak — its secret's name, form and place, never its value. */
+/* The artifact scan: which files to look at after the step (policy) and scanning them with
+ * the run's matcher; leaks go to the reports of output.c. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "agent.h"
+#include "output.h"
 #include "redact.h"
 
 #define WALK_MAX_DEPTH 64
-
-static bool under_github_actions(void) {
-        const char *v = getenv("GITHUB_ACTIONS");
-        return v && streq(v, "true");
-}
-
-static bool leaks_are_warnings;
-static leak_hook_t leak_hook;
-static void *leak_hook_userdata;
-
-void report_leaks_to(leak_hook_t hook, void *userdata) {
-        leak_hook = hook;
-        leak_hook_userdata = userdata;
-}
-
-void report_leaks_as_warnings(bool warn) {
-        leaks_are_warnings = warn;
-}
-
-/* Reports wait until the step's output is over: written while it runs, they would land in
- * the middle of its stderr lines. */
-struct queued {
-        char *text;          /* the one-line report */
-        char *annotation;    /* GitHub workflow command, or NULL */
-        bool warning;
-};
-static struct queued *queue;
-static size_t n_queue;
-
-void flush_leak_reports(void) {
-        for (size_t i = 0; i < n_queue; i++) {
-                (queue[i].warning ? log_warning : log_error)("%s", queue[i].text);
-                if (queue[i].annotation) {
-                        /* workflow commands go to stdout */
-                        fputs(queue[i].annotation, stdout);
-                        fflush(stdout);
-                }
-                free(queue[i].text);
-                free(queue[i].annotation);
-        }
-        free(queue);
-        queue = NULL;
-        n_queue = 0;
-}
-
-static void enqueue(char *text, char *annotation) {
-        struct queued *q = realloc(queue, (n_queue + 1) * sizeof(*q));
-        if (!q || !text) {
-                free(text);
-                free(annotation);
-                return;
-        }
-        queue = q;
-        queue[n_queue++] = (struct queued) { text, annotation, leaks_are_warnings };
-}
-
-void report_leak(const struct redact_leak *leak, const char *where) {
-        bool stream = streq(where, "stdout") || streq(where, "stderr") || streq(where, "stdin");
-        char *text = stream ? strdup_printf("leak: %s (%s) on %s at byte %llu", leak->name, redact_form_name(leak->form),
-                                            where, (unsigned long long) leak->offset)
-                            : strdup_printf("leak: %s:%llu (%s): %s", where, (unsigned long long) leak->offset,
-                                            redact_form_name(leak->form), leak->name);
-        char *annotation = NULL;
-        if (under_github_actions()) {
-                /* workflow commands go to stdout; the message has no newline or % to escape */
-                const char *level = leaks_are_warnings ? "warning" : "error";
-                if (stream)
-                        annotation = strdup_printf("::%s title=secret leaked::%s (%s) on %s at byte %llu\n", level,
-                                                   leak->name, redact_form_name(leak->form), where,
-                                                   (unsigned long long) leak->offset);
-                else
-                        annotation = strdup_printf("::%s file=%s,title=secret leaked::%s (%s) at byte %llu\n", level,
-                                                   where, leak->name, redact_form_name(leak->form),
-                                                   (unsigned long long) leak->offset);
-        }
-        enqueue(text, annotation);
-        if (leak_hook)
-                leak_hook(leak_hook_userdata, leak, where);
-}
 
 struct file_ctx {
         const char *path;

@@ -1,0 +1,266 @@
+/* Everything secrets-run prints about a run for people and CI systems: leak reports, the
+ * summary line, the sandbox line, dry-run output, GitHub annotations and the step summary. */
+#include <fcntl.h>
+
+#include "output.h"
+#include "redact.h"
+#include "run.h"
+
+/* ---- GitHub Actions workflow commands ---- */
+
+void workflow_command_escape(FILE *out, const char *s, bool property) {
+        for (; s && *s; s++) {
+                switch (*s) {
+                case '%':  fputs("%25", out); break;
+                case '\r': fputs("%0D", out); break;
+                case '\n': fputs("%0A", out); break;
+                case ':':  property ? fputs("%3A", out) : fputc(':', out); break;
+                case ',':  property ? fputs("%2C", out) : fputc(',', out); break;
+                default:   fputc(*s, out);
+                }
+        }
+}
+
+void annotation_print(FILE *out, const char *level, const char *file, unsigned line, unsigned col,
+                      const char *title, const char *message) {
+        if (ci_system_detect() != CI_GITHUB)
+                return;
+        const char *sep = " ";
+        fprintf(out, "::%s", level);
+        if (file) {
+                fprintf(out, "%sfile=", sep);
+                workflow_command_escape(out, file, true);
+                sep = ",";
+        }
+        if (line) {
+                fprintf(out, "%sline=%u", sep, line);
+                sep = ",";
+        }
+        if (col) {
+                fprintf(out, "%scol=%u", sep, col);
+                sep = ",";
+        }
+        if (title) {
+                fprintf(out, "%stitle=", sep);
+                workflow_command_escape(out, title, true);
+        }
+        fputs("::", out);
+        workflow_command_escape(out, message, false);
+        fputc('\n', out);
+        fflush(out);
+}
+
+/* ---- leak reports ---- */
+
+static bool leaks_are_warnings;
+static leak_hook_t leak_hook;
+static void *leak_hook_userdata;
+
+void report_leaks_to(leak_hook_t hook, void *userdata) {
+        leak_hook = hook;
+        leak_hook_userdata = userdata;
+}
+
+void report_leaks_as_warnings(bool warn) {
+        leaks_are_warnings = warn;
+}
+
+bool leak_where_is_stream(const char *where) {
+        return streq(where, "stdout") || streq(where, "stderr") || streq(where, "stdin");
+}
+
+/* Reports wait until the step's output is over: written while it runs, they would land in
+ * the middle of its stderr lines. */
+struct queued {
+        char *where;         /* a stream's name or a path */
+        char *name;          /* the secret's */
+        const char *form;
+        uint64_t offset;
+        bool warning;
+};
+static struct queued *queue;
+static size_t n_queue;
+
+void flush_leak_reports(void) {
+        for (size_t i = 0; i < n_queue; i++) {
+                const struct queued *q = &queue[i];
+                unsigned long long offset = (unsigned long long) q->offset;
+                bool stream = leak_where_is_stream(q->where);
+                void (*say)(const char *, ...) _printf_(1, 2) = q->warning ? log_warning : log_error;
+                if (stream)
+                        say("leak: %s (%s) on %s at byte %llu", q->name, q->form, q->where, offset);
+                else
+                        say("leak: %s:%llu (%s): %s", q->where, offset, q->form, q->name);
+                _cleanup_free_ char *message = stream
+                        ? strdup_printf("%s (%s) on %s at byte %llu", q->name, q->form, q->where, offset)
+                        : strdup_printf("%s (%s) at byte %llu", q->name, q->form, offset);
+                /* workflow commands go to stdout */
+                if (message)
+                        annotation_print(stdout, q->warning ? "warning" : "error", stream ? NULL : q->where, 0, 0,
+                                         "secret leaked", message);
+                free(q->where);
+                free(q->name);
+        }
+        free(queue);
+        queue = NULL;
+        n_queue = 0;
+}
+
+void report_leak(const struct redact_leak *leak, const char *where) {
+        struct queued *q = realloc(queue, (n_queue + 1) * sizeof(*q));
+        if (q) {
+                queue = q;
+                q = &queue[n_queue];
+                *q = (struct queued) {
+                        .where = strdup(where), .name = strdup(leak->name), .form = redact_form_name(leak->form),
+                        .offset = leak->offset, .warning = leaks_are_warnings,
+                };
+                if (q->where && q->name)
+                        n_queue++;
+                else
+                        free(q->where), free(q->name);
+        }
+        if (leak_hook)
+                leak_hook(leak_hook_userdata, leak, where);
+}
+
+/* ---- a run ---- */
+
+static const char *sandbox_text(const struct run *r, char *buf, size_t size) {
+        if (run_sandbox_level(r) == SANDBOX_LEVEL_OFF)
+                return "off (redaction only)";
+        sandbox_status_format(&r->sandbox_status, buf, size);
+        return buf;
+}
+
+void output_sandbox_line(const struct run *r) {
+        char line[768];
+        const char *text = sandbox_text(r, line, sizeof line);
+        if (run_sandbox_level(r) != SANDBOX_LEVEL_OFF && r->sandbox_status.missing)
+                log_notice("sandbox: %s", text);   /* auto: one line naming what is missing and why */
+        else
+                log_info("sandbox: %s", text);
+}
+
+void output_sandbox_error(const struct run *r, int k) {
+        log_error("sandbox: %s%s", k == -ENOTSUP ? r->sandbox_status.why : strerror(-k),
+                  run_sandbox_level(r) == SANDBOX_LEVEL_STRICT
+                  ? " [strict mode needs every layer; --sandbox auto runs without what is missing]" : "");
+}
+
+void output_leak_summary(const struct run *r) {
+        uint64_t leaks = r->output_leaks + r->artifact_leaks;
+        if (leaks == 0)
+                return;
+        bool fail = run_on_leak(r) == ON_LEAK_FAIL;
+        (fail ? log_error : log_warning)(
+                "%llu leak%s of secrets (%llu in the output, masked; %llu in artifacts); the step exited with status %d%s",
+                (unsigned long long) leaks, leaks == 1 ? "" : "s", (unsigned long long) r->output_leaks,
+                (unsigned long long) r->artifact_leaks, r->command_status,
+                fail ? ": failing the step (on_leak: fail)" : " (on_leak: warn)");
+}
+
+static const char *backend_label(const struct mf_secret *s) {
+        return mf_secret_is_ephemeral(s) ? "generate" : s->backend;
+}
+
+static void dry_run_json(const struct run *r) {
+        const struct sandbox_status *st = &r->sandbox_status;
+        json_t *list = json_array();
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                const struct mf_secret *s = r->secrets[i].def;
+                json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", s->name, "backend", backend_label(s),
+                                      "deliver", delivery_method_name(s->deliver), "as", s->as);
+                if (r->secrets[i].meta.version)
+                        json_object_set_new(o, "version", json_integer((json_int_t) r->secrets[i].meta.version));
+                json_array_append_new(list, o);
+        }
+        json_t *active = json_array(), *missing = json_array();
+        for (int l = 0; l < _LAYER_MAX; l++) {
+                if (st->active & (1u << l))
+                        json_array_append_new(active, json_string(sandbox_layer_name((enum sandbox_layer) l)));
+                if (st->missing & (1u << l))
+                        json_array_append_new(missing, json_string(sandbox_layer_name((enum sandbox_layer) l)));
+        }
+        json_t *doc = json_pack("{s:s, s:s?, s:o, s:i, s:{s:s, s:o, s:o, s:s?}}", "environment", r->environment,
+                                "stage", r->stage, "secrets", list, "withheld_pull_request", (int) r->n_withheld_pr,
+                                "sandbox", "mode", sandbox_mode_name(run_sandbox_mode(r)), "active", active,
+                                "missing", missing, "why", st->missing ? st->why : NULL);
+        json_dumpf(doc, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(doc);
+}
+
+void output_dry_run(const struct run *r) {
+        if (r->o->format == FORMAT_JSON) {
+                dry_run_json(r);
+                return;
+        }
+        char layers[768];
+        printf("dry run: environment %s, stage %s: %zu secret%s would be delivered\n", r->environment,
+               r->stage ? r->stage : "(none)", r->n_secrets, r->n_secrets == 1 ? "" : "s");
+        printf("sandbox: %s\n", sandbox_text(r, layers, sizeof layers));
+        for (size_t i = 0; i < r->n_secrets; i++) {
+                const struct mf_secret *s = r->secrets[i].def;
+                _cleanup_free_ char *upper = strdup_upper(s->as);
+                printf("  %-24s from %-10s as ", s->name, backend_label(s));
+                if (s->deliver == DELIVER_FD)
+                        printf("fd, number in $%s_FD\n", upper ? upper : s->as);
+                else if (s->deliver == DELIVER_ENV)
+                        printf("env, variable %s\n", s->as);
+                else
+                        printf("file, $SECRETS_DIR/%s\n", s->as);
+        }
+}
+
+static void step_summary_leaks(const struct run *r, FILE *f) {
+        size_t n_leaks = json_array_size(r->leaks);
+        if (n_leaks == 0) {
+                fprintf(f, "No leak detected.\n");
+                return;
+        }
+        fprintf(f, "**%zu leak%s detected** (masked in the log):\n\n", n_leaks, n_leaks == 1 ? "" : "s");
+        size_t i;
+        json_t *l;
+        json_array_foreach(r->leaks, i, l) {
+                const char *where = json_string_value(json_object_get(l, "stream"));
+                bool stream = where != NULL;
+                if (!where)
+                        where = json_string_value(json_object_get(l, "path"));
+                fprintf(f, "- `%s` (%s) %s `%s` at byte %lld\n", json_string_value(json_object_get(l, "name")),
+                        json_string_value(json_object_get(l, "form")), stream ? "on" : "in", where ? where : "?",
+                        (long long) json_integer_value(json_object_get(l, "offset")));
+        }
+}
+
+void output_step_summary(const struct run *r) {
+        const char *path = getenv("GITHUB_STEP_SUMMARY");
+        if (ci_system_detect() != CI_GITHUB || !path || !*path)
+                return;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+        if (!f)
+                return;
+        fprintf(f, "### secrets-run: `%s` exited with status %d", r->o->args ? r->o->args[0] : "?", r->status);
+        if (r->command_status >= 0 && r->command_status != r->status)
+                fprintf(f, " (the command's own: %d)", r->command_status);
+        fprintf(f, "\n\nEnvironment `%s`%s%s%s.\n\n", r->environment ? r->environment : "?",
+                r->stage ? ", stage `" : "", r->stage ? r->stage : "", r->stage ? "`" : "");
+        if (r->delivered && r->n_secrets > 0) {
+                fprintf(f, "| secret | delivered as |\n|---|---|\n");
+                for (size_t i = 0; i < r->n_secrets; i++)
+                        fprintf(f, "| `%s` | %s `%s` |\n", r->secrets[i].def->name,
+                                delivery_method_name(r->secrets[i].def->deliver), r->secrets[i].def->as);
+        } else
+                fprintf(f, "No secret was delivered.\n");
+        char layers[768];
+        fprintf(f, "\nSandbox: %s\n\n", sandbox_text(r, layers, sizeof layers));
+        step_summary_leaks(r, f);
+        fputc('\n', f);
+        if (fclose(f) != 0)
+                return;
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0 || write_all(fd, text, size) < 0)
+                log_warning("GitHub step summary %s: %s", path, strerror(errno));
+}

@@ -1,0 +1,41 @@
+/* Everything secrets-run prints about a run for people and CI systems: leak reports, the
+ * leak summary line, the sandbox line, dry-run output, GitHub annotations, the step summary. */
+#pragma once
+
+#include <stdio.h>
+
+#include "common.h"
+
+/* ---- GitHub Actions workflow commands (`::error file=F,line=L::message`) ----
+ * One escaper for both parts: %, CR and LF always, and ':' and ',' in properties, so text a
+ * step chose (a file name with a newline and "::") cannot end the command and start its own. */
+void workflow_command_escape(FILE *out, const char *s, bool property);
+/* Under GitHub Actions, one annotation line on out; elsewhere nothing. file, title may be
+ * NULL; line, col 0 when unknown. */
+void annotation_print(FILE *out, const char *level, const char *file, unsigned line, unsigned col,
+                      const char *title, const char *message);
+
+/* ---- leak reports (stderr, and an annotation under GitHub Actions) ---- */
+struct redact_leak;
+/* where: "stdout", "stderr", "stdin", or a path; the leak's offset is in it */
+void report_leak(const struct redact_leak *leak, const char *where);
+void report_leaks_as_warnings(bool warn);   /* --on-leak warn */
+/* Prints the queued reports (after the step's output is over). */
+void flush_leak_reports(void);
+/* Also hands every leak to hook as it is found (NULL: none), e.g. for the audit log. */
+typedef void (*leak_hook_t)(void *userdata, const struct redact_leak *leak, const char *where);
+void report_leaks_to(leak_hook_t hook, void *userdata);
+bool leak_where_is_stream(const char *where);
+
+/* ---- a run ---- */
+struct run;
+/* The sandbox's one line: what is active, what is missing and why. */
+void output_sandbox_line(const struct run *r);
+/* A sandbox layer that failed (k < 0; -ENOTSUP: the status says why). */
+void output_sandbox_error(const struct run *r, int k);
+/* After the step: the count of leaks and what on_leak makes of them. */
+void output_leak_summary(const struct run *r);
+/* --dry-run: what would be delivered, as text or JSON on stdout. */
+void output_dry_run(const struct run *r);
+/* Under GitHub Actions: a Markdown account of the run in $GITHUB_STEP_SUMMARY. */
+void output_step_summary(const struct run *r);
