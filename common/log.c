@@ -4,17 +4,36 @@
 
 int log_level = LOG_LEVEL_NORMAL;
 
+/* Appends text to line[*len] with control characters but tab written as C escapes (\n, \r,
+ * \xNN), so a message stays one line whatever it quotes: a file name a step chose with a
+ * newline and "::add-mask::" in it would otherwise start a CI workflow command of its own. */
+static void append_one_line(char *line, size_t size, size_t *len, const char *text) {
+        static const char hex[] = "0123456789abcdef";
+        for (const unsigned char *p = (const unsigned char *) text; *p && *len + 4 < size; p++) {
+                if ((*p >= 0x20 && *p != 0x7f) || *p == '\t') {
+                        line[(*len)++] = (char) *p;
+                        continue;
+                }
+                line[(*len)++] = '\\';
+                if (*p == '\n' || *p == '\r')
+                        line[(*len)++] = *p == '\n' ? 'n' : 'r';
+                else {
+                        line[(*len)++] = 'x';
+                        line[(*len)++] = hex[*p >> 4];
+                        line[(*len)++] = hex[*p & 0xf];
+                }
+        }
+}
+
 static void log_line(const char *level, const char *fmt, va_list ap) {
-        char line[4096];
-        int n = snprintf(line, sizeof(line), "secrets-run: %s%s", level, *level ? ": " : "");
-        if (n < 0 || (size_t) n >= sizeof(line))
+        char message[4096], line[4096];
+        vsnprintf(message, sizeof message, fmt, ap);
+        int n = snprintf(line, sizeof line, "secrets-run: %s%s", level, *level ? ": " : "");
+        if (n < 0 || (size_t) n >= sizeof line)
                 return;
-        vsnprintf(line + n, sizeof(line) - (size_t) n, fmt, ap);
-        size_t len = strlen(line);
-        if (len + 1 < sizeof(line))
-                line[len++] = '\n';
-        else
-                line[len - 1] = '\n';
+        size_t len = (size_t) n;
+        append_one_line(line, sizeof line, &len, message);
+        line[len++] = '\n';
         /* one write, so concurrent writers interleave whole lines */
         (void) write_all(STDERR_FILENO, line, len);
 }

@@ -469,6 +469,31 @@ def test_artifact_written_by_step_reported_with_offset(proj):
     check(r.status == 123, proj, r, "an artifact leak must exit 123")
 
 
+def test_artifact_name_cannot_inject_workflow_commands(proj):
+    """A step chooses its files' names, and the runner reads workflow commands from stdout and
+    stderr alike: a leaking file named with newlines, "::", ',', ':' and '%' in it gives exactly
+    one ::error line, its name escaped as a property, and a report that stays on one line."""
+    value = tok(24)
+    env = env_secrets(proj, {"TOKEN": value})
+    env["GITHUB_ACTIONS"] = "true"
+    step = proj.script(PAUSE + r"""
+        mkdir -p out
+        f=$(printf 'out/x\n::add-mask::injected\n::warning file=a,line=1::w%%0A.log')
+        cat "$TOKEN_FILE" > "$f"
+        echo done
+        """)
+    r = proj.run("run", "--", step, env=env)
+    absent(proj, r, value)
+    check(r.status == 123, proj, r, "the artifact leak must exit 123")
+    lines = (_text(r.stdout) + _text(r.stderr)).split("\n")
+    commands = [line for line in lines if line.lstrip().startswith("::")]
+    escaped = "out/x%0A%3A%3Aadd-mask%3A%3Ainjected%0A%3A%3Awarning file=a%2Cline=1%3A%3Aw%250A.log"
+    check(commands == [f"::error file={escaped},title=secret leaked::TOKEN (raw) at byte 0"], proj, r,
+          f"exactly one workflow command, the leak's ::error: {commands!r}")
+    check("secrets-run: error: leak: out/x\\n::add-mask::injected\\n::warning file=a,line=1::w%0A.log:0 (raw): TOKEN\n"
+          in _text(r.stderr), proj, r, "the report names the file on one line, its newlines escaped")
+
+
 def test_artifact_encoded_form_is_found(proj):
     value = tok(24)
     proj.register(b64(value))
