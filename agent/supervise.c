@@ -69,134 +69,158 @@ static void stream_pump(struct stream *s) {
         }
 }
 
-int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct redactor *redactor,
-              const struct supervise_timer *timer, struct supervise_result *ret) {
-        struct stream streams[2] = {
-                { .name = "stdout", .from = c->stdout_fd, .to = STDOUT_FILENO },
-                { .name = "stderr", .from = c->stderr_fd, .to = STDERR_FILENO },
-        };
-        c->stdout_fd = c->stderr_fd = -1;   /* owned by streams[] now */
-        for (int i = 0; redactor && i < 2; i++) {
-                int k = redact_stream_new(redactor, &streams[i].filter);
-                if (k < 0) {
-                        for (int j = 0; j < 2; j++) {
-                                safe_close(streams[j].from);
-                                redact_stream_free(streams[j].filter);
-                        }
-                        return k;
+/* The loop's state: the step, its streams, and the deadlines that drive it. */
+struct loop {
+        struct child *c;
+        int signal_fd;
+        const struct supervise_timer *timer;
+        struct stream streams[2];
+        int input;                   /* our stdin, copied to the step's pty; -1 if none */
+        int wake_fd;
+        uint64_t timeout_at, kill_at, drain_until, tick_at;
+        bool exited, timed_out;
+        int wstatus;
+};
+
+static bool loop_streams_open(const struct loop *l) {
+        return l->streams[0].from >= 0 || l->streams[1].from >= 0;
+}
+
+/* How long poll() may sleep: until the earliest deadline, or for ever. */
+static int loop_wait_ms(const struct loop *l, uint64_t now) {
+        uint64_t next = 0;
+        if (l->timeout_at && !l->timed_out)
+                next = l->timeout_at;
+        if (l->kill_at && (!next || l->kill_at < next))
+                next = l->kill_at;
+        if (l->drain_until && (!next || l->drain_until < next))
+                next = l->drain_until;
+        if (l->tick_at && !l->exited && (!next || l->tick_at < next))
+                next = l->tick_at;
+        if (!next)
+                return -1;
+        return next > now ? (int) (next - now) : 0;
+}
+
+/* With a pty, what we read on stdin is typed into the step's terminal. */
+static void loop_relay_input(struct loop *l) {
+        char buf[4096];
+        ssize_t n = read(l->input, buf, sizeof buf);
+        if (n > 0)
+                (void) write_all(l->c->pty_fd, buf, (size_t) n);
+        else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                if (!isatty(l->input))
+                        (void) write_all(l->c->pty_fd, "\x04", 1);   /* VEOF: end of input */
+                l->input = -1;
+        }
+}
+
+static void loop_forward_signals(struct loop *l) {
+        struct signalfd_siginfo si;
+        while (read(l->signal_fd, &si, sizeof si) == (ssize_t) sizeof si) {
+                if ((int) si.ssi_signo == SIGCHLD)
+                        continue;   /* reaped below */
+                if ((int) si.ssi_signo == SIGWINCH) {
+                        if (l->c->pty_fd >= 0)
+                                pty_resize(l->c->pty_fd);
+                        continue;
+                }
+                if (!l->exited)
+                        child_signal(l->c, (int) si.ssi_signo);
+        }
+}
+
+/* The step's end, its timers (renewals, --timeout's TERM then KILL), and the drain of output
+ * that processes it left behind still hold open. */
+static void loop_deadlines(struct loop *l, uint64_t now) {
+        if (!l->exited) {
+                pid_t group = l->c->pid;
+                if (child_reap(l->c, &l->wstatus) > 0) {
+                        l->exited = true;
+                        /* the step is over: whatever it left running in its group had its
+                         * secrets and would hold our pipes open (in a pid namespace the
+                         * kernel has killed it already) */
+                        if (!l->c->init)
+                                (void) kill(-group, SIGKILL);
+                        l->drain_until = now + DRAIN_AFTER_EXIT_MS;
+                        l->kill_at = 0;
                 }
         }
-        uint64_t start = now_monotonic_ms();
-        uint64_t timeout_at = timeout_ms ? start + timeout_ms : 0;
-        uint64_t kill_at = 0, drain_until = 0;
-        bool exited = false, timed_out = false;
-        int wstatus = 0;
-        uint64_t tick_at = timer && timer->tick ? timer->tick(timer->userdata, start) : 0;
-        int wake_fd = timer && timer->wake ? timer->wake_fd : -1;
-
-        /* with a pty, what we read on stdin is typed into the step's terminal */
-        int input = c->pty_fd >= 0 ? STDIN_FILENO : -1;
-
-        while (!exited || streams[0].from >= 0 || streams[1].from >= 0) {
-                struct pollfd p[5] = {
-                        { .fd = streams[0].from, .events = POLLIN },
-                        { .fd = streams[1].from, .events = POLLIN },
-                        { .fd = signal_fd, .events = POLLIN },
-                        { .fd = exited ? -1 : input, .events = POLLIN },
-                        { .fd = wake_fd, .events = POLLIN },
-                };
-                uint64_t now = now_monotonic_ms(), next = 0;
-                if (timeout_at && !timed_out)
-                        next = timeout_at;
-                if (kill_at && (!next || kill_at < next))
-                        next = kill_at;
-                if (drain_until && (!next || drain_until < next))
-                        next = drain_until;
-                if (tick_at && !exited && (!next || tick_at < next))
-                        next = tick_at;
-                int wait_ms = -1;
-                if (next)
-                        wait_ms = next > now ? (int) (next - now) : 0;
-
-                int r = poll(p, 5, wait_ms);
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                now = now_monotonic_ms();
-
+        if (!l->exited && l->tick_at && now >= l->tick_at)
+                l->tick_at = l->timer->tick(l->timer->userdata, now);
+        if (!l->exited && l->timeout_at && !l->timed_out && now >= l->timeout_at) {
+                l->timed_out = true;
+                child_signal(l->c, SIGTERM);
+                child_signal(l->c, SIGCONT);   /* a stopped step must see TERM */
+                l->kill_at = now + KILL_GRACE_MS;
+        }
+        if (!l->exited && l->kill_at && now >= l->kill_at) {
+                child_kill(l->c);
+                l->kill_at = 0;
+        }
+        if (l->exited && l->drain_until && now >= l->drain_until && loop_streams_open(l)) {
+                log_warning("a process started by the step still holds its output open; not waiting for it");
                 for (int i = 0; i < 2; i++)
-                        if (streams[i].from >= 0 && p[i].revents)
-                                stream_pump(&streams[i]);
+                        if (l->streams[i].from >= 0)
+                                stream_close(&l->streams[i]);
+        }
+}
 
+static int loop_run(struct loop *l) {
+        while (!l->exited || loop_streams_open(l)) {
+                struct pollfd p[5] = {
+                        { .fd = l->streams[0].from, .events = POLLIN },
+                        { .fd = l->streams[1].from, .events = POLLIN },
+                        { .fd = l->signal_fd, .events = POLLIN },
+                        { .fd = l->exited ? -1 : l->input, .events = POLLIN },
+                        { .fd = l->wake_fd, .events = POLLIN },
+                };
+                if (poll(p, 5, loop_wait_ms(l, now_monotonic_ms())) < 0 && errno != EINTR)
+                        return -errno;
+                for (int i = 0; i < 2; i++)
+                        if (l->streams[i].from >= 0 && p[i].revents)
+                                stream_pump(&l->streams[i]);
                 if (p[4].revents)
-                        timer->wake(timer->userdata);
+                        l->timer->wake(l->timer->userdata);
+                if (p[3].revents)
+                        loop_relay_input(l);
+                if (p[2].revents & POLLIN)
+                        loop_forward_signals(l);
+                loop_deadlines(l, now_monotonic_ms());
+        }
+        return 0;
+}
 
-                if (p[3].revents) {
-                        char buf[4096];
-                        ssize_t n = read(input, buf, sizeof buf);
-                        if (n > 0)
-                                (void) write_all(c->pty_fd, buf, (size_t) n);
-                        else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-                                if (!isatty(input))
-                                        (void) write_all(c->pty_fd, "\x04", 1);   /* VEOF: end of input */
-                                input = -1;
-                        }
-                }
-
-                if (p[2].revents & POLLIN) {
-                        struct signalfd_siginfo si;
-                        while (read(signal_fd, &si, sizeof si) == (ssize_t) sizeof si) {
-                                if ((int) si.ssi_signo == SIGCHLD)
-                                        continue;   /* reaped below */
-                                if ((int) si.ssi_signo == SIGWINCH) {
-                                        if (c->pty_fd >= 0)
-                                                pty_resize(c->pty_fd);
-                                        continue;
-                                }
-                                if (!exited)
-                                        child_signal(c, (int) si.ssi_signo);
-                        }
-                }
-
-                if (!exited) {
-                        pid_t group = c->pid;
-                        if (child_reap(c, &wstatus) > 0) {
-                                exited = true;
-                                /* the step is over: whatever it left running in its group
-                                 * had its secrets and would hold our pipes open (in a pid
-                                 * namespace the kernel has killed it already) */
-                                if (!c->init)
-                                        (void) kill(-group, SIGKILL);
-                                drain_until = now + DRAIN_AFTER_EXIT_MS;
-                                kill_at = 0;
-                        }
-                }
-
-                if (!exited && tick_at && now >= tick_at)
-                        tick_at = timer->tick(timer->userdata, now);
-                if (!exited && timeout_at && !timed_out && now >= timeout_at) {
-                        timed_out = true;
-                        child_signal(c, SIGTERM);
-                        child_signal(c, SIGCONT);   /* a stopped step must see TERM */
-                        kill_at = now + KILL_GRACE_MS;
-                }
-                if (!exited && kill_at && now >= kill_at) {
-                        child_kill(c);
-                        kill_at = 0;
-                }
-                if (exited && drain_until && now >= drain_until &&
-                    (streams[0].from >= 0 || streams[1].from >= 0)) {
-                        log_warning("a process started by the step still holds its output open; not waiting for it");
-                        for (int i = 0; i < 2; i++)
-                                if (streams[i].from >= 0)
-                                        stream_close(&streams[i]);
-                }
+int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct redactor *redactor,
+              const struct supervise_timer *timer, struct supervise_result *ret) {
+        uint64_t start = now_monotonic_ms();
+        struct loop l = {
+                .c = c, .signal_fd = signal_fd, .timer = timer,
+                .streams = {
+                        { .name = "stdout", .from = c->stdout_fd, .to = STDOUT_FILENO },
+                        { .name = "stderr", .from = c->stderr_fd, .to = STDERR_FILENO },
+                },
+                .input = c->pty_fd >= 0 ? STDIN_FILENO : -1,
+                .wake_fd = timer && timer->wake ? timer->wake_fd : -1,
+                .timeout_at = timeout_ms ? start + timeout_ms : 0,
+        };
+        c->stdout_fd = c->stderr_fd = -1;   /* owned by the streams now */
+        int k = 0;
+        for (int i = 0; redactor && i < 2 && k >= 0; i++)
+                k = redact_stream_new(redactor, &l.streams[i].filter);
+        if (k >= 0) {
+                l.tick_at = timer && timer->tick ? timer->tick(timer->userdata, start) : 0;
+                k = loop_run(&l);
         }
         uint64_t leaks = 0;
         for (int i = 0; i < 2; i++) {
-                if (streams[i].filter)
-                        leaks += redact_stream_leak_count(streams[i].filter);
-                redact_stream_free(streams[i].filter);
+                safe_close(l.streams[i].from);
+                if (l.streams[i].filter)
+                        leaks += redact_stream_leak_count(l.streams[i].filter);
+                redact_stream_free(l.streams[i].filter);
         }
-        *ret = (struct supervise_result) { .wstatus = wstatus, .timed_out = timed_out, .leaks = leaks };
+        if (k < 0)
+                return k;
+        *ret = (struct supervise_result) { .wstatus = l.wstatus, .timed_out = l.timed_out, .leaks = leaks };
         return 0;
 }
