@@ -129,6 +129,9 @@ struct supervise_timer {
         uint64_t (*tick)(void *userdata, uint64_t now_ms);
         void (*wake)(void *userdata);
         int wake_fd;                   /* only looked at with wake */
+        /* (may be NULL) after each round of relayed output: what it found goes on record
+         * together (the audit's leak records) */
+        void (*after_output)(void *userdata);
         void *userdata;
 };
 /* Pumps the step's output through the redactor (NULL: pass through) until it exits; calls

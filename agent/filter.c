@@ -111,7 +111,7 @@ int command_redact(const struct options *o) {
         }
         status = redact_stream_leak_count(s) > 0 && on_leak == ON_LEAK_FAIL ? 1 : 0;
 out:
-        flush_leak_reports();
+        leak_reports_done();
         run_done(&r);
         return status;
 }
@@ -134,7 +134,7 @@ int command_scan(const struct options *o) {
                 log_error("scan: %d leak%s of secrets found", k, k == 1 ? "" : "s");
         status = k > 0 ? 1 : 0;
 out:
-        flush_leak_reports();
+        leak_reports_done();
         run_done(&r);
         return status;
 }

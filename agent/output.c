@@ -69,59 +69,154 @@ bool leak_where_is_stream(const char *where) {
         return streq(where, "stdout") || streq(where, "stderr") || streq(where, "stdin");
 }
 
-/* Reports wait until the step's output is over: written while it runs, they would land in
- * the middle of its stderr lines. */
-struct queued {
+/* Leaks of one secret in one form at one place: the first LEAK_REPORTS_EACH are reported one
+ * by one, the rest counted, so a step that prints a secret on every line costs a line in the
+ * end, not one per leak, and memory stays flat in the number of leaks. */
+struct leak_group {
         char *where;         /* a stream's name or a path */
         char *name;          /* the secret's */
         const char *form;
+        uint64_t count;
+        uint64_t first_offset, last_offset;   /* of the leaks past the first LEAK_REPORTS_EACH */
+        uint64_t summarized;                  /* how many of those a "more" line has told */
+};
+static struct leak_group *groups;
+static size_t n_groups;
+
+/* Reports wait until the step's output is over: written while it runs, they would land in
+ * the middle of its stderr lines. */
+struct queued {
+        size_t group;
         uint64_t offset;
-        bool warning;
 };
 static struct queued *queue;
 static size_t n_queue;
 
-void flush_leak_reports(void) {
-        for (size_t i = 0; i < n_queue; i++) {
-                const struct queued *q = &queue[i];
-                unsigned long long offset = (unsigned long long) q->offset;
-                bool stream = leak_where_is_stream(q->where);
-                void (*say)(const char *, ...) _printf_(1, 2) = q->warning ? log_warning : log_error;
-                if (stream)
-                        say("leak: %s (%s) on %s at byte %llu", q->name, q->form, q->where, offset);
-                else
-                        say("leak: %s:%llu (%s): %s", q->where, offset, q->form, q->name);
-                _cleanup_free_ char *message = stream
-                        ? strdup_printf("%s (%s) on %s at byte %llu", q->name, q->form, q->where, offset)
-                        : strdup_printf("%s (%s) at byte %llu", q->name, q->form, offset);
-                /* workflow commands go to stdout */
-                if (message)
-                        annotation_print(stdout, q->warning ? "warning" : "error", stream ? NULL : q->where, 0, 0,
-                                         "secret leaked", message);
-                free(q->where);
-                free(q->name);
+static void say_leak(const char *fmt, ...) _printf_(1, 2);
+static void say_leak(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *text = NULL;
+        if (vasprintf(&text, fmt, ap) >= 0)
+                (leaks_are_warnings ? log_warning : log_error)("%s", text);
+        va_end(ap);
+}
+
+static void annotate_leak(const struct leak_group *g, const char *fmt, ...) _printf_(2, 3);
+static void annotate_leak(const struct leak_group *g, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *text = NULL;
+        bool stream = leak_where_is_stream(g->where);
+        /* workflow commands go to stdout */
+        if (vasprintf(&text, fmt, ap) >= 0)
+                annotation_print(stdout, leaks_are_warnings ? "warning" : "error", stream ? NULL : g->where, 0, 0,
+                                 "secret leaked", text);
+        va_end(ap);
+}
+
+static void print_queued(const struct queued *q) {
+        const struct leak_group *g = &groups[q->group];
+        unsigned long long offset = (unsigned long long) q->offset;
+        if (leak_where_is_stream(g->where)) {
+                say_leak("leak: %s (%s) on %s at byte %llu", g->name, g->form, g->where, offset);
+                annotate_leak(g, "%s (%s) on %s at byte %llu", g->name, g->form, g->where, offset);
+        } else {
+                say_leak("leak: %s:%llu (%s): %s", g->where, offset, g->form, g->name);
+                annotate_leak(g, "%s (%s) at byte %llu", g->name, g->form, offset);
         }
+}
+
+/* One line for the leaks of g that were counted, not reported one by one. */
+static void print_more(struct leak_group *g) {
+        uint64_t more = g->count > LEAK_REPORTS_EACH ? g->count - LEAK_REPORTS_EACH : 0;
+        if (more <= g->summarized)
+                return;
+        g->summarized = more;
+        unsigned long long n = (unsigned long long) more, first = (unsigned long long) g->first_offset,
+                           last = (unsigned long long) g->last_offset;
+        if (leak_where_is_stream(g->where)) {
+                say_leak("leak: %s (%s) on %s: %llu more, from byte %llu to byte %llu", g->name, g->form, g->where,
+                         n, first, last);
+                annotate_leak(g, "%s (%s) on %s: %llu more, from byte %llu to byte %llu", g->name, g->form, g->where,
+                              n, first, last);
+        } else {
+                say_leak("leak: %s (%s): %s: %llu more, from byte %llu to byte %llu", g->where, g->form, g->name, n,
+                         first, last);
+                annotate_leak(g, "%s (%s): %llu more, from byte %llu to byte %llu", g->name, g->form, n, first, last);
+        }
+}
+
+void flush_leak_reports(void) {
+        for (size_t i = 0; i < n_queue; i++)
+                print_queued(&queue[i]);
+        for (size_t i = 0; i < n_groups; i++)
+                print_more(&groups[i]);
         free(queue);
         queue = NULL;
         n_queue = 0;
 }
 
-void report_leak(const struct redact_leak *leak, const char *where) {
-        struct queued *q = realloc(queue, (n_queue + 1) * sizeof(*q));
-        if (q) {
-                queue = q;
-                q = &queue[n_queue];
-                *q = (struct queued) {
-                        .where = strdup(where), .name = strdup(leak->name), .form = redact_form_name(leak->form),
-                        .offset = leak->offset, .warning = leaks_are_warnings,
+void leak_groups_foreach(void (*fn)(void *userdata, const struct leak_summary *s), void *userdata) {
+        for (size_t i = 0; i < n_groups; i++) {
+                const struct leak_group *g = &groups[i];
+                if (g->count <= LEAK_REPORTS_EACH)
+                        continue;
+                struct leak_summary s = {
+                        .name = g->name, .form = g->form, .where = g->where, .count = g->count - LEAK_REPORTS_EACH,
+                        .first_offset = g->first_offset, .last_offset = g->last_offset,
                 };
-                if (q->where && q->name)
-                        n_queue++;
-                else
-                        free(q->where), free(q->name);
+                fn(userdata, &s);
+        }
+}
+
+void leak_reports_done(void) {
+        flush_leak_reports();
+        for (size_t i = 0; i < n_groups; i++)
+                free(groups[i].where), free(groups[i].name);
+        free(groups);
+        groups = NULL;
+        n_groups = 0;
+}
+
+/* The group of (name, form, where), made if new; the last one used is the likeliest. */
+static struct leak_group *leak_group_of(const char *name, const char *form, const char *where) {
+        for (size_t i = n_groups; i > 0; i--) {
+                struct leak_group *g = &groups[i - 1];
+                if (g->form == form && streq(g->name, name) && streq(g->where, where))
+                        return g;
+        }
+        struct leak_group *t = realloc(groups, (n_groups + 1) * sizeof(*t));
+        if (!t)
+                return NULL;
+        groups = t;
+        struct leak_group *g = &groups[n_groups];
+        *g = (struct leak_group) { .where = strdup(where), .name = strdup(name), .form = form };
+        if (!g->where || !g->name) {
+                free(g->where), free(g->name);
+                return NULL;
+        }
+        n_groups++;
+        return g;
+}
+
+void report_leak(const struct redact_leak *leak, const char *where) {
+        struct leak_group *g = leak_group_of(leak->name, redact_form_name(leak->form), where);
+        bool reported = false;
+        if (g && ++g->count <= LEAK_REPORTS_EACH) {
+                struct queued *q = realloc(queue, (n_queue + 1) * sizeof(*q));
+                if (q) {
+                        queue = q;
+                        queue[n_queue++] = (struct queued) { .group = (size_t) (g - groups), .offset = leak->offset };
+                        reported = true;
+                }
+        } else if (g) {
+                if (g->count == LEAK_REPORTS_EACH + 1)
+                        g->first_offset = leak->offset;
+                g->last_offset = leak->offset;
         }
         if (leak_hook)
-                leak_hook(leak_hook_userdata, leak, where);
+                leak_hook(leak_hook_userdata, leak, where, reported);
 }
 
 /* ---- a run ---- */
@@ -213,13 +308,21 @@ void output_dry_run(const struct run *r) {
         }
 }
 
+static void step_summary_more(void *userdata, const struct leak_summary *l) {
+        bool stream = leak_where_is_stream(l->where);
+        fprintf(userdata, "- `%s` (%s) %s `%s`: %llu more, from byte %llu to byte %llu\n", l->name, l->form,
+                stream ? "on" : "in", l->where, (unsigned long long) l->count, (unsigned long long) l->first_offset,
+                (unsigned long long) l->last_offset);
+}
+
 static void step_summary_leaks(const struct run *r, FILE *f) {
-        size_t n_leaks = json_array_size(r->leaks);
+        uint64_t n_leaks = r->output_leaks + r->artifact_leaks;
         if (n_leaks == 0) {
                 fprintf(f, "No leak detected.\n");
                 return;
         }
-        fprintf(f, "**%zu leak%s detected** (masked in the log):\n\n", n_leaks, n_leaks == 1 ? "" : "s");
+        fprintf(f, "**%llu leak%s detected** (masked in the log):\n\n", (unsigned long long) n_leaks,
+                n_leaks == 1 ? "" : "s");
         size_t i;
         json_t *l;
         json_array_foreach(r->leaks, i, l) {
@@ -231,6 +334,7 @@ static void step_summary_leaks(const struct run *r, FILE *f) {
                         json_string_value(json_object_get(l, "form")), stream ? "on" : "in", where ? where : "?",
                         (long long) json_integer_value(json_object_get(l, "offset")));
         }
+        leak_groups_foreach(step_summary_more, f);
 }
 
 void output_step_summary(const struct run *r) {

@@ -15,16 +15,28 @@ void workflow_command_escape(FILE *out, const char *s, bool property);
 void annotation_print(FILE *out, const char *level, const char *file, unsigned line, unsigned col,
                       const char *title, const char *message);
 
-/* ---- leak reports (stderr, and an annotation under GitHub Actions) ---- */
+/* ---- leak reports (stderr, and an annotation under GitHub Actions) ----
+ * The first LEAK_REPORTS_EACH leaks of one secret in one form at one place are reported one by
+ * one; the rest are counted and told in one line with their first and last offsets. */
+#define LEAK_REPORTS_EACH 10
 struct redact_leak;
 /* where: "stdout", "stderr", "stdin", or a path; the leak's offset is in it */
 void report_leak(const struct redact_leak *leak, const char *where);
 void report_leaks_as_warnings(bool warn);   /* --on-leak warn */
-/* Prints the queued reports (after the step's output is over). */
+/* Prints the queued reports and the counts (after the step's output is over). */
 void flush_leak_reports(void);
-/* Also hands every leak to hook as it is found (NULL: none), e.g. for the audit log. */
-typedef void (*leak_hook_t)(void *userdata, const struct redact_leak *leak, const char *where);
+/* Also hands every leak to hook as it is found (NULL: none), e.g. for the audit log;
+ * reported is false for a leak that is only counted. */
+typedef void (*leak_hook_t)(void *userdata, const struct redact_leak *leak, const char *where, bool reported);
 void report_leaks_to(leak_hook_t hook, void *userdata);
+/* The leaks that were counted, not reported one by one, per secret, form and place. */
+struct leak_summary {
+        const char *name, *form, *where;
+        uint64_t count, first_offset, last_offset;
+};
+void leak_groups_foreach(void (*fn)(void *userdata, const struct leak_summary *s), void *userdata);
+/* Flushes, then forgets every leak (the end of a command). */
+void leak_reports_done(void);
 bool leak_where_is_stream(const char *where);
 
 /* ---- a run ---- */

@@ -189,6 +189,7 @@ static int run_supervise(struct run *r) {
         /* renewals on their own thread, so a slow Vault does not pause the output; if no
          * thread can be had, from the supervisor's loop as a timer */
         renewer_start(r, &renewals);
+        renewals.after_output = run_audit_flush_leaks;
         k = supervise(&r->child, r->signal_fd, r->o->timeout_ms, r->redactor, &renewals, &result);
         renewer_stop(r);
         r->step_running = false;
@@ -219,6 +220,7 @@ static void run_scan_artifacts(struct run *r) {
         if (k < 0)
                 log_warning("artifact scan failed: %s", strerror(-k));
         r->artifact_leaks = k > 0 ? (uint64_t) k : 0;
+        run_audit_flush_leaks(r);
 }
 
 /* The run's status from the step's, the timeout and the leaks (DESIGN §8). */
@@ -244,6 +246,7 @@ static void run_teardown(struct run *r) {
         run_audit_end(r);
         if (r->m && !r->o->dry_run)
                 output_step_summary(r);
+        leak_reports_done();
 }
 
 /* ---- the run ---- */

@@ -112,8 +112,10 @@ void run_audit_backend_event(void *userdata, const struct backend_event *e);
 /* An event from a backend or the renewal thread's queue: written at once while the step
  * runs; a failed write is remembered for run.exit. */
 void run_audit_record(struct run *r, const char *event, json_t *fields);
-/* The leak hook: each leak on record as it is found, and kept for the step summary. */
-void run_audit_leak(void *userdata, const struct redact_leak *leak, const char *where);
+/* The leak hook: the first leaks of each secret, form and place queued as records and kept
+ * for the step summary; run_audit_flush_leaks writes what is queued (one batch, one fsync). */
+void run_audit_leak(void *userdata, const struct redact_leak *leak, const char *where, bool reported);
+void run_audit_flush_leaks(void *userdata);
 
 /* renewer.c: lease renewal while the step runs, on its own thread where one can be had.
  * Fills *ret_timer for supervise(): wake-ups to write what the thread queued, or renewals

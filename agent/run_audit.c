@@ -182,24 +182,44 @@ fail:
         return k;
 }
 
-/* Called for each leak while the step runs: recorded, and remembered for the summary. A
- * failed write is reported at the end, not in the middle of the step's output. */
-void run_audit_leak(void *userdata, const struct redact_leak *leak, const char *where) {
+/* Called for each leak as it is found: the first ones of each secret, form and place become
+ * records (and lines of the step summary), the rest are counted by output.c and recorded in
+ * one record at the end. Records are written in batches (run_audit_flush_leaks: one fsync for
+ * the leaks of one read of the step's output), so a flood of leaks costs no flood of fsyncs;
+ * a failed write is reported at the end, not in the middle of the step's output. */
+void run_audit_leak(void *userdata, const struct redact_leak *leak, const char *where, bool reported) {
         struct run *r = userdata;
+        if (!reported)
+                return;
         json_t *ev = json_pack("{s:s, s:s, s:s, s:I}", "name", leak->name, "form", redact_form_name(leak->form),
-                               leak_where_is_stream(where) ? "stream" : "path", where, "offset", (json_int_t) leak->offset);
+                               leak_where_is_stream(where) ? "stream" : "path", where, "offset",
+                               (json_int_t) leak->offset);
         if (!ev)
                 return;
         if (!r->leaks)
                 r->leaks = json_array();
         json_array_append(r->leaks, ev);
-        /* written at once: on record even if we are killed before the step ends */
         int k = r->audit ? audit_append(r->audit, "leak", json_incref(ev)) : 0;
-        if (k >= 0 && r->audit)
-                k = audit_flush(r->audit);
         if (k < 0 && !r->audit_error)
                 r->audit_error = k;
         json_decref(ev);
+}
+
+void run_audit_flush_leaks(void *userdata) {
+        struct run *r = userdata;
+        int k = r->audit ? audit_flush(r->audit) : 0;
+        if (k < 0 && !r->audit_error)
+                r->audit_error = k;
+}
+
+/* One record for the leaks of a secret, form and place past the first ones. */
+static void audit_leak_count(void *userdata, const struct leak_summary *l) {
+        struct run *r = userdata;
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", l->name, "form", l->form,
+                               leak_where_is_stream(l->where) ? "stream" : "path", l->where, "count",
+                               (json_int_t) l->count, "first_offset", (json_int_t) l->first_offset, "last_offset",
+                               (json_int_t) l->last_offset);
+        (void) run_audit_event(r, "leak", ev);
 }
 
 int run_audit_delivered(struct run *r) {
@@ -224,6 +244,7 @@ void run_audit_end(struct run *r) {
                 if (r->status == 0)
                         r->status = 125;
         }
+        leak_groups_foreach(audit_leak_count, r);
         json_t *ev = json_pack("{s:i, s:o, s:I, s:I, s:o}", "status", r->status, "command_status",
                                r->command_status >= 0 ? json_integer(r->command_status) : json_null(), "duration_ms",
                                (json_int_t) (now_monotonic_ms() - r->started_ms), "leaks",

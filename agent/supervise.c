@@ -11,20 +11,39 @@
 #include "redact.h"
 #include "sandbox.h"
 
+#define STREAM_OUT_BUFFER 65536
+
 struct stream {
         const char *name;  /* "stdout" / "stderr", for leak reports */
         int from;          /* the step's pipe; -1 once closed */
         int to;            /* our stdout or stderr */
         bool to_broken;    /* our side is gone (EPIPE): stop reading so the step sees it */
         struct redact_stream *filter;   /* NULL: pass through */
+        /* what the filter released from one read, written at once after it: a line with a
+         * mask in it is one write, not three (a secret on every line cost a write per piece) */
+        size_t out_len;
+        char out[STREAM_OUT_BUFFER];
 };
+
+static void stream_flush(struct stream *s) {
+        if (s->out_len > 0 && !s->to_broken && write_all(s->to, s->out, s->out_len) < 0)
+                s->to_broken = true;   /* reported by closing the step's pipe below */
+        s->out_len = 0;
+}
 
 static int stream_write(void *userdata, const void *p, size_t n) {
         struct stream *s = userdata;
         if (s->to_broken)
                 return 0;
-        if (write_all(s->to, p, n) < 0)
-                s->to_broken = true;   /* reported by closing the step's pipe below */
+        if (s->out_len + n > sizeof s->out)
+                stream_flush(s);
+        if (n >= sizeof s->out) {
+                if (!s->to_broken && write_all(s->to, p, n) < 0)
+                        s->to_broken = true;
+                return 0;
+        }
+        memcpy(s->out + s->out_len, p, n);
+        s->out_len += n;
         return 0;
 }
 
@@ -40,6 +59,7 @@ static void stream_close(struct stream *s) {
                 struct redact_sink sink = { stream_write, stream_leak, s };
                 (void) redact_stream_finish(s->filter, &sink);
         }
+        stream_flush(s);
 }
 
 /* Moves what is available now; closes the pipe at EOF or when our side is broken. */
@@ -61,6 +81,9 @@ static void stream_pump(struct stream *s) {
                                 s->to_broken = true;
                 } else
                         (void) stream_write(s, buf, (size_t) n);
+                /* the step's raw output may hold values: not left behind on our stack */
+                explicit_bzero(buf, (size_t) n);
+                stream_flush(s);
                 if (s->to_broken) {
                         /* like a shell pipeline: the writer learns its reader is gone */
                         stream_close(s);
@@ -186,6 +209,8 @@ static int loop_run(struct loop *l) {
                         loop_relay_input(l);
                 if (p[2].revents & POLLIN)
                         loop_forward_signals(l);
+                if (l->timer && l->timer->after_output && (p[0].revents || p[1].revents))
+                        l->timer->after_output(l->timer->userdata);
                 loop_deadlines(l, now_monotonic_ms());
         }
         return 0;
@@ -212,9 +237,14 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
                 l.tick_at = timer && timer->tick ? timer->tick(timer->userdata, start) : 0;
                 k = loop_run(&l);
         }
+        /* the streams' ends decide what they held back: on record with the rest */
+        for (int i = 0; i < 2; i++)
+                if (l.streams[i].from >= 0)
+                        stream_close(&l.streams[i]);
+        if (timer && timer->after_output)
+                timer->after_output(timer->userdata);
         uint64_t leaks = 0;
         for (int i = 0; i < 2; i++) {
-                safe_close(l.streams[i].from);
                 if (l.streams[i].filter)
                         leaks += redact_stream_leak_count(l.streams[i].filter);
                 redact_stream_free(l.streams[i].filter);

@@ -369,8 +369,11 @@ def test_value_split_in_two_writes_at_every_offset(proj):
     absent(proj, r, value)
     check(r.stdout == f"<{MASK('TOKEN')}>\n" * 31, proj, r, "a value split across writes leaked")
     line = len(value) + 3
-    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", i * line + 1) for i in range(31)],
-          proj, r, "expected 31 raw reports at each line's byte 1")
+    # the first 10 leaks of a secret, form and stream are reported one by one, the rest counted
+    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", i * line + 1) for i in range(10)],
+          proj, r, "expected 10 raw reports at each line's byte 1")
+    check(f"leak: TOKEN (raw) on stdout: 21 more, from byte {10 * line + 1} to byte {30 * line + 1}\n"
+          in r.stderr, proj, r, "the other 21 counted, from the 11th line's byte 1 to the 31st's")
     check(r.status == 123, proj, r, "exit 123")
 
 
