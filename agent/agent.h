@@ -82,6 +82,20 @@ const char *rotation_status_name(enum rotation_status r);
 const char *format_age(uint64_t seconds, char *buf, size_t size);
 int command_audit(const struct options *o);   /* verify: 0 intact, 1 tampered, 2 error; keygen: 0, 2 */
 
+/* ---- where secrets-run keeps its files (agent/paths.c) ---- */
+
+/* A file backend's store when the manifest names no path, relative to the manifest's directory. */
+#define STORE_DEFAULT_PATH ".secrets-run/store"
+/* ${XDG_CONFIG_HOME:-$HOME/.config}/secrets-run, plus "/leaf" if leaf is given: the store key,
+ * the audit keys, and the directory the sandbox hides from the step. -ENOENT if neither
+ * variable holds an absolute path. */
+int config_path(const char *leaf, char **ret);
+/* ${XDG_CONFIG_HOME:-~/.config}/secrets-run/store.key: the store's key file when the manifest
+ * names none (and the key is not in the environment). */
+int store_key_default_path(char **ret);
+/* Said with a store's "no store key" error when store_key_default_path() found no place. */
+#define NO_DEFAULT_KEY_FILE "$HOME is unknown, so there is no default key file"
+
 /* ---- where secrets come from: the manifest's backends, opened on first use ---- */
 
 struct sources {

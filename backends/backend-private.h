@@ -4,6 +4,9 @@
 
 #include "backends.h"
 
+/* The variable the embedded store's key may come from (base64), before any key file. */
+#define STORE_KEY_ENV "SECRETS_RUN_STORE_KEY"
+
 struct backend_ops {
         int (*open)(struct backend *b, char **ret_why);
         int (*fetch)(struct backend *b, const struct secret_ref *ref,
@@ -29,7 +32,7 @@ struct backend {
         uint64_t timeout_ms;
         char **command;
         char *path;
-        char *key_file;       /* file: NULL = $SECRETS_RUN_STORE_KEY or the default */
+        char *key_file;       /* file: read when $SECRETS_RUN_STORE_KEY is unset; NULL: none */
         const struct backend_config *config;  /* during open only: kind-specific settings */
         void *data;           /* the implementation's own state */
         backend_event_fn on_event;   /* NULL: nobody listens */

@@ -17,8 +17,8 @@ struct backend_config {
         enum backend_kind kind;
         uint64_t timeout_ms;           /* total time for one fetch, retries included */
         char *const *command;          /* exec: argv prefix; the reference path is appended */
-        const char *path;              /* file: store path */
-        const char *key_file;          /* file: NULL = $SECRETS_RUN_STORE_KEY or the default key file */
+        const char *path;              /* file: store path (required) */
+        const char *key_file;          /* file: read when $SECRETS_RUN_STORE_KEY is unset; NULL: none */
         /* vault */
         const char *address;           /* NULL: $VAULT_ADDR */
         const char *namespace_;
@@ -135,7 +135,6 @@ static inline void backend_closep(struct backend **b) { backend_close(*b); }
 #define STORE_KEY_BYTES 32
 #define STORE_KEEP_VERSIONS 10
 #define STORE_MAX_VALUE (1024 * 1024)
-#define STORE_DEFAULT_PATH ".secrets-run/store"
 
 struct store;
 struct store_version_info {
@@ -143,11 +142,14 @@ struct store_version_info {
         int64_t created;       /* unix seconds */
 };
 
-/* ${XDG_CONFIG_HOME:-~/.config}/secrets-run/store.key */
-int store_key_default_path(char **ret);
-/* $SECRETS_RUN_STORE_KEY (base64 of 32 bytes) if set, else key_file (NULL: the default),
- * which holds the same base64 text and must be the user's own, mode 0600 or stricter. */
+/* $SECRETS_RUN_STORE_KEY (base64 of 32 bytes) if set, else key_file, which holds the same
+ * base64 text and must be the user's own, mode 0600 or stricter. key_file NULL: there is
+ * none (-ENOENT when the variable is unset). Where a key file is by default is the agent's
+ * business. */
 int store_key_load(const char *key_file, struct secret **ret_key, char **ret_why);
+/* Whether the key comes from the environment: then store_key_load() reads no key file, and
+ * `store init` has none to create. */
+bool store_key_in_environment(void);
 /* A fresh random key written to path (0600, its directory created 0700); -EEXIST if present. */
 int store_key_create(const char *path, struct secret **ret_key, char **ret_why);
 

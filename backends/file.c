@@ -12,12 +12,10 @@ struct file_state {
         char *path;
 };
 
-static const char *store_path(const struct backend *b) {
-        return b->path ? b->path : STORE_DEFAULT_PATH;
-}
-
 static int file_open(struct backend *b, char **ret_why) {
-        const char *path = store_path(b);
+        const char *path = b->path;
+        if (!path)
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (file): no store path", b->name);
         _cleanup_free_ char *why = NULL;
         struct file_state *f = calloc(1, sizeof(*f));
         if (!f || !(f->path = strdup(path))) {
