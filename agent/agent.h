@@ -122,6 +122,9 @@ int sources_generate(struct sources *src, const struct mf_secret *s, struct secr
 /* Renews what is due in every open backend; returns the next time to call, 0 for never. */
 uint64_t sources_renew(struct sources *src, uint64_t now_ms);
 struct secret_ref secret_ref_of(const struct mf_secret *s);
+/* Appends the variables holding the credentials of every backend m declares (used or not),
+ * as each backend names them (backend_credential_env()), for stripping from the step. */
+int sources_credential_env(const struct manifest *m, char ***vars);
 
 /* ---- supervision of the running step ---- */
 

@@ -116,6 +116,16 @@ static int source_config_of(const struct manifest *m, const struct mf_backend *b
         return 0;
 }
 
+int sources_credential_env(const struct manifest *m, char ***vars) {
+        for (size_t i = 0; i < m->n_backends; i++) {
+                _cleanup_(source_config_done) struct source_config c = {};
+                int k = source_config_of(m, &m->backends[i], &c);
+                if (k < 0 || (k = backend_credential_env(&c.config, vars)) < 0)
+                        return k;
+        }
+        return 0;
+}
+
 static int open_generator(struct sources *src, char **ret_why) {
         if (src->generator)
                 return 0;

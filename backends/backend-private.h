@@ -23,6 +23,9 @@ struct backend_ops {
         int (*identity)(struct backend *b, struct backend_identity *ret, char **ret_why);
         /* Renews what is due at now (monotonic ms); returns when to be called next, 0 = never. */
         uint64_t (*renew)(struct backend *b, uint64_t now_ms);
+        /* Optional (absent: none): see backend_credential_env(). Called without an open
+         * backend, on the configuration alone. */
+        int (*credential_env)(const struct backend_config *c, char ***vars);
 };
 
 struct backend {

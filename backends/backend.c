@@ -136,6 +136,11 @@ void backend_emit(struct backend *b, struct backend_event e) {
         b->on_event(b->event_userdata, &e);
 }
 
+int backend_credential_env(const struct backend_config *config, char ***vars) {
+        const struct backend_ops *ops = ops_for(config->kind);
+        return ops && ops->credential_env ? ops->credential_env(config, vars) : 0;
+}
+
 void backend_identity_done(struct backend_identity *id) {
         free(id->auth);
         free(id->display_name);

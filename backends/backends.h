@@ -61,6 +61,12 @@ void backends_init(void);
 /* Failures return -errno and, where there is more to say, a one-line reason in *ret_why
  * (malloc'd, never containing a value). */
 int backend_open(const struct backend_config *config, struct backend **ret, char **ret_why);
+/* Appends to *vars the names of the environment variables holding the credentials a backend
+ * configured as config reads (file: the store key; vault: the token, a login's role and
+ * secret ids or JWT, the CI's OIDC request token), whether or not they are set: the agent
+ * keeps them from the step. env, exec, generate: none (the variables an env secret is read
+ * from are secrets, which the agent knows of itself). Opens nothing; -ENOMEM. */
+int backend_credential_env(const struct backend_config *config, char ***vars);
 int backend_fetch(struct backend *b, const struct secret_ref *ref,
                   struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
 /* Optional hint before fetching: every ref that will be fetched from b (a backend may fetch

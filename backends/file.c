@@ -130,10 +130,16 @@ static void file_close(struct backend *b) {
         b->data = NULL;
 }
 
+/* The key variable is read whether or not a key file is configured: it comes first. */
+static int file_credential_env(const struct backend_config *c, char ***vars) {
+        return strv_extend(vars, STORE_KEY_ENV);
+}
+
 const struct backend_ops file_backend_ops = {
         .open = file_open,
         .fetch = file_fetch,
         .stat = file_stat,
         .write = file_write,
         .close = file_close,
+        .credential_env = file_credential_env,
 };

@@ -10,6 +10,13 @@
 
 #define VAULT_CLOSE_TIMEOUT_MS 10000
 
+/* The variables credentials come from when the manifest names none, as Vault's CLI, GitLab's
+ * id_tokens examples and GitHub Actions have them; also declared by vault_credential_env(). */
+#define VAULT_TOKEN_ENV "VAULT_TOKEN"
+#define VAULT_JWT_ENV "VAULT_ID_TOKEN"
+#define GITHUB_OIDC_URL_ENV "ACTIONS_ID_TOKEN_REQUEST_URL"
+#define GITHUB_OIDC_TOKEN_ENV "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+
 /* One response per path (and version) per run: two fields of one dynamic secret must come
  * from one request, one lease. */
 struct vault_response {
@@ -116,9 +123,9 @@ static int http_client_open(const struct backend *b, const struct http_options *
 
 static int github_oidc_token(struct backend *b, const char *audience, uint64_t deadline,
                              struct secret **ret, char **ret_why) {
-        const char *url = getenv("ACTIONS_ID_TOKEN_REQUEST_URL");
+        const char *url = getenv(GITHUB_OIDC_URL_ENV);
         _cleanup_secret_ struct secret *request_token = NULL;
-        if (env_secret("ACTIONS_ID_TOKEN_REQUEST_TOKEN", &request_token) < 0)
+        if (env_secret(GITHUB_OIDC_TOKEN_ENV, &request_token) < 0)
                 return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login from GitHub OIDC needs $ACTIONS_ID_TOKEN_REQUEST_TOKEN (permissions: id-token: write)",
                                     b->name);
         if (strncasecmp(url, "https://", 8) != 0 &&
@@ -181,8 +188,8 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
         } else {
                 mount = c->auth_mount ? c->auth_mount : "jwt";
                 _cleanup_secret_ struct secret *jwt = NULL;
-                const char *var = c->jwt_env ? c->jwt_env : "VAULT_ID_TOKEN";
-                if (!c->jwt_env && getenv("ACTIONS_ID_TOKEN_REQUEST_URL")) {
+                const char *var = c->jwt_env ? c->jwt_env : VAULT_JWT_ENV;
+                if (!c->jwt_env && getenv(GITHUB_OIDC_URL_ENV)) {
                         if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
                                 return r;
                 } else if (env_secret(var, &jwt) < 0)
@@ -259,7 +266,7 @@ static int vault_open(struct backend *b, char **ret_why) {
         if (r < 0)
                 return r;
         if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN) {
-                const char *var = c->token_env ? c->token_env : "VAULT_TOKEN";
+                const char *var = c->token_env ? c->token_env : VAULT_TOKEN_ENV;
                 if (env_secret(var, &v->token) < 0)
                         return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token in $%s, which is not set",
                                             b->name, var);
@@ -922,6 +929,23 @@ static void vault_close(struct backend *b) {
         b->data = NULL;
 }
 
+/* Every variable this configuration may take a credential from. The token variable is
+ * declared whatever the auth method: Vault's own CLI and SDKs read it, so a step handed it
+ * could act as the caller. A jwt login without jwt_env reads $VAULT_ID_TOKEN, or asks
+ * GitHub's OIDC endpoint with the job's request token. */
+static int vault_credential_env(const struct backend_config *c, char ***vars) {
+        bool jwt_default = c->vault_auth == BACKEND_VAULT_AUTH_JWT && !c->jwt_env;
+        const char *names[] = { c->token_env ? c->token_env : VAULT_TOKEN_ENV, c->role_id_env, c->secret_id_env,
+                                c->jwt_env, jwt_default ? VAULT_JWT_ENV : NULL,
+                                jwt_default ? GITHUB_OIDC_TOKEN_ENV : NULL };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                int r = names[i] ? strv_extend(vars, names[i]) : 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 const struct backend_ops vault_backend_ops = {
         .open = vault_open,
         .fetch = vault_fetch,
@@ -931,4 +955,5 @@ const struct backend_ops vault_backend_ops = {
         .write = vault_write,
         .identity = vault_identity,
         .renew = vault_renew,
+        .credential_env = vault_credential_env,
 };
