@@ -75,6 +75,13 @@ static void source_config_done(struct source_config *c) {
         *c = (struct source_config) {};
 }
 
+/* A diagnostic and benchmark switch (docs/vault.md), not a manifest setting: it changes how
+ * fast secrets arrive, never which. */
+static bool vault_sequential_requested(void) {
+        const char *v = getenv("SECRETS_RUN_VAULT_SEQUENTIAL");
+        return v && streq(v, "1");
+}
+
 /* What backend_open() gets for the manifest's backend b, opening nothing: paths relative to
  * the manifest's directory, and secrets-run's own defaults filled in (the store's path, the
  * key file, which stays NULL if $HOME is unknown), so backends know no file layout. */
@@ -110,6 +117,7 @@ static int source_config_of(const struct manifest *m, const struct mf_backend *b
                 .secret_id_env = b->secret_id_env,
                 .token_env = b->token_env,
                 .max_ttl_s = m->policy.max_ttl,
+                .vault_sequential = kind == BACKEND_KIND_VAULT && vault_sequential_requested(),
         };
         *ret = c;
         c = (struct source_config) {};

@@ -31,6 +31,7 @@ struct backend_config {
         const char *role_id_env, *secret_id_env;
         const char *token_env;         /* NULL: VAULT_TOKEN */
         uint64_t max_ttl_s;            /* policy.max_ttl: caps lease renewal increments; 0 = none */
+        bool vault_sequential;         /* vault: one request at a time, no concurrent prefetch */
 };
 
 struct secret_ref {

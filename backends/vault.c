@@ -54,6 +54,7 @@ struct vault_state {
         struct vault_pending *pending; /* prefetched answers not yet taken */
         size_t n_pending;
         uint64_t max_ttl_s;            /* policy.max_ttl: caps renewal increments; 0 = none */
+        bool sequential;               /* no prefetch: one request at a time */
         const char *auth;              /* "token", "approle", "jwt", for the identity */
 };
 
@@ -260,6 +261,7 @@ static int vault_open(struct backend *b, char **ret_why) {
                                   .ca_cert = manifest_ca ? c->ca_cert : getenv("VAULT_CACERT"),
                                   .ca_path = manifest_ca ? c->ca_path : getenv("VAULT_CAPATH") };
         v->max_ttl_s = c->max_ttl_s;
+        v->sequential = c->vault_sequential;
         v->auth = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? "approle"
                 : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt" : "token";
         int r = http_client_open(b, &o, &v->http, ret_why);
@@ -669,8 +671,7 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
  * at an earlier secret. */
 static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
         struct vault_state *v = b->data;
-        const char *seq = getenv("SECRETS_RUN_VAULT_SEQUENTIAL");
-        if (!v || (seq && streq(seq, "1")))
+        if (!v || v->sequential)
                 return 0;
         char **keys = calloc(n ? n : 1, sizeof(char *)), **paths = calloc(n ? n : 1, sizeof(char *));
         const struct secret_ref **owners = calloc(n ? n : 1, sizeof(*owners));
