@@ -125,6 +125,10 @@ struct secret_ref secret_ref_of(const struct mf_secret *s);
 /* Appends the variables holding the credentials of every backend m declares (used or not),
  * as each backend names them (backend_credential_env()), for stripping from the step. */
 int sources_credential_env(const struct manifest *m, char ***vars);
+/* Prints a BACKEND_EVENT_MESSAGE with log_* (other kinds: nothing); safe on any thread.
+ * Backends are opened printing their messages; a handler set later must call this to keep
+ * them. */
+void backend_event_print(const struct backend_event *e);
 
 /* ---- supervision of the running step ---- */
 

@@ -61,6 +61,22 @@ void sources_done(struct sources *src) {
         *src = (struct sources) {};
 }
 
+/* Backends print nothing: what they have to say arrives as message events. log_* writes
+ * each line with one write() and shares no state but the level, so this is safe on the
+ * renewal thread too. */
+void backend_event_print(const struct backend_event *e) {
+        if (e->kind != BACKEND_EVENT_MESSAGE || !e->message)
+                return;
+        if (e->level == BACKEND_MESSAGE_WARNING)
+                log_warning("%s", e->message);
+        else
+                log_info("%s", e->message);
+}
+
+static void print_backend_event(void *userdata, const struct backend_event *e) {
+        backend_event_print(e);
+}
+
 /* A backend_config for a manifest backend, and the strings it points at. */
 struct source_config {
         struct backend_config config;
@@ -84,7 +100,8 @@ static bool vault_sequential_requested(void) {
 
 /* What backend_open() gets for the manifest's backend b, opening nothing: paths relative to
  * the manifest's directory, and secrets-run's own defaults filled in (the store's path, the
- * key file, which stays NULL if $HOME is unknown), so backends know no file layout. */
+ * key file, which stays NULL if $HOME is unknown), so backends know no file layout. Messages
+ * are printed until someone sets another event handler. */
 static int source_config_of(const struct manifest *m, const struct mf_backend *b, struct source_config *ret) {
         _cleanup_(source_config_done) struct source_config c = {};
         enum backend_kind kind = backend_kind_of(b->type);
@@ -118,6 +135,7 @@ static int source_config_of(const struct manifest *m, const struct mf_backend *b
                 .token_env = b->token_env,
                 .max_ttl_s = m->policy.max_ttl,
                 .vault_sequential = kind == BACKEND_KIND_VAULT && vault_sequential_requested(),
+                .on_event = print_backend_event,
         };
         *ret = c;
         c = (struct source_config) {};
@@ -137,7 +155,7 @@ int sources_credential_env(const struct manifest *m, char ***vars) {
 static int open_generator(struct sources *src, char **ret_why) {
         if (src->generator)
                 return 0;
-        struct backend_config c = { .name = "generate", .kind = BACKEND_KIND_GENERATE };
+        struct backend_config c = { .name = "generate", .kind = BACKEND_KIND_GENERATE, .on_event = print_backend_event };
         return backend_open(&c, &src->generator, ret_why);
 }
 

@@ -50,6 +50,9 @@ extern const struct backend_ops vault_backend_ops;
 
 /* Hands e (its backend field filled in here) to the event handler, if there is one. */
 void backend_emit(struct backend *b, struct backend_event e);
+/* A BACKEND_EVENT_MESSAGE: how a backend says something to the user (it never prints).
+ * Formatted only if someone listens; one line, never a value or a token. */
+void backend_message(struct backend *b, enum backend_message_level level, const char *fmt, ...) _printf_(3, 4);
 
 /* Sets *ret_why to a formatted reason (if ret_why is non-NULL) and returns r. */
 int backend_fail(char **ret_why, int r, const char *fmt, ...) _printf_(3, 4);

@@ -11,7 +11,11 @@ enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, 
 
 enum generate_charset { GENERATE_ALNUM, GENERATE_HEX, GENERATE_BASE64URL, GENERATE_ASCII };
 
-/* What the agent hands a backend: plain configuration, no manifest types. */
+struct backend_event;
+typedef void (*backend_event_fn)(void *userdata, const struct backend_event *e);
+
+/* What the agent hands a backend: plain configuration, no manifest types, no defaults of the
+ * application's file layout (the agent resolves those). */
 struct backend_config {
         const char *name;              /* as the manifest names it, for messages */
         enum backend_kind kind;
@@ -32,6 +36,10 @@ struct backend_config {
         const char *token_env;         /* NULL: VAULT_TOKEN */
         uint64_t max_ttl_s;            /* policy.max_ttl: caps lease renewal increments; 0 = none */
         bool vault_sequential;         /* vault: one request at a time, no concurrent prefetch */
+        /* Where the backend's events go from backend_open() on (messages of a login's
+         * retries included); NULL: nowhere. backend_set_event_handler() changes it later. */
+        backend_event_fn on_event;
+        void *event_userdata;
 };
 
 struct secret_ref {
@@ -86,15 +94,21 @@ int backend_stat(struct backend *b, const struct secret_ref *ref, struct secret_
 int backend_write(struct backend *b, const struct secret_ref *ref, const struct secret *value,
                   uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why);
 const char *backend_name(const struct backend *b);
-/* What a backend did on its own while the step ran or at close, for the audit log: lease
- * renewals, their failures, revocations, and leases that will run out. Never a value or a
- * token; a lease id is not a credential (it needs a token to be used). */
+/* What a backend did on its own, told to the agent: lease renewals, their failures,
+ * revocations and leases that will run out, for the audit log; and messages for the user,
+ * since backends print nothing themselves. Never a value or a token; a lease id is not a
+ * credential (it needs a token to be used). */
 enum backend_event_kind {
         BACKEND_EVENT_LEASE_RENEW,         /* ttl_s: granted */
         BACKEND_EVENT_LEASE_RENEW_FAILED,  /* reason */
         BACKEND_EVENT_LEASE_REVOKE,
         BACKEND_EVENT_LEASE_REVOKE_FAILED, /* reason */
         BACKEND_EVENT_LEASE_EXPIRING,      /* ttl_s: left; reason: why it cannot be extended */
+        BACKEND_EVENT_MESSAGE,             /* level, message: for the user's terminal only */
+};
+enum backend_message_level {
+        BACKEND_MESSAGE_INFO,              /* what it is doing (--verbose) */
+        BACKEND_MESSAGE_WARNING,           /* something went wrong that does not stop the run */
 };
 struct backend_event {
         enum backend_event_kind kind;
@@ -102,9 +116,12 @@ struct backend_event {
         const char *lease_id;              /* NULL: the token the backend logged in with */
         uint64_t ttl_s;
         const char *reason;                /* one line; NULL if none */
+        enum backend_message_level level;  /* MESSAGE only */
+        const char *message;               /* MESSAGE only: one line, as it is to be printed */
 };
-typedef void (*backend_event_fn)(void *userdata, const struct backend_event *e);
-/* fn is called (on the caller's thread, from renew and close) for each event; NULL: none. */
+/* fn is called for each event, on the thread that called into the backend (open, fetch,
+ * write, renew, close): lease events come from renew and close, messages from any call.
+ * NULL: none. */
 void backend_set_event_handler(struct backend *b, backend_event_fn fn, void *userdata);
 
 /* Who the backend acts as, for the audit log (Vault: auth/token/lookup-self). Never the

@@ -109,19 +109,27 @@ static int env_secret(const char *var, struct secret **ret) {
         return secret_from_bytes(s, strlen(s), ret);
 }
 
-/* GitHub Actions' OIDC token for audience (NULL: GitHub's default), from the job's
- * ACTIONS_ID_TOKEN_REQUEST_URL with ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
+/* The HTTP client's retries, said as the backend's messages. */
+static void http_note(void *userdata, const char *line) {
+        backend_message(userdata, BACKEND_MESSAGE_INFO, "%s", line);
+}
 
-/* An HTTP client for this backend; a missing libcurl is said plainly. */
-static int http_client_open(const struct backend *b, const struct http_options *o, struct http_client **ret,
+/* An HTTP client for this backend, its retries reported through b's events; a missing
+ * libcurl is said plainly. */
+static int http_client_open(struct backend *b, const struct http_options *options, struct http_client **ret,
                             char **ret_why) {
-        int r = http_client_new(o, ret);
+        struct http_options o = *options;
+        o.note = http_note;
+        o.note_userdata = b;
+        int r = http_client_new(&o, ret);
         if (r == -ELIBACC || r == -ELIBBAD)
                 return backend_fail(ret_why, r, "backend '%s' (vault): libcurl (libcurl.so.4) %s [install libcurl4]",
                                     b->name, r == -ELIBACC ? "is not installed" : "is not usable");
         return r;
 }
 
+/* GitHub Actions' OIDC token for audience (NULL: GitHub's default), from the job's
+ * ACTIONS_ID_TOKEN_REQUEST_URL with ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
 static int github_oidc_token(struct backend *b, const char *audience, uint64_t deadline,
                              struct secret **ret, char **ret_why) {
         const char *url = getenv(GITHUB_OIDC_URL_ENV);
@@ -658,8 +666,8 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
         ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
         ret_meta->created = created_time(meta);
         json_decref(j);
-        log_info("secret %s: backend '%s' (vault): wrote version %" PRIu64 " of %s", ref->secret_name, b->name,
-                 ret_meta->version, ref->path);
+        backend_message(b, BACKEND_MESSAGE_INFO, "secret %s: backend '%s' (vault): wrote version %" PRIu64 " of %s",
+                        ref->secret_name, b->name, ret_meta->version, ref->path);
         return 0;
 }
 
@@ -712,7 +720,7 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                 goto finish;
         }
         v->pending = p;
-        log_info("backend '%s' (vault): fetching %zu paths concurrently", b->name, m);
+        backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): fetching %zu paths concurrently", b->name, m);
         r = http_get_many(v->http, (const char *const *) paths, m, v->token, now_monotonic_ms() + b->timeout_ms,
                           VAULT_MAX_CONNECTIONS, results);
         if (r < 0) {
@@ -787,15 +795,17 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                 json_decref(j);
                 now = now_monotonic_ms();
                 lease_schedule(l, now, ttl);
-                log_info("backend '%s' (vault): renewed %s for %" PRIu64 " s", b->name, what, ttl);
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): renewed %s for %" PRIu64 " s", b->name,
+                                what, ttl);
                 backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_RENEW, .lease_id = l->id,
                                                          .ttl_s = ttl });
                 if (ttl < increment && !l->expiring_noted) {
                         /* Vault granted less than asked: its maximum TTL is reached, and the
                          * lease ends then however often it is renewed */
                         l->expiring_noted = true;
-                        log_warning("backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further (maximum TTL reached)",
-                                    b->name, what, ttl);
+                        backend_message(b, BACKEND_MESSAGE_WARNING,
+                                        "backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further (maximum TTL reached)",
+                                        b->name, what, ttl);
                         backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_EXPIRING, .lease_id = l->id,
                                                                  .ttl_s = ttl, .reason = "maximum TTL reached" });
                 }
@@ -807,8 +817,8 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                 return;   /* the step is over: the lease is revoked next, not renewed */
         _cleanup_free_ char *failure = r < 0 ? strdup(why ? why : strerror(-r))
                                              : vault_error_text(resp);
-        log_warning("backend '%s' (vault): could not renew %s: %s%s%s", b->name, what,
-                    r < 0 ? "" : status_cause(status), r < 0 || !failure ? "" : ": ", failure ? failure : "");
+        backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault): could not renew %s: %s%s%s", b->name, what,
+                        r < 0 ? "" : status_cause(status), r < 0 || !failure ? "" : ": ", failure ? failure : "");
         _cleanup_free_ char *reason = r < 0 ? strdup(failure ? failure : "failed")
                                             : strdup_printf("HTTP %ld %s%s%s", status, status_cause(status),
                                                             failure ? ": " : "", failure ? failure : "");
@@ -836,17 +846,18 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
         return next;
 }
 
-/* Says how a revocation (of lease_id; NULL: the login token) went, in the log and as an event. */
+/* Says how a revocation (of lease_id; NULL: the login token) went, as a message and as an event. */
 static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why) {
         const char *what = lease_id ? lease_id : "the login token";
         if (r >= 0 && (status == 200 || status == 204)) {
-                log_info("backend '%s' (vault): revoked %s", b->name, what);
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): revoked %s", b->name, what);
                 backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE, .lease_id = lease_id });
                 return;
         }
         _cleanup_free_ char *reason = r < 0 ? strdup(why ? why : strerror(-r))
                                             : strdup_printf("HTTP %ld %s", status, status_cause(status));
-        log_warning("backend '%s' (vault): could not revoke %s: %s", b->name, what, reason ? reason : "failed");
+        backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault): could not revoke %s: %s", b->name, what,
+                        reason ? reason : "failed");
         backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE_FAILED, .lease_id = lease_id,
                                                  .reason = reason ? reason : "failed" });
 }
