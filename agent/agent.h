@@ -82,6 +82,20 @@ const char *rotation_status_name(enum rotation_status r);
 const char *format_age(uint64_t seconds, char *buf, size_t size);
 int command_audit(const struct options *o);   /* verify: 0 intact, 1 tampered, 2 error; keygen: 0, 2 */
 
+/* ---- where secrets-run keeps its files (agent/paths.c) ---- */
+
+/* A file backend's store when the manifest names no path, relative to the manifest's directory. */
+#define STORE_DEFAULT_PATH ".secrets-run/store"
+/* ${XDG_CONFIG_HOME:-$HOME/.config}/secrets-run, plus "/leaf" if leaf is given: the store key,
+ * the audit keys, and the directory the sandbox hides from the step. -ENOENT if neither
+ * variable holds an absolute path. */
+int config_path(const char *leaf, char **ret);
+/* ${XDG_CONFIG_HOME:-~/.config}/secrets-run/store.key: the store's key file when the manifest
+ * names none (and the key is not in the environment). */
+int store_key_default_path(char **ret);
+/* Said with a store's "no store key" error when store_key_default_path() found no place. */
+#define NO_DEFAULT_KEY_FILE "$HOME is unknown, so there is no default key file"
+
 /* ---- where secrets come from: the manifest's backends, opened on first use ---- */
 
 struct sources {
@@ -108,6 +122,13 @@ int sources_generate(struct sources *src, const struct mf_secret *s, struct secr
 /* Renews what is due in every open backend; returns the next time to call, 0 for never. */
 uint64_t sources_renew(struct sources *src, uint64_t now_ms);
 struct secret_ref secret_ref_of(const struct mf_secret *s);
+/* Appends the variables holding the credentials of every backend m declares (used or not),
+ * as each backend names them (backend_credential_env()), for stripping from the step. */
+int sources_credential_env(const struct manifest *m, char ***vars);
+/* Prints a BACKEND_EVENT_MESSAGE with log_* (other kinds: nothing); safe on any thread.
+ * Backends are opened printing their messages; a handler set later must call this to keep
+ * them. */
+void backend_event_print(const struct backend_event *e);
 
 /* ---- supervision of the running step ---- */
 

@@ -42,24 +42,7 @@ int collect_stripped_env(struct run *r) {
                 if (b && b->type == BACKEND_ENV && s->path && (k = strv_extend(&r->strip_env, s->path)) < 0)
                         return k;
         }
-        for (size_t i = 0; i < r->m->n_backends; i++) {
-                const struct mf_backend *b = &r->m->backends[i];
-                if (b->type == BACKEND_FILE && (k = strv_extend(&r->strip_env, "SECRETS_RUN_STORE_KEY")) < 0)
-                        return k;
-                if (b->type != BACKEND_VAULT)
-                        continue;
-                /* without jwt_env, a jwt login reads $VAULT_ID_TOKEN or asks GitHub's OIDC
-                 * endpoint with the job's request token */
-                bool jwt_default = b->auth == VAULT_AUTH_JWT && !b->jwt_env;
-                const char *vars[] = { b->token_env ? b->token_env : "VAULT_TOKEN", b->role_id_env,
-                                       b->secret_id_env, b->jwt_env,
-                                       jwt_default ? "VAULT_ID_TOKEN" : NULL,
-                                       jwt_default ? "ACTIONS_ID_TOKEN_REQUEST_TOKEN" : NULL };
-                for (size_t j = 0; j < ELEMENTSOF(vars); j++)
-                        if (vars[j] && (k = strv_extend(&r->strip_env, vars[j])) < 0)
-                                return k;
-        }
-        return 0;
+        return sources_credential_env(r->m, &r->strip_env);
 }
 
 /* The fetched values now live in secure buffers: wipe the originals out of our own

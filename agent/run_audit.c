@@ -66,9 +66,14 @@ static const char *backend_event_name(enum backend_event_kind k) {
 /* A lease event as an audit record. While the step runs it is written at once (a renewal
  * that failed is on record even if we are then killed); a failed write is reported at the
  * end, as for leaks. Revocations come at close, before run.exit, and go with it. Runs on the
- * renewal thread while there is one. */
+ * renewal thread while there is one. A message is printed at once, there too (log_* is
+ * safe on any thread), so it keeps its place among the step's output. */
 void run_audit_backend_event(void *userdata, const struct backend_event *e) {
         struct run *r = userdata;
+        if (e->kind == BACKEND_EVENT_MESSAGE) {
+                backend_event_print(e);
+                return;
+        }
         if (!r->audit)
                 return;
         json_t *ev = json_pack("{s:s, s:s}", "backend", e->backend, "lease", e->lease_id ? e->lease_id : "login token");

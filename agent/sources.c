@@ -61,33 +61,69 @@ void sources_done(struct sources *src) {
         *src = (struct sources) {};
 }
 
-static int open_generator(struct sources *src, char **ret_why) {
-        if (src->generator)
-                return 0;
-        struct backend_config c = { .name = "generate", .kind = BACKEND_KIND_GENERATE };
-        return backend_open(&c, &src->generator, ret_why);
+/* Backends print nothing: what they have to say arrives as message events. log_* writes
+ * each line with one write() and shares no state but the level, so this is safe on the
+ * renewal thread too. */
+void backend_event_print(const struct backend_event *e) {
+        if (e->kind != BACKEND_EVENT_MESSAGE || !e->message)
+                return;
+        if (e->level == BACKEND_MESSAGE_WARNING)
+                log_warning("%s", e->message);
+        else
+                log_info("%s", e->message);
 }
 
-static int open_backend(struct sources *src, size_t i, char **ret_why) {
-        const struct manifest *m = src->m;
-        const struct mf_backend *b = &m->backends[i];
-        if (src->open[i])
-                return 0;
-        _cleanup_free_ char *path = NULL, *key_file = NULL, *ca_cert = NULL, *ca_path = NULL;
-        if (manifest_file(m, b->path, &path) < 0 || manifest_file(m, b->key_file, &key_file) < 0 ||
-            manifest_file(m, b->ca_cert, &ca_cert) < 0 || manifest_file(m, b->ca_path, &ca_path) < 0)
+static void print_backend_event(void *userdata, const struct backend_event *e) {
+        backend_event_print(e);
+}
+
+/* A backend_config for a manifest backend, and the strings it points at. */
+struct source_config {
+        struct backend_config config;
+        char *path, *key_file, *ca_cert, *ca_path;
+};
+
+static void source_config_done(struct source_config *c) {
+        free(c->path);
+        free(c->key_file);
+        free(c->ca_cert);
+        free(c->ca_path);
+        *c = (struct source_config) {};
+}
+
+/* A diagnostic and benchmark switch (docs/vault.md), not a manifest setting: it changes how
+ * fast secrets arrive, never which. */
+static bool vault_sequential_requested(void) {
+        const char *v = getenv("SECRETS_RUN_VAULT_SEQUENTIAL");
+        return v && streq(v, "1");
+}
+
+/* What backend_open() gets for the manifest's backend b, opening nothing: paths relative to
+ * the manifest's directory, and secrets-run's own defaults filled in (the store's path, the
+ * key file, which stays NULL if $HOME is unknown), so backends know no file layout. Messages
+ * are printed until someone sets another event handler. */
+static int source_config_of(const struct manifest *m, const struct mf_backend *b, struct source_config *ret) {
+        _cleanup_(source_config_done) struct source_config c = {};
+        enum backend_kind kind = backend_kind_of(b->type);
+        bool file = kind == BACKEND_KIND_FILE;
+        if (manifest_file(m, b->path ? b->path : file ? STORE_DEFAULT_PATH : NULL, &c.path) < 0 ||
+            manifest_file(m, b->key_file, &c.key_file) < 0 ||
+            manifest_file(m, b->ca_cert, &c.ca_cert) < 0 || manifest_file(m, b->ca_path, &c.ca_path) < 0)
                 return -ENOMEM;
-        struct backend_config c = {
+        int k;
+        if (file && !c.key_file && (k = store_key_default_path(&c.key_file)) < 0 && k != -ENOENT)
+                return k;
+        c.config = (struct backend_config) {
                 .name = b->name,
-                .kind = backend_kind_of(b->type),
+                .kind = kind,
                 .timeout_ms = b->timeout * 1000,
                 .command = b->command,
-                .path = path,
-                .key_file = key_file,
+                .path = c.path,
+                .key_file = c.key_file,
                 .address = b->address,
                 .namespace_ = b->namespace_,
-                .ca_cert = ca_cert,
-                .ca_path = ca_path,
+                .ca_cert = c.ca_cert,
+                .ca_path = c.ca_path,
                 .insecure = b->insecure,
                 .vault_auth = vault_auth_of(b->auth),
                 .auth_mount = b->auth_mount,
@@ -98,8 +134,49 @@ static int open_backend(struct sources *src, size_t i, char **ret_why) {
                 .secret_id_env = b->secret_id_env,
                 .token_env = b->token_env,
                 .max_ttl_s = m->policy.max_ttl,
+                .vault_sequential = kind == BACKEND_KIND_VAULT && vault_sequential_requested(),
+                .on_event = print_backend_event,
         };
-        return backend_open(&c, &src->open[i], ret_why);
+        *ret = c;
+        c = (struct source_config) {};
+        return 0;
+}
+
+int sources_credential_env(const struct manifest *m, char ***vars) {
+        for (size_t i = 0; i < m->n_backends; i++) {
+                _cleanup_(source_config_done) struct source_config c = {};
+                int k = source_config_of(m, &m->backends[i], &c);
+                if (k < 0 || (k = backend_credential_env(&c.config, vars)) < 0)
+                        return k;
+        }
+        return 0;
+}
+
+static int open_generator(struct sources *src, char **ret_why) {
+        if (src->generator)
+                return 0;
+        struct backend_config c = { .name = "generate", .kind = BACKEND_KIND_GENERATE, .on_event = print_backend_event };
+        return backend_open(&c, &src->generator, ret_why);
+}
+
+static int open_backend(struct sources *src, size_t i, char **ret_why) {
+        if (src->open[i])
+                return 0;
+        _cleanup_(source_config_done) struct source_config c = {};
+        int k = source_config_of(src->m, &src->m->backends[i], &c);
+        if (k < 0)
+                return k;
+        k = backend_open(&c.config, &src->open[i], ret_why);
+        if (k == -ENOENT && c.config.kind == BACKEND_KIND_FILE && !c.key_file && !store_key_in_environment() &&
+            ret_why && *ret_why) {
+                /* the store had no key file to read because we found no default */
+                char *why = strdup_printf("%s (%s)", *ret_why, NO_DEFAULT_KEY_FILE);
+                if (why) {
+                        free(*ret_why);
+                        *ret_why = why;
+                }
+        }
+        return k;
 }
 
 int sources_get(struct sources *src, const struct mf_secret *s, struct backend **ret) {

@@ -13,7 +13,7 @@
 
 struct store_target {
         char *path;
-        char *key_file;   /* NULL: $SECRETS_RUN_STORE_KEY or the default key file */
+        char *key_file;   /* the manifest's, else the default; NULL: none ($HOME is unknown) */
 };
 
 static void store_target_done(struct store_target *t) {
@@ -41,7 +41,8 @@ static int find_target(const struct options *o, struct store_target *ret) {
                 const struct mf_backend *b = &m->backends[i];
                 if (b->type != BACKEND_FILE)
                         continue;
-                if (manifest_file(m, b->path, &ret->path) < 0 || manifest_file(m, b->key_file, &ret->key_file) < 0)
+                if (manifest_file(m, b->path ? b->path : STORE_DEFAULT_PATH, &ret->path) < 0 ||
+                    manifest_file(m, b->key_file, &ret->key_file) < 0)
                         return -ENOMEM;
                 return 0;
         }
@@ -133,7 +134,11 @@ static int read_value(struct secret **ret) {
 static int load_key(const struct store_target *t, struct secret **ret) {
         _cleanup_free_ char *why = NULL;
         int k = store_key_load(t->key_file, ret, &why);
-        return k < 0 ? fail("store", k, why) : 0;
+        if (k == -ENOENT && !t->key_file)
+                log_error("store: %s (%s)", why ? why : strerror(-k), NO_DEFAULT_KEY_FILE);
+        else if (k < 0)
+                fail("store", k, why);
+        return k < 0 ? 1 : 0;
 }
 
 static int cmd_init(const struct store_target *t) {
@@ -141,14 +146,10 @@ static int cmd_init(const struct store_target *t) {
         _cleanup_secret_ struct secret *key = NULL;
         _cleanup_free_ char *created_key = NULL;
         int k;
-        if (!getenv("SECRETS_RUN_STORE_KEY")) {
-                _cleanup_free_ char *def = NULL;
+        if (!store_key_in_environment()) {
                 const char *kf = t->key_file;
-                if (!kf) {
-                        if ((k = store_key_default_path(&def)) < 0)
-                                return fail("store init: no place for the key file", k, "$HOME is unknown");
-                        kf = def;
-                }
+                if (!kf)
+                        return fail("store init: no place for the key file", -ENOENT, "$HOME is unknown");
                 struct stat st;
                 if (lstat(kf, &st) < 0 && errno == ENOENT) {
                         if ((k = store_key_create(kf, &key, &why)) < 0)
@@ -637,6 +638,9 @@ int command_store(const struct options *o) {
 
         _cleanup_(store_target_done) struct store_target t = {};
         int k = find_target(o, &t);
+        /* the key file, when the manifest names none, is where secrets-run keeps its keys */
+        if (k >= 0 && !t.key_file && (k = store_key_default_path(&t.key_file)) == -ENOENT)
+                k = 0;
         if (k == -ENOMEM)
                 log_error("store: out of memory");
         if (k < 0)

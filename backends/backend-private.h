@@ -4,6 +4,9 @@
 
 #include "backends.h"
 
+/* The variable the embedded store's key may come from (base64), before any key file. */
+#define STORE_KEY_ENV "SECRETS_RUN_STORE_KEY"
+
 struct backend_ops {
         int (*open)(struct backend *b, char **ret_why);
         int (*fetch)(struct backend *b, const struct secret_ref *ref,
@@ -20,6 +23,9 @@ struct backend_ops {
         int (*identity)(struct backend *b, struct backend_identity *ret, char **ret_why);
         /* Renews what is due at now (monotonic ms); returns when to be called next, 0 = never. */
         uint64_t (*renew)(struct backend *b, uint64_t now_ms);
+        /* Optional (absent: none): see backend_credential_env(). Called without an open
+         * backend, on the configuration alone. */
+        int (*credential_env)(const struct backend_config *c, char ***vars);
 };
 
 struct backend {
@@ -29,7 +35,7 @@ struct backend {
         uint64_t timeout_ms;
         char **command;
         char *path;
-        char *key_file;       /* file: NULL = $SECRETS_RUN_STORE_KEY or the default */
+        char *key_file;       /* file: read when $SECRETS_RUN_STORE_KEY is unset; NULL: none */
         const struct backend_config *config;  /* during open only: kind-specific settings */
         void *data;           /* the implementation's own state */
         backend_event_fn on_event;   /* NULL: nobody listens */
@@ -44,6 +50,9 @@ extern const struct backend_ops vault_backend_ops;
 
 /* Hands e (its backend field filled in here) to the event handler, if there is one. */
 void backend_emit(struct backend *b, struct backend_event e);
+/* A BACKEND_EVENT_MESSAGE: how a backend says something to the user (it never prints).
+ * Formatted only if someone listens; one line, never a value or a token. */
+void backend_message(struct backend *b, enum backend_message_level level, const char *fmt, ...) _printf_(3, 4);
 
 /* Sets *ret_why to a formatted reason (if ret_why is non-NULL) and returns r. */
 int backend_fail(char **ret_why, int r, const char *fmt, ...) _printf_(3, 4);

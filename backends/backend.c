@@ -64,6 +64,8 @@ int backend_open(const struct backend_config *config, struct backend **ret, char
                 return backend_close(b), -ENOMEM;
         if (config->key_file && !(b->key_file = strdup(config->key_file)))
                 return backend_close(b), -ENOMEM;
+        b->on_event = config->on_event;
+        b->event_userdata = config->event_userdata;
         if (ops->open) {
                 b->config = config;
                 int r = ops->open(b, ret_why);
@@ -134,6 +136,23 @@ void backend_emit(struct backend *b, struct backend_event e) {
                 return;
         e.backend = b->name;
         b->on_event(b->event_userdata, &e);
+}
+
+void backend_message(struct backend *b, enum backend_message_level level, const char *fmt, ...) {
+        if (!b->on_event)
+                return;
+        /* a line, as the agent's log functions print at most (they truncate longer ones) */
+        char line[4096];
+        va_list ap;
+        va_start(ap, fmt);
+        (void) vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_MESSAGE, .level = level, .message = line });
+}
+
+int backend_credential_env(const struct backend_config *config, char ***vars) {
+        const struct backend_ops *ops = ops_for(config->kind);
+        return ops && ops->credential_env ? ops->credential_env(config, vars) : 0;
 }
 
 void backend_identity_done(struct backend_identity *id) {

@@ -11,14 +11,18 @@ enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, 
 
 enum generate_charset { GENERATE_ALNUM, GENERATE_HEX, GENERATE_BASE64URL, GENERATE_ASCII };
 
-/* What the agent hands a backend: plain configuration, no manifest types. */
+struct backend_event;
+typedef void (*backend_event_fn)(void *userdata, const struct backend_event *e);
+
+/* What the agent hands a backend: plain configuration, no manifest types, no defaults of the
+ * application's file layout (the agent resolves those). */
 struct backend_config {
         const char *name;              /* as the manifest names it, for messages */
         enum backend_kind kind;
         uint64_t timeout_ms;           /* total time for one fetch, retries included */
         char *const *command;          /* exec: argv prefix; the reference path is appended */
-        const char *path;              /* file: store path */
-        const char *key_file;          /* file: NULL = $SECRETS_RUN_STORE_KEY or the default key file */
+        const char *path;              /* file: store path (required) */
+        const char *key_file;          /* file: read when $SECRETS_RUN_STORE_KEY is unset; NULL: none */
         /* vault */
         const char *address;           /* NULL: $VAULT_ADDR */
         const char *namespace_;
@@ -31,6 +35,11 @@ struct backend_config {
         const char *role_id_env, *secret_id_env;
         const char *token_env;         /* NULL: VAULT_TOKEN */
         uint64_t max_ttl_s;            /* policy.max_ttl: caps lease renewal increments; 0 = none */
+        bool vault_sequential;         /* vault: one request at a time, no concurrent prefetch */
+        /* Where the backend's events go from backend_open() on (messages of a login's
+         * retries included); NULL: nowhere. backend_set_event_handler() changes it later. */
+        backend_event_fn on_event;
+        void *event_userdata;
 };
 
 struct secret_ref {
@@ -61,6 +70,12 @@ void backends_init(void);
 /* Failures return -errno and, where there is more to say, a one-line reason in *ret_why
  * (malloc'd, never containing a value). */
 int backend_open(const struct backend_config *config, struct backend **ret, char **ret_why);
+/* Appends to *vars the names of the environment variables holding the credentials a backend
+ * configured as config reads (file: the store key; vault: the token, a login's role and
+ * secret ids or JWT, the CI's OIDC request token), whether or not they are set: the agent
+ * keeps them from the step. env, exec, generate: none (the variables an env secret is read
+ * from are secrets, which the agent knows of itself). Opens nothing; -ENOMEM. */
+int backend_credential_env(const struct backend_config *config, char ***vars);
 int backend_fetch(struct backend *b, const struct secret_ref *ref,
                   struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
 /* Optional hint before fetching: every ref that will be fetched from b (a backend may fetch
@@ -79,15 +94,21 @@ int backend_stat(struct backend *b, const struct secret_ref *ref, struct secret_
 int backend_write(struct backend *b, const struct secret_ref *ref, const struct secret *value,
                   uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why);
 const char *backend_name(const struct backend *b);
-/* What a backend did on its own while the step ran or at close, for the audit log: lease
- * renewals, their failures, revocations, and leases that will run out. Never a value or a
- * token; a lease id is not a credential (it needs a token to be used). */
+/* What a backend did on its own, told to the agent: lease renewals, their failures,
+ * revocations and leases that will run out, for the audit log; and messages for the user,
+ * since backends print nothing themselves. Never a value or a token; a lease id is not a
+ * credential (it needs a token to be used). */
 enum backend_event_kind {
         BACKEND_EVENT_LEASE_RENEW,         /* ttl_s: granted */
         BACKEND_EVENT_LEASE_RENEW_FAILED,  /* reason */
         BACKEND_EVENT_LEASE_REVOKE,
         BACKEND_EVENT_LEASE_REVOKE_FAILED, /* reason */
         BACKEND_EVENT_LEASE_EXPIRING,      /* ttl_s: left; reason: why it cannot be extended */
+        BACKEND_EVENT_MESSAGE,             /* level, message: for the user's terminal only */
+};
+enum backend_message_level {
+        BACKEND_MESSAGE_INFO,              /* what it is doing (--verbose) */
+        BACKEND_MESSAGE_WARNING,           /* something went wrong that does not stop the run */
 };
 struct backend_event {
         enum backend_event_kind kind;
@@ -95,9 +116,12 @@ struct backend_event {
         const char *lease_id;              /* NULL: the token the backend logged in with */
         uint64_t ttl_s;
         const char *reason;                /* one line; NULL if none */
+        enum backend_message_level level;  /* MESSAGE only */
+        const char *message;               /* MESSAGE only: one line, as it is to be printed */
 };
-typedef void (*backend_event_fn)(void *userdata, const struct backend_event *e);
-/* fn is called (on the caller's thread, from renew and close) for each event; NULL: none. */
+/* fn is called for each event, on the thread that called into the backend (open, fetch,
+ * write, renew, close): lease events come from renew and close, messages from any call.
+ * NULL: none. */
 void backend_set_event_handler(struct backend *b, backend_event_fn fn, void *userdata);
 
 /* Who the backend acts as, for the audit log (Vault: auth/token/lookup-self). Never the
@@ -135,7 +159,6 @@ static inline void backend_closep(struct backend **b) { backend_close(*b); }
 #define STORE_KEY_BYTES 32
 #define STORE_KEEP_VERSIONS 10
 #define STORE_MAX_VALUE (1024 * 1024)
-#define STORE_DEFAULT_PATH ".secrets-run/store"
 
 struct store;
 struct store_version_info {
@@ -143,11 +166,14 @@ struct store_version_info {
         int64_t created;       /* unix seconds */
 };
 
-/* ${XDG_CONFIG_HOME:-~/.config}/secrets-run/store.key */
-int store_key_default_path(char **ret);
-/* $SECRETS_RUN_STORE_KEY (base64 of 32 bytes) if set, else key_file (NULL: the default),
- * which holds the same base64 text and must be the user's own, mode 0600 or stricter. */
+/* $SECRETS_RUN_STORE_KEY (base64 of 32 bytes) if set, else key_file, which holds the same
+ * base64 text and must be the user's own, mode 0600 or stricter. key_file NULL: there is
+ * none (-ENOENT when the variable is unset). Where a key file is by default is the agent's
+ * business. */
 int store_key_load(const char *key_file, struct secret **ret_key, char **ret_why);
+/* Whether the key comes from the environment: then store_key_load() reads no key file, and
+ * `store init` has none to create. */
+bool store_key_in_environment(void);
 /* A fresh random key written to path (0600, its directory created 0700); -EEXIST if present. */
 int store_key_create(const char *path, struct secret **ret_key, char **ret_why);
 

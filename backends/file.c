@@ -12,12 +12,10 @@ struct file_state {
         char *path;
 };
 
-static const char *store_path(const struct backend *b) {
-        return b->path ? b->path : STORE_DEFAULT_PATH;
-}
-
 static int file_open(struct backend *b, char **ret_why) {
-        const char *path = store_path(b);
+        const char *path = b->path;
+        if (!path)
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (file): no store path", b->name);
         _cleanup_free_ char *why = NULL;
         struct file_state *f = calloc(1, sizeof(*f));
         if (!f || !(f->path = strdup(path))) {
@@ -132,10 +130,16 @@ static void file_close(struct backend *b) {
         b->data = NULL;
 }
 
+/* The key variable is read whether or not a key file is configured: it comes first. */
+static int file_credential_env(const struct backend_config *c, char ***vars) {
+        return strv_extend(vars, STORE_KEY_ENV);
+}
+
 const struct backend_ops file_backend_ops = {
         .open = file_open,
         .fetch = file_fetch,
         .stat = file_stat,
         .write = file_write,
         .close = file_close,
+        .credential_env = file_credential_env,
 };

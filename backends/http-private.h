@@ -16,6 +16,10 @@ struct http_options {
         const char *ca_cert, *ca_path; /* extra trust; TLS verification is always on */
         bool bearer;                   /* not Vault: the token goes in Authorization: Bearer,
                                         * no X-Vault-* headers */
+        /* Told of each retry, one line naming method, path and cause (never a value or a
+         * token), since this client prints nothing; NULL: nobody is told. */
+        void (*note)(void *userdata, const char *line);
+        void *note_userdata;
 };
 
 int http_client_new(const struct http_options *o, struct http_client **ret);

@@ -23,7 +23,21 @@ struct http_client {
         char *namespace_header;        /* "X-Vault-Namespace: ..." or NULL */
         char *ca_cert, *ca_path;
         bool bearer;
+        void (*note)(void *userdata, const char *line);
+        void *note_userdata;
 };
+
+static void note(const struct http_client *c, const char *fmt, ...) _printf_(2, 3);
+static void note(const struct http_client *c, const char *fmt, ...) {
+        if (!c->note)
+                return;
+        char line[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        (void) vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        c->note(c->note_userdata, line);
+}
 
 /* ---- jansson's allocator: every block remembers its size and is wiped before free, since
  * parsed responses and built login bodies hold secret values and credentials ---- */
@@ -227,6 +241,8 @@ int http_client_new(const struct http_options *o, struct http_client **ret) {
         if (o->ca_path && !(c->ca_path = strdup(o->ca_path)))
                 return -ENOMEM;
         c->bearer = o->bearer;
+        c->note = o->note;
+        c->note_userdata = o->note_userdata;
         int k = curl_load();
         if (k < 0)
                 return k;   /* the caller names the backend: "libcurl (libcurl.so.4) is not installed" */
@@ -475,7 +491,7 @@ int http_request(struct http_client *c, const char *method, const char *path,
                         r = gave_up(ret_why, method, path, attempt, last);
                         break;
                 }
-                log_info("%s %s: %s, retrying in %" PRIu64 " ms", method, path, last ? last : "failed", wait);
+                note(c, "%s %s: %s, retrying in %" PRIu64 " ms", method, path, last ? last : "failed", wait);
                 sleep_ms(wait);
         }
         curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
@@ -590,8 +606,8 @@ int http_get_many(struct http_client *c, const char *const *paths, size_t n, con
                                 if (t_now + wait >= deadline_ms)
                                         k = gave_up(&results[i].why, "GET", x->path, x->attempts, x->last);
                                 else {
-                                        log_info("GET %s: %s, retrying in %" PRIu64 " ms", x->path,
-                                                 x->last ? x->last : "failed", wait);
+                                        note(c, "GET %s: %s, retrying in %" PRIu64 " ms", x->path,
+                                             x->last ? x->last : "failed", wait);
                                         x->start_at = t_now + wait;
                                         continue;
                                 }

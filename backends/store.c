@@ -447,8 +447,8 @@ int store_load(const char *path, const struct secret *key, struct store **ret, c
 
 /* ---- the key ---- */
 
-int store_key_default_path(char **ret) {
-        return config_path("store.key", ret);
+bool store_key_in_environment(void) {
+        return getenv(STORE_KEY_ENV) != NULL;
 }
 
 static int key_from_base64(const char *text, size_t len, struct secret **ret) {
@@ -470,20 +470,15 @@ static int key_from_base64(const char *text, size_t len, struct secret **ret) {
 }
 
 int store_key_load(const char *key_file, struct secret **ret_key, char **ret_why) {
-        const char *env = getenv("SECRETS_RUN_STORE_KEY");
+        const char *env = getenv(STORE_KEY_ENV);
         if (env) {
                 if (key_from_base64(env, strlen(env), ret_key) < 0)
                         return backend_fail(ret_why, -EINVAL,
                                             "$SECRETS_RUN_STORE_KEY is not the base64 of %d bytes", STORE_KEY_BYTES);
                 return 0;
         }
-        _cleanup_free_ char *def = NULL;
-        if (!key_file) {
-                int r = store_key_default_path(&def);
-                if (r < 0)
-                        return backend_fail(ret_why, r, "no store key: $SECRETS_RUN_STORE_KEY is unset and $HOME is unknown");
-                key_file = def;
-        }
+        if (!key_file)
+                return backend_fail(ret_why, -ENOENT, "no store key: $SECRETS_RUN_STORE_KEY is unset and there is no key file to read");
         _cleanup_close_ int fd = open(key_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         if (fd < 0) {
                 int r = -errno;

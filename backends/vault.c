@@ -10,6 +10,13 @@
 
 #define VAULT_CLOSE_TIMEOUT_MS 10000
 
+/* The variables credentials come from when the manifest names none, as Vault's CLI, GitLab's
+ * id_tokens examples and GitHub Actions have them; also declared by vault_credential_env(). */
+#define VAULT_TOKEN_ENV "VAULT_TOKEN"
+#define VAULT_JWT_ENV "VAULT_ID_TOKEN"
+#define GITHUB_OIDC_URL_ENV "ACTIONS_ID_TOKEN_REQUEST_URL"
+#define GITHUB_OIDC_TOKEN_ENV "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+
 /* One response per path (and version) per run: two fields of one dynamic secret must come
  * from one request, one lease. */
 struct vault_response {
@@ -47,6 +54,7 @@ struct vault_state {
         struct vault_pending *pending; /* prefetched answers not yet taken */
         size_t n_pending;
         uint64_t max_ttl_s;            /* policy.max_ttl: caps renewal increments; 0 = none */
+        bool sequential;               /* no prefetch: one request at a time */
         const char *auth;              /* "token", "approle", "jwt", for the identity */
 };
 
@@ -101,24 +109,32 @@ static int env_secret(const char *var, struct secret **ret) {
         return secret_from_bytes(s, strlen(s), ret);
 }
 
-/* GitHub Actions' OIDC token for audience (NULL: GitHub's default), from the job's
- * ACTIONS_ID_TOKEN_REQUEST_URL with ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
+/* The HTTP client's retries, said as the backend's messages. */
+static void http_note(void *userdata, const char *line) {
+        backend_message(userdata, BACKEND_MESSAGE_INFO, "%s", line);
+}
 
-/* An HTTP client for this backend; a missing libcurl is said plainly. */
-static int http_client_open(const struct backend *b, const struct http_options *o, struct http_client **ret,
+/* An HTTP client for this backend, its retries reported through b's events; a missing
+ * libcurl is said plainly. */
+static int http_client_open(struct backend *b, const struct http_options *options, struct http_client **ret,
                             char **ret_why) {
-        int r = http_client_new(o, ret);
+        struct http_options o = *options;
+        o.note = http_note;
+        o.note_userdata = b;
+        int r = http_client_new(&o, ret);
         if (r == -ELIBACC || r == -ELIBBAD)
                 return backend_fail(ret_why, r, "backend '%s' (vault): libcurl (libcurl.so.4) %s [install libcurl4]",
                                     b->name, r == -ELIBACC ? "is not installed" : "is not usable");
         return r;
 }
 
+/* GitHub Actions' OIDC token for audience (NULL: GitHub's default), from the job's
+ * ACTIONS_ID_TOKEN_REQUEST_URL with ACTIONS_ID_TOKEN_REQUEST_TOKEN (needs id-token: write). */
 static int github_oidc_token(struct backend *b, const char *audience, uint64_t deadline,
                              struct secret **ret, char **ret_why) {
-        const char *url = getenv("ACTIONS_ID_TOKEN_REQUEST_URL");
+        const char *url = getenv(GITHUB_OIDC_URL_ENV);
         _cleanup_secret_ struct secret *request_token = NULL;
-        if (env_secret("ACTIONS_ID_TOKEN_REQUEST_TOKEN", &request_token) < 0)
+        if (env_secret(GITHUB_OIDC_TOKEN_ENV, &request_token) < 0)
                 return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login from GitHub OIDC needs $ACTIONS_ID_TOKEN_REQUEST_TOKEN (permissions: id-token: write)",
                                     b->name);
         if (strncasecmp(url, "https://", 8) != 0 &&
@@ -181,8 +197,8 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
         } else {
                 mount = c->auth_mount ? c->auth_mount : "jwt";
                 _cleanup_secret_ struct secret *jwt = NULL;
-                const char *var = c->jwt_env ? c->jwt_env : "VAULT_ID_TOKEN";
-                if (!c->jwt_env && getenv("ACTIONS_ID_TOKEN_REQUEST_URL")) {
+                const char *var = c->jwt_env ? c->jwt_env : VAULT_JWT_ENV;
+                if (!c->jwt_env && getenv(GITHUB_OIDC_URL_ENV)) {
                         if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
                                 return r;
                 } else if (env_secret(var, &jwt) < 0)
@@ -253,13 +269,14 @@ static int vault_open(struct backend *b, char **ret_why) {
                                   .ca_cert = manifest_ca ? c->ca_cert : getenv("VAULT_CACERT"),
                                   .ca_path = manifest_ca ? c->ca_path : getenv("VAULT_CAPATH") };
         v->max_ttl_s = c->max_ttl_s;
+        v->sequential = c->vault_sequential;
         v->auth = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? "approle"
                 : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt" : "token";
         int r = http_client_open(b, &o, &v->http, ret_why);
         if (r < 0)
                 return r;
         if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN) {
-                const char *var = c->token_env ? c->token_env : "VAULT_TOKEN";
+                const char *var = c->token_env ? c->token_env : VAULT_TOKEN_ENV;
                 if (env_secret(var, &v->token) < 0)
                         return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token in $%s, which is not set",
                                             b->name, var);
@@ -649,8 +666,8 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
         ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
         ret_meta->created = created_time(meta);
         json_decref(j);
-        log_info("secret %s: backend '%s' (vault): wrote version %" PRIu64 " of %s", ref->secret_name, b->name,
-                 ret_meta->version, ref->path);
+        backend_message(b, BACKEND_MESSAGE_INFO, "secret %s: backend '%s' (vault): wrote version %" PRIu64 " of %s",
+                        ref->secret_name, b->name, ret_meta->version, ref->path);
         return 0;
 }
 
@@ -662,8 +679,7 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
  * at an earlier secret. */
 static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
         struct vault_state *v = b->data;
-        const char *seq = getenv("SECRETS_RUN_VAULT_SEQUENTIAL");
-        if (!v || (seq && streq(seq, "1")))
+        if (!v || v->sequential)
                 return 0;
         char **keys = calloc(n ? n : 1, sizeof(char *)), **paths = calloc(n ? n : 1, sizeof(char *));
         const struct secret_ref **owners = calloc(n ? n : 1, sizeof(*owners));
@@ -704,7 +720,7 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                 goto finish;
         }
         v->pending = p;
-        log_info("backend '%s' (vault): fetching %zu paths concurrently", b->name, m);
+        backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): fetching %zu paths concurrently", b->name, m);
         r = http_get_many(v->http, (const char *const *) paths, m, v->token, now_monotonic_ms() + b->timeout_ms,
                           VAULT_MAX_CONNECTIONS, results);
         if (r < 0) {
@@ -779,15 +795,17 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                 json_decref(j);
                 now = now_monotonic_ms();
                 lease_schedule(l, now, ttl);
-                log_info("backend '%s' (vault): renewed %s for %" PRIu64 " s", b->name, what, ttl);
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): renewed %s for %" PRIu64 " s", b->name,
+                                what, ttl);
                 backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_RENEW, .lease_id = l->id,
                                                          .ttl_s = ttl });
                 if (ttl < increment && !l->expiring_noted) {
                         /* Vault granted less than asked: its maximum TTL is reached, and the
                          * lease ends then however often it is renewed */
                         l->expiring_noted = true;
-                        log_warning("backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further (maximum TTL reached)",
-                                    b->name, what, ttl);
+                        backend_message(b, BACKEND_MESSAGE_WARNING,
+                                        "backend '%s' (vault): %s expires in %" PRIu64 " s and cannot be renewed further (maximum TTL reached)",
+                                        b->name, what, ttl);
                         backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_EXPIRING, .lease_id = l->id,
                                                                  .ttl_s = ttl, .reason = "maximum TTL reached" });
                 }
@@ -799,8 +817,8 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                 return;   /* the step is over: the lease is revoked next, not renewed */
         _cleanup_free_ char *failure = r < 0 ? strdup(why ? why : strerror(-r))
                                              : vault_error_text(resp);
-        log_warning("backend '%s' (vault): could not renew %s: %s%s%s", b->name, what,
-                    r < 0 ? "" : status_cause(status), r < 0 || !failure ? "" : ": ", failure ? failure : "");
+        backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault): could not renew %s: %s%s%s", b->name, what,
+                        r < 0 ? "" : status_cause(status), r < 0 || !failure ? "" : ": ", failure ? failure : "");
         _cleanup_free_ char *reason = r < 0 ? strdup(failure ? failure : "failed")
                                             : strdup_printf("HTTP %ld %s%s%s", status, status_cause(status),
                                                             failure ? ": " : "", failure ? failure : "");
@@ -828,17 +846,18 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
         return next;
 }
 
-/* Says how a revocation (of lease_id; NULL: the login token) went, in the log and as an event. */
+/* Says how a revocation (of lease_id; NULL: the login token) went, as a message and as an event. */
 static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why) {
         const char *what = lease_id ? lease_id : "the login token";
         if (r >= 0 && (status == 200 || status == 204)) {
-                log_info("backend '%s' (vault): revoked %s", b->name, what);
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): revoked %s", b->name, what);
                 backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE, .lease_id = lease_id });
                 return;
         }
         _cleanup_free_ char *reason = r < 0 ? strdup(why ? why : strerror(-r))
                                             : strdup_printf("HTTP %ld %s", status, status_cause(status));
-        log_warning("backend '%s' (vault): could not revoke %s: %s", b->name, what, reason ? reason : "failed");
+        backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault): could not revoke %s: %s", b->name, what,
+                        reason ? reason : "failed");
         backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE_FAILED, .lease_id = lease_id,
                                                  .reason = reason ? reason : "failed" });
 }
@@ -922,6 +941,23 @@ static void vault_close(struct backend *b) {
         b->data = NULL;
 }
 
+/* Every variable this configuration may take a credential from. The token variable is
+ * declared whatever the auth method: Vault's own CLI and SDKs read it, so a step handed it
+ * could act as the caller. A jwt login without jwt_env reads $VAULT_ID_TOKEN, or asks
+ * GitHub's OIDC endpoint with the job's request token. */
+static int vault_credential_env(const struct backend_config *c, char ***vars) {
+        bool jwt_default = c->vault_auth == BACKEND_VAULT_AUTH_JWT && !c->jwt_env;
+        const char *names[] = { c->token_env ? c->token_env : VAULT_TOKEN_ENV, c->role_id_env, c->secret_id_env,
+                                c->jwt_env, jwt_default ? VAULT_JWT_ENV : NULL,
+                                jwt_default ? GITHUB_OIDC_TOKEN_ENV : NULL };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                int r = names[i] ? strv_extend(vars, names[i]) : 0;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 const struct backend_ops vault_backend_ops = {
         .open = vault_open,
         .fetch = vault_fetch,
@@ -931,4 +967,5 @@ const struct backend_ops vault_backend_ops = {
         .write = vault_write,
         .identity = vault_identity,
         .renew = vault_renew,
+        .credential_env = vault_credential_env,
 };

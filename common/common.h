@@ -113,13 +113,6 @@ char **strv_free(char **l);
 static inline void strv_freep(char ***l) { strv_free(*l); }
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
-/* ---- where secrets-run keeps its keys ---- */
-
-/* ${XDG_CONFIG_HOME:-$HOME/.config}/secrets-run, plus "/leaf" if leaf is given: the store key,
- * the audit keys, and the directory the sandbox hides from the step. -ENOENT if neither
- * variable holds an absolute path. */
-int config_path(const char *leaf, char **ret);
-
 /* ---- fds and files ---- */
 
 int write_all(int fd, const void *p, size_t n);

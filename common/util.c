@@ -257,22 +257,6 @@ DIR *opendir_dup(int dir_fd) {
         return d;
 }
 
-int config_path(const char *leaf, char **ret) {
-        const char *config = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-        const char *sep = leaf ? "/" : "", *name = leaf ? leaf : "";
-        char *p;
-        if (config && config[0] == '/')
-                p = strdup_printf("%s/secrets-run%s%s", config, sep, name);
-        else if (home && home[0] == '/')
-                p = strdup_printf("%s/.config/secrets-run%s%s", home, sep, name);
-        else
-                return -ENOENT;
-        if (!p)
-                return -ENOMEM;
-        *ret = p;
-        return 0;
-}
-
 /* The host of an http(s) URL's authority (after "scheme://"), without userinfo, port or the
  * brackets of an IPv6 literal. */
 static bool url_host(const char *authority, char *buf, size_t size) {

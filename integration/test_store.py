@@ -372,3 +372,29 @@ def test_set_from_a_terminal_asks_twice_without_echo(proj, store):
     status, shown = _set_from_terminal(proj, store, proj.secret(), proj.secret())
     assert status == 1 and b"the two entries differ" in shown
     assert sha256(store.path) == before
+
+
+def test_default_store_path_is_beside_the_manifest(proj, store):
+    """A file backend without `path` reads .secrets-run/store in the manifest's directory
+    (docs/manifest.md), also when the run starts in a subdirectory."""
+    store.init()
+    value = proj.secret()
+    assert store.set("TOKEN", value).status == 0
+    proj.standard_manifest(backends="local: {type: file}",
+                           secrets_block='TOKEN: {from: "local:TOKEN", owner: team-a}')
+    sub = proj.dir / "sub"
+    sub.mkdir()
+    step = proj.script(f"""report same "$(same "$TOKEN_FILE" '{proj.expect(value)}')"\n""")
+    r = proj.run("run", "--", step, cwd=sub)
+    assert r.status == 0, r
+    assert proj.report() == {"same": "yes"}
+
+
+def test_no_key_and_no_home_said_plainly(proj, store):
+    store.init()
+    proj.standard_manifest(backends="local: {type: file}",
+                           secrets_block='A: {from: "local:A", owner: team-a}')
+    r = proj.run("run", "--", "true", env={"XDG_CONFIG_HOME": None, "HOME": None})
+    assert r.status == 125 and "no store key" in r.stderr and "$HOME is unknown" in r.stderr, r
+    status, _, err = store.get("A", env={"XDG_CONFIG_HOME": None, "HOME": None})
+    assert status == 1 and "no store key" in err and "$HOME is unknown" in err, err

@@ -437,3 +437,45 @@ def test_connection_close_and_persistent_503_under_concurrency(proj, vault):
     assert len(vault.requests(path="secret/data/p2")) == 2
     assert len(vault.requests(path="secret/data/p4")) >= 2
     assert_nothing_leaked(proj, vault)
+
+
+def test_backend_credential_variables_hidden_from_step(proj, vault):
+    """The variables the backend declares it takes credentials from never reach the step:
+    the token variable (whatever the auth method) and an AppRole's role and secret id."""
+    value = proj.secret()
+    vault.kv2_put("app", {"k": value})
+    proj.standard_manifest(
+        secrets_block='A: {from: "v:secret/data/app#k", owner: t}',
+        backends=vault_backend(vault, "{method: approle, role_id_env: RID, secret_id_env: SID}"))
+    step = proj.script("""
+        report rid "${RID+set}"
+        report sid "${SID+set}"
+        report token "${VAULT_TOKEN+set}"
+        report unrelated "${UNRELATED+set}"
+        """)
+    r = proj.run("run", "--", step, env={"RID": vault.approle_role_id, "SID": vault.approle_secret_id,
+                                         "VAULT_TOKEN": vault.create_token(), "UNRELATED": "kept"})
+    assert r.status == 0, r
+    assert proj.report() == {"rid": "", "sid": "", "token": "", "unrelated": "set"}
+    assert_nothing_leaked(proj, vault)
+
+
+def test_backend_messages_are_printed_by_the_agent(proj, vault):
+    """Backends print nothing: what they say (renewals on the renewal thread, revocations,
+    retries) reaches stderr through their events, at its level: info only with -v, a
+    failed revocation always."""
+    db_manifest(proj, vault)
+    vault.fault("503", count=1, prefix="/v1/database/creds/app")
+    r = proj.run("-v", "run", "--", proj.script("sleep 3\n"), env={"VAULT_TOKEN": vault.create_token()})
+    assert r.status == 0, r
+    lease = list(vault.server.leases)[0]
+    assert f"backend 'v' (vault): renewed {lease} for " in r.stderr, r
+    assert f"backend 'v' (vault): revoked {lease}" in r.stderr, r
+    assert "GET /v1/database/creds/app: " in r.stderr and ", retrying in " in r.stderr, r
+
+    vault.fault("503", prefix="/v1/sys/leases/revoke")
+    r = proj.run("run", "--", "true", env={"VAULT_TOKEN": vault.create_token()})
+    assert r.status == 0, r
+    assert "warning: backend 'v' (vault): could not revoke " in r.stderr and "HTTP 503" in r.stderr, r
+    assert "renewed" not in r.stderr and "retrying" not in r.stderr, "info messages need -v"
+    assert_nothing_leaked(proj, vault)
