@@ -293,3 +293,49 @@ def test_github_step_summary(proj):
     summary.unlink()
     r = proj.run("run", "--", "true", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert r.status == 0 and not summary.exists()
+
+
+def test_leak_flood_is_reported_and_recorded_ten_at_a_time(proj):
+    """A step that prints its secret on every line: per secret, form and place, the first 10
+    leaks are reported and recorded one by one, the rest counted in one line and one record
+    with their first and last offsets; the summary and run.exit count every leak."""
+    value = proj.secret()
+    proj.register(value)
+    proj.standard_manifest('TOKEN: {from: "ci:SRC_TOKEN", owner: team-a}', backends="ci: {type: env}")
+    step = proj.script("""
+        i=0
+        while [ $i -lt 1000 ]; do printf 'x%s\\n' "$(cat "$TOKEN_FILE")"; i=$((i + 1)); done
+        cat "$TOKEN_FILE" >&2; echo >&2
+        sleep 0.05; i=0
+        while [ $i -lt 25 ]; do cat "$TOKEN_FILE"; echo; i=$((i + 1)); done > out.log
+        """)
+    r = proj.run("run", "--", step, env={"SRC_TOKEN": value, **GITHUB_PUSH})
+    assert r.status == 123
+    assert value not in r.stdout and value not in r.stderr
+    line = len(value) + 2
+    reports = [x for x in r.stderr.splitlines() if ": leak: " in x]
+    assert reports == (
+        [f"secrets-run: error: leak: TOKEN (raw) on stdout at byte {i * line + 1}" for i in range(10)]
+        + ["secrets-run: error: leak: TOKEN (raw) on stderr at byte 0"]
+        + [f"secrets-run: error: leak: out.log:{i * (line - 1)} (raw): TOKEN" for i in range(10)]
+        + [f"secrets-run: error: leak: TOKEN (raw) on stdout: 990 more, from byte {10 * line + 1} "
+           f"to byte {999 * line + 1}",
+           f"secrets-run: error: leak: out.log (raw): TOKEN: 15 more, from byte {10 * (line - 1)} "
+           f"to byte {24 * (line - 1)}"]), reports
+    annotations = [x for x in r.stdout.splitlines() if x.startswith("::")]
+    assert len(annotations) == 23 and annotations[-2].endswith("990 more, from byte "
+                                                              f"{10 * line + 1} to byte {999 * line + 1}")
+    assert "1026 leaks of secrets (1001 in the output, masked; 25 in artifacts)" in r.stderr
+    log = _log_path(proj)
+    recs = _records(log)
+    leaks = [x for x in recs if x["event"] == "leak"]
+    single = [x for x in leaks if "offset" in x]
+    counted = {x.get("stream") or x.get("path"): x for x in leaks if "count" in x}
+    assert len(single) == 21
+    assert [x["offset"] for x in single if x.get("stream") == "stdout"] == [i * line + 1 for i in range(10)]
+    assert counted["stdout"]["count"] == 990 and counted["stdout"]["first_offset"] == 10 * line + 1
+    assert counted["stdout"]["last_offset"] == 999 * line + 1
+    assert counted["out.log"]["count"] == 15 and counted["out.log"]["last_offset"] == 24 * (line - 1)
+    assert recs[-1]["event"] == "run.exit" and recs[-1]["leaks"] == 1026
+    assert _verify(proj, log).status == 0
+    _assert_no_values(proj, log)
