@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "output.h"
 
 #define HASH_BYTES crypto_generichash_BYTES          /* 32: BLAKE2b-256 */
 #define HASH_HEX (HASH_BYTES * 2)
@@ -292,7 +293,29 @@ static int serialize(const struct audit *a, json_t *record, char **ret, size_t *
         return 0;
 }
 
+/* Every string in v (objects and arrays too) through the masker: a reason a backend gave, a
+ * path a step chose, cannot carry a value or credential into the log. */
+static void mask_strings(json_t *v) {
+        const char *key;
+        json_t *item;
+        size_t i;
+        if (json_is_object(v)) {
+                json_object_foreach(v, key, item) {
+                        if (!json_is_string(item)) {
+                                mask_strings(item);
+                                continue;
+                        }
+                        _cleanup_free_ char *masked = output_mask(json_string_value(item), json_string_length(item), NULL);
+                        if (masked)
+                                json_object_set_new(v, key, json_string(masked));
+                }
+        } else if (json_is_array(v))
+                json_array_foreach(v, i, item)
+                        mask_strings(item);
+}
+
 int audit_append(struct audit *a, const char *event, json_t *fields) {
+        mask_strings(fields);
         /* the time is the event's, not the write's */
         char ts[40];
         format_now(ts, sizeof ts);

@@ -1,5 +1,6 @@
 /* The fetch phase: every in-scope secret from its backend into secure memory (backends told
  * ahead what they will be asked for), then the redactor compiled over the values. */
+#include "output.h"
 #include "redact.h"
 #include "run.h"
 
@@ -72,7 +73,9 @@ static int fetch_secrets(struct run *r) {
                                   s->name, backend_name(b), secret_len(f->value), r->m->policy.min_secret_length);
                         return -EINVAL;
                 }
-                log_info("%s: fetched from %s", s->name, backend_name(b));
+                /* from now on no message can show it, whoever quotes it */
+                if ((k = output_mask_add(s->name, secret_data(f->value), secret_len(f->value))) < 0)
+                        return k;
                 json_t *ev = json_pack("{s:s, s:s}", "name", s->name, "backend", backend_name(b));
                 if (ev && f->meta.version)
                         json_object_set_new(ev, "version", json_integer((json_int_t) f->meta.version));
@@ -81,6 +84,10 @@ static int fetch_secrets(struct run *r) {
                 if ((k = run_audit_event(r, "secret.fetch", ev)) < 0)
                         return k;
         }
+        /* said once all are in: each message builds the masker anew after values were added */
+        for (size_t i = 0; log_level >= LOG_LEVEL_VERBOSE && i < r->n_secrets; i++)
+                log_info("%s: fetched from %s", r->secrets[i].def->name,
+                         mf_secret_is_ephemeral(r->secrets[i].def) ? "generate" : r->secrets[i].def->backend);
         return 0;
 }
 

@@ -42,6 +42,8 @@ static int redactor_from_files(char *const *files, struct redactor **ret) {
                                   path, secret_len(v));
                         return -EINVAL;
                 }
+                if ((k = output_mask_add(name, secret_data(v), secret_len(v))) < 0)
+                        return k;
         }
         if ((k = redactor_compile(red)) < 0)
                 return k;

@@ -3,6 +3,7 @@
 #include <getopt.h>
 
 #include "agent.h"
+#include "output.h"
 #include "backends.h"
 #include "sandbox.h"
 
@@ -288,6 +289,7 @@ int main(int argc, char **argv) {
                 return 125;
         }
         backends_init();   /* before any JSON value exists */
+        output_init();     /* everything we write passes the masker from here on */
         /* before anything else, and before any secret exists */
         if ((k = supervisor_harden()) < 0) {
                 log_error("cannot harden the process: %s", strerror(-k));
@@ -344,5 +346,6 @@ int main(int argc, char **argv) {
         status = commands[c].run(&o);
 out:
         options_done(&o);
+        output_done();
         return status;
 }

@@ -6,6 +6,59 @@
 #include "redact.h"
 #include "run.h"
 
+/* ---- our own stdout, masked ----
+ * stdout (the FILE) becomes a stream whose lines pass the masker before they reach fd 1; the
+ * step's relayed output is written to the fd directly and masked by the run's own filter. */
+
+static char *stdout_pending;
+static size_t stdout_pending_len;
+
+static void stdout_write_masked(const char *p, size_t n) {
+        size_t len = n;
+        _cleanup_free_ char *masked = output_mask(p, n, &len);
+        (void) write_all(STDOUT_FILENO, masked ? masked : p, masked ? len : n);
+}
+
+/* Whole lines are masked and written; a line's beginning waits for its end, so a value
+ * printed in two pieces is masked too. */
+static ssize_t stdout_cookie_write(void *cookie, const char *p, size_t n) {
+        char *t = realloc(stdout_pending, stdout_pending_len + n);
+        if (!t)
+                return -1;
+        stdout_pending = t;
+        memcpy(stdout_pending + stdout_pending_len, p, n);
+        stdout_pending_len += n;
+        const char *end = memrchr(stdout_pending, '\n', stdout_pending_len);
+        if (end) {
+                size_t whole = (size_t) (end - stdout_pending) + 1;
+                stdout_write_masked(stdout_pending, whole);
+                memmove(stdout_pending, stdout_pending + whole, stdout_pending_len - whole);
+                stdout_pending_len -= whole;
+        }
+        return (ssize_t) n;
+}
+
+void output_init(void) {
+        log_set_filter(output_mask);
+        cookie_io_functions_t io = { .write = stdout_cookie_write };
+        FILE *f = fopencookie(NULL, "w", io);
+        if (!f)
+                return;   /* stdout stays as it is; messages are still masked */
+        /* unbuffered: each fprintf reaches the cookie, which keeps the unfinished line */
+        setvbuf(f, NULL, _IONBF, 0);
+        stdout = f;
+}
+
+void output_done(void) {
+        fflush(stdout);
+        if (stdout_pending_len > 0)
+                stdout_write_masked(stdout_pending, stdout_pending_len);
+        free(stdout_pending);
+        stdout_pending = NULL;
+        stdout_pending_len = 0;
+        output_mask_done();
+}
+
 /* ---- GitHub Actions workflow commands ---- */
 
 void workflow_command_escape(FILE *out, const char *s, bool property) {
@@ -364,7 +417,8 @@ void output_step_summary(const struct run *r) {
         fputc('\n', f);
         if (fclose(f) != 0)
                 return;
+        _cleanup_free_ char *masked = output_mask(text, size, &size);
         _cleanup_close_ int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-        if (fd < 0 || write_all(fd, text, size) < 0)
+        if (fd < 0 || write_all(fd, masked ? masked : text, size) < 0)
                 log_warning("GitHub step summary %s: %s", path, strerror(errno));
 }

@@ -6,6 +6,20 @@
 
 #include "common.h"
 
+/* ---- the one masker for what secrets-run itself writes (mask.c) ----
+ * Every value a command fetched and every credential a backend read or obtained is added;
+ * messages on stderr, our stdout, the step summary and audit fields pass through it. */
+int output_mask_add(const char *name, const void *p, size_t n);   /* copies; shorter than 8: not masked */
+/* text with every form of every added value replaced by [REDACTED:NAME], malloc'd; NULL
+ * when nothing in it needs masking (or on ENOMEM). */
+char *output_mask(const char *text, size_t len, size_t *ret_len);
+char *output_mask_string(const char *text);
+void output_mask_done(void);
+/* At start: messages and stdout go through the masker from now on. */
+void output_init(void);
+/* At exit: what is left of stdout's last line is written; the masker forgets its values. */
+void output_done(void);
+
 /* ---- GitHub Actions workflow commands (`::error file=F,line=L::message`) ----
  * One escaper for both parts: %, CR and LF always, and ':' and ',' in properties, so text a
  * step chose (a file name with a newline and "::") cannot end the command and start its own. */

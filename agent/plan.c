@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "output.h"
 
 #define WRITE_ATTEMPTS 3
 
@@ -426,7 +427,8 @@ static int converge(struct plan *p, struct item *it, bool force, uint64_t *ret_v
                 return k;
         for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
                 _cleanup_secret_ struct secret *value = NULL;
-                if ((k = sources_generate(&p->sources, s, &value)) < 0)
+                if ((k = sources_generate(&p->sources, s, &value)) < 0 ||
+                    (k = output_mask_add(s->name, secret_data(value), secret_len(value))) < 0)
                         return k;
                 if (secret_len(value) < p->m->policy.min_secret_length) {
                         log_error("secret %s: a generated length of %zu is below policy.min_secret_length (%zu)",

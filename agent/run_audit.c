@@ -70,7 +70,7 @@ static const char *backend_event_name(enum backend_event_kind k) {
  * safe on any thread), so it keeps its place among the step's output. */
 void run_audit_backend_event(void *userdata, const struct backend_event *e) {
         struct run *r = userdata;
-        if (e->kind == BACKEND_EVENT_MESSAGE) {
+        if (e->kind == BACKEND_EVENT_MESSAGE || e->kind == BACKEND_EVENT_CREDENTIAL) {
                 backend_event_print(e);
                 return;
         }

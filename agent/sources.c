@@ -1,6 +1,7 @@
 /* Where secrets come from: the manifest's backends, opened on first use, and the reference a
  * secret's definition names. Shared by run (fetch) and plan/apply/rotate (stat, write). */
 #include "agent.h"
+#include "output.h"
 
 enum backend_kind backend_kind_of(enum backend_type t) {
         switch (t) {
@@ -61,10 +62,16 @@ void sources_done(struct sources *src) {
         *src = (struct sources) {};
 }
 
-/* Backends print nothing: what they have to say arrives as message events. log_* writes
- * each line with one write() and shares no state but the level, so this is safe on the
+/* Backends print nothing: what they have to say arrives as message events, and what they
+ * hold that no message may show (tokens, keys) as credential events, for the masker. log_*
+ * writes each line with one write(), and the masker takes a lock, so this is safe on the
  * renewal thread too. */
 void backend_event_print(const struct backend_event *e) {
+        if (e->kind == BACKEND_EVENT_CREDENTIAL && e->credential) {
+                (void) output_mask_add(e->message ? e->message : "credential", secret_data(e->credential),
+                                       secret_len(e->credential));
+                return;
+        }
         if (e->kind != BACKEND_EVENT_MESSAGE || !e->message)
                 return;
         if (e->level == BACKEND_MESSAGE_WARNING)

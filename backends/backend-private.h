@@ -54,5 +54,9 @@ void backend_emit(struct backend *b, struct backend_event e);
  * Formatted only if someone listens; one line, never a value or a token. */
 void backend_message(struct backend *b, enum backend_message_level level, const char *fmt, ...) _printf_(3, 4);
 
+/* Tells the agent about bytes it must mask in every message (a BACKEND_EVENT_CREDENTIAL):
+ * call it as soon as a credential is read or obtained, before it can be quoted. */
+void backend_credential(struct backend *b, const char *label, const struct secret *value);
+
 /* Sets *ret_why to a formatted reason (if ret_why is non-NULL) and returns r. */
 int backend_fail(char **ret_why, int r, const char *fmt, ...) _printf_(3, 4);

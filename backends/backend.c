@@ -150,6 +150,12 @@ void backend_message(struct backend *b, enum backend_message_level level, const 
         backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_MESSAGE, .level = level, .message = line });
 }
 
+void backend_credential(struct backend *b, const char *label, const struct secret *value) {
+        if (value && secret_len(value) > 0)
+                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_CREDENTIAL, .message = label,
+                                                         .credential = value });
+}
+
 int backend_credential_env(const struct backend_config *config, char ***vars) {
         const struct backend_ops *ops = ops_for(config->kind);
         return ops && ops->credential_env ? ops->credential_env(config, vars) : 0;

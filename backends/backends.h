@@ -105,6 +105,7 @@ enum backend_event_kind {
         BACKEND_EVENT_LEASE_REVOKE_FAILED, /* reason */
         BACKEND_EVENT_LEASE_EXPIRING,      /* ttl_s: left; reason: why it cannot be extended */
         BACKEND_EVENT_MESSAGE,             /* level, message: for the user's terminal only */
+        BACKEND_EVENT_CREDENTIAL,          /* message: a label; credential: bytes the backend holds */
 };
 enum backend_message_level {
         BACKEND_MESSAGE_INFO,              /* what it is doing (--verbose) */
@@ -117,7 +118,12 @@ struct backend_event {
         uint64_t ttl_s;
         const char *reason;                /* one line; NULL if none */
         enum backend_message_level level;  /* MESSAGE only */
-        const char *message;               /* MESSAGE only: one line, as it is to be printed */
+        const char *message;               /* MESSAGE: one line, as it is to be printed;
+                                              CREDENTIAL: what it is ("vault-token") */
+        /* CREDENTIAL only: a token, secret id, JWT or key the backend read or obtained, or a
+         * value it was reading when it failed. Never to be printed: the agent masks it in
+         * everything it writes, so a store that quotes it in an error cannot put it in a log. */
+        const struct secret *credential;
 };
 /* fn is called for each event, on the thread that called into the backend (open, fetch,
  * write, renew, close): lease events come from renew and close, messages from any call.

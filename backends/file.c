@@ -26,6 +26,8 @@ static int file_open(struct backend *b, char **ret_why) {
         int r = store_key_load(b->key_file, &f->key, &why);
         if (r < 0)
                 return backend_fail(ret_why, r, "backend '%s' (file): %s", b->name, why ? why : strerror(-r));
+        /* masked from here on in its raw and base64 forms, as the key file and the variable hold it */
+        backend_credential(b, "store-key", f->key);
         if ((r = store_load(path, f->key, &f->store, &why)) < 0)
                 return backend_fail(ret_why, r, "backend '%s' (file): %s", b->name, why ? why : strerror(-r));
         return 0;

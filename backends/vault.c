@@ -102,11 +102,15 @@ static int vault_post(struct backend *b, const char *path, const json_t *body, b
                             ret_status, ret_body, ret_why);
 }
 
-static int env_secret(const char *var, struct secret **ret) {
+/* A credential from $var, told to the agent (under label) before anything can quote it. */
+static int env_secret(struct backend *b, const char *var, const char *label, struct secret **ret) {
         const char *s = var ? getenv(var) : NULL;
         if (!s || !*s)
                 return -ENOENT;
-        return secret_from_bytes(s, strlen(s), ret);
+        int r = secret_from_bytes(s, strlen(s), ret);
+        if (r >= 0)
+                backend_credential(b, label, *ret);
+        return r;
 }
 
 /* The HTTP client's retries, said as the backend's messages. */
@@ -134,7 +138,7 @@ static int github_oidc_token(struct backend *b, const char *audience, uint64_t d
                              struct secret **ret, char **ret_why) {
         const char *url = getenv(GITHUB_OIDC_URL_ENV);
         _cleanup_secret_ struct secret *request_token = NULL;
-        if (env_secret(GITHUB_OIDC_TOKEN_ENV, &request_token) < 0)
+        if (env_secret(b, GITHUB_OIDC_TOKEN_ENV, "github-oidc-request-token", &request_token) < 0)
                 return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login from GitHub OIDC needs $ACTIONS_ID_TOKEN_REQUEST_TOKEN (permissions: id-token: write)",
                                     b->name);
         if (strncasecmp(url, "https://", 8) != 0 &&
@@ -181,10 +185,10 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
         if (c->vault_auth == BACKEND_VAULT_AUTH_APPROLE) {
                 mount = c->auth_mount ? c->auth_mount : "approle";
                 _cleanup_secret_ struct secret *role_id = NULL, *secret_id = NULL;
-                if (env_secret(c->role_id_env, &role_id) < 0)
+                if (env_secret(b, c->role_id_env, "approle-role-id", &role_id) < 0)
                         return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the role id in $%s, which is not set",
                                             b->name, c->role_id_env ? c->role_id_env : "(role_id_env not configured)");
-                if (c->secret_id_env && env_secret(c->secret_id_env, &secret_id) < 0)
+                if (c->secret_id_env && env_secret(b, c->secret_id_env, "approle-secret-id", &secret_id) < 0)
                         return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the secret id in $%s, which is not set",
                                             b->name, c->secret_id_env);
                 body = json_object();
@@ -201,7 +205,8 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
                 if (!c->jwt_env && getenv(GITHUB_OIDC_URL_ENV)) {
                         if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
                                 return r;
-                } else if (env_secret(var, &jwt) < 0)
+                        backend_credential(b, "jwt", jwt);
+                } else if (env_secret(b, var, "jwt", &jwt) < 0)
                         return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login needs the token in $%s, which is not set",
                                             b->name, var);
                 body = json_object();
@@ -235,6 +240,8 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
                                     b->name, mount);
         }
         r = secret_from_bytes(json_string_value(token), json_string_length(token), &v->token);
+        if (r >= 0)
+                backend_credential(b, "vault-token", v->token);
         json_t *auth = json_object_get(j, "auth");
         v->login.ttl_s = (uint64_t) json_integer_value(json_object_get(auth, "lease_duration"));
         v->login.renewable = json_is_true(json_object_get(auth, "renewable"));
@@ -277,7 +284,7 @@ static int vault_open(struct backend *b, char **ret_why) {
                 return r;
         if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN) {
                 const char *var = c->token_env ? c->token_env : VAULT_TOKEN_ENV;
-                if (env_secret(var, &v->token) < 0)
+                if (env_secret(b, var, "vault-token", &v->token) < 0)
                         return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token in $%s, which is not set",
                                             b->name, var);
                 return 0;

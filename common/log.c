@@ -3,6 +3,7 @@
 #include "common.h"
 
 int log_level = LOG_LEVEL_NORMAL;
+static log_filter_fn log_filter;
 
 /* Appends text to line[*len] with control characters but tab written as C escapes (\n, \r,
  * \xNN), so a message stays one line whatever it quotes: a file name a step chose with a
@@ -25,17 +26,25 @@ static void append_one_line(char *line, size_t size, size_t *len, const char *te
         }
 }
 
+void log_set_filter(log_filter_fn filter) {
+        log_filter = filter;
+}
+
 static void log_line(const char *level, const char *fmt, va_list ap) {
         char message[4096], line[4096];
         vsnprintf(message, sizeof message, fmt, ap);
         int n = snprintf(line, sizeof line, "secrets-run: %s%s", level, *level ? ": " : "");
         if (n < 0 || (size_t) n >= sizeof line)
                 return;
+        _cleanup_free_ char *filtered = log_filter ? log_filter(message, strlen(message), NULL) : NULL;
         size_t len = (size_t) n;
-        append_one_line(line, sizeof line, &len, message);
+        append_one_line(line, sizeof line, &len, filtered ? filtered : message);
         line[len++] = '\n';
         /* one write, so concurrent writers interleave whole lines */
         (void) write_all(STDERR_FILENO, line, len);
+        /* what the message quoted before it was masked stays nowhere */
+        explicit_bzero(message, sizeof message);
+        explicit_bzero(line, sizeof line);
 }
 
 #define DEFINE_LOG(fn, level, min)                   \

@@ -226,6 +226,7 @@ class VaultServer:
         self.kv1 = {"kv": {}}
         self.auth_mounts = {"approle": "approle", "jwt": "jwt"}    # mount -> type
         self.approle_roles = {}     # mount -> {role_id: role dict}
+        self.approle_race = set()   # (mount, secret_id) whose next login loses its last use
         self.jwt_roles = {}         # mount -> {role name: role dict}
         self.db_roles = {}          # (mount, role) -> {ttl, max_ttl}
         self.db_mounts = {"database"}
@@ -492,6 +493,15 @@ class VaultServer:
                 "policies": list(policies)}
         return role_id, secret_id
 
+    def spend_secret_id_concurrently(self, secret_id, mount="approle"):
+        """The next login with secret_id loses a race for its last use: another login spends it
+        between the two reads of its entry, and Vault answers `invalid secret_id "<the secret
+        id>"` (400), quoting the credential (path_login.go, pathLoginUpdate: the
+        SecretIDNumUses branch re-reads the entry under the write lock and finds none;
+        openbao internal/builtin/credential/approle/path_login.go)."""
+        with self.lock:
+            self.approle_race.add((mount, secret_id))
+
     def add_jwt_role(self, role, bound_audiences, mount="jwt", ttl=3600, max_ttl=None,
                      policies=("default",), bound_claims=None):
         """Adds a JWT auth role accepting HS256 tokens signed with .jwt_key whose aud matches
@@ -627,6 +637,11 @@ class VaultServer:
                     raise VaultError(400, ["invalid role or secret ID"])
                 if secret_id not in role["secret_ids"]:
                     raise VaultError(400, ["invalid role or secret ID"])
+                if (mount, secret_id) in self.approle_race:
+                    # see spend_secret_id_concurrently: the entry is gone by the second read
+                    self.approle_race.discard((mount, secret_id))
+                    role["secret_ids"].discard(secret_id)
+                    raise VaultError(400, [f"invalid secret_id \"{secret_id}\""])
                 meta = {"role_name": role["name"]}
                 tok = self._issue(role["ttl"], role["max_ttl"], role["policies"],
                                   f"auth/{mount}/login", f"{mount}", meta)

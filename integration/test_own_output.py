@@ -1,0 +1,89 @@
+"""Nothing leaks from secrets-run's own words (DESIGN §2): everything it writes — errors,
+warnings, leak reports, annotations, the step summary, audit fields, JSON — passes one masker
+loaded with every value the run fetched and every credential a backend read or obtained. A
+store or provider that quotes a value or credential in its error cannot put it in the log;
+the message still says what failed. Every test greps every byte secrets-run wrote: its stdout
+and stderr, the GitHub step summary and the audit log."""
+
+import json
+
+from test_vault import vault_backend
+
+GITHUB = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/app", "GITHUB_EVENT_NAME": "push",
+          "GITHUB_REF": "refs/heads/main", "GITHUB_REF_NAME": "main", "GITHUB_REF_TYPE": "branch"}
+
+
+def run_everywhere(proj, *args, env=None):
+    """Runs secrets-run under GitHub Actions with a step summary file and returns (result,
+    every byte it wrote: stdout, stderr, the summary and the audit log)."""
+    summary = proj.data / "step-summary.md"
+    r = proj.run(*args, env={**GITHUB, "GITHUB_STEP_SUMMARY": str(summary), **(env or {})})
+    log = proj.base / "state" / "secrets-run" / "audit.jsonl"
+    written = r.stdout + r.stderr
+    for f in (summary, log):
+        if f.exists():
+            written += f.read_text()
+    return r, written
+
+
+def nowhere(written, *values):
+    for i, v in enumerate(values):
+        assert v not in written, f"protected string #{i} appears in what secrets-run wrote"
+
+
+def test_approle_error_quoting_the_secret_id_is_masked(proj, vault):
+    """Vault quotes the secret id when a login loses the race for its last use
+    (approle/path_login.go): the error says the login failed, the secret id is masked."""
+    value = proj.secret()
+    vault.kv2_put("app", {"k": value})
+    role_id, secret_id = vault.add_approle("racy")
+    proj.register(secret_id)
+    vault.spend_secret_id_concurrently(secret_id)
+    proj.standard_manifest(
+        secrets_block='A: {from: "v:secret/data/app#k", owner: t}',
+        backends=vault_backend(vault, "{method: approle, role_id_env: RID, secret_id_env: SID}"))
+    r, written = run_everywhere(proj, "run", "--", "true", env={"RID": role_id, "SID": secret_id})
+    assert r.status == 125
+    assert "login at auth/approle failed: HTTP 400" in r.stderr
+    assert 'invalid secret_id "[REDACTED:approle-secret-id]"' in r.stderr, r.stderr
+    nowhere(written, secret_id, value)
+    assert not proj.leaked()
+
+
+def test_provider_quoting_a_fetched_value_is_masked(proj):
+    """A provider that fails quoting a value fetched earlier in the run (a wrapper printing
+    its environment, a shell's error): masked as that secret, the failure still named."""
+    first = proj.secret()
+    provider = proj.provider({"first": first})
+    failing = proj.script(f"""
+        printf 'cannot read: %s\\n' "$(cat '{proj.data}/provider-values/first')" >&2
+        exit 3
+        """, name="failing.sh")
+    proj.standard_manifest(
+        secrets_block="""
+            FIRST: {from: "p:first", owner: t}
+            SECOND: {from: "q:second", owner: t}
+            """,
+        backends=f"p: {{type: exec, command: [{json.dumps(str(provider))}]}}\n"
+                 f"q: {{type: exec, command: [{json.dumps(str(failing))}]}}")
+    r, written = run_everywhere(proj, "run", "--", "true")
+    assert r.status == 125
+    assert "backend 'q' (exec)" in r.stderr and "exited with status 3: cannot read: [REDACTED:FIRST]" in r.stderr
+    nowhere(written, first)
+
+
+def test_artifact_named_after_a_value_is_masked_in_reports_annotations_summary_and_audit(proj):
+    """A step that names a file after its secret: the report, the ::error annotation (our
+    stdout), the step summary and the audit record name the file with the value masked."""
+    value = proj.secret()
+    proj.standard_manifest('TOKEN: {from: "ci:SRC", owner: t}', backends="ci: {type: env}")
+    step = proj.script('sleep 0.05; mkdir -p out; cat "$TOKEN_FILE" > "out/$(cat "$TOKEN_FILE").txt"\n')
+    r, written = run_everywhere(proj, "run", "--", step, env={"SRC": value})
+    assert r.status == 123
+    assert "leak: out/[REDACTED:TOKEN].txt:0 (raw): TOKEN" in r.stderr, r.stderr
+    # masked where it is written: the mask's one ":" cannot end the properties ("::" does)
+    assert "::error file=out/[REDACTED:TOKEN].txt,title=secret leaked::TOKEN (raw) at byte 0" in r.stdout
+    nowhere(written, value)
+    log = proj.base / "state" / "secrets-run" / "audit.jsonl"
+    leak = [json.loads(x) for x in log.read_text().splitlines() if '"event":"leak"' in x]
+    assert [x["path"] for x in leak] == ["out/[REDACTED:TOKEN].txt"]
