@@ -21,9 +21,9 @@
 #include <sys/wait.h>
 #include <termios.h>
 
-#include "sandbox.h"
+#include "sandbox-private.h"
 
-#define SPAWN_MAX_FDS 240   /* delivery fds travel to pid 1 in one SCM_RIGHTS message */
+#define DELIVERY_MAX_FDS 240   /* they travel to pid 1 in one SCM_RIGHTS message */
 #define SECRETS_FS_SIZE "16m"
 
 const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -154,7 +154,7 @@ _noreturn_ static void exec_step(const struct spawn_config *c, const struct step
         /* delivery fds go to 3, 4, ...: first above every target, so no dup2 clobbers a
          * source that is still to be moved */
         int first_free = 3 + (int) c->n_fds;
-        int moved[SPAWN_MAX_FDS];
+        int moved[DELIVERY_MAX_FDS];
         for (size_t i = 0; i < c->n_fds; i++)
                 if ((moved[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, first_free + 1)) < 0)
                         goto fail;
@@ -883,7 +883,7 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
 }
 
 int sandbox_spawn(struct sandbox *sb, const struct spawn_config *c, struct child *ret, struct sandbox_status *st) {
-        if (c->n_fds > SPAWN_MAX_FDS)
+        if (c->n_fds > DELIVERY_MAX_FDS)
                 return -EMFILE;
         if (!sb->namespaces)
                 return spawn_plain(sb, c, ret);
