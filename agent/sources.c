@@ -1,6 +1,7 @@
 /* Where secrets come from: the manifest's backends, opened on first use, and the reference a
  * secret's definition names. Shared by run (fetch) and plan/apply/rotate (stat, write). */
 #include "agent.h"
+#include "sandbox.h"
 
 enum backend_kind backend_kind_of(enum backend_type t) {
         switch (t) {
@@ -68,6 +69,13 @@ static int open_generator(struct sources *src, char **ret_why) {
         return backend_open(&c, &src->generator, ret_why);
 }
 
+/* An exec provider starts through the sandbox's fork primitive like every child of ours. It
+ * gets our environment as it is during the fetch: a provider such as `pass` or `vault kv get`
+ * needs HOME, PATH and its own credentials (docs/decisions.md). */
+static int spawn_provider(char *const *argv, int out_fd, int err_fd, pid_t *ret_pid) {
+        return spawn_helper(argv, environ, out_fd, err_fd, ret_pid);
+}
+
 static int open_backend(struct sources *src, size_t i, char **ret_why) {
         const struct manifest *m = src->m;
         const struct mf_backend *b = &m->backends[i];
@@ -82,6 +90,7 @@ static int open_backend(struct sources *src, size_t i, char **ret_why) {
                 .kind = backend_kind_of(b->type),
                 .timeout_ms = b->timeout * 1000,
                 .command = b->command,
+                .spawn = spawn_provider,
                 .path = path,
                 .key_file = key_file,
                 .address = b->address,

@@ -11,12 +11,21 @@ enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, 
 
 enum generate_charset { GENERATE_ALNUM, GENERATE_HEX, GENERATE_BASE64URL, GENERATE_ASCII };
 
+/* How the exec backend starts its provider: argv[0] looked up in $PATH, stdin /dev/null,
+ * stdout on out_fd, stderr on err_fd and no other fd open, a process group of its own
+ * (pgid = pid, so kill(-pid) stops what it started), killed when we die, every signal at its
+ * default. Returns 0 once it has exec'd, -errno if it could not be (no child remains). The
+ * agent supplies it (the sandbox's one fork primitive): backends know nothing of how
+ * processes are started, and what environment the provider gets is the agent's decision. */
+typedef int (*backend_spawn_fn)(char *const *argv, int out_fd, int err_fd, pid_t *ret_pid);
+
 /* What the agent hands a backend: plain configuration, no manifest types. */
 struct backend_config {
         const char *name;              /* as the manifest names it, for messages */
         enum backend_kind kind;
         uint64_t timeout_ms;           /* total time for one fetch, retries included */
         char *const *command;          /* exec: argv prefix; the reference path is appended */
+        backend_spawn_fn spawn;        /* exec: starts the provider (required) */
         const char *path;              /* file: store path */
         const char *key_file;          /* file: NULL = $SECRETS_RUN_STORE_KEY or the default key file */
         /* vault */
