@@ -2,6 +2,7 @@
  * secret's definition names. Shared by run (fetch) and plan/apply/rotate (stat, write). */
 #include "agent.h"
 #include "output.h"
+#include "sandbox.h"
 
 enum backend_kind backend_kind_of(enum backend_type t) {
         switch (t) {
@@ -80,6 +81,13 @@ void backend_event_print(const struct backend_event *e) {
                 log_info("%s", e->message);
 }
 
+/* An exec provider starts through the sandbox's fork primitive like every child of ours. It
+ * gets our environment as it is during the fetch: a provider such as `pass` or `vault kv get`
+ * needs HOME, PATH and its own credentials (docs/decisions.md). */
+static int spawn_provider(char *const *argv, int out_fd, int err_fd, pid_t *ret_pid) {
+        return spawn_helper(argv, environ, out_fd, err_fd, ret_pid);
+}
+
 static void print_backend_event(void *userdata, const struct backend_event *e) {
         backend_event_print(e);
 }
@@ -125,6 +133,7 @@ static int source_config_of(const struct manifest *m, const struct mf_backend *b
                 .kind = kind,
                 .timeout_ms = b->timeout * 1000,
                 .command = b->command,
+                .spawn = spawn_provider,
                 .path = c.path,
                 .key_file = c.key_file,
                 .address = b->address,

@@ -11,6 +11,14 @@ enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, 
 
 enum generate_charset { GENERATE_ALNUM, GENERATE_HEX, GENERATE_BASE64URL, GENERATE_ASCII };
 
+/* How the exec backend starts its provider: argv[0] looked up in $PATH, stdin /dev/null,
+ * stdout on out_fd, stderr on err_fd and no other fd open, a process group of its own
+ * (pgid = pid, so kill(-pid) stops what it started), killed when we die, every signal at its
+ * default. Returns 0 once it has exec'd, -errno if it could not be (no child remains). The
+ * agent supplies it (the sandbox's one fork primitive): backends know nothing of how
+ * processes are started, and what environment the provider gets is the agent's decision. */
+typedef int (*backend_spawn_fn)(char *const *argv, int out_fd, int err_fd, pid_t *ret_pid);
+
 struct backend_event;
 typedef void (*backend_event_fn)(void *userdata, const struct backend_event *e);
 
@@ -21,6 +29,7 @@ struct backend_config {
         enum backend_kind kind;
         uint64_t timeout_ms;           /* total time for one fetch, retries included */
         char *const *command;          /* exec: argv prefix; the reference path is appended */
+        backend_spawn_fn spawn;        /* exec: starts the provider (required) */
         const char *path;              /* file: store path (required) */
         const char *key_file;          /* file: read when $SECRETS_RUN_STORE_KEY is unset; NULL: none */
         /* vault */

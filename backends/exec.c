@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "backend-private.h"
@@ -13,31 +12,26 @@
 #define EXEC_MAX_VALUE (1024 * 1024)
 #define EXEC_MAX_STDERR 512
 
+struct exec_state {
+        backend_spawn_fn spawn;
+};
+
 static int exec_open(struct backend *b, char **ret_why) {
         if (!b->command || !b->command[0])
                 return backend_fail(ret_why, -EINVAL, "backend '%s' (exec): 'command' is empty", b->name);
+        if (!b->config->spawn)
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (exec): no way to start a provider was given", b->name);
+        struct exec_state *st = calloc(1, sizeof(*st));
+        if (!st)
+                return -ENOMEM;
+        st->spawn = b->config->spawn;
+        b->data = st;
         return 0;
 }
 
-/* In the child between fork and exec: stdin from /dev/null, stdout/stderr onto the pipes,
- * its own process group (so a timeout kills the provider and whatever it started), and
- * death with the parent. Exec failure is reported as errno over err_fd. */
-_noreturn_ static void exec_child(char **argv, int out_fd, int err_fd, int status_fd) {
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        (void) setpgid(0, 0);
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
-                goto fail;
-        execvp(argv[0], argv);
-fail:;
-        int e = errno;
-        if (write(status_fd, &e, sizeof e) < 0) {
-                /* nothing more to tell; the parent sees exit 127 */
-        }
-        _exit(127);
+static void exec_close(struct backend *b) {
+        free(b->data);
+        b->data = NULL;
 }
 
 /* Flattens provider stderr into one printable line (it becomes part of an error message). */
@@ -65,38 +59,27 @@ static int exec_fetch(struct backend *b, const struct secret_ref *ref,
         memcpy(argv, b->command, n * sizeof(char *));
         argv[n] = (char *) ref->path;
 
-        int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status[2] = { -1, -1 };
-        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
+        int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
                 int e = -errno;
                 for (int i = 0; i < 2; i++)
-                        safe_close(out[i]), safe_close(err[i]), safe_close(status[i]);
+                        safe_close(out[i]), safe_close(err[i]);
                 return e;
         }
-        _cleanup_close_ int out_r = out[0], err_r = err[0], status_r = status[0];
+        _cleanup_close_ int out_r = out[0], err_r = err[0];
 
-        pid_t pid = fork();
-        if (pid < 0) {
-                int e = -errno;
-                safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
-                return e;
-        }
-        if (pid == 0)
-                exec_child(argv, out[1], err[1], status[1]);
-        safe_close(out[1]), safe_close(err[1]), safe_close(status[1]);
-
-        int child_errno = 0;
-        ssize_t k;
-        do
-                k = read(status_r, &child_errno, sizeof child_errno);
-        while (k < 0 && errno == EINTR);
-        if (k == (ssize_t) sizeof child_errno) {
-                (void) waitpid(pid, NULL, 0);
-                return backend_fail(ret_why, -child_errno, "secret %s: backend '%s' (exec): cannot run '%s': %s",
-                                    ref->secret_name, b->name, argv[0], strerror(child_errno));
-        }
+        /* only the pipes' write ends reach the provider (never, say, libcurl's connection to
+         * Vault, which is not close-on-exec), in a process group of its own */
+        const struct exec_state *st = b->data;
+        pid_t pid;
+        int r = st->spawn(argv, out[1], err[1], &pid);
+        safe_close(out[1]), safe_close(err[1]);
+        if (r < 0)
+                return backend_fail(ret_why, r, "secret %s: backend '%s' (exec): cannot run '%s': %s",
+                                    ref->secret_name, b->name, argv[0], strerror(-r));
 
         _cleanup_secret_ struct secret *value = NULL;
-        int r = secret_new(256, &value);
+        r = secret_new(256, &value);
         if (r < 0) {
                 kill(-pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
@@ -202,4 +185,5 @@ static int exec_fetch(struct backend *b, const struct secret_ref *ref,
 const struct backend_ops exec_backend_ops = {
         .open = exec_open,
         .fetch = exec_fetch,
+        .close = exec_close,
 };

@@ -309,3 +309,57 @@ def test_no_secrets_directory_left_after_failing_step(proj):
     assert r.status == 3, r
     d = proj.report()["SECRETS_DIR"]
     assert d and not os.path.exists(d)
+
+
+def tcp_sockets_to(port, table):
+    """inode -> state of the sockets whose remote port is port, from /proc/net/tcp and
+    /proc/net/tcp6 text (their header lines skipped)."""
+    found = {}
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) > 9 and fields[0].endswith(":") and int(fields[2].rsplit(":", 1)[1], 16) == port:
+            found[fields[9]] = fields[3]
+    return found
+
+
+def test_exec_provider_has_only_fds_0_to_2_while_vault_keeps_a_connection(proj, vault):
+    """libcurl's kept-alive connection to Vault is not close-on-exec: a provider run after a
+    Vault fetch must still see only its stdin, stdout and stderr. The provider also lists
+    its parent's (secrets-run's) fds and the host's TCP table, so the test knows the
+    connection really was open while it ran."""
+    if os.geteuid() != 0:
+        pytest.skip("reading the fds of secrets-run (not dumpable) needs root")
+    kv_value, provided = proj.secret(), proj.secret()
+    vault.kv2_put("app", {"k": kv_value})
+    value_file = proj.expect(provided, "provided")
+    fds, parent, tcp = proj.data / "provider-fds", proj.data / "parent-fds", proj.data / "tcp"
+    # sh -c: no script file open in the shell. ls lists the shell's fds, not its own, from a
+    # subshell, which does the redirection (dash keeps a copy of a redirected fd meanwhile)
+    script = (f"(ls /proc/$$/fd) > '{fds}'; ls -l /proc/$PPID/fd > '{parent}' 2>&1; "
+              f"cat /proc/net/tcp /proc/net/tcp6 > '{tcp}' 2> /dev/null; cat '{value_file}'")
+    ca = f"ca_cert: {vault.ca_path}, " if vault.ca_path else ""
+    proj.standard_manifest(
+        backends=f"""
+            v: {{type: vault, address: "{vault.addr}", {ca}timeout: 5s, auth: {{method: token}}}}
+            p: {{type: exec, command: [/bin/sh, -c, {json.dumps(script)}, provider]}}
+            """,
+        # the Vault secret first: its connection is open when the provider runs
+        secrets_block="""
+            V: {from: "v:secret/data/app#k", owner: t}
+            P: {from: "p:anything", owner: t}
+            """)
+    expected_v = proj.expect(kv_value)
+    step = proj.script(f"""
+        report same_V "$(same "$V_FILE" '{expected_v}')"
+        report same_P "$(same "$P_FILE" '{value_file}')"
+        """)
+    r = proj.run("run", "--", step, env={"VAULT_TOKEN": proj.register(vault.create_token())})
+    assert r.status == 0, r
+    assert proj.report() == {"same_V": "yes", "same_P": "yes"}
+    parent_sockets = set(re.findall(r"socket:\[(\d+)\]", parent.read_text()))
+    to_vault = tcp_sockets_to(int(vault.addr.rsplit(":", 1)[1]), tcp.read_text())
+    established = {inode for inode, state in to_vault.items() if state == "01"}
+    assert parent_sockets & established, (
+        "no connection to Vault was open in secrets-run while the provider ran: the test "
+        f"proves nothing (parent's sockets {sorted(parent_sockets)}, to Vault {to_vault})")
+    assert sorted(fds.read_text().split(), key=int) == ["0", "1", "2"]

@@ -671,3 +671,75 @@ def test_key_directory_and_stores_are_covered(proj):
     r = proj.run("run", "--sandbox", "off", "--", step)
     assert r.status == 0, r
     assert proj.report()["KEY"] == "readable"
+
+
+def init_of(supervisor):
+    """The host pid of the sandbox's pid 1: the child of secrets-run (pid supervisor) named
+    secrets-run-init (the kernel keeps 15 bytes of it); None if there is none."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index(b"(") + 1:stat.rindex(b")")]
+        ppid = int(stat.rsplit(b")", 1)[1].split()[1])
+        if comm == b"secrets-run-init"[:15] and ppid == supervisor:
+            return int(entry)
+    return None
+
+
+def test_pid1_environment_holds_no_caller_value(box, vault_factory):
+    """pid 1 is cloned before the fetch, from a supervisor whose environment still holds the
+    env backend's variables and the backends' credentials. For the whole run its
+    /proc/PID/environ (read as root from the host) must show none of them."""
+    vault = vault_factory(tls=False)   # plain http on loopback: nobody can reach it too
+    env_value, kv_value, stored = box.secret(), box.secret(), box.secret()
+    vault.kv2_put("app", {"k": kv_value})
+    token = box.proj.register(vault.create_token())
+    store_path = box.dir / ".secrets-run" / "store"
+    r = box.run("store", "init", "--store", store_path)
+    assert r.status == 0, r
+    key_file = Path(box.proj.env["XDG_CONFIG_HOME"]) / "secrets-run" / "store.key"
+    key = box.proj.register(key_file.read_text().strip())
+    r = box.run("store", "set", "S", "--store", store_path, input=stored,
+                env={"SECRETS_RUN_STORE_KEY": key})
+    assert r.status == 0, r
+    box.proj.standard_manifest(
+        backends=f"""
+            ci: {{type: env}}
+            v: {{type: vault, address: "{vault.addr}", timeout: 5s, auth: {{method: token}}}}
+            local: {{type: file, path: .secrets-run/store}}
+            """,
+        secrets_block="""
+            E: {from: "ci:SR_IT_ENV_SECRET", owner: t}
+            V: {from: "v:secret/data/app#k", owner: t}
+            S: {from: "local:S", owner: t}
+            """)
+    ready, go = box.data / "ready", box.data / "go"
+    expected = {n: box.proj.expect(v) for n, v in (("E", env_value), ("V", kv_value), ("S", stored))}
+    step = box.script("".join(f"report same_{n} \"$(same \"${n}_FILE\" '{p}')\"\n" for n, p in expected.items())
+                      + f"""
+        touch '{ready}'
+        i=0
+        while [ ! -e '{go}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+        """)
+    p = box.spawn("run", "--", step, env={"SR_IT_ENV_SECRET": env_value, "VAULT_TOKEN": token,
+                                          "SECRETS_RUN_STORE_KEY": key})
+    try:
+        started(p, ready)
+        pid1 = init_of(p.pid)
+        assert pid1, "cannot find the sandbox's pid 1 (a child secrets-run-init of secrets-run)"
+        with open(f"/proc/{pid1}/environ", "rb") as f:
+            environ = f.read()
+    finally:
+        go.touch()
+    r = p.wait()
+    assert r.status == 0, r
+    assert box.report() == {"same_E": "yes", "same_V": "yes", "same_S": "yes"}
+    held = [what for what, v in (("the env backend's value", env_value), ("VAULT_TOKEN", token),
+                                 ("SECRETS_RUN_STORE_KEY", key))
+            if v.encode() in environ]
+    assert not held, f"pid 1's /proc/PID/environ holds {', '.join(held)}"

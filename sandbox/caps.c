@@ -4,7 +4,7 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 
-#include "sandbox.h"
+#include "sandbox-private.h"
 
 /* Docker's default capability set, as documented for `docker run`. */
 static const cap_value_t docker_default[] = {

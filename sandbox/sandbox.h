@@ -1,6 +1,6 @@
 /* Everything that touches the OS around the step: the per-run secrets directory, sealed
  * memfds, spawning the command with a clean fd table, and signal/exit plumbing.
- * Knows nothing of manifests. */
+ * Knows nothing of manifests. (What only sandbox/ uses is in sandbox-private.h.) */
 #pragma once
 
 #include <sys/types.h>
@@ -122,20 +122,15 @@ int pty_prepare(int pty_fd);
 void pty_restore(void);
 void pty_resize(int pty_fd);   /* on SIGWINCH */
 
-/* Layers used by the step's process right before exec. */
-int caps_drop(bool root_keeps_default);
-struct sock_filter;
-struct seccomp_program {
-        struct sock_filter *filter;
-        unsigned short len;
-};
-int seccomp_build(bool allow_ptrace, struct seccomp_program *ret);
-int seccomp_load_program(const struct seccomp_program *p);
-void seccomp_program_done(struct seccomp_program *p);
-const char *seccomp_syscall_name(int nr);
-
 /* Writes a 0400 file name into dir_fd. */
 int secret_file_write(int dir_fd, const char *name, const struct secret *value);
+
+/* ---- commands secrets-run itself runs, outside the sandbox ----
+ * An exec backend's provider: argv[0] looked up in envp's $PATH, stdin /dev/null, stdout on
+ * out_fd, stderr on err_fd and no other fd open, exactly envp, a process group of its own
+ * (so kill(-pid) stops what it started), killed when we die, every signal at its default.
+ * Returns 0 once it has exec'd; -errno if it could not be (no child remains). */
+int spawn_helper(char *const *argv, char *const *envp, int out_fd, int err_fd, pid_t *ret_pid);
 
 /* Signals the step forwards to the command's process group. */
 extern const int forwarded_signals[];

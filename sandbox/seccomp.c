@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
-#include "sandbox.h"
+#include "sandbox-private.h"
 
 /* Syscall numbers past the newest this build's headers know (x86_64: 450) are refused with
  * ENOSYS, so a newer kernel's new interface (the next io_uring) is not allowed by default;

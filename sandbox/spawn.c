@@ -3,9 +3,9 @@
  * tmpfs on $SECRETS_DIR, delivers, wipes its copy of the secrets and forks the step; the
  * step gets a new session, only its fds, reduced capabilities, no_new_privs, and seccomp
  * last. Without namespaces (--sandbox off, or auto where they are refused) the step is a
- * plain child, and a guardian process stands in for the pid namespace's teardown. */
+ * plain child, and a guardian process stands in for the pid namespace's teardown. Each of
+ * these processes is started by spawn_process() (process.c). */
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <net/if.h>
 #include <pty.h>
 #include <sched.h>
@@ -17,13 +17,12 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 
-#include "sandbox.h"
+#include "sandbox-private.h"
 
-#define SPAWN_MAX_FDS 240   /* delivery fds travel to pid 1 in one SCM_RIGHTS message */
+#define DELIVERY_MAX_FDS 240   /* they travel to pid 1 in one SCM_RIGHTS message */
 #define SECRETS_FS_SIZE "16m"
 
 const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -100,108 +99,71 @@ int exit_status_from_wait(int wstatus) {
         return 125;
 }
 
-static void reset_signals(void) {
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        for (int sig = 1; sig < _NSIG; sig++)
-                (void) sigaction(sig, &dfl, NULL);   /* fails harmlessly for KILL/STOP */
-        sigset_t none;
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 static bool seccomp_available(void) {
         return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0;
 }
 
 /* ---- the step's own process ---- */
 
-struct step_io {
-        int out_fd, err_fd;   /* pipes, or -1 with a pty */
-        int pty_slave;        /* or -1 */
-        int status_fd;        /* exec failure: errno goes here */
+struct step {
+        char *const *argv;
+        char *const *envp;
+        int stdin_fd;         /* what the caller handed us as input (ignored with a pty) */
+        int out_fd, err_fd;   /* pipes; with a pty, out_fd is its slave and err_fd -1 */
+        bool pty;
+        const int *fds;       /* delivery: become 3, 4, ... */
+        size_t n_fds;
         bool sandboxed;       /* caps, no_new_privs, seccomp (what was found available) */
         const struct seccomp_program *seccomp;   /* compiled ahead; NULL: none */
         bool root_keeps_caps;
 };
 
-/* Between fork and exec. Every failure reports errno over status_fd and exits: the parent
- * turns it into 126/127 or a setup error. The order matters and is commented. */
-_noreturn_ static void exec_step(const struct spawn_config *c, const struct step_io *io) {
-        int e, status_fd = io->status_fd;
-        /* die with our parent (the supervisor, or the sandbox's pid 1) */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-                goto fail;
-        reset_signals();
-        /* a new session: no controlling terminal, and our own process group for signals */
-        if (setsid() < 0)
-                goto fail;
-        if (io->pty_slave >= 0) {
-                /* the pty becomes the controlling terminal: isatty(), colours, job control */
-                if (ioctl(io->pty_slave, TIOCSCTTY, 0) < 0 || dup2(io->pty_slave, STDIN_FILENO) < 0 ||
-                    dup2(io->pty_slave, STDOUT_FILENO) < 0 || dup2(io->pty_slave, STDERR_FILENO) < 0)
-                        goto fail;
-        } else {
-                if (dup2(io->out_fd, STDOUT_FILENO) < 0 || dup2(io->err_fd, STDERR_FILENO) < 0)
-                        goto fail;
-                /* a sandboxed step gets no terminal: not ours to read keystrokes from. Piped
-                 * or file input is data the caller handed it, and passes through. */
-                if (io->sandboxed && isatty(STDIN_FILENO)) {
-                        int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0)
-                                goto fail;
-                }
-        }
-        /* delivery fds go to 3, 4, ...: first above every target, so no dup2 clobbers a
-         * source that is still to be moved */
-        int first_free = 3 + (int) c->n_fds;
-        int moved[SPAWN_MAX_FDS];
-        for (size_t i = 0; i < c->n_fds; i++)
-                if ((moved[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, first_free + 1)) < 0)
-                        goto fail;
-        if (status_fd < first_free + 1) {
-                int s = fcntl(status_fd, F_DUPFD_CLOEXEC, first_free + 1);
-                if (s < 0)
-                        goto fail;
-                status_fd = s;
-        }
-        for (size_t i = 0; i < c->n_fds; i++)
-                if (dup2(moved[i], 3 + (int) i) < 0)   /* dup2 clears close-on-exec */
-                        goto fail;
-        /* whatever else is open closes at exec (the status pipe included) */
-        if (syscall(SYS_close_range, (unsigned) first_free, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS)
-                goto fail;
-        if (io->sandboxed) {
-                /* capabilities before no_new_privs and seccomp: capset needs no filter rule */
-                int r = caps_drop(io->root_keeps_caps);
-                if (r < 0) {
-                        errno = -r;
-                        goto fail;
-                }
-                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                        goto fail;
-                /* seccomp last: nothing after it but execve */
-                if (io->seccomp && (r = seccomp_load_program(io->seccomp)) < 0) {
-                        errno = -r;
-                        goto fail;
-                }
-        }
-        execvpe(c->argv[0], c->argv, c->envp);
-fail:
-        e = errno;
-        if (write(status_fd, &e, sizeof e) < 0) {
-                /* the parent sees exit 127 without a reason */
-        }
-        _exit(127);
+/* The step's privilege sequence, the last thing its process does before exec. */
+static int step_narrow(void *userdata) {
+        const struct step *st = userdata;
+        int r;
+        if (!st->sandboxed)
+                return 0;
+        /* capabilities before no_new_privs and seccomp: capset needs no filter rule */
+        if ((r = caps_drop(st->root_keeps_caps)) < 0)
+                return r;
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -errno;
+        /* seccomp last: nothing after it but execve */
+        return st->seccomp ? seccomp_load_program(st->seccomp) : 0;
 }
 
-/* Waits for the step's exec: 0 if it happened, else the errno it failed with. */
-static int read_exec_status(int fd) {
-        int child_errno = 0;
-        ssize_t n;
-        do
-                n = read(fd, &child_errno, sizeof child_errno);
-        while (n < 0 && errno == EINTR);
-        return n == (ssize_t) sizeof child_errno ? (child_errno ? child_errno : EIO) : 0;
+/* Starts the step from the supervisor (plain) or the sandbox's pid 1: a new session (no
+ * controlling terminal but its pty, its own process group for signals), fds 0-2 and the
+ * delivery fds at 3, 4, ... and nothing else, death with its parent, narrowed last. 0 once
+ * it has exec'd; -errno if it could not (no child remains). */
+static int step_start(const struct step *st, pid_t *ret_pid) {
+        if (st->n_fds > DELIVERY_MAX_FDS)
+                return -EMFILE;
+        _cleanup_close_ int null_fd = -1;
+        int in = st->pty ? st->out_fd : st->stdin_fd;
+        /* a sandboxed step gets no terminal: not ours to read keystrokes from. Piped or file
+         * input is data the caller handed it, and passes through. */
+        if (!st->pty && (fcntl(in, F_GETFD) < 0 || (st->sandboxed && isatty(in)))) {
+                if ((null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+                        return -errno;
+                in = null_fd;
+        }
+        struct spawn_fd fds[3 + DELIVERY_MAX_FDS] = {
+                { in, STDIN_FILENO }, { st->out_fd, STDOUT_FILENO },
+                { st->pty ? st->out_fd : st->err_fd, STDERR_FILENO },
+        };
+        for (size_t i = 0; i < st->n_fds; i++)
+                fds[3 + i] = (struct spawn_fd) { st->fds[i], 3 + (int) i };
+        struct spawn_spec s = {
+                .argv = st->argv, .envp = st->envp, .fds = fds, .n_fds = 3 + st->n_fds,
+                .group = SPAWN_SESSION_NEW,
+                .controlling_tty = st->pty,
+                /* with its parent (the supervisor, or the sandbox's pid 1) goes the step */
+                .pdeathsig = SIGKILL,
+                .before_exec = step_narrow, .userdata = (void *) st,
+        };
+        return spawn_process(&s, ret_pid);
 }
 
 /* ---- messages between the supervisor and the sandbox's pid 1 ----
@@ -316,7 +278,7 @@ static int spec_write(const struct spawn_config *c) {
 }
 
 /* Reads a spec into one buffer; argv and envp point into it. */
-static int spec_read(int fd, char **ret_buf, char ***ret_argv, char ***ret_envp, bool *ret_pty) {
+static int spec_read(int fd, char **ret_buf, size_t *ret_size, char ***ret_argv, char ***ret_envp, bool *ret_pty) {
         _cleanup_free_ char *buf = NULL;
         size_t size = 0, cap = 0;
         for (;;) {
@@ -361,6 +323,7 @@ static int spec_read(int fd, char **ret_buf, char ***ret_argv, char ***ret_envp,
                 p += strlen(p) + 1;
         }
         *ret_buf = steal_pointer(&buf);
+        *ret_size = size;
         *ret_argv = argv;
         *ret_envp = envp;
         *ret_pty = pty;
@@ -409,6 +372,9 @@ out:
         return r;
 }
 
+/* Where pid 1 has its socket to the supervisor: above its stdin, stdout and stderr. */
+#define INIT_SOCK_FD 3
+
 struct init_args {
         const struct sandbox_options *o;
         int sock;
@@ -420,18 +386,25 @@ struct init_args {
 
 #define INIT_FAIL(a, err, ...) do { msg_send((a)->sock, MSG_FATAL, (err), NULL, 0, __VA_ARGS__); _exit(125); } while (0)
 
-/* pid 1 of the new pid namespace. When it exits, the kernel kills every process left in
- * the namespace: the step's daemons die with the step. */
-_noreturn_ static void init_main(const struct init_args *a) {
+/* What pid 1 keeps blocked from its first instruction and reads from a signalfd: the
+ * signals it forwards, and SIGCHLD. (A pid namespace's init is not sent a signal it has no
+ * handler for unless it is blocked, so one that arrived unblocked would be lost.) */
+static void init_signals(sigset_t *ret) {
+        sigemptyset(ret);
+        for (size_t i = 0; i < n_forwarded_signals; i++)
+                sigaddset(ret, forwarded_signals[i]);
+        sigaddset(ret, SIGCHLD);
+}
+
+/* pid 1 of the new pid namespace, started by spawn_process() with its stdin, stdout, stderr
+ * and the socket, an empty environment, no secret, init_signals() blocked, in a session of
+ * its own and killed with the supervisor. When it exits, the kernel kills every process left
+ * in the namespace: the step's daemons die with the step. */
+static int init_main(void *userdata) {
+        const struct init_args *a = userdata;
         const struct sandbox_options *o = a->o;
         bool strict = o->level == SANDBOX_LEVEL_STRICT;
         int r;
-        /* outlive the supervisor by nothing: with us goes the whole namespace */
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        (void) prctl(PR_SET_NAME, "secrets-run-init");
-        /* out of the supervisor's session and process group: a terminal's Ctrl-C reaches the
-         * step once, forwarded by the supervisor, not a second time through us */
-        (void) setsid();
         if (a->user_ns && (r = map_own_ids(a->uid, a->gid)) < 0)
                 INIT_FAIL(a, -r, "writing the user namespace's id maps");
 
@@ -488,58 +461,42 @@ _noreturn_ static void init_main(const struct init_args *a) {
         size_t n_fds = 0;
         if (msg_recv(a->sock, &m, fds, &n_fds, 0) < 0 || m.kind != MSG_START || n_fds < 2)
                 _exit(125);   /* the run was called off */
-        _cleanup_free_ char *spec = NULL;
+        char *spec = NULL;
+        size_t spec_size = 0;
         char **argv = NULL, **envp = NULL;
         bool pty = false;
-        if ((r = spec_read(fds[0], &spec, &argv, &envp, &pty)) < 0)
+        if ((r = spec_read(fds[0], &spec, &spec_size, &argv, &envp, &pty)) < 0)
                 INIT_FAIL(a, -r, "reading the command");
         safe_close(fds[0]);
         size_t first_delivery = pty ? 2 : 3;
         if (n_fds < first_delivery)
                 INIT_FAIL(a, EINVAL, "the start message");
-        struct spawn_config c = { .argv = argv, .envp = envp, .fds = fds + first_delivery,
-                                  .n_fds = n_fds - first_delivery, .pty = pty };
-        struct step_io io = {
-                .out_fd = pty ? -1 : fds[1], .err_fd = pty ? -1 : fds[2], .pty_slave = pty ? fds[1] : -1,
+        struct step st = {
+                .argv = argv, .envp = envp, .stdin_fd = STDIN_FILENO, .out_fd = fds[1],
+                .err_fd = pty ? -1 : fds[2], .pty = pty,
+                .fds = fds + first_delivery, .n_fds = n_fds - first_delivery,
                 .sandboxed = true, .seccomp = a->seccomp ? &filter : NULL,
                 /* root keeps Docker's default capabilities, none at all in strict mode */
                 .root_keeps_caps = a->uid == 0 && !strict,
         };
 
-        int exec_pipe[2];
-        if (pipe2(exec_pipe, O_CLOEXEC) < 0)
-                INIT_FAIL(a, errno, "creating a pipe");
-        /* the forwarded signals and SIGCHLD stay blocked (inherited); we read them here */
         sigset_t set;
-        sigemptyset(&set);
-        for (size_t i = 0; i < n_forwarded_signals; i++)
-                sigaddset(&set, forwarded_signals[i]);
-        sigaddset(&set, SIGCHLD);
-        if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-                INIT_FAIL(a, errno, "sigprocmask");
+        init_signals(&set);
         int sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
         if (sig_fd < 0)
                 INIT_FAIL(a, errno, "signalfd");
 
-        pid_t step = fork();
-        if (step < 0)
-                INIT_FAIL(a, errno, "fork");
-        if (step == 0) {
-                io.status_fd = exec_pipe[1];
-                exec_step(&c, &io);
-        }
+        pid_t step;
+        r = step_start(&st, &step);
         /* the step holds its ends now: EOF on the output pipes must mean the step's are shut */
-        safe_close(exec_pipe[1]);
         for (size_t i = 1; i < n_fds; i++)
                 safe_close(fds[i]);
         free(argv);
         free(envp);
-        free(steal_pointer(&spec));   /* env deliveries were in it */
-        int e = read_exec_status(exec_pipe[0]);
-        safe_close(exec_pipe[0]);
-        if (e) {
-                msg_send(a->sock, MSG_EXEC_FAILED, e, NULL, 0, NULL);
-                (void) waitpid(step, NULL, 0);
+        explicit_bzero(spec, spec_size);   /* env deliveries were in it */
+        free(spec);
+        if (r < 0) {
+                msg_send(a->sock, MSG_EXEC_FAILED, -r, NULL, 0, NULL);
                 _exit(0);
         }
         msg_send(a->sock, MSG_STARTED, 0, NULL, 0, NULL);
@@ -613,36 +570,48 @@ static int pipes_open(const struct spawn_config *c, struct spawn_pipes *p) {
 
 /* The guardian: a small process that outlives a supervisor killed with SIGKILL just long
  * enough to kill the step's whole process group (plain mode only: in a pid namespace the
- * kernel does this). The supervisor holds the pipe's write end: EOF without a byte means it
- * died. */
+ * kernel does this). Its stdin is the read end of a pipe whose write end the supervisor
+ * holds: EOF without a byte means the supervisor died. */
+static int guardian_main(void *userdata) {
+        const pid_t *pgid = userdata;
+        char byte;
+        ssize_t n;
+        do
+                n = read(STDIN_FILENO, &byte, 1);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                (void) kill(-*pgid, SIGKILL);
+        return 0;
+}
+
 static int spawn_guardian(pid_t pgid, pid_t *ret_pid, int *ret_fd) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
-        pid_t pid = fork();
-        if (pid < 0) {
-                int e = -errno;
-                safe_close(p[0]), safe_close(p[1]);
-                return e;
-        }
-        if (pid == 0) {
-                /* nothing of the supervisor's stays open here, the step's pipes least of all;
-                 * the forwarded signals stay blocked, so a Ctrl-C does not take us down */
-                int fd = p[0];
-                if (fd > 0)
-                        (void) syscall(SYS_close_range, 0U, (unsigned) fd - 1, 0U);
-                (void) syscall(SYS_close_range, (unsigned) fd + 1, ~0U, 0U);
-                (void) prctl(PR_SET_NAME, "secrets-run-grd");
-                char byte;
-                ssize_t n;
-                do
-                        n = read(fd, &byte, 1);
-                while (n < 0 && errno == EINTR);
-                if (n <= 0)
-                        (void) kill(-pgid, SIGKILL);
-                _exit(0);
-        }
+        /* the forwarded signals stay blocked, so a Ctrl-C to our process group does not take
+         * it down while the step still runs */
+        sigset_t blocked;
+        sigemptyset(&blocked);
+        for (size_t i = 0; i < n_forwarded_signals; i++)
+                sigaddset(&blocked, forwarded_signals[i]);
+        const struct spawn_fd fds[] = { { p[0], STDIN_FILENO } };
+        struct spawn_spec s = {
+                .run = guardian_main, .userdata = &pgid,
+                /* nothing of the supervisor's stays open there, the step's pipes least of all */
+                .fds = fds, .n_fds = ELEMENTSOF(fds),
+                /* forked after the fetch: our memory holds every value, its copy must not */
+                .wipe_secrets = true,
+                .blocked = &blocked,
+                .name = "secrets-run-grd",
+                /* no parent-death signal: outliving us is its job */
+        };
+        pid_t pid;
+        int r = spawn_process(&s, &pid);
         safe_close(p[0]);
+        if (r < 0) {
+                safe_close(p[1]);
+                return r;
+        }
         *ret_pid = pid;
         *ret_fd = p[1];
         return 0;
@@ -723,7 +692,7 @@ int sandbox_dir_fd(const struct sandbox *sb) {
  * refused them; nothing was started then. */
 static int create_namespaces(struct sandbox *sb, struct sandbox_status *st, bool *ret_refused) {
         bool root = geteuid() == 0;
-        unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+        unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
         if (!root)
                 flags |= CLONE_NEWUSER;   /* the uid maps to itself */
         if (sb->o.network_off)
@@ -731,22 +700,54 @@ static int create_namespaces(struct sandbox *sb, struct sandbox_status *st, bool
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
+        /* pid 1 keeps our stdin (the step's, unless it is a terminal), stdout and stderr;
+         * one we do not have is /dev/null there, so no later fd of pid 1 takes its number */
+        _cleanup_close_ int null_fd = -1;
+        struct spawn_fd fds[] = { { STDIN_FILENO, STDIN_FILENO }, { STDOUT_FILENO, STDOUT_FILENO },
+                                  { STDERR_FILENO, STDERR_FILENO }, { sv[1], INIT_SOCK_FD } };
+        for (int i = 0; i < 3; i++)
+                if (fcntl(i, F_GETFD) < 0) {
+                        if (null_fd < 0 && (null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0) {
+                                int e = -errno;
+                                safe_close(sv[0]), safe_close(sv[1]);
+                                return e;
+                        }
+                        fds[i].fd = null_fd;
+                }
         struct init_args a = {
-                .o = &sb->o, .sock = sv[1], .uid = geteuid(), .gid = getegid(), .user_ns = !root,
+                .o = &sb->o, .sock = INIT_SOCK_FD, .uid = geteuid(), .gid = getegid(), .user_ns = !root,
                 .seccomp = sb->seccomp,
         };
-        pid_t pid = (pid_t) syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
-        if (pid < 0) {
-                int e = -errno;
-                safe_close(sv[0]), safe_close(sv[1]);
-                *ret_refused = true;
-                return e;
-        }
-        if (pid == 0) {
-                safe_close(sv[0]);
-                init_main(&a);
-        }
+        sigset_t blocked;
+        init_signals(&blocked);
+        struct spawn_spec s = {
+                .run = init_main, .userdata = &a,
+                .clone_flags = flags,
+                .fds = fds, .n_fds = ELEMENTSOF(fds),
+                /* nothing of our environment: it holds the values the env backend reads and the
+                 * backends' credentials until we scrub ours, after the fetch. The step's
+                 * environment comes with MSG_START. */
+                .envp = NULL,
+                /* created before any secret is fetched, so this wipes nothing today; it keeps
+                 * pid 1 clean should that order ever change */
+                .wipe_secrets = true,
+                /* out of the supervisor's session and process group: a terminal's Ctrl-C
+                 * reaches the step once, forwarded by the supervisor, not a second time
+                 * through us */
+                .group = SPAWN_SESSION_NEW,
+                /* outlive the supervisor by nothing: with us goes the whole namespace */
+                .pdeathsig = SIGKILL,
+                .blocked = &blocked,
+                .name = "secrets-run-init",
+        };
+        pid_t pid;
+        int r = spawn_process(&s, &pid);
         safe_close(sv[1]);
+        if (r < 0) {
+                safe_close(sv[0]);
+                *ret_refused = true;
+                return r;
+        }
         sb->init_pid = pid;
         sb->sock = sv[0];
         st->active |= (1u << LAYER_MOUNT) | (1u << LAYER_PID) | (1u << LAYER_IPC) | (1u << LAYER_UTS) |
@@ -821,50 +822,32 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
         int r = pipes_open(c, &p);
         if (r < 0)
                 return r;
-        int status[2];
-        if (pipe2(status, O_CLOEXEC) < 0) {
-                r = -errno;
-                pipes_close(&p);
-                return r;
-        }
         int pty_fd = -1;
         if (c->pty && (pty_fd = fcntl(p.out[0], F_DUPFD_CLOEXEC, 3)) < 0) {
                 r = -errno;
-                pipes_close(&p), safe_close(status[0]), safe_close(status[1]);
+                pipes_close(&p);
                 return r;
         }
         bool sandboxed = sb->o.level != SANDBOX_LEVEL_OFF;
         struct seccomp_program filter = {};
         if (sandboxed && sb->seccomp && (r = seccomp_build(sb->o.allow_ptrace, &filter)) < 0) {
-                pipes_close(&p), safe_close(status[0]), safe_close(status[1]), safe_close(pty_fd);
+                pipes_close(&p), safe_close(pty_fd);
                 return r;
         }
-        pid_t pid = fork();
-        if (pid < 0) {
-                r = -errno;
-                seccomp_program_done(&filter);
-                pipes_close(&p), safe_close(status[0]), safe_close(status[1]), safe_close(pty_fd);
-                return r;
-        }
-        if (pid == 0) {
-                struct step_io io = {
-                        .out_fd = p.out[1], .err_fd = p.err[1], .pty_slave = c->pty ? p.out[1] : -1,
-                        .status_fd = status[1], .sandboxed = sandboxed,
-                        .seccomp = sandboxed && sb->seccomp ? &filter : NULL,
-                        .root_keeps_caps = geteuid() == 0 && sb->o.level != SANDBOX_LEVEL_STRICT,
-                };
-                exec_step(c, &io);
-        }
+        struct step st = {
+                .argv = c->argv, .envp = c->envp, .stdin_fd = STDIN_FILENO, .out_fd = p.out[1],
+                .err_fd = c->pty ? -1 : p.err[1], .pty = c->pty, .fds = c->fds, .n_fds = c->n_fds,
+                .sandboxed = sandboxed, .seccomp = sandboxed && sb->seccomp ? &filter : NULL,
+                .root_keeps_caps = geteuid() == 0 && sb->o.level != SANDBOX_LEVEL_STRICT,
+        };
+        pid_t pid;
+        r = step_start(&st, &pid);
         seccomp_program_done(&filter);
         p.out[1] = safe_close(p.out[1]);
         p.err[1] = safe_close(p.err[1]);
-        safe_close(status[1]);
-        int e = read_exec_status(status[0]);
-        safe_close(status[0]);
-        if (e) {
-                (void) waitpid(pid, NULL, 0);
+        if (r < 0) {
                 pipes_close(&p), safe_close(pty_fd);
-                return -e;
+                return r;
         }
         pid_t guardian_pid = 0;
         int guardian_fd = -1;
@@ -883,7 +866,7 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
 }
 
 int sandbox_spawn(struct sandbox *sb, const struct spawn_config *c, struct child *ret, struct sandbox_status *st) {
-        if (c->n_fds > SPAWN_MAX_FDS)
+        if (c->n_fds > DELIVERY_MAX_FDS)
                 return -EMFILE;
         if (!sb->namespaces)
                 return spawn_plain(sb, c, ret);
