@@ -46,6 +46,11 @@ static void one_line(char *s) {
                         *p = '?';
 }
 
+/* The provider's stderr may quote its value: the copy is wiped on every way out. */
+static void errbuf_wipe(char (*buf)[EXEC_MAX_STDERR + 1]) {
+        explicit_bzero(*buf, sizeof *buf);
+}
+
 static int exec_fetch(struct backend *b, const struct secret_ref *ref,
                       struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why) {
         if (ref->field)
@@ -85,7 +90,7 @@ static int exec_fetch(struct backend *b, const struct secret_ref *ref,
                 (void) waitpid(pid, NULL, 0);
                 return r;
         }
-        char errbuf[EXEC_MAX_STDERR + 1];
+        _cleanup_(errbuf_wipe) char errbuf[EXEC_MAX_STDERR + 1] = "";
         size_t errlen = 0;
         uint64_t deadline = now_monotonic_ms() + b->timeout_ms;
         bool timed_out = false, too_big = false;
@@ -127,6 +132,7 @@ static int exec_fetch(struct backend *b, const struct secret_ref *ref,
                                         take = EXEC_MAX_STDERR - errlen;
                                 memcpy(errbuf + errlen, tmp, take);
                                 errlen += take;
+                                explicit_bzero(tmp, (size_t) m);
                         } else if (m == 0 || errno != EAGAIN)
                                 err_r = safe_close(err_r);
                 }
@@ -169,15 +175,20 @@ static int exec_fetch(struct backend *b, const struct secret_ref *ref,
 
         errbuf[errlen] = '\0';
         one_line(errbuf);
-        if (WIFSIGNALED(wstatus))
-                return backend_fail(ret_why, -EIO, "secret %s: backend '%s' (exec): '%s %s' killed by signal %d%s%s",
-                                    ref->secret_name, b->name, argv[0], ref->path, WTERMSIG(wstatus),
-                                    *errbuf ? ": " : "", errbuf);
-        if (WEXITSTATUS(wstatus) != 0)
-                return backend_fail(ret_why, -EIO, "secret %s: backend '%s' (exec): '%s %s' exited with status %d%s%s",
-                                    ref->secret_name, b->name, argv[0], ref->path, WEXITSTATUS(wstatus),
-                                    *errbuf ? ": " : "", errbuf);
         secret_chomp(value);
+        if (WIFSIGNALED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+                /* what it printed before failing is as good as its value: masked under the
+                 * secret's name in every message, the one quoting its stderr below included */
+                backend_credential(b, ref->secret_name, value);
+                r = WIFSIGNALED(wstatus)
+                        ? backend_fail(ret_why, -EIO, "secret %s: backend '%s' (exec): '%s %s' killed by signal %d%s%s",
+                                       ref->secret_name, b->name, argv[0], ref->path, WTERMSIG(wstatus),
+                                       *errbuf ? ": " : "", errbuf)
+                        : backend_fail(ret_why, -EIO, "secret %s: backend '%s' (exec): '%s %s' exited with status %d%s%s",
+                                       ref->secret_name, b->name, argv[0], ref->path, WEXITSTATUS(wstatus),
+                                       *errbuf ? ": " : "", errbuf);
+                return r;
+        }
         *ret_value = steal_pointer(&value);
         return 0;
 }

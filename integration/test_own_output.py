@@ -87,3 +87,22 @@ def test_artifact_named_after_a_value_is_masked_in_reports_annotations_summary_a
     log = proj.base / "state" / "secrets-run" / "audit.jsonl"
     leak = [json.loads(x) for x in log.read_text().splitlines() if '"event":"leak"' in x]
     assert [x["path"] for x in leak] == ["out/[REDACTED:TOKEN].txt"]
+
+
+def test_provider_echoing_its_value_to_stderr_before_failing_is_masked(proj):
+    """A provider that prints its value, echoes it to stderr and fails: the error still says
+    which provider failed and how, and the value is masked under the secret's name."""
+    value = proj.secret()
+    echo = proj.script(f"""
+        v='{value}'
+        printf '%s\\n' "$v"
+        printf 'got %s but the vault is locked\\n' "$v" >&2
+        exit 2
+        """, name="echo-provider.sh")
+    proj.standard_manifest('TOKEN: {from: "p:token", owner: t}',
+                           backends=f"p: {{type: exec, command: [{json.dumps(str(echo))}]}}")
+    r, written = run_everywhere(proj, "run", "--", "true")
+    assert r.status == 125
+    assert "(exec):" in r.stderr and "exited with status 2: got [REDACTED:TOKEN] but the vault is locked" in r.stderr, \
+        r.stderr.replace(value, "<value>")
+    nowhere(written, value)
