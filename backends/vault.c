@@ -18,11 +18,13 @@
 #define GITHUB_OIDC_TOKEN_ENV "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 
 /* One response per path (and version) per run: two fields of one dynamic secret must come
- * from one request, one lease. */
+ * from one request, one lease. Kept as the body in secure memory, not as parsed JSON in the
+ * ordinary heap: each use parses it and frees (wipes) the JSON at once. */
 struct vault_response {
         char *key;             /* path, or path?version=N */
-        json_t *json;
+        struct secret *body;
 };
+
 
 /* A GET done ahead by vault_prefetch(), kept until fetch() asks for it: failures are reported
  * there, as if the request were made then. */
@@ -312,21 +314,20 @@ bool vault_path_is_kv2(const char *path) {
 static int vault_take(struct backend *b, const struct secret_ref *ref, const char *key, int r, long status,
                       struct secret *resp, json_t **ret, char **ret_why);
 
-static json_t *vault_cached(struct vault_state *v, const char *key) {
+static const struct secret *vault_cached(struct vault_state *v, const char *key) {
         for (size_t i = 0; i < v->n_responses; i++)
                 if (streq(v->responses[i].key, key))
-                        return v->responses[i].json;
+                        return v->responses[i].body;
         return NULL;
 }
 
+/* *ret is the caller's to json_decref (which wipes it). */
 static int vault_get(struct backend *b, const struct secret_ref *ref, const char *key, json_t **ret,
                      char **ret_why) {
         struct vault_state *v = b->data;
-        json_t *cached = vault_cached(v, key);
-        if (cached) {
-                *ret = cached;
-                return 0;
-        }
+        const struct secret *cached = vault_cached(v, key);
+        if (cached)
+                return http_json_parse(cached, ret);
         for (size_t i = 0; i < v->n_pending; i++)
                 if (streq(v->pending[i].key, key)) {
                         struct vault_pending p = v->pending[i];
@@ -404,12 +405,14 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
                 json_decref(j);
                 return -ENOMEM;
         }
-        n[v->n_responses++].json = j;
+        n[v->n_responses++].body = steal_pointer(&resp);
         const char *lease = json_string_value(json_object_get(j, "lease_id"));
         if (lease && *lease) {
                 struct vault_lease *l = realloc(v->leases, (v->n_leases + 1) * sizeof(*l));
-                if (!l)
+                if (!l) {
+                        json_decref(j);
                         return -ENOMEM;
+                }
                 v->leases = l;
                 l = &l[v->n_leases];
                 *l = (struct vault_lease) {
@@ -417,8 +420,10 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
                         .ttl_s = (uint64_t) json_integer_value(json_object_get(j, "lease_duration")),
                         .renewable = json_is_true(json_object_get(j, "renewable")),
                 };
-                if (!l->id)
+                if (!l->id) {
+                        json_decref(j);
                         return -ENOMEM;
+                }
                 lease_schedule(l, now_monotonic_ms(), l->ttl_s);
                 v->n_leases++;
         }
@@ -438,7 +443,7 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
         _cleanup_free_ char *key = ref_key(ref);
         if (!key)
                 return -ENOMEM;
-        json_t *j = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
         int r = vault_get(b, ref, key, &j, ret_why);
         if (r < 0)
                 return r;
@@ -931,7 +936,7 @@ static void vault_close(struct backend *b) {
         }
         for (size_t i = 0; i < v->n_responses; i++) {
                 free(v->responses[i].key);
-                json_decref(v->responses[i].json);
+                secret_free(v->responses[i].body);
         }
         free(v->responses);
         for (size_t i = 0; i < v->n_pending; i++) {
