@@ -743,3 +743,52 @@ def test_pid1_environment_holds_no_caller_value(box, vault_factory):
                                  ("SECRETS_RUN_STORE_KEY", key))
             if v.encode() in environ]
     assert not held, f"pid 1's /proc/PID/environ holds {', '.join(held)}"
+
+
+def plain_memory(pid):
+    """The bytes of a process's brk heap and main stack (read as root through /proc/PID/mem):
+    where an ordinary malloc'd copy of a value, or the environment block, would be."""
+    out = b""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if len(fields) < 6 or fields[5] not in ("[heap]", "[stack]"):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            mem.seek(start)
+            out += mem.read(end - start)
+    return out
+
+
+def test_supervisor_keeps_values_only_in_secure_memory(box):
+    """While the step runs, no fetched value is in the supervisor's ordinary heap or on its
+    stack: the environment the env backend read from is scrubbed, the exec provider's output
+    goes straight to a secure buffer and its stderr copies are wiped."""
+    env_value, exec_value = box.secret(), box.secret()
+    provider = box.proj.provider({"x": exec_value})
+    box.proj.standard_manifest(
+        backends=f"""
+            ci: {{type: env}}
+            p: {{type: exec, command: ["{provider}"]}}
+            """,
+        secrets_block="""
+            E: {from: "ci:SR_IT_ENV_SECRET", owner: t}
+            X: {from: "p:x", owner: t}
+            """)
+    ready, go = box.data / "ready", box.data / "go"
+    step = box.script(f"""
+        touch '{ready}'
+        i=0
+        while [ ! -e '{go}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+        """)
+    p = box.spawn("run", "--", step, env={"SR_IT_ENV_SECRET": env_value})
+    try:
+        started(p, ready)
+        memory = plain_memory(p.pid)
+    finally:
+        go.touch()
+    r = p.wait()
+    assert r.status == 0, r
+    held = [what for what, v in (("the env backend's value", env_value), ("the exec provider's value", exec_value))
+            if v.encode() in memory]
+    assert not held, f"the supervisor's heap or stack holds {', '.join(held)}"

@@ -132,6 +132,32 @@ TEST(secret_read_fd_bounded) {
         close(p[0]);
 }
 
+/* A freed secure buffer stays mapped (slabs and the per-size pool keep it for the next
+ * allocation), so what it held must be gone the moment it is freed. The first pointer's
+ * worth of a slab buffer links the free list. */
+static bool wiped_after_free(size_t size) {
+        _cleanup_free_ unsigned char *marker = malloc(size);
+        if (!marker)
+                return false;
+        for (size_t i = 0; i < size; i++)
+                marker[i] = (unsigned char) ('A' + i % 26);
+        struct secret *s = NULL;
+        if (secret_from_bytes(marker, size, &s) < 0)
+                return false;
+        const unsigned char *p = secret_data(s);
+        secret_free(s);
+        for (size_t i = sizeof(void *); i < size; i++)
+                if (p[i] != 0)
+                        return false;
+        return true;
+}
+
+TEST(secret_wiped_on_free) {
+        CHECK(wiped_after_free(40));          /* a slab buffer */
+        CHECK(wiped_after_free(3000));        /* the largest slab class */
+        CHECK(wiped_after_free(100 * 1024));  /* a pooled buffer of its own */
+}
+
 int main(void) {
         if (secret_init() < 0)
                 return 1;
@@ -145,5 +171,6 @@ int main(void) {
         RUN(strv);
         RUN(secret_buffer);
         RUN(secret_read_fd_bounded);
+        RUN(secret_wiped_on_free);
         return tap_finish();
 }
