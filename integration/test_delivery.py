@@ -363,3 +363,23 @@ def test_exec_provider_has_only_fds_0_to_2_while_vault_keeps_a_connection(proj, 
         "no connection to Vault was open in secrets-run while the provider ran: the test "
         f"proves nothing (parent's sockets {sorted(parent_sockets)}, to Vault {to_vault})")
     assert sorted(fds.read_text().split(), key=int) == ["0", "1", "2"]
+
+
+def test_secrets_tmpfs_is_noswap_where_the_kernel_has_it(proj):
+    """$SECRETS_DIR's private tmpfs is mounted noswap on Linux 6.4 and later: its files never
+    reach a swap device."""
+    major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+    if (major, minor) < (6, 4):
+        pytest.skip("tmpfs has no noswap option before Linux 6.4")
+    proj.standard_manifest('T: {generate: {length: 32}, owner: t}')
+    step = proj.script("""
+        report options "$(awk -v d="$SECRETS_DIR" '$5 == d { print $NF }' /proc/self/mountinfo)"
+        report fstype "$(awk -v d="$SECRETS_DIR" '$5 == d { for (i = 7; i < NF; i++) if ($i == "-") print $(i + 1) }' /proc/self/mountinfo)"
+        """)
+    r = proj.run("run", "--sandbox", "strict", "--", step)
+    if r.status == 125 and "strict" in r.stderr:
+        pytest.skip("this host cannot have the full sandbox")
+    assert r.status == 0, r
+    rep = proj.report()
+    assert rep["fstype"] == "tmpfs", rep
+    assert "noswap" in rep["options"].split(","), rep

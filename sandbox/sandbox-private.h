@@ -73,3 +73,7 @@ int seccomp_build(bool allow_ptrace, struct seccomp_program *ret);
 int seccomp_load_program(const struct seccomp_program *p);
 void seccomp_program_done(struct seccomp_program *p);
 const char *seccomp_syscall_name(int nr);
+
+/* Overwrites and removes every file under dir_fd (a secrets directory, or the private tmpfs
+ * mounted on it). */
+void secrets_dir_wipe(int dir_fd);

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
-#include "sandbox.h"
+#include "sandbox-private.h"
 
 struct secrets_dir {
         char *path;
@@ -100,6 +100,10 @@ static void empty_dir(int dir_fd, unsigned depth) {
                         wipe_and_unlink(dir_fd, e->d_name);
         }
         closedir(d);
+}
+
+void secrets_dir_wipe(int dir_fd) {
+        empty_dir(dir_fd, 0);
 }
 
 int secrets_dir_sweep(void) {

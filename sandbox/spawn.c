@@ -260,7 +260,7 @@ static int msg_recv(int sock, struct msg *m, int *fds, size_t *n_fds, int flags)
 
 /* The command's argv and envp travel to pid 1 in a memfd: "argc envc pty\0" then the strings. */
 static int spec_write(const struct spawn_config *c) {
-        _cleanup_close_ int fd = memfd_create("secrets-run-spec", MFD_CLOEXEC);
+        _cleanup_close_ int fd = memfd_create("secrets-run-spec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
                 return -errno;
         char head[64];
@@ -272,31 +272,40 @@ static int spec_write(const struct spawn_config *c) {
                 r = write_all(fd, *v, strlen(*v) + 1);
         if (r < 0)
                 return r;
-        if (lseek(fd, 0, SEEK_SET) < 0)
+        /* env deliveries are in it: nobody changes it in transit; pid 1 empties it once read */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW) < 0 || lseek(fd, 0, SEEK_SET) < 0)
                 return -errno;
         return steal_fd(&fd);
 }
 
 /* Reads a spec into one buffer; argv and envp point into it. */
 static int spec_read(int fd, char **ret_buf, size_t *ret_size, char ***ret_argv, char ***ret_envp, bool *ret_pty) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, cap = 0;
-        for (;;) {
-                if (size == cap) {
-                        cap = cap ? cap * 2 : 65536;
-                        char *t = realloc(buf, cap + 1);
-                        if (!t)
-                                return -ENOMEM;
-                        buf = t;
-                }
+        /* one buffer of the memfd's size: a buffer grown by realloc would leave copies of
+         * the env deliveries behind that nobody wipes */
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size <= 0 || st.st_size > (off_t) (64 * 1024 * 1024))
+                return -EINVAL;
+        size_t size = 0, cap = (size_t) st.st_size;
+        _cleanup_free_ char *buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        while (size < cap) {
                 ssize_t n = read(fd, buf + size, cap - size);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0)
+                if (n < 0) {
+                        explicit_bzero(buf, size);
                         return -errno;
+                }
                 if (n == 0)
                         break;
                 size += (size_t) n;
+        }
+        /* read: the memfd's pages go now, not when the last fd to it closes */
+        if (ftruncate(fd, 0) < 0) {
+                /* sealed against it: the pages go when the last fd closes, soon after */
         }
         if (!buf)
                 return -EINVAL;
@@ -413,8 +422,14 @@ static int init_main(void *userdata) {
                 INIT_FAIL(a, errno, "making the mount namespace private");
         /* $SECRETS_DIR: a tmpfs that exists only in this namespace; the host's directory
          * stays empty */
-        if (mount("secrets-run", o->secrets_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  "mode=0700,size=" SECRETS_FS_SIZE) < 0) {
+        /* noswap (Linux 6.4+): the files never reach swap either; older kernels refuse the
+         * option (EINVAL) and get the tmpfs without it */
+        r = mount("secrets-run", o->secrets_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "mode=0700,noswap,size=" SECRETS_FS_SIZE);
+        if (r < 0 && errno == EINVAL)
+                r = mount("secrets-run", o->secrets_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "mode=0700,size=" SECRETS_FS_SIZE);
+        if (r < 0) {
                 if (strict)
                         INIT_FAIL(a, errno, "mounting a tmpfs on %s", o->secrets_dir);
                 msg_send(a->sock, MSG_LAYER_MISSING, LAYER_SECRETS_FS, NULL, 0,
@@ -645,6 +660,11 @@ struct sandbox *sandbox_free(struct sandbox *sb) {
                 (void) waitpid(sb->init_pid, NULL, 0);
         }
         safe_close(sb->sock);
+        /* the private tmpfs goes with its namespace, and its pages are not zeroed when it
+         * does: the delivered files are overwritten first (the host directory is wiped by
+         * secrets_dir_remove) */
+        if (sb->namespaces && sb->dir_fd >= 0)
+                secrets_dir_wipe(sb->dir_fd);
         safe_close(sb->dir_fd);
         free(sb->secrets_dir);
         free(sb);
