@@ -1,5 +1,7 @@
 /* The fetch phase: every in-scope secret from its backend into secure memory (backends told
  * ahead what they will be asked for), then the redactor compiled over the values. */
+#include <inttypes.h>
+
 #include "output.h"
 #include "redact.h"
 #include "run.h"
@@ -117,6 +119,13 @@ int run_fetch(struct run *r) {
         }
         log_info("redaction: %zu patterns for %zu secret%s", redactor_pattern_count(r->redactor), r->n_secrets,
                  r->n_secrets == 1 ? "" : "s");
+        /* every value and pattern is in place: whatever did not fit in locked memory could
+         * be swapped out, which the user should know (once) */
+        uint64_t locked, limit;
+        if (secret_lock_status(&locked, &limit) > 0)
+                log_warning("locked memory: RLIMIT_MEMLOCK is %" PRIu64 " KiB and %" PRIu64 " KiB are locked: the "
+                            "secrets that did not fit are not locked and could reach swap [raise it: ulimit -l, "
+                            "LimitMEMLOCK= for a service, --ulimit memlock= for a container]", limit / 1024, locked / 1024);
         return 0;
 }
 

@@ -42,7 +42,10 @@ static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
  * value cannot be passed to a log call by accident. */
 struct secret;
 
-int secret_init(void);  /* sodium_init; call once before anything else */
+int secret_init(void);  /* sodium_init, RLIMIT_MEMLOCK raised; call once before anything else */
+/* 1 if locked memory has reached RLIMIT_MEMLOCK (so buffers allocated past it are not
+ * locked), 0 if not or if the limit does not apply; the locked bytes and the limit (0: none). */
+int secret_lock_status(uint64_t *ret_locked, uint64_t *ret_limit);
 int secret_new(size_t capacity, struct secret **ret);
 int secret_from_bytes(const void *p, size_t n, struct secret **ret);
 int secret_append(struct secret *s, const void *p, size_t n);

@@ -13,6 +13,7 @@
  * child, where only the forking thread exists and a lock held elsewhere would never be
  * released. */
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sodium.h>
 
 #include "common.h"
@@ -103,8 +104,46 @@ struct secret {
 static struct secret *live;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Locked memory is what keeps values out of swap, and RLIMIT_MEMLOCK caps it for a process
+ * without CAP_IPC_LOCK (8 MiB by default, 64 KiB on older systems): the soft limit is raised
+ * to the hard one before anything is locked. Past the limit sodium_malloc still succeeds but
+ * leaves the memory unlocked, silently; secret_lock_status() tells. */
 int secret_init(void) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_MEMLOCK, &rl);
+        }
         return sodium_init() < 0 ? -EIO : 0;
+}
+
+#define CAP_IPC_LOCK_BIT 14
+/* How close to the limit counts as reached: one slab, the largest locked allocation a small
+ * value makes. */
+#define LOCK_CEILING_MARGIN (64 * 1024)
+
+int secret_lock_status(uint64_t *ret_locked, uint64_t *ret_limit) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+                return -errno;
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+        if (!f)
+                return -errno;
+        uint64_t locked_kib = 0, cap_eff = 0;
+        char line[256];
+        while (fgets(line, sizeof line, f)) {
+                unsigned long long v;
+                if (sscanf(line, "VmLck: %llu kB", &v) == 1)
+                        locked_kib = v;
+                else if (sscanf(line, "CapEff: %llx", &v) == 1)
+                        cap_eff = v;
+        }
+        *ret_locked = locked_kib * 1024;
+        *ret_limit = rl.rlim_cur == RLIM_INFINITY ? 0 : (uint64_t) rl.rlim_cur;
+        /* with CAP_IPC_LOCK (root, usually) the limit does not apply */
+        if (rl.rlim_cur == RLIM_INFINITY || (cap_eff & (1ULL << CAP_IPC_LOCK_BIT)))
+                return 0;
+        return *ret_locked + LOCK_CEILING_MARGIN >= (uint64_t) rl.rlim_cur ? 1 : 0;
 }
 
 int secret_new(size_t capacity, struct secret **ret) {

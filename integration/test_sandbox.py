@@ -792,3 +792,21 @@ def test_supervisor_keeps_values_only_in_secure_memory(box):
     held = [what for what, v in (("the env backend's value", env_value), ("the exec provider's value", exec_value))
             if v.encode() in memory]
     assert not held, f"the supervisor's heap or stack holds {', '.join(held)}"
+
+
+@pytest.mark.parametrize("limit", ["65536:65536", "65536:8388608"])
+def test_locked_memory_limit_raised_or_named(box, limit):
+    """RLIMIT_MEMLOCK keeps values out of swap only as far as it goes: the soft limit is raised
+    to the hard one, and a run whose secrets still do not fit says so once, naming the limit.
+    Root (CAP_IPC_LOCK) is not limited."""
+    if not shutil.which("prlimit"):
+        pytest.skip("prlimit (util-linux) is not installed")
+    box.proj.standard_manifest("T: {generate: {length: 32}, owner: t}")
+    box.prefix = [shutil.which("prlimit"), f"--memlock={limit}", "--"] + (box.prefix or [])
+    r = box.run("run", "--", "true")
+    assert r.status == 0, r
+    warnings = [x for x in r.stderr.splitlines() if "locked memory:" in x]
+    if box.root or limit.endswith(":8388608"):
+        assert warnings == [], r.stderr
+    else:
+        assert len(warnings) == 1 and "RLIMIT_MEMLOCK is 64 KiB" in warnings[0], r.stderr
