@@ -43,7 +43,7 @@ static int fetch_secrets(struct run *r) {
         r->sources.on_open = backend_opened;
         r->sources.userdata = r;
         _cleanup_free_ struct backend **prefetched = calloc(r->m->n_backends + 1, sizeof(*prefetched));
-        size_t n_prefetched = 0;
+        size_t n_prefetched = 0, total = 0;
         if (!prefetched)
                 return -ENOMEM;
         for (size_t i = 0; i < r->n_secrets; i++) {
@@ -75,6 +75,12 @@ static int fetch_secrets(struct run *r) {
                                   s->name, backend_name(b), secret_len(f->value), r->m->policy.min_secret_length);
                         return -EINVAL;
                 }
+                if ((total += secret_len(f->value)) > MAX_SECRET_BYTES) {
+                        log_error("secret %s: the values fetched so far total %zu bytes, more than the %d bytes one run "
+                                  "can mask [narrow the step's scope with stages or --only]", s->name, total,
+                                  MAX_SECRET_BYTES);
+                        return -E2BIG;
+                }
                 /* from now on no message can show it, whoever quotes it */
                 if ((k = output_mask_add(s->name, secret_data(f->value), secret_len(f->value))) < 0)
                         return k;
@@ -93,16 +99,22 @@ static int fetch_secrets(struct run *r) {
         return 0;
 }
 
+int redactor_add_bounded(struct redactor *red, const char *name, const struct secret *v, size_t *patterns) {
+        int k = redactor_add(red, name, secret_data(v), secret_len(v));
+        if (k > 0 && (*patterns += (size_t) k) > MAX_PATTERNS) {
+                log_error("secret %s: its forms bring the patterns to match to %zu, more than the %d one run can "
+                          "compile [narrow the step's scope with stages or --only]", name, *patterns, MAX_PATTERNS);
+                return -E2BIG;
+        }
+        return k;
+}
+
 static int build_redactor(struct run *r) {
         int k = redactor_new(r->m->policy.min_secret_length, r->m->policy.mask, &r->redactor);
-        if (k < 0)
-                return k;
-        for (size_t i = 0; i < r->n_secrets; i++) {
-                const struct secret *v = r->secrets[i].value;
-                if ((k = redactor_add(r->redactor, r->secrets[i].def->name, secret_data(v), secret_len(v))) < 0)
-                        return k;
-        }
-        return redactor_compile(r->redactor);
+        size_t patterns = 0;
+        for (size_t i = 0; k >= 0 && i < r->n_secrets; i++)
+                k = redactor_add_bounded(r->redactor, r->secrets[i].def->name, r->secrets[i].value, &patterns);
+        return k < 0 ? k : redactor_compile(r->redactor);
 }
 
 /* Fetch and compile the redactor: what run, redact and scan share after run_resolve(). */
@@ -114,7 +126,8 @@ int run_fetch(struct run *r) {
                 return k;
         scrub_own_environment(r);
         if ((k = build_redactor(r)) < 0) {
-                log_error("cannot compile the redaction patterns: %s", strerror(-k));
+                if (k != -E2BIG)
+                        log_error("cannot compile the redaction patterns: %s", strerror(-k));
                 return k;
         }
         log_info("redaction: %zu patterns for %zu secret%s", redactor_pattern_count(r->redactor), r->n_secrets,

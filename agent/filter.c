@@ -9,6 +9,7 @@
 /* --secret-file [NAME=]FILE: the file's bytes minus one trailing newline. */
 static int redactor_from_files(char *const *files, struct redactor **ret) {
         _cleanup_redactor_ struct redactor *red = NULL;
+        size_t patterns = 0;
         int k = redactor_new(8, NULL, &red);
         if (k < 0)
                 return k;
@@ -35,7 +36,7 @@ static int redactor_from_files(char *const *files, struct redactor **ret) {
                         return k;
                 }
                 secret_chomp(v);
-                if ((k = redactor_add(red, name, secret_data(v), secret_len(v))) < 0)
+                if ((k = redactor_add_bounded(red, name, v, &patterns)) < 0)
                         return k;
                 if (k == 0) {
                         log_error("--secret-file %s: the value is %zu bytes, shorter than 8: it cannot be masked safely",

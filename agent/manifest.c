@@ -1148,13 +1148,27 @@ static void load_secrets(struct loader *l, const struct node *key, const struct 
                          struct manifest *man) {
         if (!want_mapping(l, key, m, true) || m->kind != NODE_MAPPING || m->n_items == 0)
                 return;
+        if (m->n_items / 2 > MANIFEST_MAX_SECRETS) {
+                /* refused before anything is built for them: a run could not mask them all */
+                report(l, SR008_LIMIT, key->pos, "%zu secrets, more than the %d one manifest may declare",
+                       m->n_items / 2, MANIFEST_MAX_SECRETS);
+                return;
+        }
         man->secrets = calloc(m->n_items / 2, sizeof(*man->secrets));
         if (!man->secrets) {
                 l->oom = true;
                 return;
         }
-        FOREACH_PAIR(m, i, k, v)
-                load_secret(l, k, v, man, &man->secrets[man->n_secrets++]);
+        size_t generated = 0;
+        FOREACH_PAIR(m, i, k, v) {
+                struct mf_secret *s = &man->secrets[man->n_secrets++];
+                load_secret(l, k, v, man, s);
+                if (s->generated)
+                        generated += s->gen_length;
+        }
+        if (generated > MAX_SECRET_BYTES)
+                report(l, SR008_LIMIT, key->pos, "generated values total %zu bytes, more than the %d bytes one run "
+                       "can mask", generated, MAX_SECRET_BYTES);
 }
 
 static void load_defaults(struct loader *l, const struct node *key, const struct node *m,

@@ -75,6 +75,8 @@ bool run_network_off(const struct run *r);
 
 /* fetch.c: every in-scope secret from its backend into secure memory, then the redactor */
 int run_fetch(struct run *r);
+/* redactor_add, refusing (-E2BIG, said) past MAX_PATTERNS in *patterns, the run's count. */
+int redactor_add_bounded(struct redactor *red, const char *name, const struct secret *v, size_t *patterns);
 /* Closes the backends (revoking leases and login tokens) before run.exit is written, so the
  * revocations are on record with it. */
 void run_close_backends(struct run *r);
