@@ -103,7 +103,10 @@ int command_redact(const struct options *o) {
                 }
                 if (n == 0)
                         break;
-                if (redact_stream_feed(s, buf, (size_t) n, &sink) < 0) {
+                int k = redact_stream_feed(s, buf, (size_t) n, &sink);
+                /* the input may hold values: not left in the freed buffer */
+                explicit_bzero(buf, (size_t) n);
+                if (k < 0) {
                         log_error("redact: writing stdout: %s", strerror(errno));
                         goto out;
                 }

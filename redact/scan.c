@@ -23,7 +23,10 @@ int redact_scan_fd(const struct redactor *r, int fd, uint64_t limit, const struc
                 if (n == 0)
                         break;
                 done += (uint64_t) n;
-                if ((k = redact_stream_feed(s, buf, (size_t) n, &scan_sink)) < 0)
+                k = redact_stream_feed(s, buf, (size_t) n, &scan_sink);
+                /* the file's bytes may hold a value: not left in the freed buffer */
+                explicit_bzero(buf, (size_t) n);
+                if (k < 0)
                         return k;
         }
         if ((k = redact_stream_finish(s, &scan_sink)) < 0)
