@@ -315,7 +315,6 @@ static void mask_strings(json_t *v) {
 }
 
 int audit_append(struct audit *a, const char *event, json_t *fields) {
-        mask_strings(fields);
         /* the time is the event's, not the write's */
         char ts[40];
         format_now(ts, sizeof ts);
@@ -365,6 +364,8 @@ int audit_flush(struct audit *a) {
                 }
                 const char *key;
                 json_t *value;
+                /* masked as it goes to disk: once for a batch, against every value held by then */
+                mask_strings(json_array_get(entry, 2));
                 json_object_foreach(json_array_get(entry, 2), key, value)
                         if (json_object_set(record, key, value) < 0)
                                 k = -ENOMEM;

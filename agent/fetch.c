@@ -109,12 +109,16 @@ int redactor_add_bounded(struct redactor *red, const char *name, const struct se
         return k;
 }
 
+/* The fetched values; the same compiled set then masks our own words too
+ * (output_mask_adopt): one compile of the values, not two. */
 static int build_redactor(struct run *r) {
         int k = redactor_new(r->m->policy.min_secret_length, r->m->policy.mask, &r->redactor);
         size_t patterns = 0;
         for (size_t i = 0; k >= 0 && i < r->n_secrets; i++)
                 k = redactor_add_bounded(r->redactor, r->secrets[i].def->name, r->secrets[i].value, &patterns);
-        return k < 0 ? k : redactor_compile(r->redactor);
+        if (k >= 0 && (k = redactor_compile(r->redactor)) >= 0)
+                output_mask_adopt(r->redactor);
+        return k;
 }
 
 /* Fetch and compile the redactor: what run, redact and scan share after run_resolve(). */

@@ -16,15 +16,24 @@
 struct masked {
         char *name;
         struct secret *value;
+        bool credential;       /* a backend's, not a value the command fetched */
+        bool adopted;          /* in the run's redactor, which masks it for us */
 };
 
-/* Messages come from the main thread and the renewal thread: one lock for the set. */
+/* Messages come from the main thread and the renewal thread: one lock for all of it. Two
+ * compiled sets mask a text, one after the other: the run's own (its values, compiled once
+ * for the step's output) and ours, of whatever that one does not hold (credentials, values
+ * added later); ours is built when a text needs it after something was added. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct masked *masked;
 static size_t n_masked;
-static struct redactor *compiled;   /* NULL: to be built before the next use */
+static const struct redactor *run_redactor;
+static struct redact_stream *run_stream;
+static struct redactor *own;
+static struct redact_stream *own_stream;
+static bool own_stale;
 
-int output_mask_add(const char *name, const void *p, size_t n) {
+int output_mask_add_as(const char *name, const void *p, size_t n, bool credential) {
         if (n < MASK_MIN_LEN)
                 return 0;
         int k = 0;
@@ -38,31 +47,56 @@ int output_mask_add(const char *name, const void *p, size_t n) {
                 goto out;
         }
         masked = t;
-        struct masked m = { .name = strdup(name) };
+        struct masked m = { .name = strdup(name), .credential = credential };
         if (!m.name || (k = secret_from_bytes(p, n, &m.value)) < 0) {
                 free(m.name);
                 k = k < 0 ? k : -ENOMEM;
                 goto out;
         }
         masked[n_masked++] = m;
-        compiled = redactor_free(compiled);
+        own_stale = true;
 out:
         pthread_mutex_unlock(&lock);
         return k;
 }
 
-static int mask_compile(void) {
-        if (compiled)
+int output_mask_add(const char *name, const void *p, size_t n) {
+        return output_mask_add_as(name, p, n, false);
+}
+
+void output_mask_adopt(const struct redactor *r) {
+        pthread_mutex_lock(&lock);
+        run_stream = redact_stream_free(run_stream);
+        run_redactor = r && redact_stream_new(r, &run_stream) >= 0 ? r : NULL;
+        /* the values held now are the run's: its redactor was compiled over exactly them */
+        for (size_t i = 0; i < n_masked; i++)
+                masked[i].adopted = run_redactor && !masked[i].credential;
+        own_stale = true;
+        pthread_mutex_unlock(&lock);
+}
+
+/* Ours, over what the run's redactor does not hold; NULL (and 0) when that is nothing. */
+static int own_compile(void) {
+        if (!own_stale)
                 return 0;
+        own_stream = redact_stream_free(own_stream);
+        own = redactor_free(own);
         _cleanup_redactor_ struct redactor *r = NULL;
         int k = redactor_new(MASK_MIN_LEN, NULL, &r);
+        size_t n = 0;
         for (size_t i = 0; k >= 0 && i < n_masked; i++)
-                k = redactor_add(r, masked[i].name, secret_data(masked[i].value), secret_len(masked[i].value));
-        if (k >= 0)
-                k = redactor_compile(r);
-        if (k < 0)
+                if (!masked[i].adopted) {
+                        k = redactor_add(r, masked[i].name, secret_data(masked[i].value), secret_len(masked[i].value));
+                        n++;
+                }
+        if (k < 0 || n == 0) {
+                own_stale = k < 0;
                 return k;
-        compiled = steal_pointer(&r);
+        }
+        if ((k = redactor_compile(r)) < 0 || (k = redact_stream_new(r, &own_stream)) < 0)
+                return k;
+        own = steal_pointer(&r);
+        own_stale = false;
         return 0;
 }
 
@@ -87,23 +121,43 @@ static int mask_write(void *userdata, const void *p, size_t n) {
         return 0;
 }
 
+/* One pass of text through s: the masked text in *o if anything was masked (1), else 0. */
+static int mask_pass(struct redact_stream *s, const char *text, size_t len, struct mask_out *o) {
+        if (!s)
+                return 0;
+        struct redact_sink sink = { .write = mask_write, .userdata = o };
+        redact_stream_reset(s);
+        int k = redact_stream_feed(s, text, len, &sink);
+        if (k >= 0)
+                k = redact_stream_finish(s, &sink);
+        if (k < 0 || redact_stream_leak_count(s) == 0) {
+                free(o->buf);
+                *o = (struct mask_out) {};
+                return k < 0 ? k : 0;
+        }
+        return 1;
+}
+
 char *output_mask(const char *text, size_t len, size_t *ret_len) {
-        char *result = NULL;
+        if (len < MASK_MIN_LEN)
+                return NULL;   /* nothing this short is masked */
         pthread_mutex_lock(&lock);
-        _cleanup_redact_stream_ struct redact_stream *s = NULL;
-        struct mask_out o = {};
-        struct redact_sink sink = { .write = mask_write, .userdata = &o };
-        if (n_masked == 0 || mask_compile() < 0 || redact_stream_new(compiled, &s) < 0 ||
-            redact_stream_feed(s, text, len, &sink) < 0 || redact_stream_finish(s, &sink) < 0 ||
-            redact_stream_leak_count(s) == 0)
-                goto out;
-        if (ret_len)
-                *ret_len = o.len;
-        result = steal_pointer(&o.buf);
-out:
-        free(o.buf);
+        struct mask_out first = {}, second = {};
+        int k = n_masked > 0 ? own_compile() : -ENOENT;
+        if (k >= 0 && (k = mask_pass(own_stream, text, len, &first)) > 0) {
+                text = first.buf;
+                len = first.len;
+        }
+        int k2 = k >= 0 ? mask_pass(run_stream, text, len, &second) : k;
         pthread_mutex_unlock(&lock);
-        return result;
+        struct mask_out *result = k2 > 0 ? &second : k > 0 ? &first : NULL;
+        if (result != &first)
+                free(first.buf);
+        if (!result)
+                return NULL;
+        if (ret_len)
+                *ret_len = result->len;
+        return result->buf;
 }
 
 char *output_mask_string(const char *text) {
@@ -119,6 +173,10 @@ void output_mask_done(void) {
         free(masked);
         masked = NULL;
         n_masked = 0;
-        compiled = redactor_free(compiled);
+        run_stream = redact_stream_free(run_stream);
+        run_redactor = NULL;
+        own_stream = redact_stream_free(own_stream);
+        own = redactor_free(own);
+        own_stale = false;
         pthread_mutex_unlock(&lock);
 }

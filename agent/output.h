@@ -10,6 +10,13 @@
  * Every value a command fetched and every credential a backend read or obtained is added;
  * messages on stderr, our stdout, the step summary and audit fields pass through it. */
 int output_mask_add(const char *name, const void *p, size_t n);   /* copies; shorter than 8: not masked */
+/* credential: a backend's (a token, a key), not a value the command fetched. */
+int output_mask_add_as(const char *name, const void *p, size_t n, bool credential);
+/* r, the run's redactor compiled over every value added so far, masks those values in our
+ * words too (one compile for the step's output and ours; credentials and later additions
+ * are masked by the masker's own set); NULL before r is freed. */
+struct redactor;
+void output_mask_adopt(const struct redactor *r);
 /* text with every form of every added value replaced by [REDACTED:NAME], malloc'd; NULL
  * when nothing in it needs masking (or on ENOMEM). */
 char *output_mask(const char *text, size_t len, size_t *ret_len);

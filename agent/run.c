@@ -25,6 +25,7 @@ void run_done(struct run *r) {
         strv_free(r->strip_env);
         strv_free(r->hide);
         ci_context_done(&r->ci);
+        output_mask_adopt(NULL);   /* our words stop using the run's patterns before they go */
         redactor_free(r->redactor);
         audit_free(r->audit);
         json_decref(r->denials);

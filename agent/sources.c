@@ -69,8 +69,8 @@ void sources_done(struct sources *src) {
  * renewal thread too. */
 void backend_event_print(const struct backend_event *e) {
         if (e->kind == BACKEND_EVENT_CREDENTIAL && e->credential) {
-                (void) output_mask_add(e->message ? e->message : "credential", secret_data(e->credential),
-                                       secret_len(e->credential));
+                (void) output_mask_add_as(e->message ? e->message : "credential", secret_data(e->credential),
+                                          secret_len(e->credential), true);
                 return;
         }
         if (e->kind != BACKEND_EVENT_MESSAGE || !e->message)

@@ -452,6 +452,14 @@ struct redact_stream *redact_stream_free(struct redact_stream *s) {
         return NULL;
 }
 
+void redact_stream_reset(struct redact_stream *s) {
+        if (s->win)
+                sodium_memzero(s->win, s->cap + GRAM_MAX);
+        s->wstart = s->out_pos = s->mask_end = s->leaks = 0;
+        s->wlen = s->n_pending = 0;
+        s->mask_active = false;
+}
+
 uint64_t redact_stream_leak_count(const struct redact_stream *s) {
         return s->leaks;
 }

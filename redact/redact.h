@@ -77,6 +77,9 @@ int redact_stream_feed(struct redact_stream *s, const void *p, size_t n, const s
 /* End of input: a held prefix of >= min_len bytes is masked and reported as FORM_PARTIAL. */
 int redact_stream_finish(struct redact_stream *s, const struct redact_sink *sink);
 uint64_t redact_stream_leak_count(const struct redact_stream *s);
+/* Back to the start of a new input, its window wiped and kept: many short inputs (messages)
+ * through one stream cost one locked allocation, not one each. */
+void redact_stream_reset(struct redact_stream *s);
 struct redact_stream *redact_stream_free(struct redact_stream *s);
 static inline void redact_stream_freep(struct redact_stream **s) { redact_stream_free(*s); }
 #define _cleanup_redact_stream_ _cleanup_(redact_stream_freep)
