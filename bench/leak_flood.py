@@ -48,31 +48,39 @@ cases = [
 ]
 
 
+TIME = "/usr/bin/time"   # GNU time: its own small fork is what the child's peak RSS starts from
+
+
 def measure(argv, env):
-    """(wall seconds, peak RSS in MiB of the process tree's largest member) of one run, output
-    to a file."""
+    """(wall seconds, peak RSS in MiB of the process tree's largest member, or None) of one
+    run, output to a file. The peak comes from GNU time when it is installed: a child forked
+    from this Python process would start its count at the interpreter's size."""
+    rss_file = os.path.join(work, "rss")
+    wrap = [TIME, "-f", "%M", "-o", rss_file] if os.access(TIME, os.X_OK) else []
     with open(os.path.join(work, "out"), "wb") as o:
         t0 = time.monotonic()
-        p = subprocess.Popen(argv, cwd=work, env={**os.environ, **env}, stdout=o, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(p.pid, 0)
+        p = subprocess.run(wrap + argv, cwd=work, env={**os.environ, **env}, stdout=o, stderr=subprocess.DEVNULL)
         wall = time.monotonic() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode not in (0, 123):
         sys.exit(f"bench/leak_flood: {argv[0]} exited {p.returncode}")
-    return wall, usage.ru_maxrss / 1024
+    if not wrap:
+        return wall, None
+    with open(rss_file) as f:
+        return wall, int(f.read().split()[-1]) / 1024
 
 
 results = {}
 for name, argv, env in cases:
-    walls, rss = [], 0.0
+    walls, rss = [], None
     for _ in range(runs):
         w, r = measure(argv, env)
         walls.append(w)
-        rss = max(rss, r)
+        rss = r if rss is None or (r is not None and r > rss) else rss
     results[name] = (statistics.median(walls), rss)
 
 print(f"bench/leak_flood: {runs} runs each, output to a file")
 for name, (wall, rss) in results.items():
-    print(f"  {name:<40} {wall * 1000:8.1f} ms   peak RSS {rss:6.1f} MiB")
+    peak = f"{rss:6.1f} MiB" if rss is not None else "n/a (install GNU time)"
+    print(f"  {name:<40} {wall * 1000:8.1f} ms   peak RSS {peak}")
 flood, clean = results[cases[0][0]][0], results[cases[1][0]][0]
 print(f"  flood / clean: {flood / clean:.2f}x")
