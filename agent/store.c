@@ -529,11 +529,14 @@ static int cmd_import(const struct store_target *t, const char *file, bool repla
                 return fail("store import: cannot read the document", k, NULL);
         json_error_t err;
         json_t *doc = json_loadb((const char *) secret_data(input), secret_len(input), JSON_REJECT_DUPLICATES, &err);
+        int line = err.line, column = err.column;
+        /* its text may quote the document (a duplicate key's name, a bad token): not kept */
+        sodium_memzero(&err, sizeof err);
         if (!doc) {
-                /* jansson's message quotes no input text, only where it stopped; a duplicate
-                 * key is refused rather than letting the last one win silently */
-                log_error("store import: %s is not valid JSON, or repeats a key (line %d, column %d)", src, err.line,
-                          err.column);
+                /* where it stopped, not what it read; a duplicate key is refused rather than
+                 * letting the last one win silently */
+                log_error("store import: %s is not valid JSON, or repeats a key (line %d, column %d)", src, line,
+                          column);
                 return 1;
         }
         int status = 1;
