@@ -35,9 +35,10 @@ TOKEN: {generate: {length: 32}}
 FDTOK: {generate: {length: 32}, deliver: fd}
 """
 
-# Docker's default capability set (chown dac_override fowner fsetid kill setgid setuid setpcap
-# net_bind_service net_raw sys_chroot mknod audit_write setfcap) as a /proc/PID/status mask.
-DOCKER_DEFAULT_CAPS = "00000000a80425fb"
+# Docker's default capability set less net_raw (chown dac_override fowner fsetid kill setgid
+# setuid setpcap net_bind_service sys_chroot mknod audit_write setfcap) as a /proc/PID/status
+# mask: a root step in the host's network namespace must not read its loopback traffic.
+DOCKER_DEFAULT_CAPS = "00000000a80405fb"
 NO_CAPS = "0000000000000000"
 
 # What syscall_probe prints inside the default sandbox: the deny list of DESIGN §7.6.
@@ -810,3 +811,61 @@ def test_locked_memory_limit_raised_or_named(box, limit):
         assert warnings == [], r.stderr
     else:
         assert len(warnings) == 1 and "RLIMIT_MEMLOCK is 64 KiB" in warnings[0], r.stderr
+
+
+CONTAINMENT_PROBE = r"""
+import os, socket
+def writable(p):
+    try:
+        os.close(os.open(p, os.O_WRONLY))
+        return "yes"
+    except OSError as e:
+        return e.strerror
+print("core_pattern", writable("/proc/sys/kernel/core_pattern"))
+print("sys_file", writable(os.environ["SYS_FILE"]))
+try:
+    socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()
+    print("af_packet yes")
+except OSError as e:
+    print("af_packet", e.strerror.replace(" ", "_"))
+print("keys", len(open("/proc/keys", "rb").read()))
+"""
+
+
+def host_writable_sys_file():
+    """A file under /sys that root may open for writing on this host, or None."""
+    for path in ("/sys/class/net/lo/tx_queue_len", "/sys/kernel/mm/transparent_hugepage/enabled",
+                 "/sys/kernel/mm/ksm/run"):
+        try:
+            os.close(os.open(path, os.O_WRONLY))
+            return path
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.parametrize("mode", ["auto", "strict"])
+def test_root_step_cannot_write_kernel_knobs_or_sniff(proj, mode):
+    """A root step owns /proc/sys/kernel/core_pattern (a pipe helper there runs on the host,
+    outside every namespace, when a process crashes) and could open raw sockets on the host's
+    loopback: inside the sandbox /proc/sys and /sys are read-only, /proc/keys is masked and
+    CAP_NET_RAW is gone, in auto as in strict."""
+    if os.geteuid() != 0:
+        pytest.skip("the containment of a root step: needs root")
+    sys_file = host_writable_sys_file()
+    try:
+        os.close(os.open("/proc/sys/kernel/core_pattern", os.O_WRONLY))
+    except OSError:
+        pytest.skip("core_pattern is not writable on this host (a container?): nothing to contain")
+    if not sys_file:
+        pytest.skip("no file under /sys is writable on this host")
+    proj.standard_manifest("T: {generate: {length: 32}, owner: t}")
+    probe = proj.data / "probe.py"
+    probe.write_text(CONTAINMENT_PROBE)
+    r = proj.run("run", "--sandbox", mode, "--", "/usr/bin/python3", str(probe), env={"SYS_FILE": sys_file})
+    assert r.status == 0, r
+    seen = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert seen["core_pattern"] == "Read-only file system", seen
+    assert seen["sys_file"] == "Read-only file system", seen
+    assert seen["af_packet"] == "Operation_not_permitted", seen
+    assert seen["keys"] == "0", seen

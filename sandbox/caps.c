@@ -6,9 +6,12 @@
 
 #include "sandbox-private.h"
 
-/* Docker's default capability set, as documented for `docker run`. */
+/* Docker's default capability set, as documented for `docker run`, less CAP_NET_RAW: a step
+ * runs in the host's network namespace unless --network off, and raw sockets would let a
+ * root step read the loopback traffic of everything else on the runner (the supervisor's
+ * own Vault token over http://127.0.0.1 included). ping needs it no more (ICMP sockets). */
 static const cap_value_t docker_default[] = {
-        CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW, CAP_SETGID,
+        CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_SETGID,
         CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL,
         CAP_AUDIT_WRITE,
 };

@@ -77,3 +77,8 @@ const char *seccomp_syscall_name(int nr);
 /* Overwrites and removes every file under dir_fd (a secrets directory, or the private tmpfs
  * mounted on it). */
 void secrets_dir_wipe(int dir_fd);
+
+/* Inside the step's mount namespace: /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus,
+ * /proc/fs and /sys read-only (with their submounts), /proc/kcore, /proc/keys and the like
+ * masked. On failure, what failed in what (a path). */
+int kernel_views_protect(char *what, size_t what_size);

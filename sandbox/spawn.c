@@ -441,6 +441,14 @@ static int init_main(void *userdata) {
                         INIT_FAIL(a, errno, "mounting /proc (a container that masks parts of /proc refuses this)");
                 msg_send(a->sock, MSG_LAYER_MISSING, LAYER_PROC, NULL, 0, "mounting /proc: %s", strerror(errno));
         }
+        /* a root step owns the kernel's files: read-only views and masks (kernel_views.c);
+         * for another uid they are not writable anyway */
+        char what[160];
+        if (a->uid == 0 && (r = kernel_views_protect(what, sizeof what)) < 0) {
+                if (strict)
+                        INIT_FAIL(a, -r, "%s", what);
+                msg_send(a->sock, MSG_LAYER_MISSING, LAYER_PROC, NULL, 0, "%s: %s", what, strerror(-r));
+        }
         if (o->network_off && (r = loopback_up()) < 0)
                 INIT_FAIL(a, -r, "bringing up the loopback interface");
         for (char *const *h = o->hide; h && *h; h++) {
