@@ -113,6 +113,9 @@ void sources_done(struct sources *src);
 /* The same, keeping src usable (no backend open) until sources_done. */
 void sources_close(struct sources *src);
 enum backend_kind backend_kind_of(enum backend_type t);
+/* The files the file backends read (stores and key files), resolved exactly as the backends
+ * resolve them, appended to *paths. */
+int sources_store_files(const struct manifest *m, char ***paths);
 /* The backend s is read from (the generator for an ephemeral generated secret), opened now
  * if it is not yet; on failure prints why, naming the secret and its manifest line. */
 int sources_get(struct sources *src, const struct mf_secret *s, struct backend **ret);

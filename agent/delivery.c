@@ -9,31 +9,44 @@ extern char **environ;
 /* What the step must not reach although it runs as our uid: the directory of key files, and
  * every encrypted store the manifest names (with its key the step could decrypt secrets it
  * was never granted). The sandbox covers them inside its mount namespace. */
+/* Hides path's directory, so that a file the host replaces by rename while the step runs
+ * (every `store set`, `apply` and `rotate` does) stays hidden: a mount over a file covers
+ * that file, not the name. Not when the directory holds the working directory (a store at
+ * the root of the workspace): then the file itself is covered (docs/sandbox.md). */
+static int hide_with_directory(struct run *r, const char *path, const char *cwd) {
+        _cleanup_free_ char *resolved = realpath(path, NULL) ?: strdup(path);
+        if (!resolved)
+                return -ENOMEM;
+        char *slash = strrchr(resolved, '/');
+        if (slash && slash != resolved && cwd) {
+                *slash = '\0';
+                size_t n = strlen(resolved);
+                bool holds_cwd = strncmp(cwd, resolved, n) == 0 && (cwd[n] == '\0' || cwd[n] == '/');
+                if (!holds_cwd)
+                        return strv_extend(&r->hide, resolved);
+                *slash = '/';
+        }
+        return strv_extend(&r->hide, resolved);
+}
+
 int collect_hidden_paths(struct run *r) {
         int k;
-        _cleanup_free_ char *keys = NULL;
+        _cleanup_free_ char *keys = NULL, *cwd = getcwd(NULL, 0);
         if (config_path(NULL, &keys) >= 0 && (k = strv_extend(&r->hide, keys)) < 0)
                 return k;
         const char *audit_key = getenv("SECRETS_RUN_AUDIT_KEY");
-        if (audit_key && *audit_key && (k = strv_push(&r->hide, realpath(audit_key, NULL) ?: strdup(audit_key))) < 0)
+        if (audit_key && *audit_key && (k = hide_with_directory(r, audit_key, cwd)) < 0)
                 return k;
-        for (size_t i = 0; i < r->m->n_backends; i++) {
-                const struct mf_backend *b = &r->m->backends[i];
-                if (b->type != BACKEND_FILE)
-                        continue;
-                _cleanup_free_ char *path = NULL;
-                if (manifest_file(r->m, b->path, &path) < 0 || !path ||
-                    (k = strv_push(&r->hide, realpath(path, NULL) ?: strdup(path))) < 0)
-                        return -ENOMEM;
-                if (b->key_file && (k = strv_extend(&r->hide, b->key_file)) < 0)
+        /* the stores and their keys, resolved by the code the backends use to find them */
+        _cleanup_strv_free_ char **files = NULL;
+        if ((k = sources_store_files(r->m, &files)) < 0)
+                return k;
+        for (char **f = files; f && *f; f++)
+                if ((k = hide_with_directory(r, *f, cwd)) < 0)
                         return k;
-        }
         return 0;
 }
 
-/* Variables the step must not see: every env-backend source variable the manifest names
- * (in scope or not: a step has no business reading what it was not granted) and the
- * credentials of the declared backends. */
 int collect_stripped_env(struct run *r) {
         int k;
         for (size_t i = 0; i < r->m->n_secrets; i++) {

@@ -168,6 +168,21 @@ int sources_credential_env(const struct manifest *m, char ***vars) {
         return 0;
 }
 
+int sources_store_files(const struct manifest *m, char ***paths) {
+        for (size_t i = 0; i < m->n_backends; i++) {
+                _cleanup_(source_config_done) struct source_config c = {};
+                int k = source_config_of(m, &m->backends[i], &c);
+                if (k < 0)
+                        return k;
+                if (c.config.kind != BACKEND_KIND_FILE)
+                        continue;
+                if ((c.path && (k = strv_extend(paths, c.path)) < 0) ||
+                    (c.key_file && (k = strv_extend(paths, c.key_file)) < 0))
+                        return k;
+        }
+        return 0;
+}
+
 static int open_generator(struct sources *src, char **ret_why) {
         if (src->generator)
                 return 0;

@@ -869,3 +869,48 @@ def test_root_step_cannot_write_kernel_knobs_or_sniff(proj, mode):
     assert seen["sys_file"] == "Read-only file system", seen
     assert seen["af_packet"] == "Operation_not_permitted", seen
     assert seen["keys"] == "0", seen
+
+
+def test_relative_key_file_hidden_from_a_subdirectory_and_through_renames(proj):
+    """A key_file the manifest names relatively is hidden where the store finds it (relative
+    to the manifest's directory), also when the run starts in a subdirectory; the store's and
+    the key's directories are covered whole, so the host replacing either file by rename
+    during the run (every `store set` does) does not make it readable."""
+    keys = proj.dir / "keys"
+    proj.standard_manifest(GEN, backends="local: {type: file, path: .secrets-run/store, key_file: keys/store.key}")
+    r = proj.run("store", "init")
+    assert r.status == 0, r
+    key_text = proj.register((keys / "store.key").read_text().strip())
+    r = proj.run("store", "set", "S", input=proj.secret())
+    assert r.status == 0, r
+    sub = proj.dir / "sub"
+    sub.mkdir()
+    ready, go = proj.data / "ready", proj.data / "go"
+    key_path, store_path = keys / "store.key", proj.dir / ".secrets-run" / "store"
+    step = proj.script(f"""
+        look() {{
+                if cat '{key_path}' >/dev/null 2>&1; then report KEY_$1 readable; else report KEY_$1 hidden; fi
+                if cat '{store_path}' >/dev/null 2>&1; then report STORE_$1 readable; else report STORE_$1 hidden; fi
+        }}
+        look before
+        touch '{ready}'
+        i=0
+        while [ ! -e '{go}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+        look after
+        """)
+    p = proj.spawn("run", "--", step, cwd=sub)
+    try:
+        started(p, ready)
+        # the host rewrites both by rename while the step runs
+        r = proj.run("store", "set", "S", input=proj.secret())
+        assert r.status == 0, r
+        tmp = keys / "store.key.new"
+        tmp.write_text(key_text + "\n")
+        tmp.chmod(0o600)
+        os.rename(tmp, key_path)
+    finally:
+        go.touch()
+    r = p.wait()
+    assert r.status == 0, r
+    assert proj.report() == {"KEY_before": "hidden", "STORE_before": "hidden",
+                             "KEY_after": "hidden", "STORE_after": "hidden"}
