@@ -310,8 +310,15 @@ static void mask_strings(json_t *v) {
                                 json_object_set_new(v, key, json_string(masked));
                 }
         } else if (json_is_array(v))
-                json_array_foreach(v, i, item)
-                        mask_strings(item);
+                json_array_foreach(v, i, item) {
+                        if (!json_is_string(item)) {
+                                mask_strings(item);
+                                continue;
+                        }
+                        _cleanup_free_ char *masked = output_mask(json_string_value(item), json_string_length(item), NULL);
+                        if (masked)
+                                json_array_set_new(v, i, json_string(masked));
+                }
 }
 
 int audit_append(struct audit *a, const char *event, json_t *fields) {

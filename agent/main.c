@@ -346,6 +346,12 @@ int main(int argc, char **argv) {
         status = commands[c].run(&o);
 out:
         options_done(&o);
-        output_done();
+        /* what a command printed must have reached stdout: a full disk or a closed pipe is a
+         * failure (run's stdout is the step's, and its status the step's) */
+        k = output_done();
+        if (k < 0 && status == 0 && c != CMD_RUN) {
+                log_error("writing to stdout: %s", strerror(-k));
+                status = commands[c].error_status ? commands[c].error_status : 1;
+        }
         return status;
 }

@@ -1171,6 +1171,15 @@ static void load_secrets(struct loader *l, const struct node *key, const struct 
                        "can mask", generated, MAX_SECRET_BYTES);
 }
 
+/* Masks land inside log lines, JSON strings and annotations after they were escaped: nothing
+ * in one may end a line or a string. */
+static bool mask_is_plain(const char *mask) {
+        for (const unsigned char *p = (const unsigned char *) mask; *p; p++)
+                if (*p < 0x20 || *p == 0x7f || *p == '"' || *p == '\\')
+                        return false;
+        return true;
+}
+
 static void load_defaults(struct loader *l, const struct node *key, const struct node *m,
                           struct manifest *man) {
         static const char *const keys[] = { "environment", "stage", "backend" };
@@ -1208,9 +1217,11 @@ static void load_policy(struct loader *l, const struct node *key, const struct n
                 if (streq(k->value, "on_leak")) {
                         if (get_enum(l, k, v, on_leak_names, ELEMENTSOF(on_leak_names), &e))
                                 p->on_leak = (enum on_leak) e;
-                } else if (streq(k->value, "mask"))
-                        get_string(l, k, v, &p->mask);
-                else if (streq(k->value, "min_secret_length")) {
+                } else if (streq(k->value, "mask")) {
+                        if (get_string(l, k, v, &p->mask) && !mask_is_plain(p->mask))
+                                report(l, SR004_INVALID_VALUE, v->pos,
+                                       "'mask' may not contain control characters, '\"' or '\\'");
+                } else if (streq(k->value, "min_secret_length")) {
                         uint64_t n;
                         if (get_uint(l, k, v, 1, 4096, &n))
                                 p->min_secret_length = (size_t) n;

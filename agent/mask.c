@@ -34,7 +34,9 @@ static struct redact_stream *own_stream;
 static bool own_stale;
 
 int output_mask_add_as(const char *name, const void *p, size_t n, bool credential) {
-        if (n < MASK_MIN_LEN)
+        /* a value shorter than 8 is here because policy.min_secret_length let it run: it is
+         * masked in our words as in the step's output; a credential that short is not */
+        if (n == 0 || (credential && n < MASK_MIN_LEN))
                 return 0;
         int k = 0;
         pthread_mutex_lock(&lock);
@@ -82,7 +84,11 @@ static int own_compile(void) {
         own_stream = redact_stream_free(own_stream);
         own = redactor_free(own);
         _cleanup_redactor_ struct redactor *r = NULL;
-        int k = redactor_new(MASK_MIN_LEN, NULL, &r);
+        size_t min_len = MASK_MIN_LEN;
+        for (size_t i = 0; i < n_masked; i++)
+                if (!masked[i].adopted && secret_len(masked[i].value) < min_len)
+                        min_len = secret_len(masked[i].value);
+        int k = redactor_new(min_len, NULL, &r);
         size_t n = 0;
         for (size_t i = 0; k >= 0 && i < n_masked; i++)
                 if (!masked[i].adopted) {
@@ -138,12 +144,13 @@ static int mask_pass(struct redact_stream *s, const char *text, size_t len, stru
         return 1;
 }
 
+/* What a text becomes when it cannot be masked (no memory for the matcher): nothing of it. */
+#define WITHHELD "[a message was withheld: it could not be masked]"
+
 char *output_mask(const char *text, size_t len, size_t *ret_len) {
-        if (len < MASK_MIN_LEN)
-                return NULL;   /* nothing this short is masked */
         pthread_mutex_lock(&lock);
         struct mask_out first = {}, second = {};
-        int k = n_masked > 0 ? own_compile() : -ENOENT;
+        int k = n_masked > 0 ? own_compile() : 0;
         if (k >= 0 && (k = mask_pass(own_stream, text, len, &first)) > 0) {
                 text = first.buf;
                 len = first.len;
@@ -153,15 +160,18 @@ char *output_mask(const char *text, size_t len, size_t *ret_len) {
         struct mask_out *result = k2 > 0 ? &second : k > 0 ? &first : NULL;
         if (result != &first)
                 free(first.buf);
+        if (k < 0 || k2 < 0) {
+                /* fail closed: a text we could not look at may hold anything */
+                free(second.buf);
+                if (ret_len)
+                        *ret_len = strlen(WITHHELD);
+                return strdup(WITHHELD);
+        }
         if (!result)
                 return NULL;
         if (ret_len)
                 *ret_len = result->len;
         return result->buf;
-}
-
-char *output_mask_string(const char *text) {
-        return output_mask(text, strlen(text), NULL);
 }
 
 void output_mask_done(void) {

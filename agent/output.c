@@ -12,28 +12,39 @@
 
 static char *stdout_pending;
 static size_t stdout_pending_len;
+static int stdout_error;   /* the first failed write to fd 1, reported at exit */
 
-static void stdout_write_masked(const char *p, size_t n) {
+static int stdout_write_masked(const char *p, size_t n) {
         size_t len = n;
         _cleanup_free_ char *masked = output_mask(p, n, &len);
-        (void) write_all(STDOUT_FILENO, masked ? masked : p, masked ? len : n);
+        int k = write_all(STDOUT_FILENO, masked ? masked : p, masked ? len : n);
+        if (k < 0 && !stdout_error)
+                stdout_error = k;
+        return k;
 }
 
 /* Whole lines are masked and written; a line's beginning waits for its end, so a value
- * printed in two pieces is masked too. */
+ * printed in two pieces is masked too. A failed write fails the stream (fflush, fclose), as
+ * writing to a full disk or a closed pipe would without the masker. */
 static ssize_t stdout_cookie_write(void *cookie, const char *p, size_t n) {
         char *t = realloc(stdout_pending, stdout_pending_len + n);
-        if (!t)
+        if (!t) {
+                errno = ENOMEM;
                 return -1;
+        }
         stdout_pending = t;
         memcpy(stdout_pending + stdout_pending_len, p, n);
         stdout_pending_len += n;
         const char *end = memrchr(stdout_pending, '\n', stdout_pending_len);
         if (end) {
                 size_t whole = (size_t) (end - stdout_pending) + 1;
-                stdout_write_masked(stdout_pending, whole);
+                int k = stdout_write_masked(stdout_pending, whole);
                 memmove(stdout_pending, stdout_pending + whole, stdout_pending_len - whole);
                 stdout_pending_len -= whole;
+                if (k < 0) {
+                        errno = -k;
+                        return -1;
+                }
         }
         return (ssize_t) n;
 }
@@ -49,14 +60,15 @@ void output_init(void) {
         stdout = f;
 }
 
-void output_done(void) {
+int output_done(void) {
         fflush(stdout);
         if (stdout_pending_len > 0)
-                stdout_write_masked(stdout_pending, stdout_pending_len);
+                (void) stdout_write_masked(stdout_pending, stdout_pending_len);
         free(stdout_pending);
         stdout_pending = NULL;
         stdout_pending_len = 0;
         output_mask_done();
+        return stdout_error;
 }
 
 /* ---- GitHub Actions workflow commands ---- */
@@ -74,6 +86,13 @@ void workflow_command_escape(FILE *out, const char *s, bool property) {
         }
 }
 
+/* A field of an annotation, masked before it is escaped: escaped first, a value's ':' and
+ * ',' would be %3A and %2C, a form the masker does not know, and GitHub decodes it again. */
+static void annotation_field(FILE *out, const char *text, bool property) {
+        _cleanup_free_ char *masked = text ? output_mask(text, strlen(text), NULL) : NULL;
+        workflow_command_escape(out, masked ? masked : text, property);
+}
+
 void annotation_print(FILE *out, const char *level, const char *file, unsigned line, unsigned col,
                       const char *title, const char *message) {
         if (ci_system_detect() != CI_GITHUB)
@@ -82,7 +101,7 @@ void annotation_print(FILE *out, const char *level, const char *file, unsigned l
         fprintf(out, "::%s", level);
         if (file) {
                 fprintf(out, "%sfile=", sep);
-                workflow_command_escape(out, file, true);
+                annotation_field(out, file, true);
                 sep = ",";
         }
         if (line) {
@@ -95,10 +114,10 @@ void annotation_print(FILE *out, const char *level, const char *file, unsigned l
         }
         if (title) {
                 fprintf(out, "%stitle=", sep);
-                workflow_command_escape(out, title, true);
+                annotation_field(out, title, true);
         }
         fputs("::", out);
-        workflow_command_escape(out, message, false);
+        annotation_field(out, message, false);
         fputc('\n', out);
         fflush(out);
 }

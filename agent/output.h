@@ -9,7 +9,7 @@
 /* ---- the one masker for what secrets-run itself writes (mask.c) ----
  * Every value a command fetched and every credential a backend read or obtained is added;
  * messages on stderr, our stdout, the step summary and audit fields pass through it. */
-int output_mask_add(const char *name, const void *p, size_t n);   /* copies; shorter than 8: not masked */
+int output_mask_add(const char *name, const void *p, size_t n);   /* copies */
 /* credential: a backend's (a token, a key), not a value the command fetched. */
 int output_mask_add_as(const char *name, const void *p, size_t n, bool credential);
 /* r, the run's redactor compiled over every value added so far, masks those values in our
@@ -18,14 +18,15 @@ int output_mask_add_as(const char *name, const void *p, size_t n, bool credentia
 struct redactor;
 void output_mask_adopt(const struct redactor *r);
 /* text with every form of every added value replaced by [REDACTED:NAME], malloc'd; NULL
- * when nothing in it needs masking (or on ENOMEM). */
+ * when nothing in it needs masking. A text that cannot be looked at (no memory) comes back
+ * as a placeholder saying it was withheld: the masker fails closed. */
 char *output_mask(const char *text, size_t len, size_t *ret_len);
-char *output_mask_string(const char *text);
 void output_mask_done(void);
 /* At start: messages and stdout go through the masker from now on. */
 void output_init(void);
-/* At exit: what is left of stdout's last line is written; the masker forgets its values. */
-void output_done(void);
+/* At exit: what is left of stdout's last line is written; the masker forgets its values.
+ * -errno if a write to stdout failed. */
+int output_done(void);
 
 /* ---- GitHub Actions workflow commands (`::error file=F,line=L::message`) ----
  * One escaper for both parts: %, CR and LF always, and ':' and ',' in properties, so text a

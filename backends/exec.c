@@ -34,15 +34,18 @@ static void exec_close(struct backend *b) {
         b->data = NULL;
 }
 
-/* Flattens provider stderr into one printable line (it becomes part of an error message). */
+/* Flattens provider stderr into one line (it becomes part of an error message): line breaks
+ * and tabs become spaces (a multi-line value's whitespace form still matches them), other
+ * control characters '?'. Bytes of UTF-8 text stay as they are, so the agent's masker still
+ * recognises a value quoted in it. */
 static void one_line(char *s) {
         size_t len = strlen(s);
         while (len > 0 && isspace((unsigned char) s[len - 1]))
                 s[--len] = '\0';
-        for (char *p = s; *p; p++)
+        for (unsigned char *p = (unsigned char *) s; *p; p++)
                 if (*p == '\n' || *p == '\r' || *p == '\t')
                         *p = ' ';
-                else if (!isprint((unsigned char) *p))
+                else if (*p < 0x20 || *p == 0x7f)
                         *p = '?';
 }
 

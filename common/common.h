@@ -71,7 +71,6 @@ void log_error(const char *fmt, ...) _printf_(1, 2);
 void log_warning(const char *fmt, ...) _printf_(1, 2);
 void log_notice(const char *fmt, ...) _printf_(1, 2);   /* hidden by --quiet */
 void log_info(const char *fmt, ...) _printf_(1, 2);     /* shown with --verbose */
-_noreturn_ void die(const char *fmt, ...) _printf_(1, 2);  /* child setup failures: exit 125 */
 /* Every message passes filter before it is written: it returns a malloc'd replacement of the
  * text (the agent masks values and credentials with it), or NULL to keep it. */
 typedef char *(*log_filter_fn)(const char *text, size_t len, size_t *ret_len);

@@ -61,11 +61,3 @@ DEFINE_LOG(log_error, "error", LOG_LEVEL_QUIET)
 DEFINE_LOG(log_warning, "warning", LOG_LEVEL_QUIET)
 DEFINE_LOG(log_notice, "", LOG_LEVEL_NORMAL)
 DEFINE_LOG(log_info, "", LOG_LEVEL_VERBOSE)
-
-void die(const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        log_line("error", fmt, ap);
-        va_end(ap);
-        _exit(125);
-}
