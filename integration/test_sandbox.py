@@ -914,3 +914,58 @@ def test_relative_key_file_hidden_from_a_subdirectory_and_through_renames(proj):
     assert r.status == 0, r
     assert proj.report() == {"KEY_before": "hidden", "STORE_before": "hidden",
                              "KEY_after": "hidden", "STORE_after": "hidden"}
+
+
+# ---- hosts this machine is not (integration/hostemu.c) ----
+
+@pytest.fixture(scope="session")
+def hostemu():
+    """hostemu, built into a directory every user can read."""
+    cc = shutil.which("cc")
+    if not cc:
+        pytest.skip("no C compiler (cc) to build hostemu")
+    d = Path(tempfile.mkdtemp(prefix="sr-it-hostemu-", dir="/tmp"))
+    d.chmod(0o755)
+    exe = d / "hostemu"
+    r = subprocess.run([cc, "-O1", "-o", str(exe), str(HERE / "hostemu.c")], capture_output=True, text=True)
+    assert r.returncode == 0, f"building hostemu failed:\n{r.stderr}"
+    exe.chmod(0o755)
+    yield exe
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# host -> (what the one sandbox line names, whether root is affected at all)
+EMULATED_HOSTS = {
+    "ubuntu-apparmor": ("making the mount namespace private: Permission denied; a security module refuses "
+                        "mounts in new namespaces (on Ubuntu 23.10+ AppArmor's "
+                        "kernel.apparmor_restrict_unprivileged_userns: install the secrets-run AppArmor profile)", True),
+    "container": ("cannot create namespaces: not permitted", True),
+    "userns-exhausted": ("cannot create namespaces: the limit of user namespaces is reached "
+                         "(sysctl user.max_user_namespaces)", False),
+}
+
+
+@pytest.mark.parametrize("host", sorted(EMULATED_HOSTS))
+def test_auto_degrades_on_emulated_hosts_and_strict_names_the_cause(box, hostemu, host):
+    """Where a layer fails, whether at clone or after the namespaces exist (Ubuntu 24.04's
+    AppArmor rule lets them be created, then refuses mounts), auto runs the step with its
+    secret, printing one line that names the cause, and strict exits 125 naming it."""
+    cause, hits_root = EMULATED_HOSTS[host]
+    box.proj.standard_manifest("T: {generate: {length: 32}, owner: t}")
+    box.prefix = (box.prefix or []) + [str(hostemu), host]
+    step = box.script('report bytes "$(wc -c < "$T_FILE")"\n')
+    r = box.run("run", "--sandbox", "auto", "--", step)
+    assert r.status == 0, r
+    assert box.report() == {"bytes": "32"}
+    lines = [x for x in r.stderr.splitlines() if x.startswith("secrets-run: sandbox:")]
+    affected = hits_root or not box.root
+    if affected:
+        assert len(lines) == 1 and "missing: " in lines[0] and cause in lines[0], r.stderr
+    else:
+        assert lines == [], r.stderr
+    r = box.run("run", "--sandbox", "strict", "--", step)
+    if affected:
+        assert r.status == 125, r
+        assert cause in r.stderr and "strict mode needs every layer" in r.stderr, r.stderr
+    else:
+        assert r.status == 0, r

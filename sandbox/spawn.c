@@ -546,6 +546,27 @@ static int init_main(void *userdata) {
 
 /* ---- the supervisor's side ---- */
 
+/* What this host does that explains a layer failing after the namespaces were created, and
+ * the fix: Ubuntu 23.10+ (and GitHub's ubuntu-24.04 runners) let an unprivileged process
+ * create a user namespace but give it no capabilities inside (AppArmor), a chroot cannot
+ * change mount propagation, a container may refuse mounts. NULL if nothing is recognised. */
+static const char *host_cause(int err) {
+        char v[8] = "";
+        _cleanup_close_ int fd = open("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && read(fd, v, sizeof v - 1) > 0 && v[0] == '1' && geteuid() != 0)
+                return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1): "
+                       "install the secrets-run AppArmor profile (/etc/apparmor.d/secrets-run, in the Debian package) "
+                       "or set the sysctl to 0";
+        struct stat root, init_root;
+        if (stat("/", &root) == 0 && stat("/proc/1/root/.", &init_root) == 0 &&
+            (root.st_dev != init_root.st_dev || root.st_ino != init_root.st_ino))
+                return "this is a chroot: mounts cannot be made private in it (run in a container or on the host)";
+        if (err == EACCES)
+                return "a security module refuses mounts in new namespaces (on Ubuntu 23.10+ AppArmor's "
+                       "kernel.apparmor_restrict_unprivileged_userns: install the secrets-run AppArmor profile)";
+        return NULL;
+}
+
 static const char *namespaces_hint(int e) {
         bool root = geteuid() == 0;
         switch (e) {
@@ -679,6 +700,39 @@ struct sandbox *sandbox_free(struct sandbox *sb) {
         return NULL;
 }
 
+/* The layers that need pid 1's namespaces, as missing for why. */
+static void namespace_layers_missing(const struct sandbox *sb, struct sandbox_status *st, const char *why) {
+        for (int l = LAYER_USER; l <= LAYER_HIDE; l++)
+                if ((l != LAYER_USER || geteuid() != 0) && l != LAYER_NET &&
+                    (l != LAYER_HIDE || (sb->o.hide && *sb->o.hide)))
+                        status_missing(st, (enum sandbox_layer) l, "%s", why);
+}
+
+/* pid 1 could not build its namespaces (a mount refused, the id maps not writable): in auto
+ * the run goes on as a plain child, with nothing half-built kept; strict and --network off
+ * refuse. The reason names the host's cause when it is recognised. */
+static int setup_failed(struct sandbox *sb, struct sandbox_status *st, const char *what, int err) {
+        const char *cause = host_cause(err);
+        char why[256];   /* room for the prefix below in st->why */
+        snprintf(why, sizeof why, "%s%s%s", what, cause ? "; " : "", cause ? cause : "");
+        if (sb->o.level == SANDBOX_LEVEL_STRICT || sb->o.network_off) {
+                snprintf(st->why, sizeof st->why, "%s%s", sb->o.network_off && sb->o.level != SANDBOX_LEVEL_STRICT ?
+                         "--network off needs a network namespace: " : "", why);
+                return -ENOTSUP;
+        }
+        if (sb->init_pid > 0) {
+                (void) kill(sb->init_pid, SIGKILL);
+                (void) waitpid(sb->init_pid, NULL, 0);
+                sb->init_pid = 0;
+        }
+        sb->sock = safe_close(sb->sock);
+        sb->namespaces = false;
+        st->active &= ~((1u << LAYER_NET) | (1u << LAYER_USER));
+        namespace_layers_missing(sb, st, why);
+        sb->dir_fd = open(sb->o.secrets_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        return sb->dir_fd < 0 ? -errno : 0;
+}
+
 int sandbox_ready(struct sandbox *sb, struct sandbox_status *st) {
         if (!sb->namespaces || sb->dir_fd >= 0)
                 return 0;
@@ -688,17 +742,16 @@ int sandbox_ready(struct sandbox *sb, struct sandbox_status *st) {
                 int fds[MSG_MAX_FDS];
                 size_t n_fds = 0;
                 int r = msg_recv(sb->sock, &m, fds, &n_fds, 0);
-                if (r < 0) {
-                        snprintf(st->why, sizeof st->why, "the sandbox's pid 1 exited during setup");
-                        return -ENOTSUP;
-                }
+                if (r < 0)
+                        return setup_failed(sb, st, "the sandbox's pid 1 exited during setup", 0);
+                char what[sizeof m.text + 64];
                 switch (m.kind) {
                 case MSG_LAYER_MISSING:
                         status_missing(st, (enum sandbox_layer) m.value, "%s", m.text);
                         break;
                 case MSG_FATAL:
-                        snprintf(st->why, sizeof st->why, "%s: %s", m.text, strerror(m.value));
-                        return -ENOTSUP;
+                        snprintf(what, sizeof what, "%s: %s", m.text, strerror(m.value));
+                        return setup_failed(sb, st, what, m.value);
                 case MSG_READY:
                         if (n_fds != 1)
                                 return -EPROTO;
@@ -824,10 +877,7 @@ int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct
                                          "--network off needs a network namespace: " : "", why);
                                 r = -ENOTSUP;
                         } else {
-                                for (int l = LAYER_USER; l <= LAYER_HIDE; l++)
-                                        if ((l != LAYER_USER || geteuid() != 0) && l != LAYER_NET &&
-                                            (l != LAYER_HIDE || (o->hide && *o->hide)))
-                                                status_missing(st, (enum sandbox_layer) l, "%s", why);
+                                namespace_layers_missing(sb, st, why);
                                 r = 0;   /* auto: the step runs as our plain child */
                         }
                 } else if (r == 0)
