@@ -78,8 +78,16 @@ int audit_open_for(const struct options *o, const struct manifest *m, struct aud
                           "$SECRETS_RUN_AUDIT_LOG or $HOME]", strerror(-k));
                 return k;
         }
-        if ((k = audit_open(path, getenv("SECRETS_RUN_AUDIT_KEY"), ret)) < 0)
-                log_error("audit log %s: %s", path, audit_strerror(k));
+        if ((k = audit_open(path, getenv("SECRETS_RUN_AUDIT_KEY"), ret)) < 0) {
+                /* the default place (a read-only HOME, a container's) is not the user's choice:
+                 * say where else it can go */
+                const char *env = getenv("SECRETS_RUN_AUDIT_LOG");
+                bool chosen = (o->audit_log && *o->audit_log) || (m && m->policy.audit_log && *m->policy.audit_log) ||
+                              (env && *env);
+                log_error("audit log %s: %s%s", path, audit_strerror(k),
+                          chosen ? "" : " [the default location: pass --audit-log PATH, or set policy.audit_log or "
+                                        "$SECRETS_RUN_AUDIT_LOG]");
+        }
         return k;
 }
 

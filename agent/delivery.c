@@ -82,7 +82,11 @@ int create_secrets_dir(struct run *r) {
         if (k < 0)
                 log_error("cannot create the secrets directory on a tmpfs (/dev/shm or $XDG_RUNTIME_DIR): %s%s",
                           strerror(-k), k == -EXDEV ? " (it is not a memory file system)" : "");
-        return k;
+        else if (k > 0)
+                log_warning("%s is not this user's own private directory (someone else's, or open to others): "
+                            "this run uses a fresh one of its own [remove %s, or set $XDG_RUNTIME_DIR]",
+                            secrets_dir_refused_base(r->dir), secrets_dir_refused_base(r->dir));
+        return k < 0 ? k : 0;
 }
 
 /* Files go through dir_fd: the sandbox's private tmpfs, or the host directory without one. */

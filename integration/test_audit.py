@@ -339,3 +339,4 @@ def test_leak_flood_is_reported_and_recorded_ten_at_a_time(proj):
     assert recs[-1]["event"] == "run.exit" and recs[-1]["leaks"] == 1026
     assert _verify(proj, log).status == 0
     _assert_no_values(proj, log)
+

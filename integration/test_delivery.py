@@ -383,3 +383,38 @@ def test_secrets_tmpfs_is_noswap_where_the_kernel_has_it(proj):
     rep = proj.report()
     assert rep["fstype"] == "tmpfs", rep
     assert "noswap" in rep["options"].split(","), rep
+
+
+@pytest.mark.parametrize("impostor", ["someone-elses", "open-to-all"])
+def test_a_base_directory_planted_by_someone_else_costs_a_warning_not_the_run(proj, impostor):
+    """Another local user can pre-create the shared base ($XDG_RUNTIME_DIR/secrets-run or
+    /dev/shm/secrets-run-<uid>) before us: the run refuses to use it but runs, in a fresh base
+    of its own (removed after), with one warning naming the one it refused."""
+    if not proj.runtime:
+        pytest.skip("no private tmpfs XDG_RUNTIME_DIR for this test")
+    if impostor == "someone-elses" and os.geteuid() != 0:
+        pytest.skip("planting a directory owned by another uid needs root")
+    planted = proj.runtime / "secrets-run"
+    if planted.exists():
+        import shutil
+        shutil.rmtree(planted)
+    planted.mkdir(mode=0o777 if impostor == "open-to-all" else 0o755)
+    planted.chmod(0o777 if impostor == "open-to-all" else 0o755)
+    if impostor == "someone-elses":
+        os.chown(planted, 65534, 65534)
+    proj.standard_manifest("TOKEN: {generate: {length: 32}}")
+    step = proj.script("""
+        report SECRETS_DIR "$SECRETS_DIR"
+        report bytes "$(wc -c < "$TOKEN_FILE")"
+        """)
+    r = proj.run("run", "--", step)
+    assert r.status == 0, r
+    rep = proj.report()
+    assert rep["bytes"] == "32"
+    assert rep["SECRETS_DIR"].startswith(f"{planted}."), rep
+    warnings = [x for x in r.stderr.splitlines() if "is not this user's own private directory" in x]
+    assert len(warnings) == 1 and str(planted) in warnings[0], r.stderr
+    assert not [p for p in proj.runtime.iterdir() if p.name.startswith("secrets-run.")], "the fresh base is removed"
+    os.chmod(planted, 0o700)
+    if impostor == "someone-elses":
+        os.chown(planted, os.geteuid(), os.getegid())

@@ -969,3 +969,23 @@ def test_auto_degrades_on_emulated_hosts_and_strict_names_the_cause(box, hostemu
         assert cause in r.stderr and "strict mode needs every layer" in r.stderr, r.stderr
     else:
         assert r.status == 0, r
+
+
+def test_audit_log_that_cannot_be_created_at_its_default_location_names_the_options(box):
+    """A read-only HOME (as a user), or none at all (as root here): 125 before anything is
+    fetched, naming where else the log can go."""
+    box.proj.standard_manifest("T: {generate: {length: 32}, owner: t}")
+    if box.root:
+        env = {"HOME": None, "XDG_STATE_HOME": None}
+    else:
+        home = box.world / "ro-home"
+        home.mkdir()
+        box._own()
+        home.chmod(0o555)
+        env = {"HOME": str(home), "XDG_STATE_HOME": None}
+    step = box.script("report ran yes\n")
+    r = box.run("run", "--", step, env=env)
+    assert r.status == 125, r
+    assert box.report() == {}, "nothing ran"
+    assert ("pass --audit-log PATH" in r.stderr and "policy.audit_log" in r.stderr and
+            "$SECRETS_RUN_AUDIT_LOG" in r.stderr), r.stderr

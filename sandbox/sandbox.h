@@ -16,7 +16,10 @@ int supervisor_harden(void);
  * leftovers (lock free) from a live run's (lock held) and sweep only the former. */
 struct secrets_dir;
 int secrets_dir_sweep(void);   /* returns the number of stale directories removed */
+/* 1 when the shared base could not be trusted (someone else's, or open to others) and the
+ * run has a fresh base of its own instead; secrets_dir_refused_base() names the refused one. */
 int secrets_dir_create(struct secrets_dir **ret);
+const char *secrets_dir_refused_base(const struct secrets_dir *d);
 const char *secrets_dir_path(const struct secrets_dir *d);
 int secrets_dir_fd(const struct secrets_dir *d);
 struct secrets_dir *secrets_dir_remove(struct secrets_dir *d);  /* wipe, unlink, rmdir */

@@ -13,7 +13,9 @@
 
 struct secrets_dir {
         char *path;
-        int fd;          /* the directory itself; flock'ed while the run lives */
+        int fd;              /* the directory itself; flock'ed while the run lives */
+        char *own_base;      /* a base made for this run alone, removed with it; or NULL */
+        char *refused_base;  /* the shared base it stands in for, refused */
 };
 
 static bool is_memory_fs(int fd) {
@@ -23,10 +25,33 @@ static bool is_memory_fs(int fd) {
         return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
 }
 
+/* A base of our own for this run only, when the shared one cannot be trusted: next to it,
+ * with a random name mkdtemp makes 0700 and ours. */
+static int fresh_base(const char *shared, char **ret_path, int *ret_fd) {
+        _cleanup_free_ char *path = strdup_printf("%s.XXXXXX", shared);
+        if (!path)
+                return -ENOMEM;
+        if (!mkdtemp(path))
+                return -errno;
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || !is_memory_fs(fd) || flock(fd, LOCK_EX) < 0) {
+                int r = fd < 0 ? -errno : -EXDEV;
+                safe_close(fd);
+                (void) rmdir(path);
+                return r;
+        }
+        *ret_path = steal_pointer(&path);
+        *ret_fd = fd;
+        return 0;
+}
+
 /* Opens (creating if needed) the per-user base directory on a tmpfs, checks that it is
  * ours and private (so nobody else can pre-create it or look inside), and locks it: creators
- * hold the lock between mkdir and flock of their run directory, the sweeper while it looks. */
-static int base_dir_open_locked(char **ret_path, int *ret_fd) {
+ * hold the lock between mkdir and flock of their run directory, the sweeper while it looks.
+ * One that is someone else's, open to others or not a directory (a local user pre-created
+ * /dev/shm/secrets-run-<uid> to stop our runs) is refused: with fallback, the run gets a
+ * fresh base of its own (1, *ret_refused naming the one refused); without, -EPERM. */
+static int base_dir_open_locked(bool fallback, char **ret_path, int *ret_fd, char **ret_refused) {
         _cleanup_free_ char *path = NULL;
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         if (xdg && xdg[0] == '/') {
@@ -41,13 +66,18 @@ static int base_dir_open_locked(char **ret_path, int *ret_fd) {
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
                 return -errno;
         _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
         struct stat st;
-        if (fstat(fd, &st) < 0)
+        if (fd < 0 && errno != ELOOP && errno != ENOTDIR)
                 return -errno;
-        if (st.st_uid != geteuid() || (st.st_mode & 077))
-                return -EPERM;
+        if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
+                if (!fallback)
+                        return -EPERM;
+                int r = fresh_base(path, ret_path, ret_fd);
+                if (r < 0)
+                        return r;
+                *ret_refused = steal_pointer(&path);
+                return 1;
+        }
         if (!is_memory_fs(fd))
                 return -EXDEV;   /* never put a secret on a disk-backed file system */
         if (flock(fd, LOCK_EX) < 0)
@@ -109,7 +139,7 @@ void secrets_dir_wipe(int dir_fd) {
 int secrets_dir_sweep(void) {
         _cleanup_free_ char *base = NULL;
         _cleanup_close_ int base_fd = -1;
-        int r = base_dir_open_locked(&base, &base_fd);
+        int r = base_dir_open_locked(false, &base, &base_fd, NULL);
         if (r < 0)
                 return r;
         DIR *d = opendir_dup(base_fd);
@@ -136,33 +166,50 @@ int secrets_dir_sweep(void) {
 }
 
 int secrets_dir_create(struct secrets_dir **ret) {
-        _cleanup_free_ char *base = NULL;
+        _cleanup_free_ char *base = NULL, *refused = NULL;
         _cleanup_close_ int base_fd = -1;
-        int r = base_dir_open_locked(&base, &base_fd);
+        int r = base_dir_open_locked(true, &base, &base_fd, &refused);
         if (r < 0)
                 return r;
+        bool own_base = r > 0;
+        _cleanup_close_ int fd = -1;
 
         char name[64];
         snprintf(name, sizeof name, "run-%d-%08x", (int) getpid(), randombytes_random());
-        if (mkdirat(base_fd, name, 0700) < 0)
-                return -errno;
-        _cleanup_close_ int fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (mkdirat(base_fd, name, 0700) < 0) {
+                r = -errno;
+                goto out_base;
+        }
+        fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 r = -errno;
-                (void) unlinkat(base_fd, name, AT_REMOVEDIR);
-                return r;
+                goto out_run;
         }
         (void) flock(base_fd, LOCK_UN);
 
         struct secrets_dir *d = calloc(1, sizeof(*d));
         if (!d || !(d->path = strdup_printf("%s/%s", base, name))) {
                 free(d);
-                (void) unlinkat(base_fd, name, AT_REMOVEDIR);
-                return -ENOMEM;
+                r = -ENOMEM;
+                goto out_run;
         }
         d->fd = steal_fd(&fd);
+        if (own_base) {
+                d->own_base = steal_pointer(&base);
+                d->refused_base = steal_pointer(&refused);
+        }
         *ret = d;
-        return 0;
+        return own_base ? 1 : 0;
+out_run:
+        (void) unlinkat(base_fd, name, AT_REMOVEDIR);
+out_base:
+        if (own_base)
+                (void) rmdir(base);
+        return r;
+}
+
+const char *secrets_dir_refused_base(const struct secrets_dir *d) {
+        return d->refused_base;
 }
 
 const char *secrets_dir_path(const struct secrets_dir *d) {
@@ -187,8 +234,12 @@ struct secrets_dir *secrets_dir_remove(struct secrets_dir *d) {
                 return NULL;
         empty_dir(d->fd, 0);   /* our files, and anything the step added */
         (void) rmdir(d->path);
+        if (d->own_base)
+                (void) rmdir(d->own_base);
         safe_close(d->fd);
         free(d->path);
+        free(d->own_base);
+        free(d->refused_base);
         free(d);
         return NULL;
 }
