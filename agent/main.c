@@ -9,7 +9,7 @@
 
 enum command {
         CMD_RUN, CMD_CHECK, CMD_PLAN, CMD_APPLY, CMD_ROTATE, CMD_REDACT, CMD_SCAN,
-        CMD_STORE, CMD_AUDIT, CMD_VERSION, CMD_HELP, _CMD_MAX,
+        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_VERSION, CMD_HELP, _CMD_MAX,
 };
 
 static const struct {
@@ -28,6 +28,7 @@ static const struct {
         [CMD_SCAN]    = { "scan", command_scan, 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
         [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace]", "the embedded encrypted store" },
         [CMD_AUDIT]   = { "audit", command_audit, 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
+        [CMD_DOCTOR]  = { "doctor", command_doctor, 1, "doctor [--format json]", "probe every sandbox layer on this host" },
         [CMD_VERSION] = { "version", NULL, 0, "version", "print the version" },
         [CMD_HELP]    = { "help", NULL, 0, "help [COMMAND]", "show help" },
 };
@@ -350,7 +351,8 @@ out:
          * failure (run's stdout is the step's, and its status the step's) */
         k = output_done();
         if (k < 0 && status == 0 && c != CMD_RUN) {
-                log_error("writing to stdout: %s", strerror(-k));
+                if (k != -EPIPE)   /* a reader that left (| head) needs no message */
+                        log_error("writing to stdout: %s", strerror(-k));
                 status = commands[c].error_status ? commands[c].error_status : 1;
         }
         return status;

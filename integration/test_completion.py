@@ -56,7 +56,7 @@ def project(tmp_path):
 def test_subcommands(project):
     assert complete(["secrets-run", ""], project) == sorted(
         ["run", "check", "plan", "apply", "rotate", "redact", "scan", "store", "audit",
-         "version", "help"])
+         "doctor", "version", "help"])
     assert "store" in complete(["secrets-run", "st"], project)
 
 

@@ -9,6 +9,7 @@ Each behaviour is checked as root (what CI runs as) and as an unprivileged user 
 
 import errno
 import fcntl
+import json
 import os
 import pty
 import re
@@ -989,3 +990,29 @@ def test_audit_log_that_cannot_be_created_at_its_default_location_names_the_opti
     assert box.report() == {}, "nothing ran"
     assert ("pass --audit-log PATH" in r.stderr and "policy.audit_log" in r.stderr and
             "$SECRETS_RUN_AUDIT_LOG" in r.stderr), r.stderr
+
+
+@pytest.mark.parametrize("host", [None, "ubuntu-apparmor", "container"])
+def test_doctor_reports_what_a_run_would_get(box, hostemu, host):
+    """doctor builds the sandbox as a run would, with nothing fetched: each layer, the reason
+    and the fix for those that fail, what auto and strict get; exit 0 when strict would work."""
+    if host:
+        box.prefix = (box.prefix or []) + [str(hostemu), host]
+    r = box.run("doctor", "--format", "json")
+    report = json.loads(r.stdout)
+    layers = {x["layer"]: x for x in report["layers"]}
+    assert set(layers) == {"user", "mount", "pid", "ipc", "uts", "net", "proc", "secrets-tmpfs",
+                           "hidden-paths", "caps", "seccomp"}
+    assert layers["user"]["works"] == ("not needed" if box.root else "yes" if not host else "no")
+    if not host:
+        assert r.status == 0 and report["strict"]["works"] and report["auto"]["mode"] == "full", report
+        assert all(x["works"] in ("yes", "not needed") for x in report["layers"]), report
+    else:
+        cause, _ = EMULATED_HOSTS[host]
+        assert r.status == 1 and not report["strict"]["works"] and report["auto"]["mode"] == "degraded", report
+        assert cause in report["strict"]["why"], report
+        assert layers["mount"]["works"] == "no" and cause in layers["mount"]["why"] and layers["mount"]["fix"]
+        assert layers["caps"]["works"] == "yes" and layers["seccomp"]["works"] == "yes"
+    text = box.run("doctor")
+    assert text.status == r.status, text
+    assert ("strict: works" in text.stdout) == (not host), text.stdout

@@ -69,7 +69,7 @@ _secrets_run() {
         cword=$COMP_CWORD
         COMPREPLY=()
 
-        local commands="run check plan apply rotate redact scan store audit version help"
+        local commands="run check plan apply rotate redact scan store audit doctor version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
                         --network --timeout --artifacts --audit-log --tty --secret-file --store --to
                         --public-key"
