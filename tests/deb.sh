@@ -67,11 +67,12 @@ for f in ./usr/bin/secrets-run \
         ./usr/share/man/man1/secrets-run.1.gz \
         ./usr/share/man/man5/secrets.yaml.5.gz \
         ./usr/share/bash-completion/completions/secrets-run \
-        ./usr/share/zsh/vendor-completions/_secrets-run; do
+        ./usr/share/zsh/vendor-completions/_secrets-run \
+        ./usr/share/secrets-run/apparmor/secrets-run.apparmor; do
         grep -qxF "$f" <<<"$contents" || missing="$missing ${f#.}"
 done
 if [ -z "$missing" ]; then
-        ok "holds the binary, both man pages and both completions ($(wc -l <<<"$contents") entries)"
+        ok "holds the binary, both man pages, both completions and the AppArmor profile ($(wc -l <<<"$contents") entries)"
 else
         not_ok "lacks$missing"
 fi
@@ -91,7 +92,8 @@ fi
 root=$scratch/root
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
 : >"$root/var/lib/dpkg/status"
-instd() { dpkg --root="$root" --log=/dev/null "$@"; }
+# maintainer scripts run on this system, told the root by $DPKG_ROOT: the root has no shell
+instd() { dpkg --root="$root" --log=/dev/null --force-script-chrootless "$@"; }
 if log=$(instd --force-depends -i "$deb" 2>&1) &&
         instd -s secrets-run 2>/dev/null | grep -qx 'Status: install ok installed'; then
         ok "dpkg --root installs it ($(instd -L secrets-run | wc -l) paths)"
