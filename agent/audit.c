@@ -301,32 +301,33 @@ static int serialize(const struct audit *a, json_t *record, char **ret, size_t *
         return 0;
 }
 
+static void mask_strings(json_t *v);
+
+/* item masked: a new string to put in its place, or NULL to leave it (masked inside, or
+ * nothing to mask). */
+static json_t *masked_item(json_t *item) {
+        if (!json_is_string(item)) {
+                mask_strings(item);
+                return NULL;
+        }
+        _cleanup_free_ char *masked = output_mask(json_string_value(item), json_string_length(item), NULL);
+        return masked ? json_string(masked) : NULL;
+}
+
 /* Every string in v (objects and arrays too) through the masker: a reason a backend gave, a
  * path a step chose, cannot carry a value or credential into the log. */
 static void mask_strings(json_t *v) {
         const char *key;
-        json_t *item;
+        json_t *item, *masked;
         size_t i;
         if (json_is_object(v)) {
-                json_object_foreach(v, key, item) {
-                        if (!json_is_string(item)) {
-                                mask_strings(item);
-                                continue;
-                        }
-                        _cleanup_free_ char *masked = output_mask(json_string_value(item), json_string_length(item), NULL);
-                        if (masked)
-                                json_object_set_new(v, key, json_string(masked));
-                }
+                json_object_foreach(v, key, item)
+                        if ((masked = masked_item(item)))
+                                json_object_set_new(v, key, masked);
         } else if (json_is_array(v))
-                json_array_foreach(v, i, item) {
-                        if (!json_is_string(item)) {
-                                mask_strings(item);
-                                continue;
-                        }
-                        _cleanup_free_ char *masked = output_mask(json_string_value(item), json_string_length(item), NULL);
-                        if (masked)
-                                json_array_set_new(v, i, json_string(masked));
-                }
+                json_array_foreach(v, i, item)
+                        if ((masked = masked_item(item)))
+                                json_array_set_new(v, i, masked);
 }
 
 int audit_append(struct audit *a, const char *event, json_t *fields) {

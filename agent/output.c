@@ -342,17 +342,11 @@ static void dry_run_json(const struct run *r) {
                         json_object_set_new(o, "version", json_integer((json_int_t) r->secrets[i].meta.version));
                 json_array_append_new(list, o);
         }
-        json_t *active = json_array(), *missing = json_array();
-        for (int l = 0; l < _LAYER_MAX; l++) {
-                if (st->active & (1u << l))
-                        json_array_append_new(active, json_string(sandbox_layer_name((enum sandbox_layer) l)));
-                if (st->missing & (1u << l))
-                        json_array_append_new(missing, json_string(sandbox_layer_name((enum sandbox_layer) l)));
-        }
-        json_t *doc = json_pack("{s:s, s:s?, s:o, s:i, s:{s:s, s:o, s:o, s:s?}}", "environment", r->environment,
-                                "stage", r->stage, "secrets", list, "withheld_pull_request", (int) r->n_withheld_pr,
-                                "sandbox", "mode", sandbox_mode_name(run_sandbox_mode(r)), "active", active,
-                                "missing", missing, "why", st->missing ? st->why : NULL);
+        json_t *sandbox = run_sandbox_json(r);
+        if (sandbox)
+                json_object_set_new(sandbox, "why", st->missing ? json_string(st->why) : json_null());
+        json_t *doc = json_pack("{s:s, s:s?, s:o, s:i, s:o}", "environment", r->environment, "stage", r->stage,
+                                "secrets", list, "withheld_pull_request", (int) r->n_withheld_pr, "sandbox", sandbox);
         json_dumpf(doc, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(doc);

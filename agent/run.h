@@ -97,6 +97,8 @@ int deliver(struct run *r, int dir_fd);
 char **envp_with_env_block(struct run *r);
 
 /* run_audit.c: the run's audit records. Each returns < 0 when the log refused a record. */
+/* {mode, active, missing}: the sandbox as set up so far, for records and the dry run. */
+json_t *run_sandbox_json(const struct run *r);
 int run_audit_event(struct run *r, const char *event, json_t *fields);   /* queues; takes fields */
 int run_audit_write(struct run *r);                                      /* on disk now */
 void run_record_denial(struct run *r, const char *name, const char *rule);

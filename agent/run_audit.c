@@ -36,7 +36,7 @@ void run_record_denial(struct run *r, const char *name, const char *rule) {
         json_array_append_new(r->denials, json_pack("{s:s, s:s}", "name", name, "rule", rule));
 }
 
-static json_t *sandbox_json(const struct run *r) {
+json_t *run_sandbox_json(const struct run *r) {
         const struct sandbox_status *st = &r->sandbox_status;
         json_t *active = json_array(), *missing = json_array();
         for (int l = 0; l < _LAYER_MAX; l++) {
@@ -171,7 +171,7 @@ int run_audit_begin(struct run *r) {
         json_t *ev = ci ? json_pack("{s:s?, s:s?, s:s?, s:o, s:s?, s:s, s:s, s:o}", "project", r->m->project,
                                     "environment", r->environment, "stage", r->stage, "ci", ci, "command",
                                     r->o->args ? r->o->args[0] : NULL, "manifest", r->m->path, "manifest_sha256", sha,
-                                    "sandbox", sandbox_json(r)) : NULL;
+                                    "sandbox", run_sandbox_json(r)) : NULL;
         if ((k = run_audit_event(r, "run.start", ev)) < 0)
                 goto fail;
         size_t i;
@@ -253,7 +253,7 @@ void run_audit_end(struct run *r) {
         json_t *ev = json_pack("{s:i, s:o, s:I, s:I, s:o}", "status", r->status, "command_status",
                                r->command_status >= 0 ? json_integer(r->command_status) : json_null(), "duration_ms",
                                (json_int_t) (now_monotonic_ms() - r->started_ms), "leaks",
-                               (json_int_t) (r->output_leaks + r->artifact_leaks), "sandbox", sandbox_json(r));
+                               (json_int_t) (r->output_leaks + r->artifact_leaks), "sandbox", run_sandbox_json(r));
         if ((run_audit_event(r, "run.exit", ev) < 0 || run_audit_write(r) < 0) && r->status == 0)
                 r->status = 125;
 }
