@@ -70,21 +70,26 @@ ARCH_OPTIONAL = {"stime", "iopl", "ioperm", "lookup_dcookie", "nfsservctl", "kex
 
 # ---- fixtures ----
 
-@pytest.fixture(scope="session")
-def probe():
-    """syscall_probe, built outside any sandbox into a directory every user can read."""
+def built_tool(name):
+    """integration/NAME.c, built outside any sandbox into a directory every user can read;
+    yields its path (a generator for session fixtures)."""
     cc = shutil.which("cc")
     if not cc:
-        pytest.skip("no C compiler (cc) to build syscall_probe")
-    d = Path(tempfile.mkdtemp(prefix="sr-it-probe-", dir="/tmp"))
+        pytest.skip(f"no C compiler (cc) to build {name}")
+    d = Path(tempfile.mkdtemp(prefix=f"sr-it-{name}-", dir="/tmp"))
     d.chmod(0o755)
-    exe = d / "probe"
-    r = subprocess.run([cc, "-O1", "-o", str(exe), str(HERE / "syscall_probe.c")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, f"building syscall_probe failed:\n{r.stderr}"
+    exe = d / name
+    r = subprocess.run([cc, "-O1", "-o", str(exe), str(HERE / f"{name}.c")], capture_output=True, text=True)
+    assert r.returncode == 0, f"building {name} failed:\n{r.stderr}"
     exe.chmod(0o755)
     yield exe
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def probe():
+    """syscall_probe: calls each syscall the sandbox denies."""
+    yield from built_tool("syscall_probe")
 
 
 class Box:
@@ -921,18 +926,8 @@ def test_relative_key_file_hidden_from_a_subdirectory_and_through_renames(proj):
 
 @pytest.fixture(scope="session")
 def hostemu():
-    """hostemu, built into a directory every user can read."""
-    cc = shutil.which("cc")
-    if not cc:
-        pytest.skip("no C compiler (cc) to build hostemu")
-    d = Path(tempfile.mkdtemp(prefix="sr-it-hostemu-", dir="/tmp"))
-    d.chmod(0o755)
-    exe = d / "hostemu"
-    r = subprocess.run([cc, "-O1", "-o", str(exe), str(HERE / "hostemu.c")], capture_output=True, text=True)
-    assert r.returncode == 0, f"building hostemu failed:\n{r.stderr}"
-    exe.chmod(0o755)
-    yield exe
-    shutil.rmtree(d, ignore_errors=True)
+    """hostemu: runs a command as on a host this machine is not."""
+    yield from built_tool("hostemu")
 
 
 # host -> (what the one sandbox line names, whether root is affected at all)
