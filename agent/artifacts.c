@@ -2,7 +2,9 @@
  * the run's matcher; leaks go to the reports of output.c. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include "agent.h"
 #include "output.h"
@@ -73,6 +75,30 @@ static bool selected(const struct walk *w, const char *rel, const struct stat *s
         return false;
 }
 
+/* The kernel's own file systems hold no artifact, and reading their files can block or have
+ * effects: a walk from / (a step run at the root, a chroot) does not go into them. */
+static bool kernel_fs(int fd) {
+        struct statfs sf;
+        if (fstatfs(fd, &sf) < 0)
+                return false;
+        switch ((unsigned long) sf.f_type) {
+        case PROC_SUPER_MAGIC:
+        case SYSFS_MAGIC:
+        case DEVPTS_SUPER_MAGIC:
+        case CGROUP_SUPER_MAGIC:
+        case CGROUP2_SUPER_MAGIC:
+        case DEBUGFS_MAGIC:
+        case TRACEFS_MAGIC:
+        case SECURITYFS_MAGIC:
+        case BPF_FS_MAGIC:
+        case PSTOREFS_MAGIC:
+        case EFIVARFS_MAGIC:
+                return true;
+        default:
+                return false;
+        }
+}
+
 static void walk_dir(struct walk *w, int dir_fd, const char *rel, unsigned depth) {
         if (depth > WALK_MAX_DEPTH)
                 return;
@@ -93,7 +119,7 @@ static void walk_dir(struct walk *w, int dir_fd, const char *rel, unsigned depth
                         if (w->globs && streq(e->d_name, ".git"))
                                 continue;   /* the repository's own objects are not artifacts */
                         _cleanup_close_ int sub = openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (sub >= 0)
+                        if (sub >= 0 && !kernel_fs(sub))
                                 walk_dir(w, sub, path, depth + 1);
                         continue;
                 }

@@ -214,9 +214,12 @@ static int run_supervise(struct run *r) {
 /* The step is over: its artifacts are scanned with the same matcher. */
 static void run_scan_artifacts(struct run *r) {
         char *const *artifacts = r->o->artifacts ? r->o->artifacts : r->m->policy.artifacts;
-        _cleanup_strv_free_ char **own = strv_copy(r->hide);   /* keys, stores, and the audit log */
+        /* keys, stores, the audit log, and the secrets directory itself (a step run at / would
+         * walk into it: its files are the values, not leaks) */
+        _cleanup_strv_free_ char **own = strv_copy(r->hide);
         if (r->audit)
                 (void) strv_extend(&own, audit_path(r->audit));
+        (void) strv_extend(&own, secrets_dir_path(r->dir));
         int k = scan_artifacts(r->redactor, artifacts, &r->started, own);
         if (k < 0)
                 log_warning("artifact scan failed: %s", strerror(-k));

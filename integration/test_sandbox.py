@@ -1011,3 +1011,54 @@ def test_doctor_reports_what_a_run_would_get(box, hostemu, host):
     text = box.run("doctor")
     assert text.status == r.status, text
     assert ("strict: works" in text.stdout) == (not host), text.stdout
+
+
+CHROOT_RUN = r"""#!/bin/sh
+# chroot-run DIR CWD COMMAND...: COMMAND in CWD, chrooted into DIR, a plain directory (no
+# mount point) that holds the host's top-level directories as bind mounts, in a mount
+# namespace of its own so nothing of it outlives the command.
+set -e
+d=$1; cwd=$2; shift 2
+mkdir -p "$d"
+exec unshare -m sh -c '
+set -e
+d=$1; cwd=$2; shift 2
+mount --make-rprivate /
+for p in /*; do
+        name=${p#/}
+        if [ -L "$p" ]; then ln -sfn "$(readlink "$p")" "$d/$name"
+        elif [ -d "$p" ]; then mkdir -p "$d/$name"; mount --rbind "$p" "$d/$name"
+        fi
+done
+exec chroot "$d" sh -c "cd \"\$0\" && exec \"\$@\"" "$cwd" "$@"
+' sh "$d" "$cwd" "$@"
+"""
+
+
+def test_chroot_auto_degrades_and_strict_names_it(box):
+    """In a chroot / is no mount point, so mounts cannot be made private: auto runs the step
+    as a plain child with its secret, its one line naming the chroot; strict exits 125
+    naming it; doctor says the same."""
+    if not shutil.which("unshare") or not shutil.which("chroot"):
+        pytest.skip("unshare and chroot (util-linux, coreutils) are needed")
+    helper = box.data / "chroot-run"
+    helper.write_text(CHROOT_RUN)
+    helper.chmod(0o755)
+    root = Path(tempfile.mkdtemp(prefix="sr-it-chroot-", dir="/tmp"))
+    root.chmod(0o755)   # the chroot's / , which a user inside must traverse
+    try:
+        box.proj.standard_manifest("T: {generate: {length: 32}, owner: t}")
+        # the chroot is made as root; the user (if any) is taken on inside it
+        box.prefix = [str(helper), str(root), str(box.dir)] + (box.prefix or [])
+        step = box.script('report bytes "$(wc -c < "$T_FILE")"\n')
+        r = box.run("run", "--sandbox", "auto", "--", step)
+        assert r.status == 0, r
+        assert box.report() == {"bytes": "32"}
+        lines = [x for x in r.stderr.splitlines() if x.startswith("secrets-run: sandbox:")]
+        assert len(lines) == 1 and "this is a chroot" in lines[0], r.stderr
+        r = box.run("run", "--sandbox", "strict", "--", step)
+        assert r.status == 125 and "this is a chroot" in r.stderr, r
+        r = box.run("doctor", "--format", "json")
+        assert r.status == 1 and "this is a chroot" in json.loads(r.stdout)["strict"]["why"], r
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=False)

@@ -546,6 +546,21 @@ static int init_main(void *userdata) {
 
 /* ---- the supervisor's side ---- */
 
+/* Whether / is a mount point of this process's view: in a chroot into a plain directory it is
+ * not (mountinfo lists no mount at "/"), and mount propagation cannot be changed there. */
+static bool root_is_a_mount(void) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return true;   /* cannot tell: no claim */
+        char line[4096];
+        while (fgets(line, sizeof line, f)) {
+                char point[8];
+                if (sscanf(line, "%*s %*s %*s %*s %7s", point) == 1 && streq(point, "/"))
+                        return true;
+        }
+        return false;
+}
+
 /* What this host does that explains a layer failing after the namespaces were created, and
  * the fix: Ubuntu 23.10+ (and GitHub's ubuntu-24.04 runners) let an unprivileged process
  * create a user namespace but give it no capabilities inside (AppArmor), a chroot cannot
@@ -557,10 +572,9 @@ static const char *host_cause(int err) {
                 return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1): "
                        "install the secrets-run AppArmor profile (/etc/apparmor.d/secrets-run, in the Debian package) "
                        "or set the sysctl to 0";
-        struct stat root, init_root;
-        if (stat("/", &root) == 0 && stat("/proc/1/root/.", &init_root) == 0 &&
-            (root.st_dev != init_root.st_dev || root.st_ino != init_root.st_ino))
-                return "this is a chroot: mounts cannot be made private in it (run in a container or on the host)";
+        if (!root_is_a_mount())
+                return "this is a chroot: its / is no mount point, so mounts cannot be made private in it (run in a "
+                       "container or on the host)";
         if (err == EACCES)
                 return "a security module refuses mounts in new namespaces (on Ubuntu 23.10+ AppArmor's "
                        "kernel.apparmor_restrict_unprivileged_userns: install the secrets-run AppArmor profile)";
@@ -569,6 +583,9 @@ static const char *host_cause(int err) {
 
 static const char *namespaces_hint(int e) {
         bool root = geteuid() == 0;
+        if (e == EPERM && !root && !root_is_a_mount())
+                return "not permitted: this is a chroot, where the kernel refuses new user namespaces (run in a "
+                       "container or on the host)";
         switch (e) {
         case ENOSPC:
         case EUSERS:
