@@ -28,6 +28,7 @@ static void probe_sandbox(enum sandbox_level level, bool network_off, struct pro
         char *hide[] = { mkdtemp(hidden), NULL };
         struct sandbox_options so = {
                 .level = level, .network_off = network_off, .secrets_dir = secrets_dir_path(dir),
+                .secrets_dir_on_disk = secrets_dir_on_disk(dir),
                 .hide = hide[0] ? hide : NULL,
         };
         _cleanup_sandbox_ struct sandbox *sb = NULL;

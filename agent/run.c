@@ -133,7 +133,8 @@ bool run_network_off(const struct run *r) {
 static int run_sandbox_create(struct run *r) {
         struct sandbox_options so = {
                 .level = run_sandbox_level(r), .network_off = run_network_off(r),
-                .allow_ptrace = r->o->allow_ptrace, .secrets_dir = secrets_dir_path(r->dir), .hide = r->hide,
+                .allow_ptrace = r->o->allow_ptrace, .secrets_dir = secrets_dir_path(r->dir),
+                .secrets_dir_on_disk = secrets_dir_on_disk(r->dir), .hide = r->hide,
         };
         return sandbox_create(&so, &r->sandbox, &r->sandbox_status);
 }

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Project
-from util import processes_with_arg, wait_for
+from util import fs_type, processes_with_arg, wait_for
 
 HERE = Path(__file__).resolve().parent
 NOBODY = 65534
@@ -1062,3 +1062,47 @@ def test_chroot_auto_degrades_and_strict_names_it(box):
         assert r.status == 1 and "this is a chroot" in json.loads(r.stdout)["strict"]["why"], r
     finally:
         subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=False)
+
+
+NO_SHM_RUN = r"""#!/bin/sh
+# no-shm-run DIR COMMAND...: COMMAND where /dev/shm is DIR, a directory on disk, and
+# $XDG_RUNTIME_DIR is unset: a host with no memory file system for the secrets directory.
+set -e
+d=$1; shift
+exec unshare -m sh -c 'set -e; d=$1; shift; mount --make-rprivate /; mount --bind "$d" /dev/shm
+exec env -u XDG_RUNTIME_DIR "$@"' sh "$d" "$@"
+"""
+
+
+def test_no_memory_file_system_on_the_host(box, hostemu):
+    """Without a tmpfs at /dev/shm or $XDG_RUNTIME_DIR the host directory is only the mount
+    point of the run's private tmpfs: auto and strict deliver the secret there, in memory;
+    where no mount namespace can be had either, the run refuses rather than write a secret to
+    disk, saying why."""
+    if not shutil.which("unshare"):
+        pytest.skip("unshare (util-linux) is needed")
+    helper = box.data / "no-shm-run"
+    helper.write_text(NO_SHM_RUN)
+    helper.chmod(0o755)
+    disk = Path(tempfile.mkdtemp(prefix="sr-it-noshm-", dir=str(HERE.parent)))
+    disk.chmod(0o1777)
+    if fs_type(disk) == "tmpfs":
+        pytest.skip("the source tree is on a tmpfs: no disk directory to stand in for /dev/shm")
+    try:
+        box.proj.standard_manifest("T: {generate: {length: 32}, owner: t}")
+        user = box.prefix or []
+        box.prefix = [str(helper), str(disk)] + user
+        step = box.script('report bytes "$(wc -c < "$T_FILE")"\nreport fs "$(stat -f -c %T "$SECRETS_DIR")"\n')
+        for mode in ("auto", "strict"):
+            r = box.run("run", "--sandbox", mode, "--", step)
+            assert r.status == 0, r
+            assert box.report() == {"bytes": "32", "fs": "tmpfs"}, mode
+            (box.data / "report").unlink()
+        r = box.run("run", "--sandbox", "off", "--", step)
+        assert r.status == 125 and "no memory file system for the secrets" in r.stderr, r
+        box.prefix = [str(helper), str(disk), str(hostemu), "container"] + user
+        r = box.run("run", "--", step)
+        assert r.status == 125 and "no memory file system for the secrets" in r.stderr, r
+        assert not (box.data / "report").exists(), "nothing ran"
+    finally:
+        shutil.rmtree(disk, ignore_errors=True)

@@ -20,6 +20,9 @@ int secrets_dir_sweep(void);   /* returns the number of stale directories remove
  * run has a fresh base of its own instead; secrets_dir_refused_base() names the refused one. */
 int secrets_dir_create(struct secrets_dir **ret);
 const char *secrets_dir_refused_base(const struct secrets_dir *d);
+/* The host has no memory file system (no /dev/shm, $XDG_RUNTIME_DIR not a tmpfs): the
+ * directory is on disk, good only as the mount point of a private tmpfs. */
+bool secrets_dir_on_disk(const struct secrets_dir *d);
 const char *secrets_dir_path(const struct secrets_dir *d);
 int secrets_dir_fd(const struct secrets_dir *d);
 struct secrets_dir *secrets_dir_remove(struct secrets_dir *d);  /* wipe, unlink, rmdir */
@@ -64,6 +67,7 @@ struct sandbox_options {
         bool network_off;
         bool allow_ptrace;
         const char *secrets_dir;      /* the run's directory on the host (empty) */
+        bool secrets_dir_on_disk;     /* then files go only into the private tmpfs, or nowhere */
         /* Paths the step must not reach though its uid could (the store's key and file):
          * inside the mount namespace a directory is covered by an empty read-only tmpfs,
          * a file by /dev/null. Paths that do not exist are skipped. */

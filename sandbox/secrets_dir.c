@@ -16,6 +16,7 @@ struct secrets_dir {
         int fd;              /* the directory itself; flock'ed while the run lives */
         char *own_base;      /* a base made for this run alone, removed with it; or NULL */
         char *refused_base;  /* the shared base it stands in for, refused */
+        bool on_disk;        /* no memory file system was to be had: only a mount point */
 };
 
 static bool is_memory_fs(int fd) {
@@ -27,14 +28,14 @@ static bool is_memory_fs(int fd) {
 
 /* A base of our own for this run only, when the shared one cannot be trusted: next to it,
  * with a random name mkdtemp makes 0700 and ours. */
-static int fresh_base(const char *shared, char **ret_path, int *ret_fd) {
+static int fresh_base(const char *shared, bool disk_ok, char **ret_path, int *ret_fd) {
         _cleanup_free_ char *path = strdup_printf("%s.XXXXXX", shared);
         if (!path)
                 return -ENOMEM;
         if (!mkdtemp(path))
                 return -errno;
         int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || !is_memory_fs(fd) || flock(fd, LOCK_EX) < 0) {
+        if (fd < 0 || (!disk_ok && !is_memory_fs(fd)) || flock(fd, LOCK_EX) < 0) {
                 int r = fd < 0 ? -errno : -EXDEV;
                 safe_close(fd);
                 (void) rmdir(path);
@@ -51,7 +52,7 @@ static int fresh_base(const char *shared, char **ret_path, int *ret_fd) {
  * One that is someone else's, open to others or not a directory (a local user pre-created
  * /dev/shm/secrets-run-<uid> to stop our runs) is refused: with fallback, the run gets a
  * fresh base of its own (1, *ret_refused naming the one refused); without, -EPERM. */
-static int base_dir_open_locked(bool fallback, char **ret_path, int *ret_fd, char **ret_refused) {
+static int base_dir_open_locked(bool fallback, bool disk_ok, char **ret_path, int *ret_fd, char **ret_refused) {
         _cleanup_free_ char *path = NULL;
         const char *xdg = getenv("XDG_RUNTIME_DIR");
         if (xdg && xdg[0] == '/') {
@@ -60,7 +61,8 @@ static int base_dir_open_locked(bool fallback, char **ret_path, int *ret_fd, cha
                         path = strdup_printf("%s/secrets-run", xdg);
         }
         if (!path)
-                path = strdup_printf("/dev/shm/secrets-run-%u", (unsigned) geteuid());
+                /* disk_ok: a host with no tmpfs at all; only a mount point for the private one */
+                path = strdup_printf("%s/secrets-run-%u", disk_ok ? "/tmp" : "/dev/shm", (unsigned) geteuid());
         if (!path)
                 return -ENOMEM;
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
@@ -72,13 +74,13 @@ static int base_dir_open_locked(bool fallback, char **ret_path, int *ret_fd, cha
         if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) {
                 if (!fallback)
                         return -EPERM;
-                int r = fresh_base(path, ret_path, ret_fd);
+                int r = fresh_base(path, disk_ok, ret_path, ret_fd);
                 if (r < 0)
                         return r;
                 *ret_refused = steal_pointer(&path);
                 return 1;
         }
-        if (!is_memory_fs(fd))
+        if (!disk_ok && !is_memory_fs(fd))
                 return -EXDEV;   /* never put a secret on a disk-backed file system */
         if (flock(fd, LOCK_EX) < 0)
                 return -errno;
@@ -139,7 +141,7 @@ void secrets_dir_wipe(int dir_fd) {
 int secrets_dir_sweep(void) {
         _cleanup_free_ char *base = NULL;
         _cleanup_close_ int base_fd = -1;
-        int r = base_dir_open_locked(false, &base, &base_fd, NULL);
+        int r = base_dir_open_locked(false, false, &base, &base_fd, NULL);
         if (r < 0)
                 return r;
         DIR *d = opendir_dup(base_fd);
@@ -168,7 +170,16 @@ int secrets_dir_sweep(void) {
 int secrets_dir_create(struct secrets_dir **ret) {
         _cleanup_free_ char *base = NULL, *refused = NULL;
         _cleanup_close_ int base_fd = -1;
-        int r = base_dir_open_locked(true, &base, &base_fd, &refused);
+        int r = base_dir_open_locked(true, false, &base, &base_fd, &refused);
+        bool on_disk = false;
+        if (r == -EXDEV || r == -ENOENT) {
+                /* no memory file system here (no /dev/shm, or it is on disk): a directory on disk
+                 * can still be the mount point of the sandbox's private tmpfs, and stays empty;
+                 * without a mount namespace the sandbox refuses to write files into it */
+                free(steal_pointer(&refused));
+                r = base_dir_open_locked(true, true, &base, &base_fd, &refused);
+                on_disk = true;
+        }
         if (r < 0)
                 return r;
         bool own_base = r > 0;
@@ -194,6 +205,7 @@ int secrets_dir_create(struct secrets_dir **ret) {
                 goto out_run;
         }
         d->fd = steal_fd(&fd);
+        d->on_disk = on_disk;
         if (own_base) {
                 d->own_base = steal_pointer(&base);
                 d->refused_base = steal_pointer(&refused);
@@ -206,6 +218,10 @@ out_base:
         if (own_base)
                 (void) rmdir(base);
         return r;
+}
+
+bool secrets_dir_on_disk(const struct secrets_dir *d) {
+        return d->on_disk;
 }
 
 const char *secrets_dir_refused_base(const struct secrets_dir *d) {

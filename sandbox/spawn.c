@@ -430,7 +430,7 @@ static int init_main(void *userdata) {
                 r = mount("secrets-run", o->secrets_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                           "mode=0700,size=" SECRETS_FS_SIZE);
         if (r < 0) {
-                if (strict)
+                if (strict || o->secrets_dir_on_disk)
                         INIT_FAIL(a, errno, "mounting a tmpfs on %s", o->secrets_dir);
                 msg_send(a->sock, MSG_LAYER_MISSING, LAYER_SECRETS_FS, NULL, 0,
                          "mounting a tmpfs on the secrets directory: %s", strerror(errno));
@@ -717,6 +717,18 @@ struct sandbox *sandbox_free(struct sandbox *sb) {
         return NULL;
 }
 
+/* Without namespaces the step's files go into the host directory: never one on disk. */
+static int plain_mode_possible(const struct sandbox *sb, struct sandbox_status *st, const char *why) {
+        if (!sb->o.secrets_dir_on_disk)
+                return 0;
+        /* the reason the namespaces are missing, after this one, as far as it fits */
+        int n = snprintf(st->why, sizeof st->why, "no memory file system for the secrets on this host (no /dev/shm "
+                         "tmpfs, $XDG_RUNTIME_DIR unset or not a tmpfs) and no mount namespace to make one");
+        if (why && n > 0 && (size_t) n + 3 < sizeof st->why)
+                snprintf(st->why + n, sizeof st->why - (size_t) n, ": %.*s", (int) (sizeof st->why - (size_t) n - 3), why);
+        return -ENOTSUP;
+}
+
 /* The layers that need pid 1's namespaces, as missing for why. */
 static void namespace_layers_missing(const struct sandbox *sb, struct sandbox_status *st, const char *why) {
         for (int l = LAYER_USER; l <= LAYER_HIDE; l++)
@@ -737,6 +749,8 @@ static int setup_failed(struct sandbox *sb, struct sandbox_status *st, const cha
                          "--network off needs a network namespace: " : "", why);
                 return -ENOTSUP;
         }
+        if (plain_mode_possible(sb, st, why) < 0)
+                return -ENOTSUP;
         if (sb->init_pid > 0) {
                 (void) kill(sb->init_pid, SIGKILL);
                 (void) waitpid(sb->init_pid, NULL, 0);
@@ -895,11 +909,12 @@ int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct
                                 r = -ENOTSUP;
                         } else {
                                 namespace_layers_missing(sb, st, why);
-                                r = 0;   /* auto: the step runs as our plain child */
+                                r = plain_mode_possible(sb, st, why);   /* auto: the step runs as our plain child */
                         }
                 } else if (r == 0)
                         sb->namespaces = true;
-        }
+        } else
+                r = plain_mode_possible(sb, st, "--sandbox off");
         if (r < 0)
                 return sandbox_free(sb), r;
         if (!sb->namespaces) {
