@@ -987,19 +987,20 @@ def test_audit_log_that_cannot_be_created_at_its_default_location_names_the_opti
             "$SECRETS_RUN_AUDIT_LOG" in r.stderr), r.stderr
 
 
-@pytest.mark.parametrize("host", [None, "ubuntu-apparmor", "container"])
+@pytest.mark.parametrize("host", [None] + sorted(EMULATED_HOSTS))
 def test_doctor_reports_what_a_run_would_get(box, hostemu, host):
     """doctor builds the sandbox as a run would, with nothing fetched: each layer, the reason
     and the fix for those that fail, what auto and strict get; exit 0 when strict would work."""
     if host:
         box.prefix = (box.prefix or []) + [str(hostemu), host]
+    affected = bool(host) and (EMULATED_HOSTS[host][1] or not box.root)
     r = box.run("doctor", "--format", "json")
     report = json.loads(r.stdout)
     layers = {x["layer"]: x for x in report["layers"]}
     assert set(layers) == {"user", "mount", "pid", "ipc", "uts", "net", "proc", "secrets-tmpfs",
                            "hidden-paths", "caps", "seccomp"}
-    assert layers["user"]["works"] == ("not needed" if box.root else "yes" if not host else "no")
-    if not host:
+    assert layers["user"]["works"] == ("not needed" if box.root else "no" if affected else "yes")
+    if not affected:
         assert r.status == 0 and report["strict"]["works"] and report["auto"]["mode"] == "full", report
         assert all(x["works"] in ("yes", "not needed") for x in report["layers"]), report
     else:
@@ -1010,7 +1011,7 @@ def test_doctor_reports_what_a_run_would_get(box, hostemu, host):
         assert layers["caps"]["works"] == "yes" and layers["seccomp"]["works"] == "yes"
     text = box.run("doctor")
     assert text.status == r.status, text
-    assert ("strict: works" in text.stdout) == (not host), text.stdout
+    assert ("strict: works" in text.stdout) == (not affected), text.stdout
 
 
 CHROOT_RUN = r"""#!/bin/sh
@@ -1098,11 +1099,14 @@ def test_no_memory_file_system_on_the_host(box, hostemu):
             assert r.status == 0, r
             assert box.report() == {"bytes": "32", "fs": "tmpfs"}, mode
             (box.data / "report").unlink()
+        assert box.run("doctor").status == 0
         r = box.run("run", "--sandbox", "off", "--", step)
         assert r.status == 125 and "no memory file system for the secrets" in r.stderr, r
         box.prefix = [str(helper), str(disk), str(hostemu), "container"] + user
         r = box.run("run", "--", step)
         assert r.status == 125 and "no memory file system for the secrets" in r.stderr, r
         assert not (box.data / "report").exists(), "nothing ran"
+        r = box.run("doctor", "--format", "json")
+        assert r.status == 1 and json.loads(r.stdout)["auto"]["mode"] == "refuses", r
     finally:
         shutil.rmtree(disk, ignore_errors=True)
