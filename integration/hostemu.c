@@ -3,8 +3,9 @@
  * host would, then COMMAND runs under it.
  *
  *   hostemu ubuntu-apparmor COMMAND...   namespaces are created, then mount, umount2 and
- *                                        pivot_root fail with EACCES (Ubuntu 23.10+ with
- *                                        kernel.apparmor_restrict_unprivileged_userns=1)
+ *                                        pivot_root fail with EACCES and bringing an
+ *                                        interface up (SIOCSIFFLAGS) with EPERM (Ubuntu 23.10+
+ *                                        with kernel.apparmor_restrict_unprivileged_userns=1)
  *   hostemu container COMMAND...         clone/unshare with namespace flags fail with EPERM
  *                                        (a container runtime's default seccomp profile)
  *   hostemu userns-exhausted COMMAND...  a new user namespace fails with ENOSPC
@@ -15,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/sockios.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <stddef.h>
@@ -42,6 +44,9 @@ int main(int argc, char **argv) {
                 BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mount, 2, 0),
                 BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_umount2, 1, 0),
                 BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pivot_root, 0, 1), ERRNO(EACCES),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 0, 3),
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIOCSIFFLAGS, 0, 1), ERRNO(EPERM),
                 ALLOW,
         };
         struct sock_filter container[] = {
