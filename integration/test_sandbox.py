@@ -1110,3 +1110,29 @@ def test_no_memory_file_system_on_the_host(box, hostemu):
         assert r.status == 1 and json.loads(r.stdout)["auto"]["mode"] == "refuses", r
     finally:
         shutil.rmtree(disk, ignore_errors=True)
+
+
+@pytest.mark.parametrize("outer", ["auto", "strict"])
+def test_nested_run_keeps_the_outer_steps_secrets(box, outer):
+    """A secrets-run inside a step (a Makefile's sub-step): its start-up sweep of crashed
+    runs' directories must not take the outer run's, whose path inside the outer sandbox is a
+    private tmpfs; both steps read their secrets while the other runs."""
+    box.proj.standard_manifest("OUTER: {generate: {length: 32}, owner: t}")
+    inner_dir = box.dir / "inner"
+    inner_dir.mkdir()
+    box.proj.standard_manifest("INNER: {generate: {length: 24}, owner: t}", path=inner_dir / "secrets.yaml")
+    binary = box.proj.bin
+    step = box.script(f"""
+        report outer_before "$(wc -c < "$OUTER_FILE")"
+        cd '{inner_dir}'
+        '{binary}' run -- sh -c 'wc -c < "$INNER_FILE"; wc -c < "$OUTER_FILE" 2>/dev/null || echo none' > '{box.data}/inner.out' 2>'{box.data}/inner.err'
+        report inner_status "$?"
+        report outer_after "$(wc -c < "$OUTER_FILE" 2>/dev/null || echo gone)"
+        """)
+    r = box.run("run", "--sandbox", outer, "--", step)
+    assert r.status == 0, r
+    rep = box.report()
+    inner = (box.data / "inner.out").read_text().split()
+    assert rep == {"outer_before": "32", "inner_status": "0", "outer_after": "32"}, \
+        (rep, (box.data / "inner.err").read_text())
+    assert inner[0] == "24", inner   # the inner step gets its own secret

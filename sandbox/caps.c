@@ -25,30 +25,45 @@ static bool kept(cap_value_t c, bool root_keeps_default) {
         return false;
 }
 
+/* Whether we hold c in our permitted set now. */
+static bool held(cap_t now, cap_value_t c) {
+        cap_flag_value_t v = CAP_CLEAR;
+        return now && cap_get_flag(now, c, CAP_PERMITTED, &v) == 0 && v == CAP_SET;
+}
+
+/* Drops what we hold and the step must not have. Only what is held can be dropped: root
+ * without capabilities (docker run --cap-drop=ALL, a Kubernetes restricted pod, a strict
+ * outer run) has nothing to drop and no CAP_SETPCAP to cut the bounding set with, and needs
+ * neither: no_new_privs, set next, stops an exec from gaining any. */
 int caps_drop(bool root_keeps_default) {
+        cap_t now = cap_get_proc();
+        if (!now)
+                return -errno;
+        bool setpcap = held(now, CAP_SETPCAP);
         /* the bounding set first: it needs CAP_SETPCAP, which the next step may remove */
-        for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
+        for (cap_value_t c = 0; setpcap && c <= CAP_LAST_CAP; c++) {
                 if (kept(c, root_keeps_default) || prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0 || errno == EINVAL)
                         continue;
-                /* without CAP_SETPCAP (a non-root caller outside a user namespace) there is
-                 * nothing to drop: such a process gains no capability at exec */
-                if (errno == EPERM && geteuid() != 0)
-                        break;
-                return -errno;
+                int e = -errno;
+                cap_free(now);
+                return e;
         }
-        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-                return -errno;
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
+                int e = -errno;
+                cap_free(now);
+                return e;
+        }
         cap_t caps = cap_init();   /* all clear */
-        if (!caps)
-                return -ENOMEM;
-        int r = 0;
-        if (root_keeps_default) {
-                if (cap_set_flag(caps, CAP_PERMITTED, ELEMENTSOF(docker_default), docker_default, CAP_SET) < 0 ||
-                    cap_set_flag(caps, CAP_EFFECTIVE, ELEMENTSOF(docker_default), docker_default, CAP_SET) < 0)
+        int r = caps ? 0 : -ENOMEM;
+        /* root keeps Docker's set, as far as it holds it: one cannot give oneself more */
+        for (size_t i = 0; r == 0 && root_keeps_default && i < ELEMENTSOF(docker_default); i++)
+                if (held(now, docker_default[i]) &&
+                    (cap_set_flag(caps, CAP_PERMITTED, 1, &docker_default[i], CAP_SET) < 0 ||
+                     cap_set_flag(caps, CAP_EFFECTIVE, 1, &docker_default[i], CAP_SET) < 0))
                         r = -errno;
-        }
         if (r == 0 && cap_set_proc(caps) < 0)
                 r = -errno;
         cap_free(caps);
+        cap_free(now);
         return r;
 }

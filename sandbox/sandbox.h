@@ -12,8 +12,10 @@ int supervisor_harden(void);
 
 /* ---- the per-run secrets directory ----
  * A 0700 directory under a per-user 0700 base on a tmpfs ($XDG_RUNTIME_DIR or /dev/shm).
- * It is flock'ed for the run's lifetime, so a later start can tell a crashed run's
- * leftovers (lock free) from a live run's (lock held) and sweep only the former. */
+ * A lock file beside it (run-X.lock) is flock'ed for the run's lifetime, so a later start
+ * can tell a crashed run's leftovers (lock free) from a live run's (lock held) and sweep only
+ * the former, also from inside a run's mount namespace (a nested run), where the directory's
+ * path is a private tmpfs. */
 struct secrets_dir;
 int secrets_dir_sweep(void);   /* returns the number of stale directories removed */
 /* 1 when the shared base could not be trusted (someone else's, or open to others) and the

@@ -17,6 +17,7 @@ struct secrets_dir {
         char *own_base;      /* a base made for this run alone, removed with it; or NULL */
         char *refused_base;  /* the shared base it stands in for, refused */
         bool on_disk;        /* no memory file system was to be had: only a mount point */
+        int lock_fd;         /* run-X.lock beside it, flock'ed while the run lives */
 };
 
 static bool is_memory_fs(int fd) {
@@ -138,6 +139,22 @@ void secrets_dir_wipe(int dir_fd) {
         empty_dir(dir_fd, 0);
 }
 
+/* A run's liveness is the lock on run-X.lock, a file in the base directory, not the lock on
+ * the run's directory: inside a run's mount namespace that directory's path is its private
+ * tmpfs, another inode, whose lock a nested run would take and find free, and it would
+ * empty the outer step's $SECRETS_DIR while it runs. The base directory is the same file
+ * in every namespace of ours. */
+static bool run_is_live(int base_fd, const char *name, int run_fd) {
+        _cleanup_free_ char *lock = strdup_printf("%s.lock", name);
+        if (!lock)
+                return true;   /* cannot tell: leave it */
+        _cleanup_close_ int fd = openat(base_fd, lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno != ENOENT)
+                return true;
+        /* no lock file: a run of an earlier version, which locked its directory */
+        return flock(fd >= 0 ? fd : run_fd, LOCK_EX | LOCK_NB) < 0;
+}
+
 int secrets_dir_sweep(void) {
         _cleanup_free_ char *base = NULL;
         _cleanup_close_ int base_fd = -1;
@@ -150,17 +167,18 @@ int secrets_dir_sweep(void) {
         int swept = 0;
         struct dirent *e;
         while ((e = readdir(d))) {
-                if (!startswith(e->d_name, "run-"))
+                if (!startswith(e->d_name, "run-") || e->d_type == DT_REG)
                         continue;
                 _cleanup_close_ int run_fd = openat(base_fd, e->d_name,
                                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (run_fd < 0)
+                if (run_fd < 0 || run_is_live(base_fd, e->d_name, run_fd))
                         continue;
-                if (flock(run_fd, LOCK_EX | LOCK_NB) < 0)
-                        continue;   /* a live run holds it */
                 empty_dir(run_fd, 0);
                 if (unlinkat(base_fd, e->d_name, AT_REMOVEDIR) == 0)
                         swept++;
+                _cleanup_free_ char *lock = strdup_printf("%s.lock", e->d_name);
+                if (lock)
+                        (void) unlinkat(base_fd, lock, 0);
         }
         closedir(d);
         (void) flock(base_fd, LOCK_UN);
@@ -185,10 +203,20 @@ int secrets_dir_create(struct secrets_dir **ret) {
         bool own_base = r > 0;
         _cleanup_close_ int fd = -1;
 
-        char name[64];
+        char name[64], lock[80];
         snprintf(name, sizeof name, "run-%d-%08x", (int) getpid(), randombytes_random());
+        snprintf(lock, sizeof lock, "%s.lock", name);
+        /* the run's liveness, held until it is removed (run_is_live) */
+        _cleanup_close_ int lock_fd = openat(base_fd, lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                r = -errno;
+                if (lock_fd >= 0)
+                        (void) unlinkat(base_fd, lock, 0);
+                goto out_base;
+        }
         if (mkdirat(base_fd, name, 0700) < 0) {
                 r = -errno;
+                (void) unlinkat(base_fd, lock, 0);
                 goto out_base;
         }
         fd = openat(base_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -205,6 +233,7 @@ int secrets_dir_create(struct secrets_dir **ret) {
                 goto out_run;
         }
         d->fd = steal_fd(&fd);
+        d->lock_fd = steal_fd(&lock_fd);
         d->on_disk = on_disk;
         if (own_base) {
                 d->own_base = steal_pointer(&base);
@@ -214,6 +243,7 @@ int secrets_dir_create(struct secrets_dir **ret) {
         return own_base ? 1 : 0;
 out_run:
         (void) unlinkat(base_fd, name, AT_REMOVEDIR);
+        (void) unlinkat(base_fd, lock, 0);
 out_base:
         if (own_base)
                 (void) rmdir(base);
@@ -250,6 +280,10 @@ struct secrets_dir *secrets_dir_remove(struct secrets_dir *d) {
                 return NULL;
         empty_dir(d->fd, 0);   /* our files, and anything the step added */
         (void) rmdir(d->path);
+        _cleanup_free_ char *lock = strdup_printf("%s.lock", d->path);
+        if (lock)
+                (void) unlink(lock);
+        safe_close(d->lock_fd);
         if (d->own_base)
                 (void) rmdir(d->own_base);
         safe_close(d->fd);
