@@ -138,7 +138,8 @@ void report_leaks_as_warnings(bool warn) {
 }
 
 bool leak_where_is_stream(const char *where) {
-        return streq(where, "stdout") || streq(where, "stderr") || streq(where, "stdin");
+        return streq(where, "stdout") || streq(where, "stderr") || streq(where, "stdout+stderr") ||
+               streq(where, "stdin");
 }
 
 /* Leaks of one secret in one form at one place: the first LEAK_REPORTS_EACH are reported one

@@ -2,6 +2,7 @@
  * down. command_run() reads as the list of DESIGN §1; each phase lives in the file named for
  * what it owns (run.h lists them). */
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "output.h"
@@ -128,6 +129,12 @@ bool run_network_off(const struct run *r) {
 
 /* ---- the step ---- */
 
+/* Whether two of our fds are one file or pipe (the caller wrote 2>&1). */
+static bool same_file(int a, int b) {
+        struct stat sa, sb;
+        return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 /* The sandbox first: its pid 1 is cloned from us before anything is fetched, so it never
  * holds a secret. */
 static int run_sandbox_create(struct run *r) {
@@ -158,6 +165,8 @@ static int run_spawn(struct run *r) {
                 .argv = r->o->args, .envp = envp, .fds = r->fds, .n_fds = r->n_fds,
                 /* --tty auto: a pty when a person is watching our output */
                 .pty = r->o->tty == 1 || (r->o->tty < 0 && isatty(STDOUT_FILENO)),
+                /* 2>&1 (one log file, one pipe): one stream, so the order stays the step's */
+                .merge_output = same_file(STDOUT_FILENO, STDERR_FILENO),
         };
         int k = sandbox_spawn(r->sandbox, &sc, &r->child, &r->sandbox_status);
         free(steal_pointer(&envp));

@@ -222,7 +222,7 @@ int supervise(struct child *c, int signal_fd, uint64_t timeout_ms, const struct 
         struct loop l = {
                 .c = c, .signal_fd = signal_fd, .timer = timer,
                 .streams = {
-                        { .name = "stdout", .from = c->stdout_fd, .to = STDOUT_FILENO },
+                        { .name = c->merged ? "stdout+stderr" : "stdout", .from = c->stdout_fd, .to = STDOUT_FILENO },
                         { .name = "stderr", .from = c->stderr_fd, .to = STDERR_FILENO },
                 },
                 .input = c->pty_fd >= 0 ? STDIN_FILENO : -1,

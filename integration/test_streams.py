@@ -64,3 +64,32 @@ def test_stdin_passes_through(proj):
     r = proj.run("run", "--", "cat", input=data, binary=True)
     assert r.status == 0, r
     assert r.stdout == data
+
+
+def test_merged_streams_keep_the_steps_order(proj):
+    """When secrets-run's stdout and stderr are one file (2>&1, a CI job log), the step gets
+    one pipe for both: 50 interleaved stdout and stderr lines land in the file exactly as the
+    bare step writes them, and a leak in it is reported on stdout+stderr."""
+    import subprocess
+    value = proj.secret()
+    proj.standard_manifest('TOKEN: {from: "ci:SRC", owner: t}', backends="ci: {type: env}")
+    step = proj.script("""
+        i=0
+        while [ $i -lt 50 ]; do echo "out $i"; echo "err $i" >&2; i=$((i + 1)); done
+        """)
+    bare, wrapped = proj.data / "bare.log", proj.data / "wrapped.log"
+    with open(bare, "wb") as f:
+        subprocess.run([str(step)], stdout=f, stderr=subprocess.STDOUT, check=True)
+    with open(wrapped, "wb") as f:
+        p = subprocess.run(proj._argv(("run", "-q", "--", str(step)), None), cwd=str(proj.dir),
+                           env=proj._env({"SRC": value}), stdout=f, stderr=subprocess.STDOUT)
+    assert p.returncode == 0
+    assert wrapped.read_bytes() == bare.read_bytes(), "the order of the step's writes changed"
+    leaky = proj.script('echo before; cat "$TOKEN_FILE"; echo; echo after >&2\n')
+    with open(wrapped, "wb") as f:
+        p = subprocess.run(proj._argv(("run", "--", str(leaky)), None), cwd=str(proj.dir),
+                           env=proj._env({"SRC": value}), stdout=f, stderr=subprocess.STDOUT)
+    text = wrapped.read_text()
+    assert p.returncode == 123 and value not in text
+    assert "before\n[REDACTED:TOKEN]\nafter\n" in text, text
+    assert "leak: TOKEN (raw) on stdout+stderr at byte 7" in text, text

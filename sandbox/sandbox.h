@@ -83,6 +83,7 @@ struct spawn_config {
         const int *fds;               /* become fds 3, 4, ... in the child, in order */
         size_t n_fds;
         bool pty;                     /* a pseudo-terminal for stdin/stdout/stderr */
+        bool merge_output;            /* one pipe for stdout and stderr (they are one file) */
 };
 
 struct sandbox;
@@ -107,6 +108,7 @@ struct child {
         pid_t pid;                    /* the step (plain) or the sandbox's pid 1 (namespaces) */
         bool init;                    /* pid is our pid-1 reaper, which reports the status */
         int stdout_fd, stderr_fd;     /* read ends, non-blocking, close-on-exec */
+        bool merged;                  /* stdout_fd carries stderr too; stderr_fd is -1 */
         int report_fd;                /* from the pid-1 reaper (its socket) */
         pid_t guardian_pid;           /* plain mode: kills the group if the supervisor dies */
         int guardian_fd;

@@ -621,6 +621,15 @@ static int pipes_open(const struct spawn_config *c, struct spawn_pipes *p) {
                 (void) fd_set_cloexec(p->out[1], true);
                 return 0;
         }
+        if (c->merge_output) {
+                /* one pipe for both: the step's writes stay in the order it made them */
+                if (pipe2(p->out, O_CLOEXEC) < 0 || (p->err[1] = fcntl(p->out[1], F_DUPFD_CLOEXEC, 3)) < 0) {
+                        int e = -errno;
+                        pipes_close(p);
+                        return e;
+                }
+                return 0;
+        }
         if (pipe2(p->out, O_CLOEXEC) < 0 || pipe2(p->err, O_CLOEXEC) < 0) {
                 int e = -errno;
                 pipes_close(p);
@@ -969,6 +978,7 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
         }
         *ret = CHILD_NULL;
         finish_child(ret, &p, pid);
+        ret->merged = c->merge_output && !c->pty;
         ret->guardian_pid = guardian_pid;
         ret->guardian_fd = guardian_fd;
         ret->pty_fd = pty_fd;
@@ -1033,6 +1043,7 @@ int sandbox_spawn(struct sandbox *sb, const struct spawn_config *c, struct child
         }
         *ret = CHILD_NULL;
         finish_child(ret, &p, sb->init_pid);
+        ret->merged = c->merge_output && !c->pty;
         ret->init = true;
         ret->report_fd = steal_fd(&sb->sock);
         ret->pty_fd = pty_fd;
