@@ -1136,3 +1136,21 @@ def test_nested_run_keeps_the_outer_steps_secrets(box, outer):
     assert rep == {"outer_before": "32", "inner_status": "0", "outer_after": "32"}, \
         (rep, (box.data / "inner.err").read_text())
     assert inner[0] == "24", inner   # the inner step gets its own secret
+
+
+def test_root_without_any_capability(proj):
+    """Root with empty bounding, permitted, effective, inheritable and ambient sets (docker run
+    --cap-drop=ALL, a restricted pod): auto runs the step with its secret, its line naming the
+    missing capability; strict exits 125 naming it; nothing is an exec failure (126)."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv (util-linux)")
+    proj.standard_manifest("T: {generate: {length: 32}, owner: t}")
+    step = proj.script('report bytes "$(wc -c < "$T_FILE")"\nreport caps "$(grep CapEff /proc/self/status | cut -f2)"\n')
+    bare = [shutil.which("setpriv"), "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--"]
+    r = proj.run("run", "--", step, prefix=bare)
+    assert r.status == 0, r
+    assert proj.report() == {"bytes": "32", "caps": "0000000000000000"}
+    assert "root without CAP_SYS_ADMIN" in r.stderr, r.stderr
+    (proj.data / "report").unlink()
+    r = proj.run("run", "--sandbox", "strict", "--", step, prefix=bare)
+    assert r.status == 125 and "root without CAP_SYS_ADMIN" in r.stderr, r
