@@ -10,6 +10,8 @@
  *                                        (a container runtime's default seccomp profile)
  *   hostemu userns-exhausted COMMAND...  a new user namespace fails with ENOSPC
  *                                        (user.max_user_namespaces reached)
+ *   hostemu capset-refused COMMAND...    capset fails with EPERM (a security module that
+ *                                        refuses capability changes)
  *
  * clone3 answers ENOSYS in every mode, so callers fall back to clone, whose flags a classic
  * filter can see. x86-64 only, like the tests that use it. */
@@ -35,7 +37,7 @@
 
 int main(int argc, char **argv) {
         if (argc < 3) {
-                fprintf(stderr, "usage: hostemu ubuntu-apparmor|container|userns-exhausted COMMAND...\n");
+                fprintf(stderr, "usage: hostemu ubuntu-apparmor|container|userns-exhausted|capset-refused COMMAND...\n");
                 return 2;
         }
         struct sock_filter ubuntu[] = {
@@ -67,6 +69,11 @@ int main(int argc, char **argv) {
                 BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1), ERRNO(ENOSPC),
                 ALLOW,
         };
+        struct sock_filter capset[] = {
+                LOAD_NR,
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_capset, 0, 1), ERRNO(EPERM),
+                ALLOW,
+        };
         struct sock_fprog prog;
         if (strcmp(argv[1], "ubuntu-apparmor") == 0)
                 prog = (struct sock_fprog) { sizeof ubuntu / sizeof ubuntu[0], ubuntu };
@@ -74,6 +81,8 @@ int main(int argc, char **argv) {
                 prog = (struct sock_fprog) { sizeof container / sizeof container[0], container };
         else if (strcmp(argv[1], "userns-exhausted") == 0)
                 prog = (struct sock_fprog) { sizeof exhausted / sizeof exhausted[0], exhausted };
+        else if (strcmp(argv[1], "capset-refused") == 0)
+                prog = (struct sock_fprog) { sizeof capset / sizeof capset[0], capset };
         else {
                 fprintf(stderr, "hostemu: unknown host '%s'\n", argv[1]);
                 return 2;

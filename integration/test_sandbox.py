@@ -1154,3 +1154,18 @@ def test_root_without_any_capability(proj):
     (proj.data / "report").unlink()
     r = proj.run("run", "--sandbox", "strict", "--", step, prefix=bare)
     assert r.status == 125 and "root without CAP_SYS_ADMIN" in r.stderr, r
+
+
+@pytest.mark.parametrize("mode", ["auto", "strict"])
+def test_a_failing_layer_of_the_steps_own_narrowing_is_125_not_126(box, hostemu, mode):
+    """The step's process narrows itself (capabilities, no_new_privs, seccomp) right before
+    exec: a layer failing there is the sandbox's failure, 125 naming it, never the 126 that
+    says the command could not be executed."""
+    box.proj.standard_manifest("T: {generate: {length: 32}, owner: t}")
+    box.prefix = (box.prefix or []) + [str(hostemu), "capset-refused"]
+    step = box.script("report ran yes\n")
+    r = box.run("run", "--sandbox", mode, "--", step)
+    assert r.status == 125, r
+    assert "sandbox: narrowing the step (capabilities, no_new_privs, seccomp): Operation not permitted" in r.stderr
+    assert "cannot execute" not in r.stderr
+    assert box.report() == {}, "the step did not run"

@@ -16,7 +16,8 @@ extern char **environ;
 
 static char *empty_environment[] = { NULL };
 
-/* Tells the parent why the child's setup failed and exits: spawn_process() returns -e. */
+/* Tells the parent why the child's setup failed and exits: spawn_process() returns -e (with
+ * SPAWN_BEFORE_EXEC_FAILED set when the caller's hook failed). */
 _noreturn_ static void child_fail(int status_fd, int e) {
         if (write(status_fd, &e, sizeof e) < 0) {
                 /* the parent sees EOF and then the exit status */
@@ -175,7 +176,7 @@ _noreturn_ static void child_main(const struct spawn_spec *s, int status_fd, pid
                 _exit(s->run(s->userdata));
         }
         if (s->before_exec && (r = s->before_exec(s->userdata)) < 0)
-                child_fail(status_fd, -r);
+                child_fail(status_fd, SPAWN_BEFORE_EXEC_FAILED | -r);
         /* execvpe searches the $PATH of environ: the child's own, not what we were left with */
         environ = envp;
         execvpe(s->argv[0], s->argv, envp);

@@ -14,6 +14,16 @@
 
 #define SPAWN_MAX_FDS 256
 
+/* spawn_process() returns -(SPAWN_BEFORE_EXEC_FAILED | errno) when the before_exec hook
+ * failed (the step's narrowing: a sandbox layer), not the exec: errnos are below it. */
+#define SPAWN_BEFORE_EXEC_FAILED 0x10000
+static inline bool spawn_failed_before_exec(int r) {
+        return r < 0 && (-r & SPAWN_BEFORE_EXEC_FAILED);
+}
+static inline int spawn_errno(int r) {
+        return -r & ~SPAWN_BEFORE_EXEC_FAILED;
+}
+
 struct spawn_fd {
         int fd;        /* ours; it stays open in the parent */
         int target;    /* its number in the child */

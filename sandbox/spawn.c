@@ -518,6 +518,12 @@ static int init_main(void *userdata) {
         free(envp);
         explicit_bzero(spec, spec_size);   /* env deliveries were in it */
         free(spec);
+        if (spawn_failed_before_exec(r)) {
+                /* a layer, not the command: the supervisor says which and exits 125 */
+                msg_send(a->sock, MSG_FATAL, spawn_errno(r), NULL, 0, "narrowing the step (capabilities, "
+                         "no_new_privs, seccomp)");
+                _exit(125);
+        }
         if (r < 0) {
                 msg_send(a->sock, MSG_EXEC_FAILED, -r, NULL, 0, NULL);
                 _exit(0);
@@ -950,7 +956,8 @@ int sandbox_create(const struct sandbox_options *o, struct sandbox **ret, struct
 }
 
 /* Without namespaces: the step is our child. */
-static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct child *ret) {
+static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct child *ret,
+                       struct sandbox_status *status) {
         struct spawn_pipes p;
         int r = pipes_open(c, &p);
         if (r < 0)
@@ -978,6 +985,11 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
         seccomp_program_done(&filter);
         p.out[1] = safe_close(p.out[1]);
         p.err[1] = safe_close(p.err[1]);
+        if (spawn_failed_before_exec(r)) {
+                snprintf(status->why, sizeof status->why, "narrowing the step (capabilities, no_new_privs, seccomp): %s",
+                         strerror(spawn_errno(r)));
+                r = -ENOTSUP;
+        }
         if (r < 0) {
                 pipes_close(&p), safe_close(pty_fd);
                 return r;
@@ -1003,7 +1015,7 @@ int sandbox_spawn(struct sandbox *sb, const struct spawn_config *c, struct child
         if (c->n_fds > DELIVERY_MAX_FDS)
                 return -EMFILE;
         if (!sb->namespaces)
-                return spawn_plain(sb, c, ret);
+                return spawn_plain(sb, c, ret, st);
 
         struct spawn_pipes p;
         int r = pipes_open(c, &p);

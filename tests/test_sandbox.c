@@ -171,8 +171,17 @@ TEST(before_exec_failure_fails_the_spawn) {
         char *const argv[] = { "/bin/true", NULL };
         struct spawn_spec s = { .argv = argv, .before_exec = refuse };
         pid_t pid;
-        CHECK_EQ_INT(spawn_process(&s, &pid), -EPERM);
+        /* told apart from an exec failure: a sandbox layer failed, not the command */
+        int r = spawn_process(&s, &pid);
+        CHECK(spawn_failed_before_exec(r));
+        CHECK_EQ_INT(spawn_errno(r), EPERM);
         CHECK_EQ_INT(waitpid(-1, NULL, WNOHANG), -1);
+        /* an exec failure is not one */
+        char *const missing[] = { "/nonexistent/secrets-run-test", NULL };
+        struct spawn_spec m = { .argv = missing, .before_exec = NULL };
+        r = spawn_process(&m, &pid);
+        CHECK(!spawn_failed_before_exec(r));
+        CHECK_EQ_INT(r, -ENOENT);
 }
 
 TEST(child_that_does_not_exec_erases_its_environment) {
