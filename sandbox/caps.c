@@ -31,6 +31,14 @@ static bool held(cap_t now, cap_value_t c) {
         return now && cap_get_flag(now, c, CAP_PERMITTED, &v) == 0 && v == CAP_SET;
 }
 
+bool caps_effective_has(int cap) {
+        cap_t now = cap_get_proc();
+        cap_flag_value_t v = CAP_CLEAR;
+        bool has = !now || (cap_get_flag(now, (cap_value_t) cap, CAP_EFFECTIVE, &v) == 0 && v == CAP_SET);
+        cap_free(now);
+        return has;
+}
+
 /* Drops what we hold and the step must not have. Only what is held can be dropped: root
  * without capabilities (docker run --cap-drop=ALL, a Kubernetes restricted pod, a strict
  * outer run) has nothing to drop and no CAP_SETPCAP to cut the bounding set with, and needs

@@ -92,3 +92,6 @@ void secrets_dir_wipe(int dir_fd);
  * /proc/fs and /sys read-only (with their submounts), /proc/kcore, /proc/keys and the like
  * masked. On failure, what failed in what (a path). */
 int kernel_views_protect(char *what, size_t what_size);
+
+/* Whether we hold cap in our effective set now (true when that cannot be told). */
+bool caps_effective_has(int cap);

@@ -6,6 +6,7 @@
  * plain child, and a guardian process stands in for the pid namespace's teardown. Each of
  * these processes is started by spawn_process() (process.c). */
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <pty.h>
 #include <sched.h>
@@ -587,17 +588,6 @@ static const char *host_cause(int err) {
         return NULL;
 }
 
-/* Whether we hold CAP_SYS_ADMIN, which creating namespaces as root takes. */
-static bool has_sys_admin(void) {
-        _cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
-        char line[256];
-        unsigned long long eff = ~0ULL;
-        while (f && fgets(line, sizeof line, f))
-                if (sscanf(line, "CapEff: %llx", &eff) == 1)
-                        break;
-        return eff & (1ULL << 21);   /* CAP_SYS_ADMIN */
-}
-
 static const char *namespaces_hint(int e) {
         bool root = geteuid() == 0;
         if (e == EPERM && !root && !root_is_a_mount())
@@ -608,7 +598,8 @@ static const char *namespaces_hint(int e) {
         case EUSERS:
                 return "the limit of user namespaces is reached (sysctl user.max_user_namespaces)";
         case EPERM:
-                if (root && !has_sys_admin())
+                /* creating namespaces as root takes CAP_SYS_ADMIN */
+                if (root && !caps_effective_has(CAP_SYS_ADMIN))
                         return "not permitted: root without CAP_SYS_ADMIN (docker run --cap-drop=ALL, a restricted "
                                "Kubernetes pod, an enclosing strict run) cannot create namespaces";
                 return root ? "not permitted (a container's seccomp profile or an enclosing sandbox refuses namespace flags)"
