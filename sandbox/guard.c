@@ -26,6 +26,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/param.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/uio.h>
 
 #include "sandbox-private.h"
@@ -660,12 +662,28 @@ uint64_t guard_stop(struct guard *g) {
         return n;
 }
 
-bool guard_supported(void) {
-        uint32_t action = SECCOMP_RET_USER_NOTIF;
+/* In a child of its own: whether the guard's filter can be installed here (a kernel without
+ * user notification, or an enclosing listener, refuses it). */
+static int probe_main(void *userdata) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return errno;
 #ifdef GUARD_ARCH
-        return syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
+        struct sock_filter code[MAX_GUARD_INSNS];
+        struct sock_fprog prog = { .len = (unsigned short) guard_program(code), .filter = code };
+        int fd = (int) syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+        return fd < 0 ? errno : 0;
 #else
-        (void) action;
-        return false;
+        return EOPNOTSUPP;
 #endif
+}
+
+int guard_probe(void) {
+        struct spawn_spec s = { .run = probe_main, .pdeathsig = SIGKILL, .wipe_secrets = true, .name = "guard-probe" };
+        pid_t pid;
+        int r = spawn_process(&s, &pid), wstatus;
+        if (r < 0)
+                return r;
+        if (waitpid(pid, &wstatus, 0) < 0)
+                return -errno;
+        return WIFEXITED(wstatus) ? -WEXITSTATUS(wstatus) : -ECHILD;
 }

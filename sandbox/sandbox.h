@@ -181,8 +181,9 @@ const char *guard_unavailable_why(int err);
 uint64_t guard_stop(struct guard *g);
 /* The guard's line in the status: 0 active, else missing for guard_unavailable_why(err). */
 void sandbox_status_guard(struct sandbox_status *s, int err);
-/* Whether this kernel and build can have the guard (for doctor). */
-bool guard_supported(void);
+/* Whether the guard's filter can be had here (for doctor): 0, or -errno for
+ * guard_unavailable_why(). */
+int guard_probe(void);
 
 /* ---- commands secrets-run itself runs, outside the sandbox ----
  * An exec backend's provider: argv[0] looked up in envp's $PATH, stdin /dev/null, stdout on
