@@ -98,17 +98,16 @@ static void scan_before_it_goes(struct output_guard *g, const char *path) {
         (void) json_object_del(g->written, path);
 }
 
+/* Whether the call succeeds is not known when it is seen: the old name stays recorded (a
+ * name that is gone at the end is passed by), the new one is added. */
 static void record_rename(struct output_guard *g, const struct guard_event *e) {
-        if (e->exchange) {
-                /* both names keep a file, each the other's: both are the step's now */
-                record_written(g, e->path, e->comm);
-                record_written(g, e->target, e->comm);
-                return;
-        }
-        scan_before_it_goes(g, e->target);
         json_t *writer = json_object_get(g->written, e->path);
         _cleanup_free_ char *who = strdup(writer ? json_string_value(writer) : e->comm);
-        (void) json_object_del(g->written, e->path);
+        if (e->exchange)
+                /* both names keep a file, each the other's: both are the step's now */
+                record_written(g, e->path, e->comm);
+        else if (!e->noreplace)
+                scan_before_it_goes(g, e->target);
         record_written(g, e->target, who ? who : e->comm);
 }
 
@@ -262,19 +261,27 @@ void output_guard_scan(struct run *r, struct artifact_scan *s) {
         if (g->full)
                 log_warning("output guard: the step wrote more than %d files; the files past that are found by the "
                             "working directory's changed files only", GUARD_MAX_FILES);
-        /* what went before the step ended first: it was found first */
-        for (size_t i = 0; i < g->n_early; i++)
-                report_leak(&g->early[i].leak, g->early[i].where);
-        s->leaks += g->n_early;
+        /* a path's last version is what is reported: one replaced many times over (git
+         * writes .git/config through a lock file renamed over it) is one report, not one per
+         * version; a version that went is reported when none that stayed leaks */
+        json_t *leaked = json_object();
         const char *path;
         json_t *writer;
         json_object_foreach(g->written, path, writer) {
                 _cleanup_free_ char *where = display_path(g, path);
                 int k = artifact_scan_path(s, path, where ? where : path);
+                if (k > 0 && where)
+                        (void) json_object_set_new(leaked, where, json_true());
                 if (k < 0 && k != -ENOENT && k != -ENOTDIR)
                         log_warning("cannot scan %s (written by %s): %s", where ? where : path,
                                     json_string_value(writer), strerror(-k));
         }
+        for (size_t i = 0; i < g->n_early; i++)
+                if (!json_object_get(leaked, g->early[i].where)) {
+                        report_leak(&g->early[i].leak, g->early[i].where);
+                        s->leaks++;
+                }
+        json_decref(leaked);
 }
 
 /* secret.read for each file-delivered secret something opened, a warning for each nothing

@@ -455,6 +455,7 @@ static int read_call(const struct seccomp_notif *req, struct call *c, struct gua
         if (nr == __NR_renameat || nr == __NR_renameat2) {
                 e->kind = GUARD_RENAME, e->target = c->target;
                 e->exchange = nr == __NR_renameat2 && (a[4] & RENAME_EXCHANGE);
+                e->noreplace = nr == __NR_renameat2 && (a[4] & RENAME_NOREPLACE);
                 if ((r = resolve_at(pid, (int) a[0], a[1], c->path, sizeof c->path)) < 0)
                         return r;
                 return resolve_at(pid, (int) a[2], a[3], c->target, sizeof c->target);

@@ -159,6 +159,7 @@ struct guard_event {
         const char *path;             /* absolute and lexically normal, as the step sees it */
         const char *target;
         bool exchange;                /* RENAME_EXCHANGE: both names keep a file */
+        bool noreplace;               /* RENAME_NOREPLACE: target is not replaced */
         const struct sockaddr *addr;
         unsigned addr_len;
 };
