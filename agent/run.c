@@ -11,6 +11,9 @@
 #include "scope.h"
 
 void run_done(struct run *r) {
+        /* first: while the guard watches the secret files' opens (fanotify makes an opener
+         * wait for its thread), wiping them would wait on it */
+        output_guard_done(r);
         for (size_t i = 0; i < r->n_secrets; i++) {
                 secret_free(r->secrets[i].value);
                 secret_meta_done(&r->secrets[i].meta);
@@ -26,7 +29,6 @@ void run_done(struct run *r) {
         strv_free(r->strip_env);
         strv_free(r->hide);
         ci_context_done(&r->ci);
-        output_guard_done(r);
         output_mask_adopt(NULL);   /* our words stop using the run's patterns before they go */
         redactor_free(r->redactor);
         audit_free(r->audit);

@@ -75,11 +75,11 @@ build_times = series([("guard on", wrapped(BUILD_STEP, "on")), ("guard off", wra
 write_times = series([("guard on", wrapped(WRITES_STEP, "on")), ("guard off", wrapped(WRITES_STEP, "off")),
                       ("bare", ["sh", "-c", WRITES_STEP])], rounds)
 
-print(f"{'case':<44}{'median s':>10}{'vs off':>9}{'vs bare':>9}")
+print(f"{'case':<60}{'median s':>10}{'vs off':>9}{'vs bare':>9}")
 for title, t in (("meson setup + ninja (this project), strict", build_times),
                  ("100,000 small file writes, strict", write_times)):
     for name in ("guard on", "guard off", "bare"):
-        print(f"{title + ', ' + name:<44}{t[name]:>10.2f}{t[name] / t['guard off']:>8.3f}x"
+        print(f"{title + ', ' + name:<60}{t[name]:>10.2f}{t[name] / t['guard off']:>8.3f}x"
               f"{t[name] / t['bare']:>8.3f}x")
 extra = (write_times["guard on"] - write_times["guard off"]) / 100000 * 1e6
 print(f"guard cost per file written (opened, recorded, scanned after): {extra:.1f} us")
