@@ -380,16 +380,16 @@ TEST(position_partial) {
  * newlines in a row) and long lines, in every piece size: each leak where its offset is. */
 TEST(position_long_stream) {
         const char *secret = "Xq7-Lm2p-Rt9w-Zk4v";
-        size_t cap = 3 << 20, n = 0;
+        size_t cap = 1 << 20, n = 0;
         unsigned char *text = malloc(cap);
         size_t planted = 0;
-        for (unsigned line = 0; n + 70000 < cap; line++) {
+        for (unsigned line = 0; n + 40000 < cap; line++) {
                 if (line % 997 == 0) {
-                        size_t empty = 1 + rnd(20000);   /* a block of newlines */
+                        size_t empty = 1 + rnd(10000);   /* a block of newlines */
                         memset(text + n, '\n', empty);
                         n += empty;
                 }
-                size_t len = line % 1009 == 0 ? 40000 + rnd(20000) : rnd(200);
+                size_t len = line % 1009 == 0 ? 20000 + rnd(10000) : rnd(200);
                 for (size_t j = 0; j < len; j++)
                         text[n++] = (unsigned char) ('a' + rnd(26));
                 if (rnd(50) == 0) {
