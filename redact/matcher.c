@@ -418,8 +418,8 @@ struct redact_stream {
         struct match *pending;    /* complete matches not yet written, any order */
         size_t n_pending, cap_pending;
         uint64_t leaks;
-        /* Positions: the newlines before line_pos are counted, lazily, when bytes leave the
-         * window (compact) or a leak is reported, so each byte is counted once, by memchr. */
+        /* Positions: the newlines before line_pos are counted lazily, when bytes leave the
+         * window (compact) or a leak is reported: each byte once, 64 at a time. */
         uint64_t line_pos;
         uint64_t line;            /* 1 + the newlines before line_pos */
         uint64_t line_start;      /* offset of the byte after the last of them (0: none) */
