@@ -221,10 +221,10 @@ static void print_more(struct leak_group *g) {
         _cleanup_free_ char *place = leak_place(g->where, g->member, 0, 0);
         _cleanup_free_ char *first = leak_place(g->where, g->member, g->first.line, g->first.col);
         _cleanup_free_ char *last = leak_place(g->where, g->member, g->last.line, g->last.col);
-        if (!place || !first || !last)
-                return;
-        say_leak("leak: %s (%s): %s: %" PRIu64 " more, from %s to %s", place, g->form, g->name, more, first, last);
-        annotate_leak(g, &g->first, "%s (%s): %" PRIu64 " more, from %s to %s", g->name, g->form, more, first, last);
+        /* without memory for the positions, the place alone: the count is still told */
+        const char *p = place ? place : g->where, *from = first ? first : p, *to = last ? last : p;
+        say_leak("leak: %s (%s): %s: %" PRIu64 " more, from %s to %s", p, g->form, g->name, more, from, to);
+        annotate_leak(g, &g->first, "%s (%s): %" PRIu64 " more, from %s to %s", g->name, g->form, more, from, to);
 }
 
 void flush_leak_reports(void) {
