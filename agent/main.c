@@ -41,7 +41,7 @@ static const struct {
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
-        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE,
+        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_GUARD,
 };
 
 static const struct option long_options[] = {
@@ -57,6 +57,7 @@ static const struct option long_options[] = {
         { "on-leak",      required_argument, NULL, OPT_ON_LEAK },
         { "sandbox",      required_argument, NULL, OPT_SANDBOX },
         { "network",      required_argument, NULL, OPT_NETWORK },
+        { "guard",        required_argument, NULL, OPT_GUARD },
         { "timeout",      required_argument, NULL, OPT_TIMEOUT },
         { "artifacts",    required_argument, NULL, OPT_ARTIFACTS },
         { "audit-log",    required_argument, NULL, OPT_AUDIT_LOG },
@@ -88,6 +89,7 @@ static const struct {
         { OPT_ON_LEAK, ON(CMD_RUN) | ON(CMD_REDACT), "    --on-leak fail|warn what a leak does to the exit status" },
         { OPT_SANDBOX, ON(CMD_RUN), "    --sandbox strict|auto|off  sandbox layers to require" },
         { OPT_NETWORK, ON(CMD_RUN), "    --network on|off    off: private network namespace, loopback only" },
+        { OPT_GUARD, ON(CMD_RUN), "    --guard on|off      watch the files the command writes (off: only changed files are scanned)" },
         { OPT_TIMEOUT, ON(CMD_RUN), "    --timeout DURATION  stop the command after DURATION (90s, 15m, 1h, 7d): exit 124" },
         { OPT_ARTIFACTS, ON(CMD_RUN), "    --artifacts GLOB    files to scan for leaks after the command (repeatable)" },
         { OPT_AUDIT_LOG, ON(CMD_RUN), "    --audit-log PATH    where to append the audit record" },
@@ -196,6 +198,11 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                         return k;
                 o->network = v;
                 break;
+        case OPT_GUARD:
+                if ((k = parse_enum("guard", arg, (const char *const[]) { "off", "on", NULL }, &v)) < 0)
+                        return k;
+                o->guard = v;
+                break;
         case OPT_TIMEOUT: {
                 uint64_t secs;
                 if (parse_duration(arg, &secs) < 0 || secs == 0) {
@@ -280,7 +287,7 @@ static int parse_options(int argc, char **argv, int first, bool stop_at_word, en
 }
 
 int main(int argc, char **argv) {
-        struct options o = { .on_leak = -1, .sandbox = -1, .network = TRI_UNSET, .tty = -1 };
+        struct options o = { .on_leak = -1, .sandbox = -1, .network = TRI_UNSET, .guard = TRI_UNSET, .tty = -1 };
         bool help = false, version = false;
         enum command c = CMD_RUN;
         int next, status, k;

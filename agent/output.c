@@ -432,10 +432,21 @@ void output_step_summary(const struct run *r) {
         fprintf(f, "\n\nEnvironment `%s`%s%s%s.\n\n", r->environment ? r->environment : "?",
                 r->stage ? ", stage `" : "", r->stage ? r->stage : "", r->stage ? "`" : "");
         if (r->delivered && r->n_secrets > 0) {
-                fprintf(f, "| secret | delivered as |\n|---|---|\n");
-                for (size_t i = 0; i < r->n_secrets; i++)
-                        fprintf(f, "| `%s` | %s `%s` |\n", r->secrets[i].def->name,
-                                delivery_method_name(r->secrets[i].def->deliver), r->secrets[i].def->as);
+                fprintf(f, "| secret | delivered as | read |\n|---|---|---|\n");
+                for (size_t i = 0; i < r->n_secrets; i++) {
+                        const struct mf_secret *s = r->secrets[i].def;
+                        const char *program = NULL;
+                        enum read_state st = s->deliver == DELIVER_FILE ? output_guard_read_state(r, s->as, &program)
+                                                                        : READ_UNKNOWN;
+                        char read[64] = "";
+                        if (st == READ_NOT)
+                                snprintf(read, sizeof read, "**granted but not read**");
+                        else if (st == READ_BY && program)
+                                snprintf(read, sizeof read, "by `%s`", program);
+                        else if (st == READ_BY)
+                                snprintf(read, sizeof read, "yes");
+                        fprintf(f, "| `%s` | %s `%s` | %s |\n", s->name, delivery_method_name(s->deliver), s->as, read);
+                }
         } else
                 fprintf(f, "No secret was delivered.\n");
         char layers[768];

@@ -554,6 +554,7 @@ def test_artifact_encoded_form_is_found(proj):
 
 
 def test_artifacts_glob_selects_only_matching_files(proj):
+    # what a run scans without the output guard (the globs alone); test_guard.py has the rest
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value})
     step = proj.script(PAUSE + """
@@ -563,7 +564,7 @@ def test_artifacts_glob_selects_only_matching_files(proj):
         cat "$TOKEN_FILE" > top.log
         cat "$TOKEN_FILE" > out/sub/c.log
         """)
-    r = proj.run("run", "--artifacts", "out/*.log", "--", step, env=env)
+    r = proj.run("run", "--guard", "off", "--artifacts", "out/*.log", "--", step, env=env)
     absent(proj, r, value)
     check(artifact_leaks(r) == [("error", "out/a.log", 1, 4, "raw", "TOKEN")], proj, r,
           "only out/a.log matches out/*.log")
@@ -571,6 +572,7 @@ def test_artifacts_glob_selects_only_matching_files(proj):
 
 
 def test_artifacts_glob_without_leak_in_matching_files_exits_clean(proj):
+    # what a run scans without the output guard (the globs alone); test_guard.py has the rest
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value})
     step = proj.script(PAUSE + """
@@ -579,12 +581,13 @@ def test_artifacts_glob_without_leak_in_matching_files_exits_clean(proj):
         cat "$TOKEN_FILE" > out/b.txt
         exit 3
         """)
-    r = proj.run("run", "--artifacts", "out/*.log", "--", step, env=env)
+    r = proj.run("run", "--guard", "off", "--artifacts", "out/*.log", "--", step, env=env)
     check(artifact_leaks(r) == [] and leaks(r) == [], proj, r, "no leak expected")
     check(r.status == 3, proj, r, "the step's own status without a leak")
 
 
 def test_policy_artifacts_glob_replaces_changed(proj):
+    # what a run scans without the output guard (the globs alone); test_guard.py has the rest
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value}, policy='artifacts: ["dist/*"]')
     step = proj.script(PAUSE + """
@@ -592,13 +595,14 @@ def test_policy_artifacts_glob_replaces_changed(proj):
         cat "$TOKEN_FILE" > dist/pkg.tar
         cat "$TOKEN_FILE" > notes.txt
         """)
-    r = proj.run("run", "--", step, env=env)
+    r = proj.run("run", "--guard", "off", "--", step, env=env)
     check(artifact_leaks(r) == [("error", "dist/pkg.tar", 1, 1, "raw", "TOKEN")], proj, r,
           "policy.artifacts [dist/*]: only dist/pkg.tar is scanned")
     check(r.status == 123, proj, r, "exit 123")
 
 
 def test_unmodified_file_not_scanned_under_changed(proj):
+    # what a run scans without the output guard (the globs alone); test_guard.py has the rest
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value})
     old = proj.dir / "old.txt"
@@ -609,7 +613,7 @@ def test_unmodified_file_not_scanned_under_changed(proj):
         echo fresh > new.txt
         cat "$TOKEN_FILE" > .git/objects-like
         """)
-    r = proj.run("run", "--", step, env=env)
+    r = proj.run("run", "--guard", "off", "--", step, env=env)
     check(artifact_leaks(r) == [] and leaks(r) == [], proj, r,
           "a file not modified during the run (and .git/) must not be scanned")
     check(r.status == 0, proj, r, "clean run exits 0")
@@ -655,7 +659,8 @@ def test_ten_megabytes_of_random_binary_pass_through_unchanged(proj):
     big = proj.data / "big.bin"
     subprocess.run(["head", "-c", "10M", "/dev/urandom"], stdout=open(big, "wb"), check=True)
     step = proj.script(KEEP + 'cat "$DATA/big.bin"\n')
-    r = proj.run("run", "--", step, binary=True, timeout=120)
+    # KEEP's copy of the value to data/ is the test's instrumentation, not the subject
+    r = proj.run("run", "--guard", "off", "--", step, binary=True, timeout=120)
     generated(proj)
     want = hashlib.sha256(big.read_bytes()).hexdigest()
     got = hashlib.sha256(r.stdout).hexdigest()

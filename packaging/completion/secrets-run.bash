@@ -71,7 +71,7 @@ _secrets_run() {
 
         local commands="run check plan apply rotate redact scan store audit doctor version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
-                        --network --timeout --artifacts --audit-log --tty --secret-file --store --to
+                        --network --guard --timeout --artifacts --audit-log --tty --secret-file --store --to
                         --public-key"
         local common="--format -q --quiet -v --verbose -h --help"
         local manifest_opts="-f --manifest -e --env -s --stage"
@@ -80,7 +80,7 @@ _secrets_run() {
         case $prev in
         --format) mapfile -t COMPREPLY < <(compgen -W "text json" -- "$cur"); return ;;
         --sandbox) mapfile -t COMPREPLY < <(compgen -W "strict auto off" -- "$cur"); return ;;
-        --network) mapfile -t COMPREPLY < <(compgen -W "on off" -- "$cur"); return ;;
+        --network | --guard) mapfile -t COMPREPLY < <(compgen -W "on off" -- "$cur"); return ;;
         --on-leak) mapfile -t COMPREPLY < <(compgen -W "fail warn" -- "$cur"); return ;;
         --tty) mapfile -t COMPREPLY < <(compgen -W "auto always never" -- "$cur"); return ;;
         --only)
@@ -149,7 +149,7 @@ _secrets_run() {
         local opts
         case $cmd in
         "" | run)
-                opts="$common $manifest_opts --only --on-leak --sandbox --network --timeout
+                opts="$common $manifest_opts --only --on-leak --sandbox --network --guard --timeout
                       --artifacts --audit-log --tty --allow-ptrace --dry-run"
                 [[ -z $cmd ]] && opts="$opts --version"
                 ;;
