@@ -17,8 +17,9 @@
 /* A leak found in a file as it was about to go: reported with the others after the step
  * (reports are the main thread's). */
 struct early_leak {
-        struct redact_leak leak;
+        struct redact_leak leak;      /* its member points to the copy below */
         char *where;
+        char *member;                 /* an archive member's name outlives its scan only here */
 };
 
 struct output_guard {
@@ -76,15 +77,17 @@ static void early_leak(void *userdata, const struct redact_leak *leak) {
         struct early_ctx *c = userdata;
         struct output_guard *g = c->g;
         struct early_leak *e = realloc(g->early, (g->n_early + 1) * sizeof(*e));
-        char *where = strdup(c->where);
-        if (!e || !where) {
+        char *where = strdup(c->where), *member = leak->member ? strdup(leak->member) : NULL;
+        if (!e || !where || (leak->member && !member)) {
                 free(where);
+                free(member);
                 if (e)
                         g->early = e;
                 return;
         }
         g->early = e;
-        g->early[g->n_early++] = (struct early_leak) { .leak = *leak, .where = where };
+        g->early[g->n_early] = (struct early_leak) { .leak = *leak, .where = where, .member = member };
+        g->early[g->n_early++].leak.member = member;
 }
 
 /* A written file about to be unlinked or replaced: scanned now, the caller waiting. */
@@ -188,7 +191,7 @@ static void output_guard_free(struct output_guard *g) {
         if (!g)
                 return;
         for (size_t i = 0; i < g->n_early; i++)
-                free(g->early[i].where);
+                free(g->early[i].where), free(g->early[i].member);
         free(g->early);
         json_decref(g->written);
         json_decref(g->connects);

@@ -58,7 +58,7 @@ struct run {
         bool step_running;              /* backend events are written at once, like leaks */
         struct renewer *renewer;        /* while the renewal thread runs: where events queue */
         json_t *denials;                /* [{name, rule}] policy.deny events */
-        json_t *leaks;                  /* [{name, form, stream|path, offset}] for the summary */
+        json_t *leaks;                  /* [{name, form, stream|path, member, offset, line, col}] */
         struct output_guard *guard;     /* what the step wrote and where it connected */
 };
 

@@ -196,9 +196,10 @@ void run_audit_leak(void *userdata, const struct redact_leak *leak, const char *
         struct run *r = userdata;
         if (!reported)
                 return;
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:I}", "name", leak->name, "form", redact_form_name(leak->form),
-                               leak_where_is_stream(where) ? "stream" : "path", where, "offset",
-                               (json_int_t) leak->offset);
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:s*, s:I, s:I, s:I}", "name", leak->name, "form",
+                               redact_form_name(leak->form), leak_where_is_stream(where) ? "stream" : "path", where,
+                               "member", leak->member, "offset", (json_int_t) leak->offset, "line",
+                               (json_int_t) leak->line, "col", (json_int_t) leak->col);
         if (!ev)
                 return;
         if (!r->leaks)
@@ -220,10 +221,12 @@ void run_audit_flush_leaks(void *userdata) {
 /* One record for the leaks of a secret, form and place past the first ones. */
 static void audit_leak_count(void *userdata, const struct leak_summary *l) {
         struct run *r = userdata;
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", l->name, "form", l->form,
-                               leak_where_is_stream(l->where) ? "stream" : "path", l->where, "count",
-                               (json_int_t) l->count, "first_offset", (json_int_t) l->first_offset, "last_offset",
-                               (json_int_t) l->last_offset);
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:s*, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", l->name, "form",
+                               l->form, leak_where_is_stream(l->where) ? "stream" : "path", l->where, "member",
+                               l->member, "count", (json_int_t) l->count, "first_offset", (json_int_t) l->first.offset,
+                               "first_line", (json_int_t) l->first.line, "first_col", (json_int_t) l->first.col,
+                               "last_offset", (json_int_t) l->last.offset, "last_line", (json_int_t) l->last.line,
+                               "last_col", (json_int_t) l->last.col);
         (void) run_audit_event(r, "leak", ev);
 }
 

@@ -92,4 +92,4 @@ def test_merged_streams_keep_the_steps_order(proj):
     text = wrapped.read_text()
     assert p.returncode == 123 and value not in text
     assert "before\n[REDACTED:TOKEN]\nafter\n" in text, text
-    assert "leak: TOKEN (raw) on stdout+stderr at byte 7" in text, text
+    assert "leak: stdout+stderr:2:1 (raw): TOKEN" in text, text

@@ -63,6 +63,9 @@ struct redact_leak {
         const char *name;         /* the secret's name, never its value */
         enum redact_form form;
         uint64_t offset;          /* byte offset of the match in the input stream */
+        const char *member;       /* the archive member it is in (NULL: none); the matcher leaves it NULL */
+        uint64_t line;            /* 1-based line of the match's first byte */
+        uint64_t col;             /* 1-based, in bytes since the last '\n' before it ('\r' is a byte) */
 };
 
 struct redact_sink {
