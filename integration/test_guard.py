@@ -22,13 +22,15 @@ from test_sandbox import Box, box, hostemu, probe  # noqa: F401  (fixtures)
 LEAK = re.compile(r"^secrets-run: (error|warning): leak: (.+?):(\d+(?::\d+)?) \((\w+)\): (\w+)$")
 
 
-def file_leaks(r):
-    """(path, form, name) of each leak report on stderr, in order."""
+def file_leaks(r, positions=False):
+    """(path, form, name) of each leak report on stderr, in order; with positions,
+    (path, "LINE:COL", form, name)."""
     out = []
     for line in r.stderr.splitlines():
         m = LEAK.match(line)
         if m and m.group(2) not in ("stdout", "stderr", "stdout+stderr"):
-            out.append((m.group(2), m.group(4), m.group(5)))
+            out.append((m.group(2), m.group(3), m.group(4), m.group(5)) if positions
+                       else (m.group(2), m.group(4), m.group(5)))
     return out
 
 
@@ -86,6 +88,11 @@ def test_every_leaking_write_is_reported_and_ci_files_are_masked(box, mode, tmp_
                    (env["HOME"] + "/.npmrc", "raw", "TOKEN"), (str(tmp_name), "raw", "TOKEN"),
                    ("repo/.git/config", "raw", "TOKEN"), ("gone.log", "raw", "TOKEN")])
     assert got == want, r.stderr
+    # PATH:LINE:COL, the column counted in bytes from the line's start
+    where = {p: pos for p, pos, _, _ in file_leaks(r, positions=True)}
+    assert where[env["GITHUB_OUTPUT"]] == "1:7" and where[env["GITHUB_ENV"]] == "1:12", where
+    assert where[env["HOME"] + "/.npmrc"] == "1:34" and where[str(tmp_name)] == "1:3", where
+    assert where["gone.log"] == "2:3" and re.fullmatch(r"\d+:\d+", where["repo/.git/config"]), where
     # the runner reads these after the step: the value must not reach the later steps
     assert Path(env["GITHUB_OUTPUT"]).read_text() == "token=[REDACTED:TOKEN]\n"
     assert Path(env["GITHUB_ENV"]).read_text() == "TOKEN_COPY=[REDACTED:TOKEN]\n"
