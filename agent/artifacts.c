@@ -21,6 +21,12 @@ static void file_leak(void *userdata, const struct redact_leak *leak) {
         report_leak(leak, c->path);
 }
 
+/* A limit reached or a damaged archive: the scan goes on with what it could read. */
+static void file_warning(void *userdata, const char *member, const char *message) {
+        const struct file_ctx *c = userdata;
+        log_warning("scan: %s%s%s: %s", c->path, member ? "!" : "", member ? member : "", message);
+}
+
 static int scan_file_at(const struct redactor *r, int dir_fd, const char *name, const char *display) {
         _cleanup_close_ int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
@@ -33,9 +39,11 @@ static int scan_file_at(const struct redactor *r, int dir_fd, const char *name, 
         (void) fd_set_nonblock(fd, false);
         struct file_ctx c = { display };
         struct redact_sink sink = { .leak = file_leak, .userdata = &c };
+        /* compressed files and archives are looked into, within redact's limits */
+        struct redact_scan_options o = { .name = display, .warning = file_warning, .userdata = &c };
         /* up to the size the file had when its scan began: a file something keeps appending
          * to (a daemon's log, a trace of this very scan) would otherwise never end */
-        return redact_scan_fd(r, fd, (uint64_t) st.st_size, &sink);
+        return redact_scan_file(r, fd, (uint64_t) st.st_size, &o, &sink);
 }
 
 /* Which files of a walk are scanned, and how many leaks were found. */

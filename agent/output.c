@@ -274,6 +274,10 @@ static struct leak_group *leak_group_of(const char *name, const char *form, cons
 }
 
 void report_leak(const struct redact_leak *leak, const char *where) {
+        /* in a member of an archive: the place is ARCHIVE!MEMBER (nested: a.tgz!b.zip!c.log) */
+        _cleanup_free_ char *place = leak->member ? strdup_printf("%s!%s", where, leak->member) : NULL;
+        if (place)
+                where = place;
         struct leak_group *g = leak_group_of(leak->name, redact_form_name(leak->form), where);
         bool reported = false;
         if (g && ++g->count <= LEAK_REPORTS_EACH) {
