@@ -17,27 +17,28 @@ static bool bzip2_magic(const unsigned char *p, size_t n) {
                (memcmp(p + 4, "\x31\x41\x59\x26\x53\x59", 6) == 0 || memcmp(p + 4, "\x17\x72\x45\x38\x50\x90", 6) == 0);
 }
 
-bool archive_sniff(const unsigned char *p, size_t n) {
+enum sniff archive_sniff(const unsigned char *p, size_t n) {
         static const struct {
                 size_t at, len;
                 const char *magic;
+                enum sniff kind;
         } magics[] = {
-                { 0, 3, "\x1f\x8b\x08" },          /* gzip (deflate, the only method) */
-                { 0, 6, "\xfd" "7zXZ\0" },         /* xz */
-                { 0, 4, "LZIP" },                  /* lzip */
-                { 0, 4, "\x28\xb5\x2f\xfd" },      /* zstd frame */
-                { 0, 4, "PK\x03\x04" },            /* zip */
-                { 0, 4, "PK\x05\x06" },            /* zip without members */
-                { 0, 4, "PK\x07\x08" },            /* zip, spanned: the marker before the first member */
-                { 257, 5, "ustar" },               /* tar: POSIX "ustar\0", GNU "ustar  " */
+                { 0, 3, "\x1f\x8b\x08", SNIFF_COMPRESSED },        /* gzip (deflate, the only method) */
+                { 0, 6, "\xfd" "7zXZ\0", SNIFF_COMPRESSED },       /* xz */
+                { 0, 4, "LZIP", SNIFF_COMPRESSED },                /* lzip */
+                { 0, 4, "\x28\xb5\x2f\xfd", SNIFF_COMPRESSED },    /* zstd frame */
+                { 0, 4, "PK\x03\x04", SNIFF_ARCHIVE },             /* zip */
+                { 0, 4, "PK\x05\x06", SNIFF_ARCHIVE },             /* zip without members */
+                { 0, 4, "PK\x07\x08", SNIFF_ARCHIVE },             /* zip, spanned: the marker before the first member */
+                { 257, 5, "ustar", SNIFF_ARCHIVE },                /* tar: POSIX "ustar\0", GNU "ustar  " */
         };
         for (size_t i = 0; i < ELEMENTSOF(magics); i++)
                 if (n >= magics[i].at + magics[i].len && memcmp(p + magics[i].at, magics[i].magic, magics[i].len) == 0)
-                        return true;
+                        return magics[i].kind;
         /* compress (.Z): two bytes of magic, then 9 to 16 bits and no reserved flag */
         if (n >= 3 && p[0] == 0x1f && p[1] == 0x9d && (p[2] & 0x1f) >= 9 && (p[2] & 0x1f) <= 16 && !(p[2] & 0x60))
-                return true;
-        return bzip2_magic(p, n);
+                return SNIFF_COMPRESSED;
+        return bzip2_magic(p, n) ? SNIFF_COMPRESSED : SNIFF_PLAIN;
 }
 
 /* ---- a member as a source ---- */
@@ -148,22 +149,29 @@ static char *member_path(const struct scan *s, struct archive *a, struct archive
 
 /* ---- libarchive ---- */
 
-/* Only what is built into this program: libarchive runs an external program for a filter
- * whose library it lacks (saying ARCHIVE_WARN), and no process is started here. */
-static int archive_setup(struct archive *a) {
-        int (*const support[])(struct archive *) = {
+/* A compressed stream is opened with the decompressors and the raw reader only, its content
+ * then told by its own first bytes like any member's: with libarchive's tar reader there too,
+ * content that begins with a zero block (a disk image, a sparse database) would be taken for an
+ * empty tar and the rest never read. Only what is built into this program: libarchive runs an
+ * external program for a filter whose library it lacks (saying ARCHIVE_WARN), and no process
+ * is started here. */
+static int archive_setup(struct archive *a, enum sniff kind) {
+        int (*const compressed[])(struct archive *) = {
                 archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
                 archive_read_support_filter_xz, archive_read_support_filter_lzip,
                 archive_read_support_filter_zstd, archive_read_support_filter_compress,
+                archive_read_support_format_raw,    /* the stream's content, one member */
+                archive_read_support_format_empty,  /* of an empty one */
+        };
+        int (*const archives[])(struct archive *) = {
                 archive_read_support_format_tar,
                 /* not the seekable reader: it loads the whole central directory, one entry per
                  * member, before the member limit could apply */
                 archive_read_support_format_zip_streamable,
-                archive_read_support_format_raw,    /* a single compressed file */
-                archive_read_support_format_empty,  /* of an empty one */
         };
-        for (size_t i = 0; i < ELEMENTSOF(support); i++)
-                if (support[i](a) != ARCHIVE_OK)
+        bool c = kind == SNIFF_COMPRESSED;
+        for (size_t i = 0; i < (c ? ELEMENTSOF(compressed) : ELEMENTSOF(archives)); i++)
+                if ((c ? compressed : archives)[i](a) != ARCHIVE_OK)
                         return -ENOTSUP;
         return 0;
 }
@@ -189,16 +197,22 @@ static int scan_member(struct scan *s, struct archive *a, struct archive_entry *
         struct source src = { .scan = s, .fd = -1, .fd_start = -1, .archive = a };
         if (archive_entry_filetype(e) != AE_IFREG)
                 return drain(&src);   /* symlinks, devices, directories: not followed */
-        _cleanup_free_ char *path = member_path(s, a, e, member);
-        if (!path)
-                return -ENOMEM;
         if (archive_entry_is_data_encrypted(e)) {
-                scan_warning(s, path, "encrypted: not scanned");
+                _cleanup_free_ char *path = member_path(s, a, e, member);
+                scan_warning(s, path ? path : member, "encrypted: not scanned");
                 return 0;
         }
         int k = source_fill_head(&src);
-        if (k >= 0)
-                k = scan_source(s, &src, depth, path);
+        if (k < 0)
+                return k;
+        /* what a compressed stream holds: a tar or zip there is named and counted with it
+         * (report.tgz!logs/run.log), anything else is a member of its own (app.log.gz!app.log) */
+        bool content = archive_format(a) == ARCHIVE_FORMAT_RAW;
+        _cleanup_free_ char *path = NULL;
+        if (!(content && archive_sniff(src.head, src.head_len) == SNIFF_ARCHIVE) && !(path = member_path(s, a, e, member)))
+                k = -ENOMEM;
+        else
+                k = scan_source(s, &src, depth, path ? path : member, content);
         explicit_bzero(src.peek, sizeof src.peek);
         return k;
 }
@@ -231,12 +245,13 @@ static int scan_members(struct scan *s, struct archive *a, unsigned depth, const
         }
 }
 
-int archive_scan(struct scan *s, struct source *src, unsigned depth, const char *member, bool *ret_damaged) {
+int archive_scan(struct scan *s, struct source *src, enum sniff kind, unsigned depth, const char *member,
+                 bool *ret_damaged) {
         struct reader rd = { .src = src };
         struct archive *a = archive_read_new();
         if (!a)
                 return -ENOMEM;
-        int k = archive_setup(a);
+        int k = archive_setup(a, kind);
         if (k < 0) {
                 scan_warning(s, member, "cannot be unpacked (libarchive lacks a decompressor): scanned as it is");
                 *ret_damaged = true;

@@ -54,9 +54,11 @@ struct source {
 ssize_t source_read(struct source *src, const void **ret);
 /* Reads the head (up to SCAN_SNIFF bytes) of a member source. */
 int source_fill_head(struct source *src);
-/* Scans what src holds: looked into when its head says archive (depth: how many archives
- * it is inside), else as it is. member: where the leaks are (NULL: the file itself). */
-int scan_source(struct scan *s, struct source *src, unsigned depth, const char *member);
+/* Scans what src holds: looked into when its head says compressed or archive, else as it is.
+ * depth: how many levels of archives it is inside; unpacked: it is what a compressed stream
+ * holds (a tar or zip there is one level with it: a .tgz is one archive). member: where the
+ * leaks are (NULL: the file itself). */
+int scan_source(struct scan *s, struct source *src, unsigned depth, const char *member, bool unpacked);
 /* Scans the rest of src as it is, a stream of its own. */
 int scan_plain(struct scan *s, struct source *src, const char *member);
 void scan_warning(struct scan *s, const char *member, const char *fmt, ...) _printf_(3, 4);
@@ -64,9 +66,16 @@ void scan_warning(struct scan *s, const char *member, const char *fmt, ...) _pri
 /* ---- archive.c ---- */
 /* source_read of a member: its next bytes out of the archive, counted against the limit. */
 ssize_t archive_member_read(struct source *src, const void **ret);
-/* Whether these first bytes are those of a format archive.c unpacks. */
-bool archive_sniff(const unsigned char *p, size_t n);
-/* Unpacks src and scans each regular member through scan_source. *ret_damaged: the archive
- * itself could not be read to its end (what was read is scanned; the caller scans the raw
- * bytes). Returns the leaks found, or a negative errno (-EBADMSG: src's own archive is damaged). */
-int archive_scan(struct scan *s, struct source *src, unsigned depth, const char *member, bool *ret_damaged);
+enum sniff {
+        SNIFF_PLAIN,
+        SNIFF_COMPRESSED,        /* gzip, bzip2, xz, lzip, zstd, compress: one stream inside */
+        SNIFF_ARCHIVE,           /* tar, zip: members inside */
+};
+/* What these first bytes are the beginning of. */
+enum sniff archive_sniff(const unsigned char *p, size_t n);
+/* Unpacks src (kind: its archive_sniff) and scans each regular member through scan_source,
+ * members at depth. *ret_damaged: the archive itself could not be read to its end (what was
+ * read is scanned; the caller scans the raw bytes). Returns the leaks found, or a negative
+ * errno (-EBADMSG: the archive src is a member of is damaged). */
+int archive_scan(struct scan *s, struct source *src, enum sniff kind, unsigned depth, const char *member,
+                 bool *ret_damaged);

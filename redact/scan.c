@@ -152,16 +152,18 @@ int scan_plain(struct scan *s, struct source *src, const char *member) {
         return 0;
 }
 
-int scan_source(struct scan *s, struct source *src, unsigned depth, const char *member) {
-        if (!archive_sniff(src->head, src->head_len))
+int scan_source(struct scan *s, struct source *src, unsigned depth, const char *member, bool unpacked) {
+        enum sniff kind = archive_sniff(src->head, src->head_len);
+        if (kind == SNIFF_PLAIN)
                 return scan_plain(s, src, member);
-        if (depth >= s->max_depth) {
+        unsigned level = kind == SNIFF_ARCHIVE && unpacked ? depth : depth + 1;
+        if (level > s->max_depth) {
                 scan_warning(s, member, "an archive nested more than %u deep: scanned as it is, not unpacked",
                              s->max_depth);
                 return scan_plain(s, src, member);
         }
         bool damaged = false;
-        int k = archive_scan(s, src, depth + 1, member, &damaged);
+        int k = archive_scan(s, src, kind, level, member, &damaged);
         if (k < 0 || !damaged || s->stopped)
                 return k;
         /* truncated or corrupt: its bytes as they are may still hold a leak (an uncompressed
@@ -193,7 +195,7 @@ int redact_scan_file(const struct redactor *r, int fd, uint64_t limit, const str
         };
         k = fd_fill_head(&src);
         if (k >= 0)
-                k = scan_source(&s, &src, 0, NULL);
+                k = scan_source(&s, &src, 0, NULL, false);
         fd_wipe(&src);
         if (k < 0)
                 return k;

@@ -274,6 +274,25 @@ TEST(clean_archive_and_empty_ones) {
         free(b.p);
 }
 
+TEST(compressed_content_beginning_with_zeros) {
+        /* libarchive's tar reader takes a zero block for an empty archive: the content of a
+         * compressed file is told by its own first bytes, not offered to it */
+        size_t n = 4096 + 64;
+        _cleanup_free_ char *text = calloc(1, n);
+        snprintf(text + 4096, 64, "token=%s\n", secret);
+        struct member m[] = { REG("data", text, 4096 + strlen(text + 4096)) };
+        const int filters[] = { ARCHIVE_FILTER_GZIP, ARCHIVE_FILTER_XZ, ARCHIVE_FILTER_ZSTD };
+        for (size_t i = 0; i < ELEMENTSOF(filters); i++) {
+                struct blob b = build(ARCHIVE_FORMAT_RAW, filters[i], m, 1);
+                struct found f = {};
+                CHECK_EQ_INT(scan_bytes(b.p, b.n, "disk.img.gz", NULL, &f), 1);
+                CHECK(has_leak_in(&f, "disk.img"));
+                CHECK_EQ_INT(f.offsets[0], 4096 + 6);
+                found_clear(&f);
+                free(b.p);
+        }
+}
+
 TEST(plain_files_that_begin_like_one) {
         /* text beginning "BZh9" is not bzip2: scanned as it is, no warning */
         _cleanup_free_ char *text = strdup_printf("BZh9 is not it: %s\n", secret);
@@ -442,6 +461,7 @@ int main(void) {
         RUN(single_compressed_file_is_its_content);
         RUN(nested_zip_in_tgz);
         RUN(clean_archive_and_empty_ones);
+        RUN(compressed_content_beginning_with_zeros);
         RUN(plain_files_that_begin_like_one);
         RUN(bomb_stops_at_the_limit);
         RUN(depth_limit);
