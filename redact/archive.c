@@ -3,6 +3,7 @@
  * the nesting and the number of members (redact.h, docs/redaction-forms.md). */
 #include <archive.h>
 #include <archive_entry.h>
+#include <locale.h>
 
 #include "scan-private.h"
 
@@ -245,8 +246,30 @@ static int scan_members(struct scan *s, struct archive *a, unsigned depth, const
         }
 }
 
+/* libarchive converts names to the charset of the thread's locale: in the C locale (ours, and
+ * a CI runner's often) every non-ASCII name of a zip would fail to convert. C.UTF-8 for this
+ * thread while an archive is read, the process's locale untouched. */
+static locale_t utf8_locale(void) {
+        static locale_t utf8;
+        if (!utf8)
+                utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t) 0);
+        return utf8;
+}
+
+static int archive_scan_in(struct scan *s, struct source *src, enum sniff kind, unsigned depth, const char *member,
+                           bool *ret_damaged);
+
 int archive_scan(struct scan *s, struct source *src, enum sniff kind, unsigned depth, const char *member,
                  bool *ret_damaged) {
+        locale_t utf8 = utf8_locale(), before = utf8 ? uselocale(utf8) : (locale_t) 0;
+        int k = archive_scan_in(s, src, kind, depth, member, ret_damaged);
+        if (utf8)
+                uselocale(before);
+        return k;
+}
+
+static int archive_scan_in(struct scan *s, struct source *src, enum sniff kind, unsigned depth, const char *member,
+                           bool *ret_damaged) {
         struct reader rd = { .src = src };
         struct archive *a = archive_read_new();
         if (!a)

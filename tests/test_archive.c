@@ -430,6 +430,14 @@ TEST(links_and_odd_names) {
         CHECK_EQ_INT(f.n_warnings, 0);
         found_clear(&f);
         free(b.p);
+        /* a zip's UTF-8 names, in this test's C locale */
+        struct member u[] = { REG("r\u00e9pertoire/\u65e5\u672c.log", secret, strlen(secret)) };
+        b = build(ARCHIVE_FORMAT_ZIP, ARCHIVE_FILTER_NONE, u, 1);
+        CHECK_EQ_INT(scan_bytes(b.p, b.n, "u.zip", NULL, &f), 1);
+        CHECK(has_leak_in(&f, "r\u00e9pertoire/\u65e5\u672c.log"));
+        found_print(&f);
+        found_clear(&f);
+        free(b.p);
 }
 
 TEST(plain_scan_unchanged) {
