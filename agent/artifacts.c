@@ -23,6 +23,12 @@ static void file_leak(void *userdata, const struct redact_leak *leak) {
         report_leak(leak, c->path);
 }
 
+/* A limit reached or a damaged archive: the scan goes on with what it could read. */
+static void file_warning(void *userdata, const char *member, const char *message) {
+        const struct file_ctx *c = userdata;
+        log_warning("scan: %s%s%s: %s", c->path, member ? "!" : "", member ? member : "", message);
+}
+
 /* The kernel's own file systems hold no artifact, and reading their files can block or have
  * effects: a walk from / (a step run at the root, a chroot) does not go into them. */
 static bool kernel_fs(int fd) {
@@ -64,17 +70,22 @@ static int open_for_scan(int dir_fd, const char *name, bool follow, int *ret_fd,
         return 0;
 }
 
-/* up to the size the file had when its scan began: a file something keeps appending to (a
- * daemon's log, a trace of this very scan) would otherwise never end */
-static int scan_open_file(const struct redactor *r, int fd, const struct stat *st, const struct redact_sink *sink) {
-        return redact_scan_fd(r, fd, (uint64_t) st->st_size, sink);
+/* Up to the size the file had when its scan began: a file something keeps appending to (a
+ * daemon's log, a trace of this very scan) would otherwise never end. Compressed files and
+ * archives are looked into, within redact's limits; what could not be is warned about with
+ * ctx's name (NULL ctx: on the guard's thread, which does not print). */
+static int scan_open_file(const struct redactor *r, int fd, const struct stat *st, struct file_ctx *ctx,
+                          const struct redact_sink *sink) {
+        struct redact_scan_options o = { .name = ctx ? ctx->path : NULL, .warning = ctx ? file_warning : NULL,
+                                         .userdata = ctx };
+        return redact_scan_file(r, fd, (uint64_t) st->st_size, &o, sink);
 }
 
 int scan_file_to(const struct redactor *r, const char *path, const struct redact_sink *sink) {
         _cleanup_close_ int fd = -1;
         struct stat st;
         int k = open_for_scan(AT_FDCWD, path, true, &fd, &st);
-        return k != 0 ? (k > 0 ? 0 : k) : scan_open_file(r, fd, &st, sink);
+        return k != 0 ? (k > 0 ? 0 : k) : scan_open_file(r, fd, &st, NULL, sink);
 }
 
 /* ---- a scan of many files, each once ---- */
@@ -121,7 +132,7 @@ static int scan_once_at(struct artifact_scan *s, int dir_fd, const char *name, b
                 return k > 0 ? 0 : k;
         struct file_ctx c = { display };
         struct redact_sink sink = { .leak = file_leak, .userdata = &c };
-        if ((k = scan_open_file(s->r, fd, &st, &sink)) > 0)
+        if ((k = scan_open_file(s->r, fd, &st, &c, &sink)) > 0)
                 s->leaks += (uint64_t) k;
         return k;
 }

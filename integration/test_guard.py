@@ -219,3 +219,25 @@ def test_guard_off_scans_only_the_globs(box, tmp_name):
     assert r.status == 0 and file_leaks(r) == [], r
     line = next(line for line in r.stderr.splitlines() if "sandbox: active:" in line)
     assert "output-guard" not in line, line
+
+
+def test_archives_the_step_writes_anywhere_are_looked_into(box, tmp_name):
+    value, env = prepare(box)
+    tgz = f"{tmp_name}.tgz"
+    step = box.script(f"""
+        mkdir -p logs && {{ echo start; printf 'token %s\\n' "$(cat "$TOKEN_FILE")"; }} > logs/run.log
+        tar czf '{tgz}' logs
+        /usr/bin/python3 -c 'import zipfile, sys
+with zipfile.ZipFile("report.zip", "w", zipfile.ZIP_DEFLATED) as z: z.write("logs/run.log", "run.log")'
+        rm -r logs
+        """)
+    try:
+        r = box.run("run", "--", step, env=env)
+    finally:
+        if os.path.exists(tgz):
+            os.unlink(tgz)
+    assert r.status == 123, r
+    got = sorted(file_leaks(r, positions=True))
+    assert got == sorted([(f"{tgz}!logs/run.log", "2:7", "raw", "TOKEN"),
+                          ("report.zip!run.log", "2:7", "raw", "TOKEN"),
+                          ("logs/run.log", "2:7", "raw", "TOKEN")]), r.stderr

@@ -6,6 +6,7 @@ set -eu
 PACKAGES="
   build-essential meson ninja-build pkg-config
   libseccomp-dev libsodium-dev libcurl4-openssl-dev libyaml-dev libcap-dev libjansson-dev
+  libarchive-dev nettle-dev liblzma-dev libzstd-dev libbz2-dev zlib1g-dev
   clang llvm libclang-rt-14-dev
   python3 python3-pytest python3-yaml
   scdoc bash-completion zsh
