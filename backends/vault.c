@@ -74,12 +74,45 @@ struct vault_state {
         struct vault_mount *mounts;    /* every mount looked up so far */
         size_t n_mounts;
         bool mounts_unavailable;       /* sys/internal/ui/mounts is 404 (Vault before 0.10) */
+        /* The token, as Vault describes it (the login's auth, or lookup-self): a batch token
+         * cannot be renewed or revoked (vault/token_store.go answers 400); one with num_uses
+         * is spent by every authenticated request (vault/request_handling.go UseToken) and
+         * revoked by Vault, with its leases, after its last. */
+        char *token_type;              /* NULL: not told */
+        bool orphan;
+        int64_t uses_left;             /* -1: unlimited (or not told) */
+        bool used_up;
+        char **login_policies;         /* the login's auth, for the identity of a token whose */
+        char *login_entity_id;         /* uses a lookup-self would spend */
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
 static void lease_schedule(struct vault_lease *l, uint64_t now_ms, uint64_t ttl_s) {
         l->expires_ms = now_ms + ttl_s * 1000;
         l->renew_at_ms = l->renewable && ttl_s > 0 ? now_ms + ttl_s * 2000 / 3 : 0;
+}
+
+static bool token_is_batch(const struct vault_state *v) {
+        return v->token_type && streq(v->token_type, "batch");
+}
+
+/* n requests answered with the token: each spent one of its uses, if it has a number. */
+static void token_spent(struct backend *b, size_t n) {
+        struct vault_state *v = b->data;
+        if (v->uses_left < 0 || n == 0)
+                return;
+        v->uses_left = (int64_t) n >= v->uses_left ? 0 : v->uses_left - (int64_t) n;
+        if (v->uses_left == 0 && !v->used_up) {
+                v->used_up = true;
+                backend_message(b, BACKEND_MESSAGE_INFO,
+                                "backend '%s' (vault): the token's last use is spent: Vault revokes it, and its leases", b->name);
+        }
+}
+
+/* num_uses as Vault reports it: 0 is unlimited. */
+static void token_uses_from(struct vault_state *v, json_t *num_uses) {
+        json_int_t n = json_integer_value(num_uses);
+        v->uses_left = n > 0 ? (int64_t) n : -1;
 }
 
 /* The first error Vault gave, as printable text (Vault's messages name paths, not values). */
@@ -116,8 +149,11 @@ static int vault_post(struct backend *b, const char *path, const json_t *body, b
         int r;
         if (body && (r = http_json_dump(body, &payload)) < 0)
                 return r;
-        return http_request(v->http, "POST", path, with_token ? v->token : NULL, payload, deadline,
-                            ret_status, ret_body, ret_why);
+        r = http_request(v->http, "POST", path, with_token ? v->token : NULL, payload, deadline, ret_status, ret_body,
+                         ret_why);
+        if (with_token)
+                token_spent(b, r >= 0);
+        return r;
 }
 
 /* A credential from $var, told to the agent (under label) before anything can quote it. */
@@ -262,8 +298,22 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
                 backend_credential(b, "vault-token", v->token);
         json_t *auth = json_object_get(j, "auth");
         v->login.ttl_s = (uint64_t) json_integer_value(json_object_get(auth, "lease_duration"));
-        v->login.renewable = json_is_true(json_object_get(auth, "renewable"));
+        const char *type = json_string_value(json_object_get(auth, "token_type"));
+        if (r >= 0 && type && !(v->token_type = strdup(type)))
+                r = -ENOMEM;
+        v->orphan = json_is_true(json_object_get(auth, "orphan"));
+        token_uses_from(v, json_object_get(auth, "num_uses"));
+        /* a batch token is never renewable, whatever else is said (vault/token_store.go) */
+        v->login.renewable = json_is_true(json_object_get(auth, "renewable")) && !token_is_batch(v);
         lease_schedule(&v->login, now_monotonic_ms(), v->login.ttl_s);
+        const char *entity = json_string_value(json_object_get(auth, "entity_id"));
+        if (r >= 0 && entity && *entity && !(v->login_entity_id = strdup(entity)))
+                r = -ENOMEM;
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(auth, "policies"), i, p)
+                if (r >= 0 && json_is_string(p))
+                        r = strv_extend(&v->login_policies, json_string_value(p));
         json_decref(j);
         if (r < 0)
                 return r;
@@ -289,6 +339,7 @@ static int vault_open(struct backend *b, char **ret_why) {
                 return -ENOMEM;
         b->data = v;
         v->deadline_ms = now_monotonic_ms() + b->timeout_ms;
+        v->uses_left = -1;
         /* like the address, the CA may come from the variables Vault's own CLI reads */
         bool manifest_ca = c->ca_cert || c->ca_path;
         struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
@@ -477,6 +528,7 @@ static int vault_get(struct backend *b, const struct secret_ref *ref, const char
         struct secret *resp = NULL;
         int r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms,
                              &status, &resp, ret_why);
+        token_spent(b, r >= 0);
         return vault_take(b, ref, key, r, status, resp, ret, ret_why);
 }
 
@@ -643,6 +695,7 @@ static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_
         _cleanup_secret_ struct secret *resp = NULL;
         int r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms,
                              &status, &resp, ret_why);
+        token_spent(b, r >= 0);
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
                                                        ref->secret_name, b->name, ref->path,
@@ -856,7 +909,7 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
  * at an earlier secret. */
 static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
         struct vault_state *v = b->data;
-        if (!v || v->sequential)
+        if (!v)
                 return 0;
         /* the answers' GETs first (m of them), then the mount lookups they need (l) */
         char **keys = calloc(n ? n : 1, sizeof(char *)), **paths = calloc(2 * n + 1, sizeof(char *));
@@ -894,7 +947,11 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
         /* One lookup per mount is the aim: paths with the same first segment are mostly in
          * one mount, so one of them is asked for here; fetch() asks for any path the answer
          * does not cover (another mount of several segments, a namespace's). */
-        for (size_t i = 0; i < m && !v->mounts_unavailable; i++) {
+        if (v->uses_left >= 0 && (int64_t) m > v->uses_left)
+                backend_message(b, BACKEND_MESSAGE_WARNING,
+                                "backend '%s' (vault): the token has %" PRId64 " use%s left and this run reads %zu paths: Vault refuses the requests after its last use [raise the role's token_num_uses, or use 0: unlimited]",
+                                b->name, v->uses_left, v->uses_left == 1 ? "" : "s", m);
+        for (size_t i = 0; i < m && !v->mounts_unavailable && !v->sequential; i++) {
                 const char *path = owners[i]->path;
                 size_t seg = strcspn(path, "/");
                 bool asked = mount_cached(v, path) != NULL;
@@ -908,7 +965,7 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                 }
                 looked_up[l++] = path;
         }
-        if (m + l < 2)
+        if (v->sequential || m + l < 2)
                 goto finish;   /* nothing to overlap: fetch() asks as it always did */
         struct vault_pending *p = realloc(v->pending, (v->n_pending + m) * sizeof(*p));
         if (!p) {
@@ -925,6 +982,10 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                         r = 0;   /* an old libcurl: one at a time */
                 goto finish;
         }
+        size_t answered = 0;
+        for (size_t j = 0; j < m; j++)
+                answered += results[j].r >= 0;
+        token_spent(b, answered);
         /* the mounts first: the answers' errors may name them */
         for (size_t j = 0; j < l; j++) {
                 struct http_result *res = &results[m + j];
@@ -1040,11 +1101,13 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
 
 static uint64_t vault_renew(struct backend *b, uint64_t now) {
         struct vault_state *v = b->data;
-        if (!v || !v->token)
-                return 0;
+        if (!v || !v->token || v->used_up)
+                return 0;   /* a token whose last use is spent is revoked, and its leases */
+        /* a renewal spends a use too: the last one is kept for revoke-self */
+        bool renew_token = v->token_from_login && !(v->uses_left >= 0 && v->uses_left <= 1);
         uint64_t next = 0;
         for (size_t i = 0; i <= v->n_leases; i++) {
-                struct vault_lease *l = i < v->n_leases ? &v->leases[i] : v->token_from_login ? &v->login : NULL;
+                struct vault_lease *l = i < v->n_leases ? &v->leases[i] : renew_token ? &v->login : NULL;
                 if (!l || !l->renew_at_ms)
                         continue;
                 if (now >= l->renew_at_ms)
@@ -1055,30 +1118,54 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
         return next;
 }
 
-/* Says how a revocation (of lease_id; NULL: the login token) went, as a message and as an event. */
-static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why) {
+/* Says how a revocation (of lease_id; NULL: the login token) went, as a message and as an
+ * event; how (a reason) when it was not by a request of its own. */
+static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why, const char *how,
+                    const struct secret *resp) {
         const char *what = lease_id ? lease_id : "the login token";
         if (r >= 0 && (status == 200 || status == 204)) {
-                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): revoked %s", b->name, what);
-                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE, .lease_id = lease_id });
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): revoked %s%s%s", b->name, what,
+                                how ? ": " : "", how ? how : "");
+                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE, .lease_id = lease_id,
+                                                         .reason = how });
                 return;
         }
+        _cleanup_free_ char *text = r >= 0 ? vault_error_text(resp) : NULL;
         _cleanup_free_ char *reason = r < 0 ? strdup(why ? why : strerror(-r))
-                                            : strdup_printf("HTTP %ld %s", status, status_cause(status));
+                : strdup_printf("HTTP %ld %s%s%s%s", status, status_cause(status), text ? ": " : "", text ? text : "",
+                                status == 403 && lease_id
+                                        ? " (Vault's default policy does not allow sys/leases/revoke; the lease ends with its TTL)"
+                                        : "");
         backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault): could not revoke %s: %s", b->name, what,
                         reason ? reason : "failed");
         backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE_FAILED, .lease_id = lease_id,
                                                  .reason = reason ? reason : "failed" });
 }
 
-/* Who the token is (auth/token/lookup-self): for the audit log, one request, made only when
- * there is a log to write. The token's id and accessor stay out. */
+/* Who the token is, for the audit log: auth/token/lookup-self, one request, made only when
+ * there is a log to write; but not for a login token with num_uses, whose uses the run
+ * needs (the login's auth says the same, but the display name). The token's id and
+ * accessor stay out. A caller's token is told here what it is (type, uses). */
 static int vault_identity(struct backend *b, struct backend_identity *ret, char **ret_why) {
         struct vault_state *v = b->data;
+        if (!(ret->auth = strdup(v->auth)) || (v->token_type && !(ret->token_type = strdup(v->token_type))))
+                return -ENOMEM;
+        ret->from_login = v->token_from_login;
+        if (v->token_from_login && v->uses_left >= 0) {
+                ret->orphan = v->orphan;
+                ret->num_uses = (uint64_t) v->uses_left;
+                ret->ttl_s = v->login.ttl_s;
+                ret->renewed = v->login.renewable;
+                if ((v->login_entity_id && !(ret->entity_id = strdup(v->login_entity_id))) ||
+                    (v->login_policies && !(ret->policies = strv_copy(v->login_policies))))
+                        return -ENOMEM;
+                return 0;
+        }
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
         int r = http_request(v->http, "GET", "/v1/auth/token/lookup-self", v->token, NULL,
                              v->deadline_ms, &status, &resp, ret_why);
+        token_spent(b, r >= 0);
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): token lookup: %s", b->name,
                                                        *ret_why ? *ret_why : strerror(-r));
@@ -1091,12 +1178,26 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
         json_t *data = json_object_get(j, "data");
         const char *name = json_string_value(json_object_get(data, "display_name"));
         const char *entity = json_string_value(json_object_get(data, "entity_id"));
+        const char *type = json_string_value(json_object_get(data, "type"));
         r = 0;
-        if (!(ret->auth = strdup(v->auth)) ||
-            (name && !(ret->display_name = strdup(name))) ||
+        if ((name && !(ret->display_name = strdup(name))) ||
             (entity && *entity && !(ret->entity_id = strdup(entity))))
                 r = -ENOMEM;
-        ret->from_login = v->token_from_login;
+        if (r >= 0 && type && !v->token_type) {
+                free(ret->token_type);
+                if (!(v->token_type = strdup(type)) || !(ret->token_type = strdup(type)))
+                        r = -ENOMEM;
+        }
+        if (!v->token_from_login) {
+                v->orphan = json_is_true(json_object_get(data, "orphan"));
+                /* what is left after this lookup's own use; below 0: that was the last */
+                json_t *uses = json_object_get(data, "num_uses");
+                token_uses_from(v, uses);
+                if (json_integer_value(uses) < 0)
+                        v->used_up = true;
+        }
+        ret->orphan = json_is_true(json_object_get(data, "orphan"));
+        ret->num_uses = v->uses_left > 0 ? (uint64_t) v->uses_left : 0;
         ret->ttl_s = (uint64_t) json_integer_value(json_object_get(data, "ttl"));
         ret->renewed = v->token_from_login && v->login.renewable;   /* a caller's token never is */
         size_t i;
@@ -1108,13 +1209,11 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
         return r;
 }
 
-static void vault_close(struct backend *b) {
+/* sys/leases/revoke for each lease; allowed only by a policy that grants it (Vault's
+ * default policy does not: vault/policy/policy_store.go), so a 403 is what it is. */
+static void revoke_leases(struct backend *b, uint64_t deadline) {
         struct vault_state *v = b->data;
-        if (!v)
-                return;
-        uint64_t budget = b->timeout_ms < VAULT_CLOSE_TIMEOUT_MS ? b->timeout_ms : VAULT_CLOSE_TIMEOUT_MS;
-        uint64_t deadline = now_monotonic_ms() + budget;
-        for (size_t i = 0; v->http && v->token && i < v->n_leases; i++) {
+        for (size_t i = 0; i < v->n_leases; i++) {
                 const char *l = v->leases[i].id;
                 long status = 0;
                 _cleanup_secret_ struct secret *resp = NULL;
@@ -1122,15 +1221,65 @@ static void vault_close(struct backend *b) {
                 json_t *body = json_pack("{s:s}", "lease_id", l);
                 int r = body ? vault_post(b, "/v1/sys/leases/revoke", body, true, deadline, &status, &resp, &why) : -ENOMEM;
                 json_decref(body);
-                revoked(b, l, r, status, why);
+                revoked(b, l, r, status, why, NULL, resp);
         }
-        if (v->http && v->token && v->token_from_login) {
-                long status = 0;
-                _cleanup_secret_ struct secret *resp = NULL;
-                _cleanup_free_ char *why = NULL;
-                int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
-                revoked(b, NULL, r, status, why);
+}
+
+/* At exit, what we obtained goes, and the audit log says how Vault did it:
+ * - a login token (service): auth/token/revoke-self, which revokes its leases too (they
+ *   are expired at once and revoked by Vault in the background: vault/expiration.go
+ *   RevokeByToken), and which the default policy allows, unlike sys/leases/revoke;
+ * - a token whose last use is spent: Vault revoked it and its leases already;
+ * - a batch token: it cannot be revoked (400, vault/token_store.go) and is no failure: it
+ *   ends with its TTL; its leases are revoked one by one, as a caller's token's are. */
+static void vault_revoke_all(struct backend *b) {
+        struct vault_state *v = b->data;
+        uint64_t budget = b->timeout_ms < VAULT_CLOSE_TIMEOUT_MS ? b->timeout_ms : VAULT_CLOSE_TIMEOUT_MS;
+        uint64_t deadline = now_monotonic_ms() + budget;
+        if (!v->http || !v->token)
+                return;
+        if (v->used_up) {
+                static const char how[] = "the token's last use was spent: Vault revoked it and its leases";
+                for (size_t i = 0; i < v->n_leases; i++)
+                        revoked(b, v->leases[i].id, 0, 204, NULL, how, NULL);
+                if (v->token_from_login)
+                        revoked(b, NULL, 0, 204, NULL, how, NULL);
+                return;
         }
+        if (!v->token_from_login || token_is_batch(v)) {
+                revoke_leases(b, deadline);
+                if (v->token_from_login) {
+                        uint64_t now = now_monotonic_ms();
+                        uint64_t left = v->login.expires_ms > now ? (v->login.expires_ms - now) / 1000 : 0;
+                        backend_message(b, BACKEND_MESSAGE_INFO,
+                                        "backend '%s' (vault): the login token is a batch token, which Vault cannot revoke: it ends in %" PRIu64 " s",
+                                        b->name, left);
+                        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_EXPIRING, .ttl_s = left,
+                                                                 .reason = "a batch token: Vault cannot revoke it; it ends with its TTL" });
+                }
+                return;
+        }
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        _cleanup_free_ char *why = NULL;
+        int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
+        if (r >= 0 && (status == 200 || status == 204)) {
+                for (size_t i = 0; i < v->n_leases; i++)
+                        revoked(b, v->leases[i].id, r, status, NULL,
+                                "with the login token (auth/token/revoke-self): Vault expired it at once", NULL);
+                revoked(b, NULL, r, status, NULL, NULL, NULL);
+                return;
+        }
+        /* the token stays: its leases, at least, may go one by one */
+        revoke_leases(b, deadline);
+        revoked(b, NULL, r, status, why, NULL, resp);
+}
+
+static void vault_close(struct backend *b) {
+        struct vault_state *v = b->data;
+        if (!v)
+                return;
+        vault_revoke_all(b);
         for (size_t i = 0; i < v->n_responses; i++) {
                 free(v->responses[i].key);
                 secret_free(v->responses[i].body);
@@ -1149,6 +1298,9 @@ static void vault_close(struct backend *b) {
                 free(v->mounts[i].type);
         }
         free(v->mounts);
+        free(v->token_type);
+        free(v->login_entity_id);
+        strv_free(v->login_policies);
         secret_free(v->token);
         http_client_free(v->http);
         free(v);
