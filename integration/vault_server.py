@@ -159,12 +159,13 @@ class Fault:
     wrong_ca) it applies to (None = until removed); prefix = request path prefix it applies to
     ('/v1/...' or without /v1/); ms = added latency for 'latency'. hits counts applications."""
 
-    def __init__(self, kind, count=None, prefix=None, ms=0):
+    def __init__(self, kind, count=None, prefix=None, ms=0, retry_after="1"):
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
         if prefix and not prefix.startswith("/v1/"):
             prefix = "/v1/" + prefix.lstrip("/")
         self.kind, self.count, self.prefix, self.ms = kind, count, prefix, ms
+        self.retry_after = retry_after    # 429: the header's value (seconds or an HTTP date)
         self.hits = 0
 
     def matches(self, path):
@@ -384,15 +385,17 @@ class VaultServer:
 
     # ---- fault switches ----
 
-    def fault(self, kind, count=None, prefix=None, ms=0):
+    def fault(self, kind, count=None, prefix=None, ms=0, retry_after="1"):
         """Adds a fault switch (see Fault); returns it (its .hits counts applications).
-        Kinds: latency (ms), 429 (Retry-After: 1, rate-limit text), 500, 503 (Vault is sealed),
+        Kinds: latency (ms), 429 (Retry-After: retry_after, rate-limit text), 500, 503 (Vault
+        is sealed), 412 (a performance standby not yet replicated), 504 (a gateway timing
+        out), 307 (a standby: redirect to .redirect_to),
         badjson (200 with an unparsable body), truncated (Content-Length larger than the
         body sent, then close), close (the connection closes without a response), wrong_ca
         (TLS connections get a certificate from another CA; counted per connection)."""
         if kind == "wrong_ca" and prefix is not None:
             raise ValueError("wrong_ca applies per connection, before any path is known")
-        f = Fault(kind, count, prefix, ms)
+        f = Fault(kind, count, prefix, ms, retry_after)
         with self.lock:
             self.faults.append(f)
         return f
@@ -1335,7 +1338,7 @@ class Handler(BaseHTTPRequestHandler):
                                      "412", "504", "307"))
         if f is not None:
             entry["fault"] = f.kind
-            return self._fault(f.kind, path, entry)
+            return self._fault(f, path, entry)
 
         if bad_json:
             return self._send(entry, 400, {"errors": ["failed to parse JSON input"]})
@@ -1352,11 +1355,15 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(entry, e.status, {"errors": e.errors} if e.body else None, e.headers)
         return self._send(entry, status, out)
 
-    def _fault(self, kind, path, entry):
+    def _fault(self, f, path, entry):
+        kind = f.kind
         if kind == "429":
+            # http/util.go rateLimitQuotaWrapping; Retry-After as quotas-config documents
+            # (seconds). RFC 9110 also allows an HTTP date, which proxies send: retry_after
+            # may be either.
             return self._send(entry, 429, {"errors": [
                 f"request path \"{path[len('/v1/'):]}\": rate limit quota exceeded"]},
-                {"Retry-After": "1", "X-Ratelimit-Limit": "1", "X-Ratelimit-Remaining": "0",
+                {"Retry-After": f.retry_after, "X-Ratelimit-Limit": "1", "X-Ratelimit-Remaining": "0",
                  "X-Ratelimit-Reset": "1"})
         if kind == "500":
             return self._send(entry, 500, {"errors": ["internal error"]})
