@@ -110,10 +110,14 @@ int run_audit_backend_identity(struct run *r, struct backend *b, enum backend_ty
         json_t *policies = json_array();
         for (char **p = id.policies; policies && p && *p; p++)
                 json_array_append_new(policies, json_string(*p));
-        json_t *ev = policies ? json_pack("{s:s, s:s, s:s, s:b, s:s?, s:s?, s:o}", "backend", backend_name(b), "type",
-                                          backend_kind_name(backend_kind_of(type)), "auth", id.auth, "login",
+        json_t *ev = policies ? json_pack("{s:s, s:s, s:s, s:b, s:s?, s:s?, s:o, s:s?}", "backend", backend_name(b),
+                                          "type", backend_kind_name(backend_kind_of(type)), "auth", id.auth, "login",
                                           id.from_login, "display_name", id.display_name, "entity_id", id.entity_id,
-                                          "policies", policies) : NULL;
+                                          "policies", policies, "token_type", id.token_type) : NULL;
+        if (ev && id.token_type)
+                json_object_set_new(ev, "orphan", json_boolean(id.orphan));
+        if (ev && id.num_uses)
+                json_object_set_new(ev, "num_uses", json_integer((json_int_t) id.num_uses));
         uint64_t ttl_s = id.ttl_s;
         bool renewed = id.renewed;
         backend_identity_done(&id);
