@@ -75,6 +75,9 @@ void log_info(const char *fmt, ...) _printf_(1, 2);     /* shown with --verbose 
  * text (the agent masks values and credentials with it), or NULL to keep it. */
 typedef char *(*log_filter_fn)(const char *text, size_t len, size_t *ret_len);
 void log_set_filter(log_filter_fn filter);
+/* --format json: each message is one JSON object on stderr, {"error"|"warning"|"notice": TEXT,
+ * "hint": TEXT or null}, the hint being the message's trailing "[...]". */
+void log_set_json(bool json);
 
 /* ---- durations: "90s", "15m", "1h", "7d" (also combined, "1h30m") ---- */
 
