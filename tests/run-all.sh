@@ -2,7 +2,7 @@
 # Builds secrets-run and runs every test, the way CI and the README do: a -Werror build with the
 # unit and integration tests, an ASan+UBSan build with the same tests, 20 s of fuzzing the
 # matcher (tests/fuzz.sh, one test), the Debian package built, installed into a throwaway root
-# and checked (tests/deb.sh, nine tests), then a tally whose last line is "N passed, N failed[, N
+# and checked (tests/deb.sh, twelve tests, lintian included), then a tally whose last line is "N passed, N failed[, N
 # skipped]". Exits non-zero if any step or test failed; a failing step does not stop the rest,
 # so the tally always prints.
 set -uo pipefail
