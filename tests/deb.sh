@@ -21,7 +21,7 @@
 # Usage: tests/deb.sh
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 out=build-deb
 tap=$out/deb.tap
@@ -58,8 +58,9 @@ if ! packaging/build-deb.sh "$out" >"$out/build.log" 2>&1; then
         finish
 fi
 version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" meson.build | head -n 1)
-deb=$(ls "$out"/secrets-run_"$version"_*.deb 2>/dev/null | head -n 1)
-if [ -z "$deb" ]; then
+debs=("$out"/secrets-run_"$version"_*.deb)
+deb=${debs[0]}
+if [ ! -e "$deb" ]; then
         not_ok "no secrets-run_${version}_*.deb in $out"
         finish
 fi
@@ -83,8 +84,8 @@ else
 fi
 
 # ---- 2b. lintian, on the binary package and the source package
-dsc=$(ls "$out"/secrets-run_"$version".dsc 2>/dev/null | head -n 1)
-if [ -z "$dsc" ]; then
+dsc=$out/secrets-run_$version.dsc
+if [ ! -e "$dsc" ]; then
         not_ok "no source package: secrets-run_$version.dsc is not in $out"
 elif ! command -v lintian >/dev/null; then
         not_ok "no lintian (packaging/install-deps.sh installs it)"
@@ -171,8 +172,10 @@ run_installed() {   # ARGS...: the installed binary in $proj, audit log and stat
         (cd "$proj" && XDG_STATE_HOME=$scratch/state XDG_CONFIG_HOME=$scratch/config \
                 "$bin" "$@")
 }
+# shellcheck disable=SC2016  # the step's shell expands these, not this one
 quiet=$(run_installed -- sh -c 'test "$(wc -c <"$DEB_TOKEN_FILE")" -eq 24' 2>&1)
 quiet_status=$?
+# shellcheck disable=SC2016  # likewise
 leak=$(run_installed -- sh -c 'echo "token: $(cat "$DEB_TOKEN_FILE")"' 2>&1)
 leak_status=$?
 if [ "$quiet_status" -eq 0 ] && [ "$leak_status" -eq 123 ] &&

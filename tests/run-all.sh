@@ -7,7 +7,7 @@
 # so the tally always prints.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 PYTHON=/usr/bin/python3            # Debian's, which has pytest (tests/tally.py needs only stdlib)
 CI_DIR=build-ci
@@ -31,6 +31,7 @@ step() {
 
 # setup DIR OPTION...: configures DIR, reconfiguring an existing build directory with these
 # options, or wiping one that cannot be reconfigured.
+# shellcheck disable=SC2317  # reached through step(), which shellcheck does not follow
 setup() {
         local dir=$1
         shift
