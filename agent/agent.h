@@ -59,6 +59,10 @@ int load_manifest(const struct options *o, bool gate_on_policy, struct manifest 
  * -EINVAL, said with a did-you-mean, when the manifest declares environments and not it. */
 int resolve_environment(const struct options *o, const struct manifest *m, const char **ret);
 
+/* The command of `run` resolved as execvpe(3) will, with the caller's $PATH: 0 if it can be
+ * executed, -ENOENT (127) or -EACCES (126) with why (a sentence, maybe a "[hint]") if not. */
+int command_lookup(const char *name, char *why, size_t size);
+
 int command_run(const struct options *o);     /* returns the exit status of DESIGN §8 */
 int command_check(const struct options *o);   /* 0, 1, 2 */
 int command_redact(const struct options *o);  /* 0 clean, 1 leak (on-leak fail), 2 error */

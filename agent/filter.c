@@ -122,10 +122,32 @@ out:
         return status;
 }
 
+/* scan --format json: every leak found, by secret name, form, path and offset (never a value);
+ * past LEAK_JSON_MAX they are only counted. */
+#define LEAK_JSON_MAX 10000
+static void scan_leak_json(void *userdata, const struct redact_leak *leak, const char *where, bool reported) {
+        json_t *leaks = userdata;
+        if (json_array_size(leaks) < LEAK_JSON_MAX)
+                json_array_append_new(leaks, json_pack("{s:s, s:s, s:s, s:I}", "name", leak->name, "form",
+                                                       redact_form_name(leak->form), "path", where, "offset",
+                                                       (json_int_t) leak->offset));
+}
+
+static void scan_print_json(json_t *leaks, int count) {
+        json_t *doc = json_pack("{s:i, s:O}", "leaks", count, "found", leaks);
+        _cleanup_(json_text_freep) char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+        json_decref(doc);
+        if (text)
+                printf("%s\n", text);
+}
+
 int command_scan(const struct options *o) {
         struct run r = RUN_INIT(o);
         enum on_leak on_leak = ON_LEAK_FAIL;
         int status = 2;
+        json_t *leaks = o->format == FORMAT_JSON ? json_array() : NULL;
+        if (leaks)
+                report_leaks_to(scan_leak_json, leaks);
         if (!o->args) {
                 log_error("scan: no PATH given [usage: secrets-run scan [OPTIONS] PATH...]");
                 goto out;
@@ -138,8 +160,12 @@ int command_scan(const struct options *o) {
         flush_leak_reports();
         if (k > 0)
                 log_error("scan: %d leak%s of secrets found", k, k == 1 ? "" : "s");
+        if (leaks)
+                scan_print_json(leaks, k);
         status = k > 0 ? 1 : 0;
 out:
+        report_leaks_to(NULL, NULL);
+        json_decref(leaks);
         leak_reports_done();
         run_done(&r);
         return status;

@@ -124,11 +124,98 @@ static void print_help(enum command c) {
                         printf("  %s\n", option_help[i].help);
 }
 
+/* --format json: the same, as one document: every command, or one command and its options. */
+static int print_help_json(enum command c) {
+        json_t *doc = json_object(), *list = json_array();
+        if (!doc || !list) {
+                json_decref(doc), json_decref(list);
+                return -ENOMEM;
+        }
+        bool all = c == CMD_HELP || c == CMD_VERSION;
+        _cleanup_free_ char *usage = strdup_printf("secrets-run %s", commands[all ? CMD_RUN : c].usage);
+        json_object_set_new(doc, "usage", json_string(usage ? usage : ""));
+        for (int i = 0; all && i < _CMD_MAX; i++)
+                json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "name", commands[i].name, "usage",
+                                                      commands[i].usage, "summary", commands[i].summary));
+        for (size_t i = 0; !all && i < ELEMENTSOF(option_help); i++)
+                if (option_help[i].commands & ON(c))
+                        json_array_append_new(list, json_string(option_help[i].help));
+        if (!all) {
+                json_object_set_new(doc, "command", json_string(commands[c].name));
+                json_object_set_new(doc, "summary", json_string(commands[c].summary));
+        }
+        json_object_set_new(doc, all ? "commands" : "options", list);
+        _cleanup_(json_text_freep) char *text = json_dumps(doc, JSON_INDENT(2));
+        json_decref(doc);
+        if (!text)
+                return -ENOMEM;
+        printf("%s\n", text);
+        return 0;
+}
+
+static void show_help(enum command c, enum output_format format) {
+        if (format == FORMAT_JSON)
+                (void) print_help_json(c);
+        else
+                print_help(c);
+}
+
 static int lookup_command(const char *word) {
         for (int i = 0; i < _CMD_MAX; i++)
                 if (streq(word, commands[i].name))
                         return i;
         return -1;
+}
+
+/* The sub-command a mistyped word was probably meant to be: one edit away for short names,
+ * two for longer ones (NULL if none is that close). */
+static const char *near_command(const char *word) {
+        const char *best = NULL;
+        unsigned best_d = ~0u;
+        for (int i = 0; i < _CMD_MAX; i++) {
+                unsigned d = edit_distance(word, commands[i].name);
+                unsigned limit = strlen(commands[i].name) <= 4 ? 1 : 2;
+                if (d > 0 && d <= limit && d < best_d) {
+                        best = commands[i].name;
+                        best_d = d;
+                }
+        }
+        return best;
+}
+
+/* The command of `run`, before anything is read or fetched: 0, or 126/127 said. */
+static int check_run_command(const char *name) {
+        char why[1024];
+        int k = command_lookup(name, why, sizeof why);
+        if (k == 0)
+                return 0;
+        if (k == -ENOMEM) {
+                log_error("out of memory");
+                return 125;
+        }
+        const char *near = k == -ENOENT && !strchr(name, '/') ? near_command(name) : NULL;
+        if (near)
+            log_error("'%s' is neither a sub-command nor a program in $PATH: nothing was fetched or run "
+                      "[did you mean '%s'?]", name, near);
+        else
+                log_error("cannot execute '%s': %s", name, why);
+        return k == -ENOENT ? 127 : 126;
+}
+
+/* `help TOPIC`: the command TOPIC names, or 2 and a did-you-mean for one that names none. */
+static int help_topic(const struct options *o) {
+        int sub = o->args ? lookup_command(o->args[0]) : CMD_HELP;
+        if (sub < 0) {
+                const char *near = near_command(o->args[0]);
+                if (near)
+                        log_error("help: no topic '%s' [did you mean '%s'?]", o->args[0], near);
+                else
+                        log_error("help: no topic '%s' [the topics are the commands: 'secrets-run help' lists them]",
+                                  o->args[0]);
+                return 2;
+        }
+        show_help((enum command) sub, o->format);
+        return 0;
 }
 
 static const char *option_name(int val) {
@@ -181,6 +268,7 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                 if ((k = parse_enum("format", arg, (const char *const[]) { "text", "json", NULL }, &v)) < 0)
                         return k;
                 o->format = v == 1 ? FORMAT_JSON : FORMAT_TEXT;
+                log_set_json(v == 1);   /* errors from here on are JSON too */
                 break;
         case OPT_ONLY: return split_commas(&o->only, arg);
         case OPT_ON_LEAK:
@@ -255,6 +343,15 @@ static void options_done(struct options *o) {
         strv_free(o->args);
 }
 
+/* An error in the options is said in the format asked for, even when --format json comes after
+ * the word it is about: the words up to "--" are looked at for it first. */
+static void format_from_words(int argc, char **argv) {
+        for (int i = 1; i < argc && !streq(argv[i], "--"); i++)
+                if (streq(argv[i], "--format=json") || (streq(argv[i], "--format") && i + 1 < argc &&
+                                                          streq(argv[i + 1], "json")))
+                        log_set_json(true);
+}
+
 /* getopt over argv[first..]: "+" stops at the first non-option (the command of `run`);
  * otherwise options and positional arguments may mix. */
 static int parse_options(int argc, char **argv, int first, bool stop_at_word, enum command c,
@@ -266,6 +363,8 @@ static int parse_options(int argc, char **argv, int first, bool stop_at_word, en
         int opt;
         while ((opt = getopt_long(sub_argc, sub_argv, stop_at_word ? "+:f:e:s:qvh" : ":f:e:s:qvh",
                                   long_options, NULL)) != -1) {
+                if (opt == '?' || opt == ':')
+                        format_from_words(sub_argc, sub_argv);
                 if (opt == '?') {
                         if (optopt)
                                 log_error("unknown option -%c [see 'secrets-run %s --help']", optopt, commands[c].name);
@@ -288,7 +387,7 @@ static int parse_options(int argc, char **argv, int first, bool stop_at_word, en
 
 int main(int argc, char **argv) {
         struct options o = { .on_leak = -1, .sandbox = -1, .network = TRI_UNSET, .guard = TRI_UNSET, .tty = -1 };
-        bool help = false, version = false;
+        bool help = false, version = false, sub_word = false;
         enum command c = CMD_RUN;
         int next, status, k;
 
@@ -314,6 +413,7 @@ int main(int argc, char **argv) {
                 int sub = lookup_command(argv[next]);
                 if (sub >= 0) {
                         c = (enum command) sub;
+                        sub_word = true;
                         next++;
                         /* run keeps "+" so the command's own options stay its own */
                         if (parse_options(argc, argv, next, c == CMD_RUN, c, &o, &help, &version, &next) < 0) {
@@ -330,18 +430,19 @@ int main(int argc, char **argv) {
                 }
 
         if (version || c == CMD_VERSION) {
-                printf("secrets-run %s\n", SECRETS_RUN_VERSION);
+                if (o.format == FORMAT_JSON)
+                        printf("{\"version\": \"%s\"}\n", SECRETS_RUN_VERSION);
+                else
+                        printf("secrets-run %s\n", SECRETS_RUN_VERSION);
                 status = 0;
                 goto out;
         }
         if (c == CMD_HELP) {
-                int sub = o.args ? lookup_command(o.args[0]) : -1;
-                print_help(sub >= 0 ? (enum command) sub : CMD_HELP);
-                status = 0;
+                status = help_topic(&o);
                 goto out;
         }
         if (help) {
-                print_help(c == CMD_RUN && argc == 2 ? CMD_HELP : c);
+                show_help(c == CMD_RUN && !sub_word && !o.args ? CMD_HELP : c, o.format);
                 status = 0;
                 goto out;
         }
@@ -350,6 +451,9 @@ int main(int argc, char **argv) {
                 status = 125;
                 goto out;
         }
+        /* nothing is read, fetched or audited for a command that cannot be run */
+        if (c == CMD_RUN && o.args && (status = check_run_command(o.args[0])) != 0)
+                goto out;
 
         status = commands[c].run(&o);
 out:

@@ -610,7 +610,15 @@ int command_rotate(const struct options *o) {
         int k = converge(&p, it, true, &version);
         if (k < 0)
                 goto out;
-        if (k == 0)
+        if (o->format == FORMAT_JSON) {
+                json_t *doc = json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", name, "backend", backend_label(s),
+                                        "action", k == 0 ? "raced" : existed ? "rotated" : "created", "previous_version",
+                                        (json_int_t) (existed ? before : 0), "version", (json_int_t) version);
+                _cleanup_(json_text_freep) char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+                json_decref(doc);
+                if (text)
+                        printf("%s\n", text);
+        } else if (k == 0)
                 printf("%s: rotated by another writer meanwhile: version %" PRIu64 " is new\n", name, version);
         else if (existed)
                 printf("%s: rotated in backend '%s': version %" PRIu64 " -> %" PRIu64 "\n", name, backend_label(s),

@@ -56,6 +56,7 @@ static int resolve_run_environment(struct run *r) {
         if (!stage || !*stage)
                 stage = r->m->default_stage;
         r->stage = stage && *stage ? stage : NULL;
+        scope_warn_unnamed(r->m, r->environment, r->stage);
         return 0;
 }
 

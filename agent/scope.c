@@ -75,3 +75,55 @@ int resolve_environment(const struct options *o, const struct manifest *m, const
         *ret = env;
         return 0;
 }
+
+/* Whether name is among the names m uses for one kind (stages or environments); *ret_near
+ * the closest of them within two edits, *ret_any whether there is any. */
+static bool name_used(const struct manifest *m, bool stages, const char *name, const char **ret_near,
+                      bool *ret_any) {
+        const char *near = NULL;
+        unsigned best = 3;
+        bool any = false, found = false;
+        const char *dflt = stages ? m->default_stage : m->default_environment;
+        for (size_t i = 0; i <= m->n_secrets; i++) {
+                char *const *list = i < m->n_secrets
+                                            ? (stages ? m->secrets[i].stages : m->secrets[i].environments)
+                                            : NULL;
+                char *const one[] = { (char *) dflt, NULL };
+                if (i == m->n_secrets)
+                        list = dflt ? one : NULL;
+                for (size_t j = 0; list && list[j]; j++) {
+                        any = true;
+                        unsigned d = edit_distance(name, list[j]);
+                        if (d == 0)
+                                found = true;
+                        else if (d < best) {
+                                best = d;
+                                near = list[j];
+                        }
+                }
+        }
+        *ret_near = near;
+        *ret_any = any;
+        return found;
+}
+
+static void warn_unnamed(const struct manifest *m, bool stages, const char *name) {
+        const char *near;
+        bool any;
+        if (!name || name_used(m, stages, name, &near, &any) || !any)
+                return;
+        const char *kind = stages ? "stage" : "environment";
+        if (near)
+                log_warning("%s: no secret names %s '%s': only the secrets that list no %ss are in scope "
+                            "[did you mean '%s'?]", m->path, kind, name, kind, near);
+        else
+                log_warning("%s: no secret names %s '%s': only the secrets that list no %ss are in scope",
+                            m->path, kind, name, kind);
+}
+
+void scope_warn_unnamed(const struct manifest *m, const char *environment, const char *stage) {
+        /* declared environments are checked where the environment is resolved (an error) */
+        if (m->n_environments == 0)
+                warn_unnamed(m, false, environment);
+        warn_unnamed(m, true, stage);
+}

@@ -19,3 +19,9 @@ const char *scope_verdict_rule(enum scope_verdict v);  /* short rule name for me
 enum scope_verdict scope_evaluate(const struct manifest *m, const struct mf_secret *s,
                                   const char *environment, const char *stage,
                                   const struct ci_context *ci);
+
+/* A stage (or, in a manifest that declares no environments, an environment) that no secret
+ * and no default of the manifest names is most likely a typo, and it makes a run that gets
+ * nothing: a warning, with the nearest name the manifest does use. Nothing is said when the
+ * manifest names none at all (then the name decides nothing). */
+void scope_warn_unnamed(const struct manifest *m, const char *environment, const char *stage);

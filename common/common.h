@@ -78,6 +78,9 @@ void log_info(const char *fmt, ...) _printf_(1, 2);     /* shown with --verbose 
  * text (the agent masks values and credentials with it), or NULL to keep it. */
 typedef char *(*log_filter_fn)(const char *text, size_t len, size_t *ret_len);
 void log_set_filter(log_filter_fn filter);
+/* --format json: each message is one JSON object on stderr, {"error"|"warning"|"notice": TEXT,
+ * "hint": TEXT or null}, the hint being the message's trailing "[...]". */
+void log_set_json(bool json);
 
 /* ---- durations: "90s", "15m", "1h", "7d" (also combined, "1h30m") ---- */
 
@@ -104,8 +107,12 @@ bool is_identifier(const char *s);       /* [A-Za-z_][A-Za-z0-9_]* */
 char *strdup_upper(const char *s);
 char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
 unsigned edit_distance(const char *a, const char *b);
-/* Globs for branch names and paths: '*' matches within one '/'-separated part, '**' across
- * parts, '?' one character. */
+/* Globs for branch names and paths, by fnmatch(3): each '/'-separated part of the pattern is
+ * matched against one part of s with fnmatch(pattern_part, part, 0) ('*', '?', '[...]' and
+ * '\\' escapes, never across a '/', as FNM_PATHNAME has it), and a part that is exactly "**"
+ * matches any number of parts: zero or more at the start or middle ("**" + "/x.log",
+ * "a/" + "**" + "/b" matches "a/b"), one or more at the end ("release/" + "**"). Linear in
+ * the parts, whatever the pattern (the hand-written matcher before was exponential). */
 bool glob_match(const char *pattern, const char *s);
 /* Is the host of a URL's authority (what follows "scheme://": [userinfo@]host[:port][/...])
  * loopback: localhost, 127.0.0.0/8, ::1, ::ffff:127.x.y.z? Traffic to these never leaves the

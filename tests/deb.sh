@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Debian package and checks that it installs and works, without touching this
 # machine's installed system (see docs/packaging.md for why it is done this way):
-#   1. packaging/build-deb.sh (dpkg-buildpackage -us -uc -b from a clean copy, about 15 s);
+#   1. packaging/build-deb.sh (dpkg-buildpackage -us -uc from a clean copy: the source package
+#      and the binary one, about 15 s);
 #   2. `dpkg-deb -c` lists /usr/bin/secrets-run, both man pages and both completions;
+#   2b. lintian finds no error and no warning in the .deb nor in the .dsc (overrides need a
+#      written reason: each override line in packaging/debian must follow a comment);
+#   2c. the binary links Debian's shared libyaml, libsodium, libseccomp, libcap and jansson
+#      (NEEDED entries), and Depends names their packages (${shlibs:Depends});
 #   3. its Depends resolve on this Debian: `apt-get install --simulate ./PKG.deb`;
 #   4. `dpkg --root` installs it into a throwaway root with a fresh dpkg database;
 #   5. the installed /usr/bin/secrets-run prints the project's version;
@@ -16,7 +21,7 @@
 # Usage: tests/deb.sh
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 out=build-deb
 tap=$out/deb.tap
@@ -53,8 +58,9 @@ if ! packaging/build-deb.sh "$out" >"$out/build.log" 2>&1; then
         finish
 fi
 version=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" meson.build | head -n 1)
-deb=$(ls "$out"/secrets-run_"$version"_*.deb 2>/dev/null | head -n 1)
-if [ -z "$deb" ]; then
+debs=("$out"/secrets-run_"$version"_*.deb)
+deb=${debs[0]}
+if [ ! -e "$deb" ]; then
         not_ok "no secrets-run_${version}_*.deb in $out"
         finish
 fi
@@ -75,6 +81,49 @@ if [ -z "$missing" ]; then
         ok "holds the binary, both man pages, both completions and the AppArmor profile ($(wc -l <<<"$contents") entries)"
 else
         not_ok "lacks$missing"
+fi
+
+# ---- 2b. lintian, on the binary package and the source package
+dsc=$out/secrets-run_$version.dsc
+if [ ! -e "$dsc" ]; then
+        not_ok "no source package: secrets-run_$version.dsc is not in $out"
+elif ! command -v lintian >/dev/null; then
+        not_ok "no lintian (packaging/install-deps.sh installs it)"
+else
+        lint=$(lintian --fail-on error,warning --display-level ">=warning" "$deb" "$dsc" 2>&1)
+        lint_status=$?
+        lint=$(grep -v '^running with root privileges' <<<"$lint" || true)
+        if [ "$lint_status" -eq 0 ] && [ -z "$lint" ]; then
+                ok "lintian: no error or warning in $(basename "$deb") and $(basename "$dsc")"
+        else
+                not_ok "lintian finds errors or warnings (status $lint_status)" "$lint"
+        fi
+fi
+unexplained=$(find packaging/debian -name '*lintian-overrides' -exec awk '
+        /^[ \t]*#/ { reason = 1; next }
+        /^[ \t]*$/ { next }
+        !reason { print FILENAME ": " $0 } { reason = 0 }' {} +)
+if [ -z "$unexplained" ]; then
+        ok "every lintian override has a written reason"
+else
+        not_ok "lintian overrides without a reason" "$unexplained"
+fi
+
+# ---- 2c. Debian's shared libraries, not embedded copies
+extracted=$scratch/extracted
+dpkg-deb -x "$deb" "$extracted"
+needed=$(readelf -d "$extracted/usr/bin/secrets-run" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+missing=""
+for lib in libyaml-0.so libsodium.so libseccomp.so libcap.so libjansson.so; do
+        grep -q "^$lib" <<<"$needed" || missing="$missing $lib"
+done
+for pkg in libyaml-0-2 libsodium23 libseccomp2 libcap2 libjansson4; do
+        grep -q "$pkg" <<<"$(dpkg-deb -f "$deb" Depends)" || missing="$missing Depends:$pkg"
+done
+if [ -z "$missing" ]; then
+        ok "links Debian's shared libyaml, libsodium, libseccomp, libcap, jansson; Depends names them"
+else
+        not_ok "not linked to Debian's shared libraries:$missing" "NEEDED: $needed"
 fi
 
 # ---- 3. dependencies resolve against this system's packages and apt sources
@@ -123,8 +172,10 @@ run_installed() {   # ARGS...: the installed binary in $proj, audit log and stat
         (cd "$proj" && XDG_STATE_HOME=$scratch/state XDG_CONFIG_HOME=$scratch/config \
                 "$bin" "$@")
 }
+# shellcheck disable=SC2016  # the step's shell expands these, not this one
 quiet=$(run_installed -- sh -c 'test "$(wc -c <"$DEB_TOKEN_FILE")" -eq 24' 2>&1)
 quiet_status=$?
+# shellcheck disable=SC2016  # likewise
 leak=$(run_installed -- sh -c 'echo "token: $(cat "$DEB_TOKEN_FILE")"' 2>&1)
 leak_status=$?
 if [ "$quiet_status" -eq 0 ] && [ "$leak_status" -eq 123 ] &&

@@ -9,7 +9,7 @@
 # Usage: tests/fuzz.sh [SECONDS]
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 seconds=${1:-20}
 out=build-fuzz

@@ -2,12 +2,12 @@
 # Builds secrets-run and runs every test, the way CI and the README do: a -Werror build with the
 # unit and integration tests, an ASan+UBSan build with the same tests, 20 s of fuzzing the
 # matcher (tests/fuzz.sh, one test), the Debian package built, installed into a throwaway root
-# and checked (tests/deb.sh, nine tests), then a tally whose last line is "N passed, N failed[, N
+# and checked (tests/deb.sh, twelve tests, lintian included), then a tally whose last line is "N passed, N failed[, N
 # skipped]". Exits non-zero if any step or test failed; a failing step does not stop the rest,
 # so the tally always prints.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 PYTHON=/usr/bin/python3            # Debian's, which has pytest (tests/tally.py needs only stdlib)
 CI_DIR=build-ci
@@ -31,6 +31,7 @@ step() {
 
 # setup DIR OPTION...: configures DIR, reconfiguring an existing build directory with these
 # options, or wiping one that cannot be reconfigured.
+# shellcheck disable=SC2317  # reached through step(), which shellcheck does not follow
 setup() {
         local dir=$1
         shift

@@ -8,6 +8,7 @@
 # Usage: examples/postgres/run.sh     (SECRETS_RUN_BIN=PATH to use another binary)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=examples/find-secrets-run.sh
 . "$here/../find-secrets-run.sh"      # sets BIN
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/secrets-run-postgres.XXXXXX")

@@ -7,7 +7,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
 # Debian keeps the server programs off PATH, under /usr/lib/postgresql/VERSION/bin.
-pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+pgbin=$(printf '%s\n' /usr/lib/postgresql/*/bin | grep -v '[*]' | sort -V | tail -n 1)
 if [ -z "$pgbin" ]; then
   echo "step: PostgreSQL is not installed (apt-get install postgresql)" >&2
   exit 1
@@ -30,7 +30,7 @@ port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0
   || { cat "$db/server.log" >&2; exit 1; }
 echo "step: PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port and $db, user app"
 
-export PGHOST=127.0.0.1 PGPORT=$port PGUSER=app PGDATABASE=postgres PGSOCKETDIR=$db
+export PGHOST=127.0.0.1 PGPORT="$port" PGUSER=app PGDATABASE=postgres PGSOCKETDIR="$db"
 PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here/test_db.py"
 
 "$pgbin/pg_ctl" -D "$db/data" -m fast -s stop

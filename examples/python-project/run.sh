@@ -8,6 +8,7 @@
 # Usage: examples/python-project/run.sh     (SECRETS_RUN_BIN=PATH to use another binary)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=examples/find-secrets-run.sh
 . "$here/../find-secrets-run.sh"      # sets BIN
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/secrets-run-python.XXXXXX")
@@ -37,7 +38,8 @@ until [ -f "$work/port" ]; do
   fi
   sleep 0.05
 done
-export PAYMENTS_API_URL="http://127.0.0.1:$(cat "$work/port")"
+PAYMENTS_API_URL="http://127.0.0.1:$(cat "$work/port")"
+export PAYMENTS_API_URL
 export PYTHONDONTWRITEBYTECODE=1      # no __pycache__ in the example's directory
 cd "$here"                            # secrets.yaml is found in the working directory
 

@@ -3,6 +3,7 @@
 # sizes, never a value. It runs a little longer than two thirds of the database lease's TTL,
 # so secrets-run renews the lease once while it runs.
 set -eu
+file=""
 for name in API_KEY DB_USERNAME DB_PASSWORD; do
   eval "file=\${${name}_FILE}"
   printf 'deploy: %s_FILE is %s (%s bytes)\n' "$name" "$file" "$(wc -c < "$file")"

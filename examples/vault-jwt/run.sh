@@ -10,6 +10,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=examples/find-secrets-run.sh
 . "$here/../find-secrets-run.sh"      # sets BIN
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/secrets-run-vault-jwt.XXXXXX")

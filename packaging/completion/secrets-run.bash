@@ -42,32 +42,133 @@ _secrets_run_manifest_path() {
         done
 }
 
-# The keys of the top-level block mapping `secrets:`, one per line.
-_secrets_run_secret_names() {
+# What the manifest names, as "KIND NAME" lines (secret, environment, stage): the keys of the
+# top-level `secrets:` and `environments:` mappings (block or flow style), `defaults`'
+# environment and stage, and every secret's `environments:` and `stages:` lists. Read with awk
+# (the same program as the zsh completion's): nothing is fetched, no secrets-run runs.
+# shellcheck disable=SC2016  # an awk program: its $1 and $0 are awk's
+_secrets_run_awk='
+        function trim(s,   q) { q = sprintf("%c", 39); gsub("^[ \t\"" q "]+|[ \t\"" q "]+$", "", s); return s }
+        function flow_list(s, kind,   t, n, parts, i, v) {
+                if (!match(s, /\[[^]]*\]/)) return
+                t = substr(s, RSTART + 1, RLENGTH - 2)
+                n = split(t, parts, ",")
+                for (i = 1; i <= n; i++) { v = trim(parts[i]); if (v != "") print kind, v }
+        }
+        function flow_map(s, kind, want,   depth, i, c, key, val, inval) {
+                depth = 0; key = ""; val = ""; inval = 0
+                for (i = 1; i <= length(s); i++) {
+                        c = substr(s, i, 1)
+                        if (c == "{" || c == "[") { depth++; if (depth == 1) { key = ""; inval = 0 } else if (inval) val = val c; continue }
+                        if (c == "}" || c == "]") { depth--; if (depth == 0 || (depth == 1 && inval)) { if (inval && depth == 0) flow_pair(key, val, kind, want) } ; if (depth >= 1 && inval) val = val c; continue }
+                        if (depth != 1) { if (inval) val = val c; continue }
+                        if (c == ":" && !inval) { inval = 1; val = ""; if (want == "") { k = trim(key); if (k != "") print kind, k } continue }
+                        if (c == ",") { if (inval) flow_pair(key, val, kind, want); key = ""; val = ""; inval = 0; continue }
+                        if (inval) val = val c; else key = key c
+                }
+        }
+        function flow_pair(key, val, kind, want) { if (want != "" && trim(key) == want && trim(val) != "") print kind, trim(val) }
+        { sub(/[ \t]#.*$/, ""); sub(/^#.*$/, "") }
+        /^[ \t]*$/ { next }
+        /^[A-Za-z_]/ {
+                top = $0; sub(/[ \t]*:.*$/, "", top)
+                rest = $0; sub(/^[^:]*:/, "", rest)
+                if (top == "environments" && rest ~ /\{/) flow_map(rest, "environment", "")
+                if (top == "defaults" && rest ~ /\{/) { flow_map(rest, "environment", "environment"); flow_map(rest, "stage", "stage") }
+                key_indent = -1; list_kind = ""; next
+        }
+        {
+                match($0, /^[ ]*/); ind = RLENGTH
+                line = substr($0, ind + 1)
+                if (list_kind != "" && ind > list_indent && line ~ /^- /) { v = trim(substr(line, 3)); if (v != "") print list_kind, v; next }
+                if (list_kind != "" && ind <= list_indent) list_kind = ""
+                if (line !~ /^[A-Za-z_][A-Za-z0-9_-]*[ \t]*:/) next
+                key = line; sub(/[ \t]*:.*$/, "", key)
+                rest = line; sub(/^[^:]*:/, "", rest)
+                if (key_indent < 0) key_indent = ind
+                if (ind == key_indent) {
+                        if (top == "secrets") print "secret", key
+                        else if (top == "environments") print "environment", key
+                        else if (top == "defaults" && key == "environment") print "environment", trim(rest)
+                        else if (top == "defaults" && key == "stage") print "stage", trim(rest)
+                }
+                if (top == "secrets" && (key == "environments" || key == "stages")) {
+                        kind = key == "stages" ? "stage" : "environment"
+                        if (rest ~ /\[/) flow_list(rest, kind)
+                        else if (trim(rest) == "") { list_kind = kind; list_indent = ind }
+                }
+                if (top == "secrets" && ind == key_indent && rest ~ /\{/) {
+                        if (match(rest, /environments[ \t]*:[ \t]*\[[^]]*\]/)) flow_list(substr(rest, RSTART, RLENGTH), "environment")
+                        if (match(rest, /stages[ \t]*:[ \t]*\[[^]]*\]/)) flow_list(substr(rest, RSTART, RLENGTH), "stage")
+                }
+        }
+'
+
+# The names of one KIND the manifest names, once each.
+_secrets_run_names() {
         local manifest
         manifest=$(_secrets_run_manifest_path)
         [[ -n $manifest && -r $manifest ]] || return
-        awk '
-                /^secrets:[ \t]*(#.*)?$/ { inside = 1; indent = -1; next }
-                inside && /^[^ \t#]/     { inside = 0 }
-                inside && /^[ ]+[A-Za-z_][A-Za-z0-9_]*[ \t]*:/ {
-                        match($0, /^[ ]+/)
-                        if (indent < 0) indent = RLENGTH
-                        if (RLENGTH == indent) {
-                                name = substr($0, RLENGTH + 1)
-                                sub(/[ \t]*:.*/, "", name)
-                                print name
-                        }
-                }
-        ' "$manifest" 2>/dev/null
+        awk "$_secrets_run_awk" "$manifest" 2>/dev/null | awk -v kind="$1" '$1 == kind && !seen[$2]++ { print $2 }'
+}
+
+_secrets_run_secret_names() {
+        _secrets_run_names secret
+}
+
+# The values of option $1 for the word $cur (prefixed with $value_prefix, "--opt=" when the
+# value is in the same word); returns 1 when $1 takes no value we complete.
+_secrets_run_values() {
+        local words=""
+        case $1 in
+        --format) words="text json" ;;
+        --sandbox) words="strict auto off" ;;
+        --network | --guard) words="on off" ;;
+        --on-leak) words="fail warn" ;;
+        --tty) words="auto always never" ;;
+        -e | --env) words=$(_secrets_run_names environment) ;;
+        -s | --stage) words=$(_secrets_run_names stage) ;;
+        --only)
+                # NAME[,NAME]: complete the part after the last comma
+                local done_part="" last=$cur
+                if [[ $cur == *,* ]]; then
+                        done_part=${cur%,*},
+                        last=${cur##*,}
+                fi
+                mapfile -t COMPREPLY < <(compgen -P "$value_prefix$done_part" -W "$(_secrets_run_secret_names)" -- "$last")
+                compopt -o nospace 2>/dev/null
+                return 0
+                ;;
+        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts)
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+                [[ -n $value_prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$value_prefix}")
+                compopt -o filenames 2>/dev/null
+                return 0
+                ;;
+        --timeout | --to) return 0 ;;
+        *) return 1 ;;
+        esac
+        mapfile -t COMPREPLY < <(compgen -P "$value_prefix" -W "$words" -- "$cur")
+        return 0
 }
 
 _secrets_run() {
-        local cur prev words cword
+        local cur prev cword value_prefix=""
         cur=${COMP_WORDS[COMP_CWORD]}
         prev=${COMP_WORDS[COMP_CWORD - 1]}
         cword=$COMP_CWORD
         COMPREPLY=()
+        # --opt=value: readline splits it into "--opt" "=" "value" when '=' is in
+        # COMP_WORDBREAKS (the default), else it is one word; either way complete the value
+        if [[ $prev == = ]] && ((cword >= 2)) && [[ ${COMP_WORDS[cword - 2]} == --* ]]; then
+                prev=${COMP_WORDS[cword - 2]}
+        elif [[ $cur == = ]] && [[ $prev == --* ]]; then
+                cur=""
+        elif [[ $cur == --*=* ]]; then
+                prev=${cur%%=*}
+                value_prefix=$prev=
+                cur=${cur#*=}
+        fi
 
         local commands="run check plan apply rotate redact scan store audit doctor version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
@@ -77,30 +178,7 @@ _secrets_run() {
         local manifest_opts="-f --manifest -e --env -s --stage"
 
         # Values of the option before the cursor.
-        case $prev in
-        --format) mapfile -t COMPREPLY < <(compgen -W "text json" -- "$cur"); return ;;
-        --sandbox) mapfile -t COMPREPLY < <(compgen -W "strict auto off" -- "$cur"); return ;;
-        --network | --guard) mapfile -t COMPREPLY < <(compgen -W "on off" -- "$cur"); return ;;
-        --on-leak) mapfile -t COMPREPLY < <(compgen -W "fail warn" -- "$cur"); return ;;
-        --tty) mapfile -t COMPREPLY < <(compgen -W "auto always never" -- "$cur"); return ;;
-        --only)
-                # NAME[,NAME]: complete the part after the last comma
-                local done_part="" last=$cur
-                if [[ $cur == *,* ]]; then
-                        done_part=${cur%,*},
-                        last=${cur##*,}
-                fi
-                mapfile -t COMPREPLY < <(compgen -P "$done_part" -W "$(_secrets_run_secret_names)" -- "$last")
-                compopt -o nospace 2>/dev/null
-                return
-                ;;
-        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts)
-                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
-                compopt -o filenames 2>/dev/null
-                return
-                ;;
-        -e | --env | -s | --stage | --timeout | --to) return ;;
-        esac
+        _secrets_run_values "$prev" && return
 
         # The sub-command and the words after it.
         local i w cmd="" cmd_at=0 dashdash=0 run_cmd_at=0
@@ -116,7 +194,11 @@ _secrets_run() {
                         continue
                 fi
                 if ((!dashdash)) && [[ $w == -* ]]; then
-                        [[ " $with_arg " == *" $w "* ]] && ((i++))
+                        # its value: the next word, or the one after a split-off "="
+                        if [[ " $with_arg " == *" $w "* ]]; then
+                                [[ ${COMP_WORDS[i + 1]-} == = ]] && ((i++))
+                                ((i++))
+                        fi
                         continue
                 fi
                 if [[ -z $cmd ]]; then
