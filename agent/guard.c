@@ -20,6 +20,7 @@ struct early_leak {
         struct redact_leak leak;      /* its member points to the copy below */
         char *where;
         char *member;                 /* an archive member's name outlives its scan only here */
+        char *writer;                 /* the program that wrote the file */
 };
 
 struct output_guard {
@@ -71,6 +72,7 @@ static void record_written(struct output_guard *g, const char *path, const char 
 struct early_ctx {
         struct output_guard *g;
         const char *where;
+        const char *writer;
 };
 
 static void early_leak(void *userdata, const struct redact_leak *leak) {
@@ -78,24 +80,28 @@ static void early_leak(void *userdata, const struct redact_leak *leak) {
         struct output_guard *g = c->g;
         struct early_leak *e = realloc(g->early, (g->n_early + 1) * sizeof(*e));
         char *where = strdup(c->where), *member = leak->member ? strdup(leak->member) : NULL;
+        char *writer = c->writer ? strdup(c->writer) : NULL;
         if (!e || !where || (leak->member && !member)) {
                 free(where);
                 free(member);
+                free(writer);
                 if (e)
                         g->early = e;
                 return;
         }
         g->early = e;
-        g->early[g->n_early] = (struct early_leak) { .leak = *leak, .where = where, .member = member };
+        g->early[g->n_early] = (struct early_leak) { .leak = *leak, .where = where, .member = member,
+                                                     .writer = writer };
         g->early[g->n_early++].leak.member = member;
 }
 
 /* A written file about to be unlinked or replaced: scanned now, the caller waiting. */
 static void scan_before_it_goes(struct output_guard *g, const char *path) {
-        if (!json_object_get(g->written, path))
+        json_t *writer = json_object_get(g->written, path);
+        if (!writer)
                 return;
         _cleanup_free_ char *where = display_path(g, path);
-        struct early_ctx c = { g, where ? where : path };
+        struct early_ctx c = { g, where ? where : path, json_string_value(writer) };
         struct redact_sink sink = { .leak = early_leak, .userdata = &c };
         (void) scan_file_to(g->redactor, path, &sink);
         (void) json_object_del(g->written, path);
@@ -191,7 +197,7 @@ static void output_guard_free(struct output_guard *g) {
         if (!g)
                 return;
         for (size_t i = 0; i < g->n_early; i++)
-                free(g->early[i].where), free(g->early[i].member);
+                free(g->early[i].where), free(g->early[i].member), free(g->early[i].writer);
         free(g->early);
         json_decref(g->written);
         json_decref(g->connects);
@@ -272,6 +278,7 @@ void output_guard_scan(struct run *r, struct artifact_scan *s) {
         json_t *writer;
         json_object_foreach(g->written, path, writer) {
                 _cleanup_free_ char *where = display_path(g, path);
+                report_writer(where ? where : path, json_string_value(writer));
                 int k = artifact_scan_path(s, path, where ? where : path);
                 if (k > 0 && where)
                         (void) json_object_set_new(leaked, where, json_true());
@@ -281,6 +288,7 @@ void output_guard_scan(struct run *r, struct artifact_scan *s) {
         }
         for (size_t i = 0; i < g->n_early; i++)
                 if (!json_object_get(leaked, g->early[i].where)) {
+                        report_writer(g->early[i].where, g->early[i].writer);
                         report_leak(&g->early[i].leak, g->early[i].where);
                         s->leaks++;
                 }

@@ -205,10 +205,26 @@ static void annotate_leak(const struct leak_group *g, const struct leak_pos *pos
         va_end(ap);
 }
 
+/* The program that wrote each file the output guard saw the step write: a report names it. */
+static json_t *writers;
+
+void report_writer(const char *where, const char *program) {
+        if (!writers)
+                writers = json_object();
+        if (writers && program)
+                (void) json_object_set_new(writers, where, json_string(program));
+}
+
+const char *leak_writer(const char *where) {
+        return writers ? json_string_value(json_object_get(writers, where)) : NULL;
+}
+
 static void print_queued(const struct queued *q) {
         const struct leak_group *g = &groups[q->group];
         _cleanup_free_ char *place = leak_place(g->where, g->member, q->pos.line, q->pos.col);
-        say_leak("leak: %s (%s): %s", place ? place : g->where, g->form, g->name);
+        const char *writer = leak_writer(g->where);
+        say_leak("leak: %s (%s): %s%s%s%s", place ? place : g->where, g->form, g->name,
+                 writer ? " (written by " : "", writer ? writer : "", writer ? ")" : "");
         annotate_leak(g, &q->pos, "%s (%s) at %s", g->name, g->form, place ? place : g->where);
 }
 
@@ -257,6 +273,8 @@ void leak_reports_done(void) {
         free(groups);
         groups = NULL;
         n_groups = 0;
+        json_decref(writers);
+        writers = NULL;
 }
 
 /* The group of (name, form, where, member), made if new; the last one used is the likeliest. */

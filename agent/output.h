@@ -49,6 +49,9 @@ struct redact_leak;
 char *leak_place(const char *where, const char *member, uint64_t line, uint64_t col);
 /* where: "stdout", "stderr", "stdin", or a path; the leak's position (and member) is in it */
 void report_leak(const struct redact_leak *leak, const char *where);
+/* The file at where was written by program (the output guard saw it): its reports say so. */
+void report_writer(const char *where, const char *program);
+const char *leak_writer(const char *where);   /* NULL: not known */
 void report_leaks_as_warnings(bool warn);   /* --on-leak warn */
 /* Prints the queued reports and the counts (after the step's output is over). */
 void flush_leak_reports(void);

@@ -200,10 +200,10 @@ void run_audit_leak(void *userdata, const struct redact_leak *leak, const char *
         struct run *r = userdata;
         if (!reported)
                 return;
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:s*, s:I, s:I, s:I}", "name", leak->name, "form",
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:s*, s:I, s:I, s:I, s:s*}", "name", leak->name, "form",
                                redact_form_name(leak->form), leak_where_is_stream(where) ? "stream" : "path", where,
                                "member", leak->member, "offset", (json_int_t) leak->offset, "line",
-                               (json_int_t) leak->line, "col", (json_int_t) leak->col);
+                               (json_int_t) leak->line, "col", (json_int_t) leak->col, "writer", leak_writer(where));
         if (!ev)
                 return;
         if (!r->leaks)

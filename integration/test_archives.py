@@ -24,7 +24,7 @@ import pytest
 
 from test_redaction import absent, check, env_secrets, tok
 
-PLACE_RE = re.compile(r"secrets-run: (error|warning): leak: (.+?):\d+(?::\d+)? \(([\w-]+)\): (\w+)\n")
+PLACE_RE = re.compile(r"secrets-run: (error|warning): leak: (.+?):\d+(?::\d+)? \(([\w-]+)\): (\w+)(?: \(written by [^)\n]*\))?\n")
 WARNING_RE = re.compile(r"secrets-run: warning: scan: (.+)\n")
 GIB = 1 << 30
 
@@ -93,7 +93,7 @@ def scan_files(proj, mode, files, value, use_policy=False, in_clear=()):
     d.mkdir()
     for name, data in files.items():
         (d / name).write_bytes(data)
-    step = proj.script('sleep 0.05\nmkdir -p out\ncp "$DATA"/art/* out/\necho done\n')
+    step = proj.script('cat "$TOKEN_FILE" > /dev/null\nsleep 0.05\nmkdir -p out\ncp "$DATA"/art/* out/\necho done\n')
     args = [] if use_policy else ["--artifacts", "out/*"]
     r = proj.run("run", "--audit-log", proj.data / "audit.jsonl", *args, "--", step, env=env)
     return r, "out/", 123
@@ -107,7 +107,8 @@ def audit_leak_paths(proj):
     for line in path.read_text().splitlines():
         rec = json.loads(line)
         if rec.get("event") == "leak":
-            found.append(rec.get("path") or rec.get("data", {}).get("path"))
+            # the record keeps the file and the member apart: {"path": "a.tgz", "member": "x"}
+            found.append(rec["path"] + ("!" + rec["member"] if rec.get("member") else ""))
     return found
 
 

@@ -318,7 +318,8 @@ def test_leak_flood_is_reported_and_recorded_ten_at_a_time(proj):
     assert reports == (
         [f"secrets-run: error: leak: stdout:{i + 1}:2 (raw): TOKEN" for i in range(10)]
         + ["secrets-run: error: leak: stderr:1:1 (raw): TOKEN"]
-        + [f"secrets-run: error: leak: out.log:{i + 1}:1 (raw): TOKEN" for i in range(10)]
+        + [f"secrets-run: error: leak: out.log:{i + 1}:1 (raw): TOKEN (written by {step.name[:15]})"
+           for i in range(10)]
         + ["secrets-run: error: leak: stdout (raw): TOKEN: 990 more, from stdout:11:2 to stdout:1000:2",
            "secrets-run: error: leak: out.log (raw): TOKEN: 15 more, from out.log:11:1 to out.log:25:1"]), reports
     annotations = [x for x in r.stdout.splitlines() if x.startswith("::")]

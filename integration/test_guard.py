@@ -19,7 +19,8 @@ import pytest
 
 from test_sandbox import Box, box, hostemu, probe  # noqa: F401  (fixtures)
 
-LEAK = re.compile(r"^secrets-run: (error|warning): leak: (.+?):(\d+(?::\d+)?) \((\w+)\): (\w+)$")
+LEAK = re.compile(r"^secrets-run: (error|warning): leak: (.+?):(\d+(?::\d+)?) \((\w+)\): (\w+)"
+                  r"(?: \(written by ([^)]*)\))?$")
 
 
 def file_leaks(r, positions=False):
@@ -32,6 +33,11 @@ def file_leaks(r, positions=False):
             out.append((m.group(2), m.group(3), m.group(4), m.group(5)) if positions
                        else (m.group(2), m.group(4), m.group(5)))
     return out
+
+
+def writers(r):
+    """path -> the program a leak report says wrote it."""
+    return {m.group(2): m.group(6) for m in map(LEAK.match, r.stderr.splitlines()) if m and m.group(6)}
 
 
 def audit(path):
@@ -93,6 +99,8 @@ def test_every_leaking_write_is_reported_and_ci_files_are_masked(box, mode, tmp_
     assert where[env["GITHUB_OUTPUT"]] == "1:7" and where[env["GITHUB_ENV"]] == "1:12", where
     assert where[env["HOME"] + "/.npmrc"] == "1:34" and where[str(tmp_name)] == "1:3", where
     assert where["gone.log"] == "2:3" and re.fullmatch(r"\d+:\d+", where["repo/.git/config"]), where
+    # each report names the program that wrote the file
+    assert writers(r)["repo/.git/config"] == "git" and writers(r)["gone.log"] == step.name[:15], r.stderr
     # the runner reads these after the step: the value must not reach the later steps
     assert Path(env["GITHUB_OUTPUT"]).read_text() == "token=[REDACTED:TOKEN]\n"
     assert Path(env["GITHUB_ENV"]).read_text() == "TOKEN_COPY=[REDACTED:TOKEN]\n"

@@ -28,7 +28,8 @@ import pytest
 PY = "/usr/bin/python3"
 MASK = "[REDACTED:{}]".format
 # every leak report: "leak: PLACE:LINE:COL (form): NAME", PLACE a stream's name or a path
-REPORT_RE = re.compile(r"secrets-run: (error|warning): leak: (.+?):(\d+):(\d+) \(([\w-]+)\): (\w+)\n")
+# a file the output guard saw written ends with the program that wrote it: " (written by sh)"
+REPORT_RE = re.compile(r"secrets-run: (error|warning): leak: (.+?):(\d+):(\d+) \(([\w-]+)\): (\w+)(?: \(written by [^)\n]*\))?\n")
 STREAMS = ("stdout", "stderr", "stdin", "stdout+stderr")
 OWN_LINE_RE = re.compile(r"secrets-run: [^\n]*\n")
 
@@ -535,7 +536,8 @@ def test_artifact_name_cannot_inject_workflow_commands(proj):
     in_message = "out/x%0A::add-mask::injected%0A::warning file=a,line=1::w%250A.log"
     check(commands == [f"::error file={escaped},line=1,col=1,title=secret leaked::TOKEN (raw) at {in_message}:1:1"],
           proj, r, f"exactly one workflow command, the leak's ::error: {commands!r}")
-    check("secrets-run: error: leak: out/x\\n::add-mask::injected\\n::warning file=a,line=1::w%0A.log:1:1 (raw): TOKEN\n"
+    check("secrets-run: error: leak: out/x\\n::add-mask::injected\\n::warning file=a,line=1::w%0A.log:1:1 (raw): TOKEN"
+          f" (written by {step.name[:15]})\n"
           in _text(r.stderr), proj, r, "the report names the file on one line, its newlines escaped")
 
 
