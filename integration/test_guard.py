@@ -249,3 +249,26 @@ with zipfile.ZipFile("report.zip", "w", zipfile.ZIP_DEFLATED) as z: z.write("log
     assert got == sorted([(f"{tgz}!logs/run.log", "2:7", "raw", "TOKEN"),
                           ("report.zip!run.log", "2:7", "raw", "TOKEN"),
                           ("logs/run.log", "2:7", "raw", "TOKEN")]), r.stderr
+
+
+def test_paths_are_resolved_against_the_callers_dirfd_and_cwd_in_any_thread(box):
+    """openat with a directory fd, a relative path with '..', and a write from a second
+    thread: each is recorded under the path the step meant."""
+    value, env = prepare(box)
+    py = "/usr/bin/python3"
+    step = box.script(f"""
+        mkdir -p a/b c
+        {py} -c 'import os, threading
+t = open(os.environ["TOKEN_FILE"]).read()
+d = os.open("a", os.O_RDONLY | os.O_DIRECTORY)
+fd = os.open("b/../via-dirfd.txt", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=d)
+os.write(fd, t.encode()); os.close(fd)
+def other():
+    os.chdir("c")
+    with open("../c/from-thread.txt", "w") as f: f.write("t=" + t)
+th = threading.Thread(target=other); th.start(); th.join()'
+        """)
+    r = box.run("run", "--artifacts", "nothing-matches", "--", step, env=env)
+    assert r.status == 123, r
+    got = sorted(file_leaks(r, positions=True))
+    assert got == [("a/via-dirfd.txt", "1:1", "raw", "TOKEN"), ("c/from-thread.txt", "1:3", "raw", "TOKEN")], r.stderr
