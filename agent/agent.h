@@ -46,8 +46,18 @@ struct options {
         char *store_path;     /* --store */
         uint64_t store_to;    /* --to; 0 = not given */
         bool replace;         /* --replace: import over existing names */
-        /* audit verify */
+        /* audit verify, report */
         char *public_key;
+        char **audit_logs;    /* every --audit-log, for report (run takes the last) */
+        /* approve */
+        char *key;            /* --key: the SSH key that signs */
+        char *identity;       /* --identity: whom the approval is from */
+        bool print_payload;   /* --print-payload: the text to sign with ssh-keygen -Y sign */
+        char *output;         /* -o/--output: approve's file, report's page */
+        /* explain */
+        char *event;          /* --event: push, pull_request, schedule, tag, ... */
+        char *branch;         /* --branch */
+        bool matrix;          /* --matrix: every environment, stage and event */
         /* positional arguments after the sub-command (the command for run) */
         char **args;
 };
@@ -72,6 +82,9 @@ int command_plan(const struct options *o);    /* 0 in sync, 2 drift, 1 error */
 int command_apply(const struct options *o);   /* 0, 1 */
 int command_rotate(const struct options *o);  /* 0, 1 */
 int command_doctor(const struct options *o);  /* 0 strict would work, 1 not */
+int command_approve(const struct options *o); /* 0, 1 */
+int command_explain(const struct options *o); /* 0, 1 */
+int command_report(const struct options *o);  /* 0, 1 */
 
 /* ---- rotation: a secret's age against its rotation.max_age / fail_after ---- */
 enum rotation_status {

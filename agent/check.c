@@ -3,8 +3,10 @@
  * and the gate every command that reads a manifest passes (load_manifest). */
 #include <inttypes.h>
 #include <strings.h>
+#include <time.h>
 
 #include "agent.h"
+#include "approval.h"
 #include "backends.h"
 #include "manifest.h"
 
@@ -441,8 +443,8 @@ int command_check(const struct options *o) {
                 findings_done(&f);
                 return 2;
         }
-        if (k >= 0)
-                (void) check_manifest(m, &f);
+        if (k >= 0 && check_manifest(m, &f) >= 0)
+                (void) check_approvals(m, &f, (int64_t) time(NULL));
         findings_sort(&f);
         findings_print(&f, o->format, stdout);
         int status = k < 0 ? 2 : findings_count(&f, SEVERITY_ERROR) > 0 ? 1 : 0;

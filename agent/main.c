@@ -9,7 +9,7 @@
 
 enum command {
         CMD_RUN, CMD_CHECK, CMD_PLAN, CMD_APPLY, CMD_ROTATE, CMD_REDACT, CMD_SCAN,
-        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_VERSION, CMD_HELP, _CMD_MAX,
+        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_APPROVE, CMD_VERSION, CMD_HELP, _CMD_MAX,
 };
 
 static const struct {
@@ -29,6 +29,7 @@ static const struct {
         [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace]", "the embedded encrypted store" },
         [CMD_AUDIT]   = { "audit", command_audit, 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_DOCTOR]  = { "doctor", command_doctor, 1, "doctor [--format json]", "probe every sandbox layer on this host" },
+        [CMD_APPROVE] = { "approve", command_approve, 1, "approve NAME [-e ENV] --key FILE [--identity NAME] [--print-payload] [-o FILE]", "sign a secret's binding with an SSH key" },
         [CMD_VERSION] = { "version", NULL, 0, "version", "print the version" },
         [CMD_HELP]    = { "help", NULL, 0, "help [COMMAND]", "show help" },
 };
@@ -42,6 +43,7 @@ enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
         OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_GUARD,
+        OPT_KEY, OPT_IDENTITY, OPT_PRINT_PAYLOAD,
 };
 
 static const struct option long_options[] = {
@@ -70,6 +72,10 @@ static const struct option long_options[] = {
         { "public-key",   required_argument, NULL, OPT_PUBLIC_KEY },
         { "all",          no_argument,       NULL, OPT_ALL },
         { "replace",      no_argument,       NULL, OPT_REPLACE },
+        { "key",          required_argument, NULL, OPT_KEY },
+        { "identity",     required_argument, NULL, OPT_IDENTITY },
+        { "print-payload", no_argument,      NULL, OPT_PRINT_PAYLOAD },
+        { "output",       required_argument, NULL, 'o' },
         {}
 };
 
@@ -79,8 +85,9 @@ static const struct {
         unsigned commands;
         const char *help;
 } option_help[] = {
-        { 'f', MANIFEST_CMDS | ON(CMD_STORE), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
+        { 'f', MANIFEST_CMDS | ON(CMD_STORE) | ON(CMD_APPROVE), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
         { 'e', MANIFEST_CMDS, "-e, --env NAME          environment (else $SECRETS_RUN_ENV, else defaults.environment)" },
+        { 'e', ON(CMD_APPROVE), "-e, --env NAME          approve: the environment the approval is for (else each protected one the secret reaches)" },
         { 's', MANIFEST_CMDS, "-s, --stage NAME        stage (else $SECRETS_RUN_STAGE, else defaults.stage)" },
         { OPT_FORMAT, ALL_CMDS, "    --format text|json  output format" },
         { 'q', ALL_CMDS, "-q, --quiet             only errors and warnings" },
@@ -102,6 +109,10 @@ static const struct {
         { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
         { OPT_REPLACE, ON(CMD_STORE), "    --replace           import: take the document's history for names already in the store" },
         { OPT_PUBLIC_KEY, ON(CMD_AUDIT), "    --public-key FILE   audit verify: check every record's signature with this key" },
+        { OPT_KEY, ON(CMD_APPROVE), "    --key FILE          the approver's SSH key (Ed25519, unencrypted; its .pub with --print-payload)" },
+        { OPT_IDENTITY, ON(CMD_APPROVE), "    --identity NAME     whom the approval is from (else the approved_by entry allowed_signers lists the key for)" },
+        { OPT_PRINT_PAYLOAD, ON(CMD_APPROVE), "    --print-payload     print the text to sign (with ssh-keygen's sign, namespace secrets-run-approval)" },
+        { 'o', ON(CMD_APPROVE), "-o, --output FILE       approve: write the approval here (else the approvals beside the manifest)" },
         { 'h', ALL_CMDS, "-h, --help              this help" },
 };
 
@@ -249,12 +260,17 @@ static int split_commas(char ***list, const char *value) {
 /* Applies one option. Options are accepted before or after the sub-command word. */
 static int apply_option(struct options *o, enum command c, int opt, const char *arg, bool *ret_help,
                         bool *ret_version) {
+        bool listed = false, applies = false;   /* an option may have a help line per command */
         for (size_t i = 0; i < ELEMENTSOF(option_help); i++)
-                if (option_help[i].val == opt && !(option_help[i].commands & ON(c))) {
-                        log_error("option --%s does not apply to '%s' [see 'secrets-run %s --help']",
-                                  option_name(opt), commands[c].name, commands[c].name);
-                        return -EINVAL;
+                if (option_help[i].val == opt) {
+                        listed = true;
+                        applies |= (option_help[i].commands & ON(c)) != 0;
                 }
+        if (listed && !applies) {
+                log_error("option --%s does not apply to '%s' [see 'secrets-run %s --help']",
+                          option_name(opt), commands[c].name, commands[c].name);
+                return -EINVAL;
+        }
         int v, k;
         switch (opt) {
         case 'f': free(o->manifest); o->manifest = strdup(arg); break;
@@ -301,7 +317,10 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                 break;
         }
         case OPT_ARTIFACTS: return strv_extend(&o->artifacts, arg);
-        case OPT_AUDIT_LOG: free(o->audit_log); o->audit_log = strdup(arg); break;
+        case OPT_AUDIT_LOG:
+                free(o->audit_log);
+                o->audit_log = strdup(arg);
+                return strv_extend(&o->audit_logs, arg);
         case OPT_TTY:
                 if ((k = parse_enum("tty", arg, (const char *const[]) { "never", "always", "auto", NULL }, &v)) < 0)
                         return k;
@@ -325,6 +344,10 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                 break;
         }
         case OPT_PUBLIC_KEY: free(o->public_key); o->public_key = strdup(arg); break;
+        case OPT_KEY: free(o->key); o->key = strdup(arg); break;
+        case OPT_IDENTITY: free(o->identity); o->identity = strdup(arg); break;
+        case OPT_PRINT_PAYLOAD: o->print_payload = true; break;
+        case 'o': free(o->output); o->output = strdup(arg); break;
         default: return -EINVAL;
         }
         return 0;
@@ -340,6 +363,12 @@ static void options_done(struct options *o) {
         strv_free(o->secret_files);
         free(o->store_path);
         free(o->public_key);
+        strv_free(o->audit_logs);
+        free(o->key);
+        free(o->identity);
+        free(o->output);
+        free(o->event);
+        free(o->branch);
         strv_free(o->args);
 }
 
@@ -361,7 +390,7 @@ static int parse_options(int argc, char **argv, int first, bool stop_at_word, en
         optind = 0;   /* full re-initialization for each pass */
         opterr = 0;
         int opt;
-        while ((opt = getopt_long(sub_argc, sub_argv, stop_at_word ? "+:f:e:s:qvh" : ":f:e:s:qvh",
+        while ((opt = getopt_long(sub_argc, sub_argv, stop_at_word ? "+:f:e:s:o:qvh" : ":f:e:s:o:qvh",
                                   long_options, NULL)) != -1) {
                 if (opt == '?' || opt == ':')
                         format_from_words(sub_argc, sub_argv);

@@ -1063,6 +1063,22 @@ static void load_rotation(struct loader *l, const struct node *key, const struct
                        format_duration(s->rotation_max_age, b2, sizeof b2));
 }
 
+/* approved_by, with each entry's position: check points at the name whose approval is wrong. */
+static void load_approved_by(struct loader *l, const struct node *k, const struct node *v, struct mf_secret *s) {
+        s->approved_by_pos = k->pos;
+        if (!get_strv(l, k, v, STRV_SCALAR_OK | STRV_EMPTY_OK, &s->approved_by))
+                return;
+        size_t n = strv_length(s->approved_by);
+        free(s->approved_by_item_pos);
+        s->approved_by_item_pos = calloc(n ? n : 1, sizeof(struct mf_pos));
+        if (!s->approved_by_item_pos) {
+                l->oom = true;
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                s->approved_by_item_pos[i] = v->kind == NODE_SEQUENCE ? v->items[i]->pos : v->pos;
+}
+
 static void load_secret(struct loader *l, const struct node *name, const struct node *m,
                         const struct manifest *man, struct mf_secret *s) {
         static const char *const keys[] = {
@@ -1125,7 +1141,7 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                 } else if (streq(k->value, "rotation"))
                         load_rotation(l, k, v, s);
                 else
-                        get_strv(l, k, v, STRV_SCALAR_OK | STRV_EMPTY_OK, &s->approved_by);
+                        load_approved_by(l, k, v, s);
         }
 
         /* A stored generated secret (generate.store) lives at `from`, or at defaults.backend
@@ -1205,10 +1221,12 @@ static void load_policy(struct loader *l, const struct node *key, const struct n
         static const char *const keys[] = {
                 "on_leak", "mask", "min_secret_length", "allow_env_delivery", "sandbox", "network",
                 "artifacts", "audit_log", "require_owner", "require_rotation", "max_ttl",
+                "allowed_signers", "approvals", "approval_max_age", "approval_fail_after",
         };
         char b[SHOWN_MAX + 4];
         int e;
 
+        const struct node *fail_after = NULL;
         if (!want_mapping(l, key, m, true))
                 return;
         FOREACH_PAIR(m, i, k, v) {
@@ -1247,9 +1265,26 @@ static void load_policy(struct loader *l, const struct node *key, const struct n
                         get_bool(l, k, v, &p->require_owner);
                 else if (streq(k->value, "require_rotation"))
                         get_bool(l, k, v, &p->require_rotation);
-                else
+                else if (streq(k->value, "allowed_signers")) {
+                        p->allowed_signers_pos = v->pos;
+                        get_string(l, k, v, &p->allowed_signers);
+                } else if (streq(k->value, "approvals")) {
+                        p->approvals_pos = v->pos;
+                        get_string(l, k, v, &p->approvals);
+                } else if (streq(k->value, "approval_max_age"))
+                        get_duration(l, k, v, &p->approval_max_age);
+                else if (streq(k->value, "approval_fail_after")) {
+                        if (get_duration(l, k, v, &p->approval_fail_after))
+                                fail_after = v;
+                } else
                         get_duration(l, k, v, &p->max_ttl);
         }
+        char b1[32], b2[32];
+        if (fail_after && p->approval_max_age && p->approval_fail_after < p->approval_max_age)
+                report(l, SR004_INVALID_VALUE, fail_after->pos,
+                       "'approval_fail_after' (%s) must not be shorter than 'approval_max_age' (%s)",
+                       format_duration(p->approval_fail_after, b1, sizeof b1),
+                       format_duration(p->approval_max_age, b2, sizeof b2));
 }
 
 static void load_root(struct loader *l, const struct node *root, struct manifest *man) {
@@ -1443,6 +1478,7 @@ static void secret_done(struct mf_secret *s) {
         strv_free(s->when_events);
         free(s->as);
         strv_free(s->approved_by);
+        free(s->approved_by_item_pos);
 }
 
 struct manifest *manifest_free(struct manifest *m) {
@@ -1466,6 +1502,8 @@ struct manifest *manifest_free(struct manifest *m) {
         free(m->policy.mask);
         strv_free(m->policy.artifacts);
         free(m->policy.audit_log);
+        free(m->policy.allowed_signers);
+        free(m->policy.approvals);
         free(m);
         return NULL;
 }

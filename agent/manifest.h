@@ -46,6 +46,13 @@ enum finding_id {
         SR111_UNKNOWN_ENVIRONMENT = 111,
         SR112_UNWRITABLE_STORE = 112,
         SR113_ROTATION_UNENFORCEABLE = 113,
+        SR114_APPROVAL_MISSING = 114,
+        SR115_APPROVAL_CHANGED = 115,
+        SR116_APPROVAL_BAD_SIGNATURE = 116,
+        SR117_APPROVAL_WRONG_SIGNER = 117,
+        SR118_APPROVAL_RECERTIFY = 118,
+        SR119_APPROVALS_UNVERIFIED = 119,
+        SR120_APPROVAL_FILES = 120,
 };
 
 struct finding {
@@ -139,6 +146,8 @@ struct mf_secret {
         uint64_t rotation_max_age, rotation_fail_after;  /* seconds; 0 = unset */
         bool has_rotation;
         char **approved_by;
+        struct mf_pos approved_by_pos;    /* the key */
+        struct mf_pos *approved_by_item_pos;   /* each entry's, parallel to approved_by */
 };
 
 /* A per-run random value that nobody stores or owns (generate without store): nothing to
@@ -161,6 +170,12 @@ struct mf_policy {
         bool require_owner;               /* true */
         bool require_rotation;            /* false: stored secrets must declare rotation */
         uint64_t max_ttl;                 /* 3600 */
+        /* approvals (docs/approvals.md); paths relative to the manifest's directory */
+        char *allowed_signers;            /* NULL: approved_by is names only (SR119) */
+        struct mf_pos allowed_signers_pos;
+        char *approvals;                  /* NULL: secrets.approvals/ beside the manifest */
+        struct mf_pos approvals_pos;
+        uint64_t approval_max_age, approval_fail_after;   /* seconds; 0 = unset */
 };
 
 struct manifest {

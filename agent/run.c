@@ -107,7 +107,7 @@ int run_resolve(struct run *r) {
         int k;
         if ((k = load_manifest(r->o, true, &r->m)) < 0)
                 return k;
-        if ((k = resolve_run_environment(r)) < 0 || (k = resolve_scope(r)) < 0)
+        if ((k = resolve_run_environment(r)) < 0 || (k = resolve_scope(r)) < 0 || (k = run_gate_approvals(r)) < 0)
                 return k;
         if ((k = collect_hidden_paths(r)) < 0)
                 return k;

@@ -83,6 +83,10 @@ int redactor_add_bounded(struct redactor *red, const char *name, const struct se
  * revocations are on record with it. */
 void run_close_backends(struct run *r);
 
+/* approve.c: a secret of a protected environment needs a valid, current approval by each
+ * identity of its approved_by, or the run refuses (-EPERM) before anything is fetched */
+int run_gate_approvals(struct run *r);
+
 /* rotation.c: past rotation.max_age warns, past fail_after refuses (-EKEYEXPIRED) */
 int run_gate_rotation(struct run *r);
 

@@ -12,7 +12,7 @@ PACKAGES="
   scdoc bash-completion zsh
   debhelper dpkg-dev fakeroot lintian
   shellcheck python3-jsonschema nodejs npm
-  util-linux procps git ca-certificates
+  util-linux procps git ca-certificates openssh-client
   bubblewrap keyutils
   postgresql python3-psycopg2 openssl
 "

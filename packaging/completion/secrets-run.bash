@@ -139,13 +139,13 @@ _secrets_run_values() {
                 compopt -o nospace 2>/dev/null
                 return 0
                 ;;
-        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts)
+        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts | --key | -o | --output)
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 [[ -n $value_prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$value_prefix}")
                 compopt -o filenames 2>/dev/null
                 return 0
                 ;;
-        --timeout | --to) return 0 ;;
+        --timeout | --to | --identity) return 0 ;;
         *) return 1 ;;
         esac
         mapfile -t COMPREPLY < <(compgen -P "$value_prefix" -W "$words" -- "$cur")
@@ -170,10 +170,10 @@ _secrets_run() {
                 cur=${cur#*=}
         fi
 
-        local commands="run check plan apply rotate redact scan store audit doctor version help"
+        local commands="run check plan apply rotate redact scan store audit doctor approve version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
                         --network --guard --timeout --artifacts --audit-log --tty --secret-file --store --to
-                        --public-key"
+                        --public-key --key --identity -o --output"
         local common="--format -q --quiet -v --verbose -h --help"
         local manifest_opts="-f --manifest -e --env -s --stage"
 
@@ -241,6 +241,7 @@ _secrets_run() {
         redact) opts="$common $manifest_opts --on-leak" ;;
         store) opts="$common -f --manifest --store --to --replace" ;;
         audit) opts="$common --public-key" ;;
+        approve) opts="$common -f --manifest -e --env --key --identity --print-payload -o --output" ;;
         *) opts="$common" ;;
         esac
         [[ $cmd == redact || $cmd == scan ]] && opts="$opts --secret-file"
@@ -256,7 +257,7 @@ _secrets_run() {
                 # a word that is no sub-command is the command of `run`
                 [[ -n $cur ]] && mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -c -- "$cur")
                 ;;
-        rotate)
+        rotate | approve)
                 ((${#args[@]} == 0)) &&
                         mapfile -t COMPREPLY < <(compgen -W "$(_secrets_run_secret_names)" -- "$cur")
                 ;;
