@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "approval.h"
 #include "output.h"
 
 #define WRITE_ATTEMPTS 3
@@ -55,6 +56,8 @@ struct plan {
         int64_t now;
         const char *command;           /* apply or rotate, for the audit record */
         struct audit *audit;           /* opened before the first write */
+        json_t *approvals;             /* plan: each approval's row, when allowed_signers is set */
+        size_t approvals_due;          /* rows that need a person */
 };
 
 static void plan_done(struct plan *p) {
@@ -65,6 +68,7 @@ static void plan_done(struct plan *p) {
         free(p->items);
         sources_done(&p->sources);
         audit_free(p->audit);
+        json_decref(p->approvals);
         manifest_free(p->m);
 }
 
@@ -153,6 +157,100 @@ static size_t survey_all(struct plan *p) {
                 if (survey(p, &p->items[i]) < 0)
                         failed++;
         return failed;
+}
+
+/* ---- approvals due (recertification, docs/approvals.md) ---- */
+
+static const char *approval_status(const struct approval_verdict *v) {
+        if (v->state != APPROVAL_VALID)
+                return v->state == APPROVAL_MISSING ? "missing" : v->state == APPROVAL_CHANGED ? "changed" : "invalid";
+        return v->recert == RECERT_EXPIRED ? "expired" : v->recert == RECERT_DUE ? "due" : "ok";
+}
+
+static json_t *approval_row(const struct mf_secret *s, const char *env, const struct approval_verdict *v) {
+        char ts[32] = "";
+        if (v->approved_at)
+                format_timestamp(v->approved_at, ts, sizeof ts);
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "secret", s->name, "environment", env, "identity", v->identity,
+                              "status", approval_status(v));
+        if (!j)
+                return NULL;
+        bool dated = v->state != APPROVAL_MISSING && v->approved_at;
+        json_object_set_new(j, "approved", dated ? json_string(ts) : json_null());
+        json_object_set_new(j, "age_seconds", dated && v->state == APPROVAL_VALID ? json_integer((json_int_t) v->age)
+                                                                                 : json_null());
+        json_object_set_new(j, "file", v->where ? json_string(v->where) : json_null());
+        json_object_set_new(j, "why", v->why ? json_string(v->why) : json_null());
+        return j;
+}
+
+/* Every approval the covered secrets need (each protected environment of the plan's scope
+ * they reach), with its status; rows other than "ok" need a person. */
+static int plan_approvals(struct plan *p) {
+        if (!p->m->policy.allowed_signers)
+                return 0;
+        struct approvals a;
+        int k = approvals_load(p->m, &a);
+        if (k < 0)
+                return k;
+        p->approvals = json_array();
+        for (size_t i = 0; k >= 0 && p->approvals && i < p->n_items; i++) {
+                const struct mf_secret *s = p->items[i].s;
+                for (size_t e = 0; k >= 0 && e < p->m->n_environments; e++) {
+                        const char *env = p->m->environments[e].name;
+                        if ((p->environment && !streq(env, p->environment)) || !approval_required(p->m, s, env) ||
+                            (s->environments && !strv_contains(s->environments, env)))
+                                continue;
+                        struct approval_verdict *v = NULL;
+                        size_t n = 0;
+                        k = approvals_verify(&a, s, env, p->now, &v, &n);
+                        for (size_t j = 0; k >= 0 && j < n; j++) {
+                                p->approvals_due += v[j].state != APPROVAL_VALID || v[j].recert != RECERT_OK;
+                                if (json_array_append_new(p->approvals, approval_row(s, env, &v[j])) < 0)
+                                        k = -ENOMEM;
+                        }
+                        approval_verdicts_free(v, n);
+                }
+        }
+        approvals_done(&a);
+        return !p->approvals ? -ENOMEM : k;
+}
+
+static void print_approvals(const struct plan *p) {
+        const struct mf_policy *pol = &p->m->policy;
+        char age[32], limit[32], after[32];
+        size_t i;
+        json_t *row;
+        if (!p->approvals || json_array_size(p->approvals) == 0)
+                return;
+        printf("\n%-24s %-12s %-16s %-6s %s\n", "APPROVAL", "ENVIRONMENT", "IDENTITY", "AGE", "STATUS");
+        json_array_foreach(p->approvals, i, row) {
+                const char *status = json_string_value(json_object_get(row, "status"));
+                json_t *a = json_object_get(row, "age_seconds");
+                if (json_is_integer(a))
+                        format_age((uint64_t) json_integer_value(a), age, sizeof age);
+                else
+                        snprintf(age, sizeof age, "-");
+                char text[512];
+                if (streq(status, "ok"))
+                        snprintf(text, sizeof text, "ok%s%s%s", pol->approval_max_age ? " (recertify at " : "",
+                                 pol->approval_max_age ? format_duration(pol->approval_max_age, limit, sizeof limit) : "",
+                                 pol->approval_max_age ? ")" : "");
+                else if (streq(status, "due"))
+                        snprintf(text, sizeof text, "due: past approval_max_age %s%s%s, approve again",
+                                 format_duration(pol->approval_max_age, limit, sizeof limit),
+                                 pol->approval_fail_after ? "; runs refuse it after " : "",
+                                 pol->approval_fail_after ? format_duration(pol->approval_fail_after, after, sizeof after) : "");
+                else if (streq(status, "expired"))
+                        snprintf(text, sizeof text, "expired: past approval_fail_after %s, runs refuse it",
+                                 format_duration(pol->approval_fail_after, limit, sizeof limit));
+                else
+                        snprintf(text, sizeof text, "%s: %s", status, json_is_string(json_object_get(row, "why")) ?
+                                 json_string_value(json_object_get(row, "why")) : "no approval signed");
+                printf("%-24s %-12s %-16s %-6s %s\n", json_string_value(json_object_get(row, "secret")),
+                       json_string_value(json_object_get(row, "environment")),
+                       json_string_value(json_object_get(row, "identity")), age, text);
+        }
 }
 
 /* ---- output ---- */
@@ -301,6 +399,8 @@ static void print_json(const struct plan *p, bool in_sync, const char *command, 
                 json_array_append_new(arr, item_json(p, &p->items[i]));
         if (actions)
                 json_object_set(doc, "actions", actions);
+        if (p->approvals)
+                json_object_set(doc, "approvals", p->approvals);
         json_dumpf(doc, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(doc);
@@ -341,7 +441,11 @@ int command_plan(const struct options *o) {
         if (plan_load(&p, o, false) < 0)
                 goto out;
         size_t failed = survey_all(&p);
-        size_t drift = count_drift(&p);
+        if (plan_approvals(&p) < 0) {
+                log_error("approvals: %s", strerror(ENOMEM));
+                goto out;
+        }
+        size_t drift = count_drift(&p) + p.approvals_due;
         if (o->format == FORMAT_JSON)
                 print_json(&p, failed == 0 && drift == 0, "plan", NULL);
         else {
@@ -349,6 +453,7 @@ int command_plan(const struct options *o) {
                        p.n_items, p.n_items == 1 ? "" : "s");
                 if (p.n_items > 0)
                         print_table(&p);
+                print_approvals(&p);
                 size_t by_hand = count_action(&p, ACTION_CREATE_BY_HAND) + count_action(&p, ACTION_ROTATE_BY_HAND);
                 size_t ours = count_action(&p, ACTION_CREATE) + count_action(&p, ACTION_ROTATE);
                 putchar('\n');
@@ -370,7 +475,10 @@ int command_plan(const struct options *o) {
                         if (rotate)
                                 printf("%s%zu to rotate", sep, rotate), sep = ", ";
                         if (by_hand)
-                                printf("%s%zu for a person (not generated by secrets-run)", sep, by_hand);
+                                printf("%s%zu for a person (not generated by secrets-run)", sep, by_hand), sep = ", ";
+                        if (p.approvals_due)
+                                printf("%s%zu approval%s to sign again", sep, p.approvals_due,
+                                       p.approvals_due == 1 ? "" : "s");
                         printf(".%s\n", ours ? " 'secrets-run apply' makes the generated ones." : "");
                 }
         }

@@ -311,3 +311,25 @@ def test_one_approvals_file(world):
     assert proj.run("approve", "DEPLOY_TOKEN", "-e", "prod", "--key", keys["alice"]).status == 0
     assert (proj.dir / "approvals.txt").read_text().count("secrets-run approval v1") == 1
     assert check(proj) == (0, [])
+
+
+def test_plan_lists_approvals_due(world):
+    proj, keys, env = world
+    r = proj.run("plan", "-e", "prod", "--format", "json")
+    assert r.status == 2, r
+    rows = json.loads(r.stdout)["approvals"]
+    assert [(x["secret"], x["environment"], x["identity"], x["status"]) for x in rows] == \
+        [("DEPLOY_TOKEN", "prod", "alice", "missing")]
+    signed_payload(proj, keys["alice"], days_ago=100)
+    r = proj.run("plan", "-e", "prod")
+    assert r.status == 2 and "past approval_max_age 90d" in r.stdout and "1 approval to sign again" in r.stdout, r
+    r = proj.run("plan", "--all", "--format", "json")
+    row = json.loads(r.stdout)["approvals"][0]
+    assert row["status"] == "due" and 99 * 86400 < row["age_seconds"] < 101 * 86400, row
+    signed_payload(proj, keys["alice"], days_ago=130)
+    assert json.loads(proj.run("plan", "--all", "--format", "json").stdout)["approvals"][0]["status"] == "expired"
+    assert proj.run("approve", "DEPLOY_TOKEN", "--key", keys["alice"]).status == 0
+    r = proj.run("plan", "-e", "prod", "--format", "json")
+    assert r.status == 0 and json.loads(r.stdout)["approvals"][0]["status"] == "ok", r
+    # a plan for dev has no approvals to look at
+    assert json.loads(proj.run("plan", "-e", "dev", "--format", "json").stdout)["approvals"] == []
