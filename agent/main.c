@@ -9,7 +9,7 @@
 
 enum command {
         CMD_RUN, CMD_CHECK, CMD_PLAN, CMD_APPLY, CMD_ROTATE, CMD_REDACT, CMD_SCAN,
-        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_APPROVE, CMD_VERSION, CMD_HELP, _CMD_MAX,
+        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_APPROVE, CMD_EXPLAIN, CMD_VERSION, CMD_HELP, _CMD_MAX,
 };
 
 static const struct {
@@ -30,6 +30,7 @@ static const struct {
         [CMD_AUDIT]   = { "audit", command_audit, 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_DOCTOR]  = { "doctor", command_doctor, 1, "doctor [--format json]", "probe every sandbox layer on this host" },
         [CMD_APPROVE] = { "approve", command_approve, 1, "approve NAME [-e ENV] --key FILE [--identity NAME] [--print-payload] [-o FILE]", "sign a secret's binding with an SSH key" },
+        [CMD_EXPLAIN] = { "explain", command_explain, 1, "explain [-e ENV] [-s STAGE] [--event EVENT] [--branch BRANCH] | explain --matrix [--branch BRANCH]", "show which secrets a context gets, and why not the others" },
         [CMD_VERSION] = { "version", NULL, 0, "version", "print the version" },
         [CMD_HELP]    = { "help", NULL, 0, "help [COMMAND]", "show help" },
 };
@@ -37,13 +38,13 @@ static const struct {
 #define ON(c) (1u << (c))
 #define ALL_CMDS (~0u)
 #define MANIFEST_CMDS (ON(CMD_RUN) | ON(CMD_CHECK) | ON(CMD_PLAN) | ON(CMD_APPLY) | ON(CMD_ROTATE) | \
-                       ON(CMD_REDACT) | ON(CMD_SCAN))
+                       ON(CMD_REDACT) | ON(CMD_SCAN) | ON(CMD_EXPLAIN))
 
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
         OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_GUARD,
-        OPT_KEY, OPT_IDENTITY, OPT_PRINT_PAYLOAD,
+        OPT_KEY, OPT_IDENTITY, OPT_PRINT_PAYLOAD, OPT_EVENT, OPT_BRANCH, OPT_MATRIX,
 };
 
 static const struct option long_options[] = {
@@ -76,6 +77,9 @@ static const struct option long_options[] = {
         { "identity",     required_argument, NULL, OPT_IDENTITY },
         { "print-payload", no_argument,      NULL, OPT_PRINT_PAYLOAD },
         { "output",       required_argument, NULL, 'o' },
+        { "event",        required_argument, NULL, OPT_EVENT },
+        { "branch",       required_argument, NULL, OPT_BRANCH },
+        { "matrix",       no_argument,       NULL, OPT_MATRIX },
         {}
 };
 
@@ -113,6 +117,9 @@ static const struct {
         { OPT_IDENTITY, ON(CMD_APPROVE), "    --identity NAME     whom the approval is from (else the approved_by entry allowed_signers lists the key for)" },
         { OPT_PRINT_PAYLOAD, ON(CMD_APPROVE), "    --print-payload     print the text to sign (with ssh-keygen's sign, namespace secrets-run-approval)" },
         { 'o', ON(CMD_APPROVE), "-o, --output FILE       approve: write the approval here (else the approvals beside the manifest)" },
+        { OPT_EVENT, ON(CMD_EXPLAIN), "    --event EVENT       the event to simulate: push, pull_request, schedule, tag, ... (else this job's)" },
+        { OPT_BRANCH, ON(CMD_EXPLAIN), "    --branch BRANCH     the branch to simulate (else this job's or checkout's)" },
+        { OPT_MATRIX, ON(CMD_EXPLAIN), "    --matrix            every environment, stage and event (push, pull_request, schedule, tag)" },
         { 'h', ALL_CMDS, "-h, --help              this help" },
 };
 
@@ -348,6 +355,9 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
         case OPT_IDENTITY: free(o->identity); o->identity = strdup(arg); break;
         case OPT_PRINT_PAYLOAD: o->print_payload = true; break;
         case 'o': free(o->output); o->output = strdup(arg); break;
+        case OPT_EVENT: free(o->event); o->event = strdup(arg); break;
+        case OPT_BRANCH: free(o->branch); o->branch = strdup(arg); break;
+        case OPT_MATRIX: o->matrix = true; break;
         default: return -EINVAL;
         }
         return 0;

@@ -1,8 +1,8 @@
 # bash completion for secrets-run                                    -*- shell-script -*-
 #
 # Completes sub-commands, the options of each sub-command (the same sets as
-# `secrets-run COMMAND --help`), the values of --format, --sandbox, --network, --on-leak and
-# --tty, the words of `store` and `audit`, and secret names for --only, `rotate` and
+# `secrets-run COMMAND --help`), the values of --format, --sandbox, --network, --on-leak,
+# --tty and --event, the words of `store` and `audit`, and secret names for --only, `rotate` and
 # `store get|rm|history|rollback|set`.
 #
 # Secret names are the keys of the manifest's top-level `secrets:` mapping, read from the file
@@ -126,6 +126,7 @@ _secrets_run_values() {
         --network | --guard) words="on off" ;;
         --on-leak) words="fail warn" ;;
         --tty) words="auto always never" ;;
+        --event) words="push pull_request schedule tag manual" ;;
         -e | --env) words=$(_secrets_run_names environment) ;;
         -s | --stage) words=$(_secrets_run_names stage) ;;
         --only)
@@ -145,7 +146,7 @@ _secrets_run_values() {
                 compopt -o filenames 2>/dev/null
                 return 0
                 ;;
-        --timeout | --to | --identity) return 0 ;;
+        --timeout | --to | --identity | --branch) return 0 ;;
         *) return 1 ;;
         esac
         mapfile -t COMPREPLY < <(compgen -P "$value_prefix" -W "$words" -- "$cur")
@@ -170,10 +171,10 @@ _secrets_run() {
                 cur=${cur#*=}
         fi
 
-        local commands="run check plan apply rotate redact scan store audit doctor approve version help"
+        local commands="run check plan apply rotate redact scan store audit doctor approve explain version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
                         --network --guard --timeout --artifacts --audit-log --tty --secret-file --store --to
-                        --public-key --key --identity -o --output"
+                        --public-key --key --identity -o --output --event --branch"
         local common="--format -q --quiet -v --verbose -h --help"
         local manifest_opts="-f --manifest -e --env -s --stage"
 
@@ -242,6 +243,7 @@ _secrets_run() {
         store) opts="$common -f --manifest --store --to --replace" ;;
         audit) opts="$common --public-key" ;;
         approve) opts="$common -f --manifest -e --env --key --identity --print-payload -o --output" ;;
+        explain) opts="$common $manifest_opts --event --branch --matrix" ;;
         *) opts="$common" ;;
         esac
         [[ $cmd == redact || $cmd == scan ]] && opts="$opts --secret-file"
