@@ -9,7 +9,7 @@
 
 enum command {
         CMD_RUN, CMD_CHECK, CMD_PLAN, CMD_APPLY, CMD_ROTATE, CMD_REDACT, CMD_SCAN,
-        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_APPROVE, CMD_EXPLAIN, CMD_VERSION, CMD_HELP, _CMD_MAX,
+        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_APPROVE, CMD_EXPLAIN, CMD_REPORT, CMD_VERSION, CMD_HELP, _CMD_MAX,
 };
 
 static const struct {
@@ -31,6 +31,7 @@ static const struct {
         [CMD_DOCTOR]  = { "doctor", command_doctor, 1, "doctor [--format json]", "probe every sandbox layer on this host" },
         [CMD_APPROVE] = { "approve", command_approve, 1, "approve NAME [-e ENV] --key FILE [--identity NAME] [--print-payload] [-o FILE]", "sign a secret's binding with an SSH key" },
         [CMD_EXPLAIN] = { "explain", command_explain, 1, "explain [-e ENV] [-s STAGE] [--event EVENT] [--branch BRANCH] | explain --matrix [--branch BRANCH]", "show which secrets a context gets, and why not the others" },
+        [CMD_REPORT]  = { "report", command_report, 1, "report [--audit-log FILE...] [--public-key F] -o FILE.html", "write one HTML page on every secret: ages, approvals, fetches, leaks, unread grants" },
         [CMD_VERSION] = { "version", NULL, 0, "version", "print the version" },
         [CMD_HELP]    = { "help", NULL, 0, "help [COMMAND]", "show help" },
 };
@@ -89,7 +90,7 @@ static const struct {
         unsigned commands;
         const char *help;
 } option_help[] = {
-        { 'f', MANIFEST_CMDS | ON(CMD_STORE) | ON(CMD_APPROVE), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
+        { 'f', MANIFEST_CMDS | ON(CMD_STORE) | ON(CMD_APPROVE) | ON(CMD_REPORT), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
         { 'e', MANIFEST_CMDS, "-e, --env NAME          environment (else $SECRETS_RUN_ENV, else defaults.environment)" },
         { 'e', ON(CMD_APPROVE), "-e, --env NAME          approve: the environment the approval is for (else each protected one the secret reaches)" },
         { 's', MANIFEST_CMDS, "-s, --stage NAME        stage (else $SECRETS_RUN_STAGE, else defaults.stage)" },
@@ -104,6 +105,7 @@ static const struct {
         { OPT_TIMEOUT, ON(CMD_RUN), "    --timeout DURATION  stop the command after DURATION (90s, 15m, 1h, 7d): exit 124" },
         { OPT_ARTIFACTS, ON(CMD_RUN), "    --artifacts GLOB    files to scan for leaks after the command (repeatable)" },
         { OPT_AUDIT_LOG, ON(CMD_RUN), "    --audit-log PATH    where to append the audit record" },
+        { OPT_AUDIT_LOG, ON(CMD_REPORT), "    --audit-log PATH    an audit log to read, verified first (repeatable; else the one runs write)" },
         { OPT_TTY, ON(CMD_RUN), "    --tty auto|always|never  give the command a pseudo-terminal" },
         { OPT_ALLOW_PTRACE, ON(CMD_RUN), "    --allow-ptrace      let the command use ptrace (debuggers)" },
         { OPT_ALL, ON(CMD_PLAN) | ON(CMD_APPLY), "    --all               every environment (else the one -e, $SECRETS_RUN_ENV or defaults.environment names)" },
@@ -112,11 +114,12 @@ static const struct {
         { OPT_STORE, ON(CMD_STORE), "    --store PATH        the store file (else the manifest's file backend, else .secrets-run/store)" },
         { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
         { OPT_REPLACE, ON(CMD_STORE), "    --replace           import: take the document's history for names already in the store" },
-        { OPT_PUBLIC_KEY, ON(CMD_AUDIT), "    --public-key FILE   audit verify: check every record's signature with this key" },
+        { OPT_PUBLIC_KEY, ON(CMD_AUDIT) | ON(CMD_REPORT), "    --public-key FILE   check every audit record's signature with this key" },
         { OPT_KEY, ON(CMD_APPROVE), "    --key FILE          the approver's SSH key (Ed25519, unencrypted; its .pub with --print-payload)" },
         { OPT_IDENTITY, ON(CMD_APPROVE), "    --identity NAME     whom the approval is from (else the approved_by entry allowed_signers lists the key for)" },
         { OPT_PRINT_PAYLOAD, ON(CMD_APPROVE), "    --print-payload     print the text to sign (with ssh-keygen's sign, namespace secrets-run-approval)" },
         { 'o', ON(CMD_APPROVE), "-o, --output FILE       approve: write the approval here (else the approvals beside the manifest)" },
+        { 'o', ON(CMD_REPORT), "-o, --output FILE       the page to write" },
         { OPT_EVENT, ON(CMD_EXPLAIN), "    --event EVENT       the event to simulate: push, pull_request, schedule, tag, ... (else this job's)" },
         { OPT_BRANCH, ON(CMD_EXPLAIN), "    --branch BRANCH     the branch to simulate (else this job's or checkout's)" },
         { OPT_MATRIX, ON(CMD_EXPLAIN), "    --matrix            every environment, stage and event (push, pull_request, schedule, tag)" },

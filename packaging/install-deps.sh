@@ -3,6 +3,8 @@
 # Idempotent and non-interactive: packages already present are left alone.
 set -eu
 
+# openssh-client: the approval tests sign and verify with ssh-keygen; chromium: the report's
+# page is rendered headless (integration/test_report.py, a few seconds).
 PACKAGES="
   build-essential meson ninja-build pkg-config
   libseccomp-dev libsodium-dev libcurl4-openssl-dev libyaml-dev libcap-dev libjansson-dev
@@ -15,6 +17,7 @@ PACKAGES="
   util-linux procps git ca-certificates openssh-client
   bubblewrap keyutils
   postgresql python3-psycopg2 openssl
+  chromium
 "
 
 # The CI checks of the GitHub Action and the GitLab template run these linters and runners

@@ -171,7 +171,7 @@ _secrets_run() {
                 cur=${cur#*=}
         fi
 
-        local commands="run check plan apply rotate redact scan store audit doctor approve explain version help"
+        local commands="run check plan apply rotate redact scan store audit doctor approve explain report version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
                         --network --guard --timeout --artifacts --audit-log --tty --secret-file --store --to
                         --public-key --key --identity -o --output --event --branch"
@@ -244,6 +244,7 @@ _secrets_run() {
         audit) opts="$common --public-key" ;;
         approve) opts="$common -f --manifest -e --env --key --identity --print-payload -o --output" ;;
         explain) opts="$common $manifest_opts --event --branch --matrix" ;;
+        report) opts="$common -f --manifest --audit-log --public-key -o --output" ;;
         *) opts="$common" ;;
         esac
         [[ $cmd == redact || $cmd == scan ]] && opts="$opts --secret-file"
