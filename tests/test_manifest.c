@@ -57,7 +57,10 @@ static const char design_example[] =
         "  artifacts: [changed]\n"
         "  audit_log: .secrets-run/audit.jsonl\n"
         "  require_owner: true\n"
-        "  max_ttl: 1h\n";
+        "  max_ttl: 1h\n"
+        "  allowed_signers: .github/allowed_signers\n"
+        "  approval_max_age: 90d\n"
+        "  approval_fail_after: 120d\n";
 
 static int load(const char *yaml, struct manifest **m, struct findings *f) {
         return manifest_load_buffer("test/secrets.yaml", yaml, strlen(yaml), m, f);
@@ -173,6 +176,9 @@ TEST(design_example) {
                 CHECK_EQ_INT(s->rotation_max_age, 30 * 86400);
                 CHECK_EQ_INT(s->rotation_fail_after, 45 * 86400);
                 CHECK_EQ_INT(strv_length(s->approved_by), 2);
+                /* each name's own place, for the approval findings */
+                CHECK(s->approved_by_item_pos && s->approved_by_item_pos[0].line == 33 &&
+                      s->approved_by_item_pos[0].col == 19 && s->approved_by_item_pos[1].col == 26);
         }
         s = manifest_find_secret(m, "NPM_TOKEN");
         CHECK(s && s->deliver == DELIVER_ENV);
@@ -198,6 +204,10 @@ TEST(design_example) {
         CHECK_EQ_STR(m->policy.audit_log, ".secrets-run/audit.jsonl");
         CHECK(m->policy.require_owner && !m->policy.require_rotation);
         CHECK_EQ_INT(m->policy.max_ttl, 3600);
+        CHECK_EQ_STR(m->policy.allowed_signers, ".github/allowed_signers");
+        CHECK(!m->policy.approvals);
+        CHECK_EQ_INT(m->policy.approval_max_age, 90 * 86400);
+        CHECK_EQ_INT(m->policy.approval_fail_after, 120 * 86400);
 
         unsigned char digest[32];
         crypto_hash_sha256(digest, (const unsigned char *) design_example, strlen(design_example));
@@ -253,6 +263,22 @@ TEST(defaults_when_absent) {
         CHECK(!m->policy.audit_log);
         CHECK(m->policy.require_owner && !m->policy.require_rotation);
         CHECK_EQ_INT(m->policy.max_ttl, 3600);
+}
+
+TEST(approval_policy) {
+        struct findings f = {};
+        _cleanup_manifest_ struct manifest *m = NULL;
+        CHECK_EQ_INT(load("version: 1\n"
+                          "policy:\n"
+                          "  approvals: ci/approvals.txt\n"
+                          "  approval_max_age: 90d\n"
+                          "  approval_fail_after: 30d\n"
+                          "  allowed_signer: x\n", &m, &f), -EINVAL);
+        CHECK(find(&f, SR004_INVALID_VALUE, 5, 24));   /* fail_after shorter than max_age */
+        const struct finding *x = find(&f, SR002_UNKNOWN_KEY, 6, 3);
+        CHECK(x && strstr(x->message, "did you mean 'allowed_signers'?"));
+        CHECK_EQ_INT(f.n, 2);
+        findings_done(&f);
 }
 
 TEST(no_default_backend) {
@@ -767,6 +793,7 @@ int main(void) {
         unsetenv("SECRETS_RUN_MANIFEST");
         RUN(design_example);
         RUN(defaults_when_absent);
+        RUN(approval_policy);
         RUN(no_default_backend);
         RUN(scalars_and_lists);
         RUN(aliases_are_shared);
