@@ -78,6 +78,10 @@ struct early_ctx {
 static void early_leak(void *userdata, const struct redact_leak *leak) {
         struct early_ctx *c = userdata;
         struct output_guard *g = c->g;
+        if (g->n_early >= GUARD_MAX_FILES) {
+                g->full = true;   /* a step making and removing leaking files forever: memory stays bounded */
+                return;
+        }
         struct early_leak *e = realloc(g->early, (g->n_early + 1) * sizeof(*e));
         char *where = strdup(c->where), *member = leak->member ? strdup(leak->member) : NULL;
         char *writer = c->writer ? strdup(c->writer) : NULL;
@@ -268,8 +272,8 @@ void output_guard_scan(struct run *r, struct artifact_scan *s) {
         if (!g)
                 return;
         if (g->full)
-                log_warning("output guard: the step wrote more than %d files; the files past that are found by the "
-                            "working directory's changed files only", GUARD_MAX_FILES);
+                log_warning("output guard: the step wrote more than %d files (or removed as many that leaked); the "
+                            "ones past that are found by the working directory's changed files only", GUARD_MAX_FILES);
         /* a path's last version is what is reported: one replaced many times over (git
          * writes .git/config through a lock file renamed over it) is one report, not one per
          * version; a version that went is reported when none that stayed leaks */
