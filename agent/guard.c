@@ -59,14 +59,15 @@ static char *display_path(const struct output_guard *g, const char *path) {
         return strdup(path);
 }
 
-static void record_written(struct output_guard *g, const char *path, const char *writer) {
+/* writer NULL: the calling program (asked for only now: most writes are to a file seen). */
+static void record_written(struct output_guard *g, const char *path, const struct guard_event *e, const char *writer) {
         if (excluded(g, path) || json_object_get(g->written, path))
                 return;
         if (json_object_size(g->written) >= GUARD_MAX_FILES) {
                 g->full = true;
                 return;
         }
-        (void) json_object_set_new(g->written, path, json_string(writer));
+        (void) json_object_set_new(g->written, path, json_string(writer ? writer : guard_event_program(e)));
 }
 
 struct early_ctx {
@@ -115,13 +116,13 @@ static void scan_before_it_goes(struct output_guard *g, const char *path) {
  * name that is gone at the end is passed by), the new one is added. */
 static void record_rename(struct output_guard *g, const struct guard_event *e) {
         json_t *writer = json_object_get(g->written, e->path);
-        _cleanup_free_ char *who = strdup(writer ? json_string_value(writer) : e->comm);
+        _cleanup_free_ char *who = writer ? strdup(json_string_value(writer)) : NULL;
         if (e->exchange)
                 /* both names keep a file, each the other's: both are the step's now */
-                record_written(g, e->path, e->comm);
+                record_written(g, e->path, e, NULL);
         else if (!e->noreplace)
                 scan_before_it_goes(g, e->target);
-        record_written(g, e->target, who ? who : e->comm);
+        record_written(g, e->target, e, who);
 }
 
 /* "address port" of a destination, or NULL for one not worth a record (AF_NETLINK). */
@@ -154,11 +155,12 @@ static void record_connect(struct output_guard *g, const struct guard_event *e) 
         json_t *d = destination(e->addr, e->addr_len);
         if (!d)
                 return;
-        (void) json_object_set_new(d, "program", json_string(e->comm));
+        const char *program = guard_event_program(e);
+        (void) json_object_set_new(d, "program", json_string(program));
         json_t *port = json_object_get(d, "port");
         _cleanup_free_ char *key = strdup_printf("%s %s %lld %s", json_string_value(json_object_get(d, "address")) ?: "",
                                                  json_string_value(json_object_get(d, "socket")) ?: "",
-                                                 port ? (long long) json_integer_value(port) : -1LL, e->comm);
+                                                 port ? (long long) json_integer_value(port) : -1LL, program);
         json_t *seen = key ? json_object_get(g->connects, key) : NULL;
         if (seen) {
                 json_t *count = json_object_get(seen, "count");
@@ -178,7 +180,7 @@ static void on_event(void *userdata, const struct guard_event *e) {
         struct output_guard *g = userdata;
         switch (e->kind) {
         case GUARD_WRITE:
-                record_written(g, e->path, e->comm);
+                record_written(g, e->path, e, NULL);
                 break;
         case GUARD_REMOVE:
                 scan_before_it_goes(g, e->path);
