@@ -46,9 +46,10 @@ static bool under(const char *path, const char *dir) {
         return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-/* The kernel's views and our own directory: never the step's output. */
+/* The kernel's views, devices and our own directory: never the step's output. /dev/shm is
+ * a tmpfs of ordinary files, which outlive the step until the machine restarts. */
 static bool excluded(const struct output_guard *g, const char *path) {
-        return under(path, "/proc") || under(path, "/sys") || under(path, "/dev") ||
+        return under(path, "/proc") || under(path, "/sys") || (under(path, "/dev") && !under(path, "/dev/shm")) ||
                (g->secrets_dir && under(path, g->secrets_dir));
 }
 

@@ -39,9 +39,11 @@ with open(os.path.join(tree, "secrets.yaml"), "w") as f:
 env = dict(os.environ, SECRETS_RUN_AUDIT_LOG=os.path.join(work, "audit.jsonl"))
 
 BUILD_STEP = "rm -rf b && meson setup b -Dintegration=false >/dev/null && ninja -C b >/dev/null"
-WRITES_STEP = ("rm -rf many && mkdir many && /usr/bin/python3 -c '"
+# the small writes go to a tmpfs where there is one: what is measured is the guard, not the disk
+shm = tempfile.mkdtemp(prefix="secrets-run-bench-guard-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+WRITES_STEP = (f"rm -rf {shm}/many && mkdir {shm}/many && /usr/bin/python3 -c '"
                "import os\nfor i in range(100000):\n"
-               "    with open(f\"many/{i}\", \"w\") as f: f.write(\"x\")'")
+               f"    with open(f\"{shm}/many/{{i}}\", \"w\") as f: f.write(\"x\")'")
 
 
 def timed(argv):
@@ -90,3 +92,4 @@ for title, t in (("meson setup + ninja (this project), strict", build_times),
 extra = (write_times["guard on"][1] - write_times["guard off"][1]) / 100000 * 1e6
 print(f"guard CPU cost per file written (opened, recorded, scanned after): {extra:.1f} us")
 shutil.rmtree(work, ignore_errors=True)
+shutil.rmtree(shm, ignore_errors=True)
