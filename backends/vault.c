@@ -115,6 +115,53 @@ static void token_uses_from(struct vault_state *v, json_t *num_uses) {
         v->uses_left = n > 0 ? (int64_t) n : -1;
 }
 
+/* Tells the agent every string in an answer's data (as label) before a message could
+ * quote one: the fetched value reaches the masker only when fetch() returns it, and a
+ * warning is shown before that. */
+static void mask_answer_values(struct backend *b, const char *label, json_t *x, unsigned depth) {
+        if (json_is_string(x)) {
+                _cleanup_secret_ struct secret *v = NULL;
+                if (secret_from_bytes(json_string_value(x), json_string_length(x), &v) >= 0)
+                        backend_credential(b, label, v);
+                return;
+        }
+        const char *k;
+        size_t i;
+        json_t *y;
+        if (depth < 4 && json_is_object(x))
+                json_object_foreach(x, k, y)
+                        mask_answer_values(b, label, y, depth + 1);
+        if (depth < 4 && json_is_array(x))
+                json_array_foreach(x, i, y)
+                        mask_answer_values(b, label, y, depth + 1);
+}
+
+/* Vault's warnings on an answer (sdk/logical/response.go AddWarning: a hint on a wrong path,
+ * a TTL capped, a deprecated endpoint), one warning line each, never dropped: the agent
+ * passes every message through the run's masker, which is told the answer's values first
+ * (as label). where names the request. */
+static void vault_warnings(struct backend *b, const char *where, const char *label, const struct secret *body) {
+        json_t *j = NULL;
+        if (!body || secret_len(body) == 0 || http_json_parse(body, &j) < 0)
+                return;
+        if (json_array_size(json_object_get(j, "warnings")) > 0)
+                mask_answer_values(b, label, json_object_get(j, "data"), 0);
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(j, "warnings"), i, w) {
+                if (!json_is_string(w) || json_string_length(w) == 0)
+                        continue;
+                _cleanup_free_ char *text = strndup(json_string_value(w), 400);
+                for (char *p = text; p && *p; p++)
+                        if (!isprint((unsigned char) *p))
+                                *p = ' ';
+                if (text)
+                        backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault), %s: Vault warns: %s", b->name,
+                                        where, text);
+        }
+        json_decref(j);
+}
+
 /* The first error Vault gave, as printable text (Vault's messages name paths, not values). */
 static char *vault_error_text(const struct secret *body) {
         json_t *j = NULL;
@@ -278,6 +325,8 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): login: %s", b->name,
                                                        *ret_why ? *ret_why : strerror(-r));
+        _cleanup_free_ char *where = strdup_printf("login at auth/%s", mount);
+        vault_warnings(b, where ? where : "login", "vault-answer", resp);
         if (status != 200) {
                 _cleanup_free_ char *text = vault_error_text(resp);
                 return backend_fail(ret_why, -EACCES, "backend '%s' (vault): login at auth/%s failed: HTTP %ld %s%s%s",
@@ -418,6 +467,8 @@ static int mount_take(struct backend *b, const char *path, int r, long status, s
                 return r;
         if (status == 404)
                 v->mounts_unavailable = true;
+        _cleanup_free_ char *where = strdup_printf("mount lookup of %s", path);
+        vault_warnings(b, where ? where : path, "vault-answer", resp);
         json_t *j = NULL;
         if (status != 200 || http_json_parse(resp, &j) < 0) {
                 backend_message(b, BACKEND_MESSAGE_INFO,
@@ -540,6 +591,8 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
                                                        ref->secret_name, b->name, ref->path,
                                                        *ret_why ? *ret_why : strerror(-r));
+        _cleanup_free_ char *where = strdup_printf("secret %s, path %s", ref->secret_name, ref->path);
+        vault_warnings(b, where ? where : ref->path, ref->secret_name, resp);
         json_t *j = NULL;
         bool parsed = http_json_parse(resp, &j) >= 0;
         json_t *meta = json_object_get(json_object_get(j, "data"), "metadata");
@@ -700,6 +753,8 @@ static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
                                                        ref->secret_name, b->name, ref->path,
                                                        *ret_why ? *ret_why : strerror(-r));
+        _cleanup_free_ char *where = strdup_printf("secret %s, path %s", ref->secret_name, ref->path);
+        vault_warnings(b, where ? where : ref->path, ref->secret_name, resp);
         json_t *j = NULL;
         bool parsed = http_json_parse(resp, &j) >= 0 && json_is_object(j);
         if (status == 404) {
@@ -878,6 +933,8 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: write: %s",
                                                        ref->secret_name, b->name, ref->path,
                                                        *ret_why ? *ret_why : strerror(-r));
+        _cleanup_free_ char *where = strdup_printf("secret %s, write of %s", ref->secret_name, ref->path);
+        vault_warnings(b, where ? where : ref->path, ref->secret_name, resp);
         if (status != 200) {
                 _cleanup_free_ char *err = vault_error_text(resp);
                 if (status == 400 && err && strstr(err, "check-and-set"))
@@ -1057,6 +1114,9 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                                   now + budget, &status, &resp, &why) : -ENOMEM;
         json_decref(body);
         const char *what = l->id ? l->id : "the login token";
+        _cleanup_free_ char *where = strdup_printf("renewal of %s", what);
+        if (r >= 0)
+                vault_warnings(b, where ? where : what, "vault-answer", resp);
         json_t *j = NULL;
         if (r >= 0 && status == 200 && http_json_parse(resp, &j) >= 0) {
                 json_t *src = l->id ? j : json_object_get(j, "auth");
@@ -1123,6 +1183,10 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
 static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why, const char *how,
                     const struct secret *resp) {
         const char *what = lease_id ? lease_id : "the login token";
+        if (r >= 0 && resp) {
+                _cleanup_free_ char *where = strdup_printf("revocation of %s", what);
+                vault_warnings(b, where ? where : what, "vault-answer", resp);
+        }
         if (r >= 0 && (status == 200 || status == 204)) {
                 backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): revoked %s%s%s", b->name, what,
                                 how ? ": " : "", how ? how : "");
@@ -1166,6 +1230,8 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
         int r = http_request(v->http, "GET", "/v1/auth/token/lookup-self", v->token, NULL,
                              v->deadline_ms, &status, &resp, ret_why);
         token_spent(b, r >= 0);
+        if (r >= 0)
+                vault_warnings(b, "token lookup", "vault-answer", resp);
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): token lookup: %s", b->name,
                                                        *ret_why ? *ret_why : strerror(-r));
@@ -1267,7 +1333,7 @@ static void vault_revoke_all(struct backend *b) {
                 for (size_t i = 0; i < v->n_leases; i++)
                         revoked(b, v->leases[i].id, r, status, NULL,
                                 "with the login token (auth/token/revoke-self): Vault expired it at once", NULL);
-                revoked(b, NULL, r, status, NULL, NULL, NULL);
+                revoked(b, NULL, r, status, NULL, NULL, resp);
                 return;
         }
         /* the token stays: its leases, at least, may go one by one */
