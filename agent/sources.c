@@ -168,6 +168,16 @@ int sources_credential_env(const struct manifest *m, char ***vars) {
         return 0;
 }
 
+int sources_credential_files(const struct manifest *m, char ***paths) {
+        for (size_t i = 0; i < m->n_backends; i++) {
+                _cleanup_(source_config_done) struct source_config c = {};
+                int k = source_config_of(m, &m->backends[i], &c);
+                if (k < 0 || (k = backend_credential_files(&c.config, paths)) < 0)
+                        return k;
+        }
+        return 0;
+}
+
 int sources_store_files(const struct manifest *m, char ***paths) {
         for (size_t i = 0; i < m->n_backends; i++) {
                 _cleanup_(source_config_done) struct source_config c = {};

@@ -26,6 +26,8 @@ struct backend_ops {
         /* Optional (absent: none): see backend_credential_env(). Called without an open
          * backend, on the configuration alone. */
         int (*credential_env)(const struct backend_config *c, char ***vars);
+        /* Optional (absent: none): see backend_credential_files(). */
+        int (*credential_files)(const struct backend_config *c, char ***paths);
 };
 
 struct backend {

@@ -156,6 +156,11 @@ void backend_credential(struct backend *b, const char *label, const struct secre
                                                          .credential = value });
 }
 
+int backend_credential_files(const struct backend_config *config, char ***paths) {
+        const struct backend_ops *ops = ops_for(config->kind);
+        return ops && ops->credential_files ? ops->credential_files(config, paths) : 0;
+}
+
 int backend_credential_env(const struct backend_config *config, char ***vars) {
         const struct backend_ops *ops = ops_for(config->kind);
         return ops && ops->credential_env ? ops->credential_env(config, vars) : 0;

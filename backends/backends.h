@@ -36,6 +36,7 @@ struct backend_config {
         const char *address;           /* NULL: $VAULT_ADDR */
         const char *namespace_;
         const char *ca_cert, *ca_path;
+        const char *client_cert, *client_key;   /* TLS client certificate (cert auth); NULL: $VAULT_CLIENT_CERT/_KEY */
         bool insecure;                 /* allows http:// off loopback; TLS is always verified */
         enum backend_vault_auth vault_auth;
         const char *auth_mount;        /* NULL: "approle" / "jwt" */
@@ -85,6 +86,10 @@ int backend_open(const struct backend_config *config, struct backend **ret, char
  * keeps them from the step. env, exec, generate: none (the variables an env secret is read
  * from are secrets, which the agent knows of itself). Opens nothing; -ENOMEM. */
 int backend_credential_env(const struct backend_config *config, char ***vars);
+/* Appends to *paths the files (not stores: those the agent knows) a backend configured as
+ * config may read a credential from, whether or not they exist: Vault's ~/.vault-token. The
+ * agent hides them from the step. Opens nothing; -ENOMEM. */
+int backend_credential_files(const struct backend_config *config, char ***paths);
 int backend_fetch(struct backend *b, const struct secret_ref *ref,
                   struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
 /* Optional hint before fetching: every ref that will be fetched from b (a backend may fetch

@@ -2,6 +2,10 @@
  * credentials, and revokes what it obtained (leases, a login token) when it is closed. */
 #include <ctype.h>
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <strings.h>
 #include <time.h>
@@ -84,6 +88,7 @@ struct vault_state {
         bool used_up;
         char **login_policies;         /* the login's auth, for the identity of a token whose */
         char *login_entity_id;         /* uses a lookup-self would spend */
+        bool via_agent;                /* a Vault Agent adds the token: we may have none */
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
@@ -317,7 +322,8 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
                 if (c->auth_role)
                         json_object_set_new(body, "role", json_string(c->auth_role));
         }
-        _cleanup_free_ char *path = strdup_printf("/v1/auth/%s/login", mount);
+        _cleanup_free_ char *esc = http_path_escape(mount);
+        _cleanup_free_ char *path = esc ? strdup_printf("/v1/auth/%s/login", esc) : NULL;
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
         r = path ? vault_post(b, path, body, false, deadline, &status, &resp, ret_why) : -ENOMEM;
@@ -370,44 +376,157 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
         return 0;
 }
 
-static int vault_open(struct backend *b, char **ret_why) {
-        const struct backend_config *c = b->config;
-        const char *address = c->address ? c->address : getenv("VAULT_ADDR");
+/* A variable as Vault's and OpenBao's CLIs read it: BAO_X if it is set at all (even empty),
+ * else VAULT_X (openbao api/env.go ReadBaoVariable; HashiCorp's reads VAULT_X). name is the
+ * part after the prefix ("ADDR"). */
+static const char *vault_env(const char *name) {
+        char bao[64], vault[64];
+        (void) snprintf(bao, sizeof bao, "BAO_%s", name);
+        (void) snprintf(vault, sizeof vault, "VAULT_%s", name);
+        const char *v = getenv(bao);
+        return v ? v : getenv(vault);
+}
+
+static const char *nonempty(const char *s) {
+        return s && *s ? s : NULL;
+}
+
+/* Where `vault login` leaves the token (command/token/helper_internal.go): $BAO_TOKEN_PATH
+ * (OpenBao), else ~/.vault-token. malloc'd; NULL without a home. */
+static char *token_file_path(void) {
+        const char *p = nonempty(getenv("BAO_TOKEN_PATH"));
+        if (p)
+                return strdup(p);
+        const char *home = nonempty(getenv("HOME"));
+        return home ? strdup_printf("%s/.vault-token", home) : NULL;
+}
+
+/* The token in path, whitespace trimmed as the CLI's helper trims it; -ENOENT if there is
+ * none (no file, or an empty one). */
+static int token_from_file(struct backend *b, const char *path, struct secret **ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return -ENOENT;
+        _cleanup_secret_ struct secret *raw = NULL;
+        int r = secret_new(512, &raw);
+        if (r < 0)
+                return r;
+        char buf[512];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0 && secret_len(raw) < 8192)
+                if ((r = secret_append(raw, buf, (size_t) n)) < 0)
+                        break;
+        sodium_memzero(buf, sizeof buf);
+        if (r < 0)
+                return r;
+        const char *d = (const char *) secret_data(raw);
+        size_t start = 0, end = secret_len(raw);
+        while (start < end && isspace((unsigned char) d[start]))
+                start++;
+        while (end > start && isspace((unsigned char) d[end - 1]))
+                end--;
+        if (end == start)
+                return -ENOENT;
+        if ((r = secret_from_bytes(d + start, end - start, ret)) >= 0)
+                backend_credential(b, "vault-token", *ret);
+        return r;
+}
+
+/* Token auth: the configured variable; else $BAO_TOKEN / $VAULT_TOKEN, else the token file
+ * `vault login` writes; else, through a Vault Agent or Proxy, none (its auto-auth adds it:
+ * command/agentproxyshared/cache/handler.go). */
+static int token_auth(struct backend *b, const struct backend_config *c, bool via_agent, char **ret_why) {
+        struct vault_state *v = b->data;
+        if (c->token_env) {
+                if (env_secret(b, c->token_env, "vault-token", &v->token) < 0)
+                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token in $%s, which is not set",
+                                            b->name, c->token_env);
+                return 0;
+        }
+        if (env_secret(b, getenv("BAO_TOKEN") ? "BAO_TOKEN" : VAULT_TOKEN_ENV, "vault-token", &v->token) >= 0)
+                return 0;
+        _cleanup_free_ char *file = token_file_path();
+        int r = file ? token_from_file(b, file, &v->token) : -ENOENT;
+        if (r >= 0) {
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): the token from %s", b->name, file);
+                return 0;
+        }
+        if (r != -ENOENT)
+                return r;
+        if (via_agent) {
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): no token: the Vault Agent at $VAULT_AGENT_ADDR adds its own",
+                                b->name);
+                return 0;
+        }
+        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token: $VAULT_TOKEN is not set and there is no %s [vault login writes it]",
+                            b->name, file ? file : "~/.vault-token");
+}
+
+/* The address: the manifest's, else a Vault Agent's ($VAULT_AGENT_ADDR wins over
+ * $VAULT_ADDR, as in api/client.go), else $VAULT_ADDR. unix:///path is a socket (the
+ * agent's listener): *ret_socket the path, *ret_base a URL with no host of its own. */
+static int vault_address(struct backend *b, const struct backend_config *c, const char **ret_base,
+                         const char **ret_socket, bool *ret_agent, char **ret_why) {
+        const char *agent = nonempty(vault_env("AGENT_ADDR"));
+        const char *address = c->address ? c->address : agent ? agent : vault_env("ADDR");
+        *ret_agent = !c->address && agent;
+        *ret_socket = NULL;
+        *ret_base = address;
         if (!address || !*address)
-                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): no address (set 'address' or $VAULT_ADDR)", b->name);
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): no address (set 'address', $VAULT_ADDR or $VAULT_AGENT_ADDR)",
+                                    b->name);
+        if (strncasecmp(address, "unix://", 7) == 0) {
+                if (address[7] != '/')
+                        return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): a unix:// address names an absolute socket path (unix:///run/vault.sock)",
+                                            b->name);
+                *ret_socket = address + 7;
+                *ret_base = "http://localhost";
+                return 0;
+        }
         if (strncasecmp(address, "http://", 7) == 0) {
                 if (!url_host_is_loopback(address + 7) && !c->insecure)
                         return backend_fail(ret_why, -EPERM,
                                             "backend '%s' (vault): refusing plain http:// to a host that is not loopback (use https://, or insecure: true)",
                                             b->name);
         } else if (strncasecmp(address, "https://", 8) != 0)
-                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): the address must start with https:// (or http:// on loopback)", b->name);
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): the address must start with https:// (or http:// on loopback, or unix://)",
+                                    b->name);
+        return 0;
+}
 
+static int vault_open(struct backend *b, char **ret_why) {
+        const struct backend_config *c = b->config;
+        const char *base, *socket_path;
+        bool via_agent;
+        int r = vault_address(b, c, &base, &socket_path, &via_agent, ret_why);
+        if (r < 0)
+                return r;
         struct vault_state *v = calloc(1, sizeof(*v));
         if (!v)
                 return -ENOMEM;
         b->data = v;
         v->deadline_ms = now_monotonic_ms() + b->timeout_ms;
         v->uses_left = -1;
-        /* like the address, the CA may come from the variables Vault's own CLI reads */
+        /* like the address, the CA, the namespace and a client certificate may come from the
+         * variables Vault's own CLI reads (api/client.go ReadEnvironment) */
         bool manifest_ca = c->ca_cert || c->ca_path;
-        struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
-                                  .ca_cert = manifest_ca ? c->ca_cert : getenv("VAULT_CACERT"),
-                                  .ca_path = manifest_ca ? c->ca_path : getenv("VAULT_CAPATH") };
+        bool manifest_cert = c->client_cert || c->client_key;
+        struct http_options o = { .base_url = base, .unix_socket = socket_path,
+                                  .namespace_ = c->namespace_ ? c->namespace_ : nonempty(vault_env("NAMESPACE")),
+                                  .ca_cert = manifest_ca ? c->ca_cert : nonempty(vault_env("CACERT")),
+                                  .ca_path = manifest_ca ? c->ca_path : nonempty(vault_env("CAPATH")),
+                                  .client_cert = manifest_cert ? c->client_cert : nonempty(vault_env("CLIENT_CERT")),
+                                  .client_key = manifest_cert ? c->client_key : nonempty(vault_env("CLIENT_KEY")) };
         v->max_ttl_s = c->max_ttl_s;
         v->sequential = c->vault_sequential;
         v->auth = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? "approle"
                 : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt" : "token";
-        int r = http_client_open(b, &o, &v->http, ret_why);
-        if (r < 0)
+        if ((r = http_client_open(b, &o, &v->http, ret_why)) < 0)
                 return r;
-        if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN) {
-                const char *var = c->token_env ? c->token_env : VAULT_TOKEN_ENV;
-                if (env_secret(b, var, "vault-token", &v->token) < 0)
-                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token in $%s, which is not set",
-                                            b->name, var);
-                return 0;
-        }
+        v->via_agent = via_agent;
+        if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN)
+                return token_auth(b, c, via_agent, ret_why);
         return vault_login(b, c, ret_why);
 }
 
@@ -450,8 +569,18 @@ static const char *mount_rest(const struct vault_mount *m, const char *path) {
         return path + strlen(m->path);
 }
 
+/* "/v1/" + path with each segment percent-encoded (a space, '?', '#' or '%' in a key is the
+ * key's, not the URL's), then ?version=N if version. */
+static char *api_url(const char *prefix, const char *path, uint64_t version) {
+        _cleanup_free_ char *esc = http_path_escape(path);
+        if (!esc)
+                return NULL;
+        return version ? strdup_printf("/v1/%s%s?version=%" PRIu64, prefix, esc, version)
+                       : strdup_printf("/v1/%s%s", prefix, esc);
+}
+
 static char *mount_lookup_url(const char *path) {
-        return strdup_printf("/v1/sys/internal/ui/mounts/%s", path);
+        return api_url("sys/internal/ui/mounts/", path, 0);
 }
 
 /* Takes the answer to a lookup of path: a 200 is cached (*ret its entry). A 403 (no mount
@@ -572,7 +701,7 @@ static int vault_get(struct backend *b, const struct secret_ref *ref, const char
                         http_result_done(&p.result);
                         return k;
                 }
-        _cleanup_free_ char *url_path = strdup_printf("/v1/%s", key);
+        _cleanup_free_ char *url_path = api_url("", ref->path, ref->version);
         if (!url_path)
                 return -ENOMEM;
         long status = 0;
@@ -740,8 +869,7 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
 static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_t version, long *ret_status,
                         json_t **ret_json, char **ret_why) {
         struct vault_state *v = b->data;
-        _cleanup_free_ char *url_path = version ? strdup_printf("/v1/%s?version=%" PRIu64, ref->path, version)
-                                                : strdup_printf("/v1/%s", ref->path);
+        _cleanup_free_ char *url_path = api_url("", ref->path, version);
         if (!url_path)
                 return -ENOMEM;
         long status = 0;
@@ -922,7 +1050,7 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
                 json_decref(body);
                 return -ENOMEM;
         }
-        _cleanup_free_ char *url_path = strdup_printf("/v1/%s", ref->path);
+        _cleanup_free_ char *url_path = api_url("", ref->path, 0);
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
         r = url_path ? vault_post(b, url_path, body, true, ((struct vault_state *) b->data)->deadline_ms, &status, &resp,
@@ -994,7 +1122,7 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                         known = streq(keys[j], key);
                 if (known)
                         continue;
-                if (!(paths[m] = strdup_printf("/v1/%s", key))) {
+                if (!(paths[m] = api_url("", refs[i].path, refs[i].version))) {
                         r = -ENOMEM;
                         goto finish;
                 }
@@ -1161,7 +1289,7 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
 
 static uint64_t vault_renew(struct backend *b, uint64_t now) {
         struct vault_state *v = b->data;
-        if (!v || !v->token || v->used_up)
+        if (!v || (!v->token && !v->via_agent) || v->used_up)
                 return 0;   /* a token whose last use is spent is revoked, and its leases */
         /* a renewal spends a use too: the last one is kept for revoke-self */
         bool renew_token = v->token_from_login && !(v->uses_left >= 0 && v->uses_left <= 1);
@@ -1302,7 +1430,7 @@ static void vault_revoke_all(struct backend *b) {
         struct vault_state *v = b->data;
         uint64_t budget = b->timeout_ms < VAULT_CLOSE_TIMEOUT_MS ? b->timeout_ms : VAULT_CLOSE_TIMEOUT_MS;
         uint64_t deadline = now_monotonic_ms() + budget;
-        if (!v->http || !v->token)
+        if (!v->http || (!v->token && !v->via_agent))
                 return;
         if (v->used_up) {
                 static const char how[] = "the token's last use was spent: Vault revoked it and its leases";
@@ -1379,7 +1507,8 @@ static void vault_close(struct backend *b) {
  * GitHub's OIDC endpoint with the job's request token. */
 static int vault_credential_env(const struct backend_config *c, char ***vars) {
         bool jwt_default = c->vault_auth == BACKEND_VAULT_AUTH_JWT && !c->jwt_env;
-        const char *names[] = { c->token_env ? c->token_env : VAULT_TOKEN_ENV, c->role_id_env, c->secret_id_env,
+        const char *names[] = { c->token_env ? c->token_env : VAULT_TOKEN_ENV, c->token_env ? NULL : "BAO_TOKEN",
+                                c->role_id_env, c->secret_id_env,
                                 c->jwt_env, jwt_default ? VAULT_JWT_ENV : NULL,
                                 jwt_default ? GITHUB_OIDC_TOKEN_ENV : NULL };
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
@@ -1388,6 +1517,15 @@ static int vault_credential_env(const struct backend_config *c, char ***vars) {
                         return r;
         }
         return 0;
+}
+
+/* The token file a token auth without token_env may read (the step must not act as the
+ * user with it any more than with $VAULT_TOKEN). */
+static int vault_credential_files(const struct backend_config *c, char ***paths) {
+        if (c->vault_auth != BACKEND_VAULT_AUTH_TOKEN || c->token_env)
+                return 0;
+        _cleanup_free_ char *file = token_file_path();
+        return file ? strv_extend(paths, file) : 0;
 }
 
 const struct backend_ops vault_backend_ops = {
@@ -1400,4 +1538,5 @@ const struct backend_ops vault_backend_ops = {
         .identity = vault_identity,
         .renew = vault_renew,
         .credential_env = vault_credential_env,
+        .credential_files = vault_credential_files,
 };

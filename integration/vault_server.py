@@ -360,6 +360,11 @@ class VaultServer:
 
     def stop(self):
         """Stops listening and closes open (keep-alive) connections."""
+        for httpd, t in getattr(self, "_unix", []):
+            httpd.shutdown()
+            httpd.server_close()
+            t.join(5)
+        self._unix = []
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -372,6 +377,28 @@ class VaultServer:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def serve_unix(self, path, auto_auth_token=None):
+        """Also serves on a unix socket at path, as a Vault Agent's or Proxy's listener
+        does; with auto_auth_token, a request without a token gets that one, as the
+        agent's api_proxy with use_auto_auth_token adds its own
+        (command/agentproxyshared/cache/handler.go ProxyHandler)."""
+        import socketserver
+        server = self
+
+        class UnixHttpd(socketserver.ThreadingUnixStreamServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        httpd = UnixHttpd(str(path), Handler)
+        httpd.vault = self
+        httpd.auto_auth_token = auto_auth_token
+        t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        t.start()
+        self._unix = getattr(self, "_unix", []) + [(httpd, t)]
+        return httpd
 
     def refuse_connections(self):
         """Stops listening and drops open connections: connections to .addr are refused
@@ -1296,6 +1323,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass    # the request log is ours; keep stderr quiet
 
+    def address_string(self):
+        return str(self.client_address[0]) if self.client_address else "unix"
+
     def _dispatch(self):
         vault = self.server.vault
         url = urlsplit(self.path)
@@ -1310,6 +1340,9 @@ class Handler(BaseHTTPRequestHandler):
             token, token_header = self.headers["X-Vault-Token"], "X-Vault-Token"
         elif (self.headers.get("Authorization") or "").startswith("Bearer "):
             token, token_header = self.headers["Authorization"][7:].strip(), "Authorization"
+        elif getattr(self.server, "auto_auth_token", None):
+            # see serve_unix: the agent's auto-auth token stands in
+            token, token_header = self.server.auto_auth_token, "agent"
         body, bad_json = {}, False
         if raw.strip():
             try:
