@@ -77,7 +77,8 @@ enum on_leak { ON_LEAK_FAIL, ON_LEAK_WARN };
 enum sandbox_mode { SANDBOX_AUTO, SANDBOX_STRICT, SANDBOX_OFF };
 const char *delivery_method_name(enum delivery d);   /* "file", "fd", "env" */
 const char *sandbox_mode_name(enum sandbox_mode m);  /* "auto", "strict", "off" */
-enum vault_auth { VAULT_AUTH_NONE, VAULT_AUTH_TOKEN, VAULT_AUTH_APPROLE, VAULT_AUTH_JWT };
+enum vault_auth { VAULT_AUTH_NONE, VAULT_AUTH_TOKEN, VAULT_AUTH_APPROLE, VAULT_AUTH_JWT, VAULT_AUTH_KUBERNETES,
+                  VAULT_AUTH_CERT };
 
 struct mf_backend {
         char *name;
@@ -94,11 +95,14 @@ struct mf_backend {
         struct mf_pos address_pos;
         char *namespace_;
         char *ca_cert, *ca_path;
+        char *client_cert, *client_key;   /* TLS client certificate (relative to the manifest's dir) */
         bool insecure;
         struct mf_pos insecure_pos;
         enum vault_auth auth;
         char *auth_mount, *auth_role, *jwt_env, *audience;
         char *role_id_env, *secret_id_env, *token_env;
+        char *auth_token_file;    /* kubernetes: the service account token; NULL: the pod's default */
+        char *auth_name;          /* cert: the role (Vault's "name") to log in as; NULL: any that matches */
 };
 
 struct mf_environment {

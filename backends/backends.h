@@ -7,7 +7,8 @@
 enum backend_kind { BACKEND_KIND_FILE, BACKEND_KIND_ENV, BACKEND_KIND_EXEC,
                     BACKEND_KIND_GENERATE, BACKEND_KIND_VAULT };
 
-enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, BACKEND_VAULT_AUTH_JWT };
+enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, BACKEND_VAULT_AUTH_JWT,
+                          BACKEND_VAULT_AUTH_KUBERNETES, BACKEND_VAULT_AUTH_CERT };
 
 enum generate_charset { GENERATE_ALNUM, GENERATE_HEX, GENERATE_BASE64URL, GENERATE_ASCII };
 
@@ -44,6 +45,8 @@ struct backend_config {
         const char *jwt_env, *audience;
         const char *role_id_env, *secret_id_env;
         const char *token_env;         /* NULL: VAULT_TOKEN */
+        const char *token_file;        /* kubernetes: NULL: the pod's service account token */
+        const char *cert_name;         /* cert: the role to log in as; NULL: any that matches */
         uint64_t max_ttl_s;            /* policy.max_ttl: caps lease renewal increments; 0 = none */
         bool vault_sequential;         /* vault: one request at a time, no concurrent prefetch */
         /* Where the backend's events go from backend_open() on (messages of a login's

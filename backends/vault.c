@@ -20,6 +20,8 @@
 #define VAULT_JWT_ENV "VAULT_ID_TOKEN"
 #define GITHUB_OIDC_URL_ENV "ACTIONS_ID_TOKEN_REQUEST_URL"
 #define GITHUB_OIDC_TOKEN_ENV "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+/* Where the kubelet projects a pod's service account token. */
+#define KUBERNETES_TOKEN_FILE "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 /* One response per path (and version) per run: two fields of one dynamic secret must come
  * from one request, one lease. Kept as the body in secure memory, not as parsed JSON in the
@@ -89,6 +91,7 @@ struct vault_state {
         char **login_policies;         /* the login's auth, for the identity of a token whose */
         char *login_entity_id;         /* uses a lookup-self would spend */
         bool via_agent;                /* a Vault Agent adds the token: we may have none */
+        bool client_cert;              /* a TLS client certificate is configured */
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
@@ -282,46 +285,84 @@ static int github_oidc_token(struct backend *b, const char *audience, uint64_t d
         return r;
 }
 
+static int token_from_file(struct backend *b, const char *path, struct secret **ret);
+
+static json_t *secret_json(const struct secret *s) {
+        return json_stringn((const char *) secret_data(s), secret_len(s));
+}
+
+static int approle_body(struct backend *b, const struct backend_config *c, json_t **ret, char **ret_why) {
+        _cleanup_secret_ struct secret *role_id = NULL, *secret_id = NULL;
+        if (env_secret(b, c->role_id_env, "approle-role-id", &role_id) < 0)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the role id in $%s, which is not set",
+                                    b->name, c->role_id_env ? c->role_id_env : "(role_id_env not configured)");
+        if (c->secret_id_env && env_secret(b, c->secret_id_env, "approle-secret-id", &secret_id) < 0)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the secret id in $%s, which is not set",
+                                    b->name, c->secret_id_env);
+        json_t *body = json_pack("{s:o}", "role_id", secret_json(role_id));
+        if (body && secret_id)
+                json_object_set_new(body, "secret_id", secret_json(secret_id));
+        *ret = body;
+        return body ? 0 : -ENOMEM;
+}
+
+static int jwt_body(struct backend *b, const struct backend_config *c, uint64_t deadline, json_t **ret,
+                    char **ret_why) {
+        _cleanup_secret_ struct secret *jwt = NULL;
+        const char *var = c->jwt_env ? c->jwt_env : VAULT_JWT_ENV;
+        int r;
+        if (!c->jwt_env && getenv(GITHUB_OIDC_URL_ENV)) {
+                if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
+                        return r;
+                backend_credential(b, "jwt", jwt);
+        } else if (env_secret(b, var, "jwt", &jwt) < 0)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login needs the token in $%s, which is not set",
+                                    b->name, var);
+        json_t *body = json_pack("{s:o, s:s?}", "jwt", secret_json(jwt), "role", c->auth_role);
+        *ret = body;
+        return body ? 0 : -ENOMEM;
+}
+
+/* Kubernetes: the pod's service account token (the file the kubelet projects, re-read at
+ * each login since it is rotated) with the role (builtin/credential/kubernetes/path_login.go:
+ * {"role", "jwt"}; Vault checks the token with the TokenReview API). */
+static int kubernetes_body(struct backend *b, const struct backend_config *c, json_t **ret, char **ret_why) {
+        const char *file = c->token_file ? c->token_file : KUBERNETES_TOKEN_FILE;
+        _cleanup_secret_ struct secret *jwt = NULL;
+        int r = token_from_file(b, file, &jwt);
+        if (r == -ENOENT)
+                return backend_fail(ret_why, r, "backend '%s' (vault): kubernetes login needs the service account token in %s, which is missing or empty [automountServiceAccountToken, or auth.token_file]",
+                                    b->name, file);
+        if (r < 0)
+                return r;
+        json_t *body = json_pack("{s:o, s:s?}", "jwt", secret_json(jwt), "role", c->auth_role);
+        *ret = body;
+        return body ? 0 : -ENOMEM;
+}
+
+/* Cert: the TLS client certificate is the credential (builtin/credential/cert/path_login.go);
+ * the body names the role, if one is configured. */
+static int cert_body(struct backend *b, const struct backend_config *c, json_t **ret, char **ret_why) {
+        struct vault_state *v = b->data;
+        if (!v->client_cert)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): cert login needs a client certificate: client_cert and client_key, or $VAULT_CLIENT_CERT and $VAULT_CLIENT_KEY",
+                                    b->name);
+        json_t *body = c->cert_name ? json_pack("{s:s}", "name", c->cert_name) : json_object();
+        *ret = body;
+        return body ? 0 : -ENOMEM;
+}
+
 static int vault_login(struct backend *b, const struct backend_config *c, char **ret_why) {
         struct vault_state *v = b->data;
         uint64_t deadline = v->deadline_ms;
-        const char *mount;
-        json_t *body;
-        int r;
-        if (c->vault_auth == BACKEND_VAULT_AUTH_APPROLE) {
-                mount = c->auth_mount ? c->auth_mount : "approle";
-                _cleanup_secret_ struct secret *role_id = NULL, *secret_id = NULL;
-                if (env_secret(b, c->role_id_env, "approle-role-id", &role_id) < 0)
-                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the role id in $%s, which is not set",
-                                            b->name, c->role_id_env ? c->role_id_env : "(role_id_env not configured)");
-                if (c->secret_id_env && env_secret(b, c->secret_id_env, "approle-secret-id", &secret_id) < 0)
-                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the secret id in $%s, which is not set",
-                                            b->name, c->secret_id_env);
-                body = json_object();
-                if (!body)
-                        return -ENOMEM;
-                json_object_set_new(body, "role_id", json_stringn((const char *) secret_data(role_id), secret_len(role_id)));
-                if (secret_id)
-                        json_object_set_new(body, "secret_id",
-                                            json_stringn((const char *) secret_data(secret_id), secret_len(secret_id)));
-        } else {
-                mount = c->auth_mount ? c->auth_mount : "jwt";
-                _cleanup_secret_ struct secret *jwt = NULL;
-                const char *var = c->jwt_env ? c->jwt_env : VAULT_JWT_ENV;
-                if (!c->jwt_env && getenv(GITHUB_OIDC_URL_ENV)) {
-                        if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
-                                return r;
-                        backend_credential(b, "jwt", jwt);
-                } else if (env_secret(b, var, "jwt", &jwt) < 0)
-                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login needs the token in $%s, which is not set",
-                                            b->name, var);
-                body = json_object();
-                if (!body)
-                        return -ENOMEM;
-                json_object_set_new(body, "jwt", json_stringn((const char *) secret_data(jwt), secret_len(jwt)));
-                if (c->auth_role)
-                        json_object_set_new(body, "role", json_string(c->auth_role));
-        }
+        const char *mount = c->auth_mount ? c->auth_mount : v->auth;   /* each method's default mount is its name */
+        json_t *body = NULL;
+        int r = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? approle_body(b, c, &body, ret_why)
+                : c->vault_auth == BACKEND_VAULT_AUTH_KUBERNETES ? kubernetes_body(b, c, &body, ret_why)
+                : c->vault_auth == BACKEND_VAULT_AUTH_CERT ? cert_body(b, c, &body, ret_why)
+                : jwt_body(b, c, deadline, &body, ret_why);
+        if (r < 0)
+                return r;
         _cleanup_free_ char *esc = http_path_escape(mount);
         _cleanup_free_ char *path = esc ? strdup_printf("/v1/auth/%s/login", esc) : NULL;
         long status = 0;
@@ -521,7 +562,10 @@ static int vault_open(struct backend *b, char **ret_why) {
         v->max_ttl_s = c->max_ttl_s;
         v->sequential = c->vault_sequential;
         v->auth = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? "approle"
-                : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt" : "token";
+                : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt"
+                : c->vault_auth == BACKEND_VAULT_AUTH_KUBERNETES ? "kubernetes"
+                : c->vault_auth == BACKEND_VAULT_AUTH_CERT ? "cert" : "token";
+        v->client_cert = o.client_cert != NULL;
         if ((r = http_client_open(b, &o, &v->http, ret_why)) < 0)
                 return r;
         v->via_agent = via_agent;
@@ -1522,8 +1566,10 @@ static int vault_credential_env(const struct backend_config *c, char ***vars) {
 /* The token file a token auth without token_env may read (the step must not act as the
  * user with it any more than with $VAULT_TOKEN). */
 static int vault_credential_files(const struct backend_config *c, char ***paths) {
-        if (c->vault_auth != BACKEND_VAULT_AUTH_TOKEN || c->token_env)
-                return 0;
+        const char *key = c->client_key ? c->client_key : c->client_cert ? NULL : nonempty(vault_env("CLIENT_KEY"));
+        int r = key ? strv_extend(paths, key) : 0;
+        if (r < 0 || c->vault_auth != BACKEND_VAULT_AUTH_TOKEN || c->token_env)
+                return r;
         _cleanup_free_ char *file = token_file_path();
         return file ? strv_extend(paths, file) : 0;
 }
