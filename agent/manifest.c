@@ -1042,6 +1042,32 @@ static void load_generate(struct loader *l, const struct node *key, const struct
         }
 }
 
+/* params: {NAME: SCALAR, ...}, the body of the request a reference makes (Vault's PKI
+ * issue: common_name, ttl, alt_names). Strings, numbers and booleans, as written. */
+static void load_params(struct loader *l, const struct node *key, const struct node *m, struct mf_secret *s) {
+        char b[SHOWN_MAX + 4];
+        s->params_pos = key->pos;
+        if (!want_mapping(l, key, m, false))
+                return;
+        if (m->n_items == 0)
+                report(l, SR004_INVALID_VALUE, m->pos, "'params' is empty: name at least one (e.g. common_name)");
+        FOREACH_PAIR(m, i, k, v) {
+                if (!is_identifier(k->value)) {
+                        report(l, SR004_INVALID_VALUE, k->pos, "'%s' is not a valid parameter name (letters, digits, _)",
+                               shown(k->value, b));
+                        continue;
+                }
+                if (v->kind != NODE_SCALAR || node_is_null(v)) {
+                        report_kind(l, k, v, "a string, number or boolean");
+                        continue;
+                }
+                if (!want_string(l, k, v))
+                        continue;
+                if (strv_extend(&s->params, k->value) < 0 || strv_extend(&s->params, v->value) < 0)
+                        l->oom = true;
+        }
+}
+
 static void load_when(struct loader *l, const struct node *key, const struct node *m,
                       struct mf_secret *s) {
         static const char *const keys[] = { "branches", "events" };
@@ -1084,7 +1110,7 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                         const struct manifest *man, struct mf_secret *s) {
         static const char *const keys[] = {
                 "from", "generate", "owner", "description", "environments", "stages", "when",
-                "deliver", "as", "rotation", "approved_by",
+                "deliver", "as", "rotation", "approved_by", "params",
         };
         char b[SHOWN_MAX + 4];
 
@@ -1141,6 +1167,8 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                         }
                 } else if (streq(k->value, "rotation"))
                         load_rotation(l, k, v, s);
+                else if (streq(k->value, "params"))
+                        load_params(l, k, v, s);
                 else
                         get_strv(l, k, v, STRV_SCALAR_OK | STRV_EMPTY_OK, &s->approved_by);
         }
@@ -1154,6 +1182,9 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                        shown(name->value, b));
         else if (from)
                 parse_reference(l, from, s);
+        if (s->params && (generate || s->version))
+                report(l, SR004_INVALID_VALUE, s->params_pos, "secret '%s': 'params' make a request that issues a new value each run, which %s",
+                       shown(name->value, b), generate ? "is not stored or generated" : "cannot be pinned to a version");
         else if (!from_key && (!generate || s->gen_store)) {
                 if (man->default_backend)
                         set_string(l, &s->backend, man->default_backend);
@@ -1464,6 +1495,7 @@ static void secret_done(struct mf_secret *s) {
         strv_free(s->when_events);
         free(s->as);
         strv_free(s->approved_by);
+        strv_free(s->params);
 }
 
 struct manifest *manifest_free(struct manifest *m) {

@@ -46,6 +46,7 @@ enum finding_id {
         SR111_UNKNOWN_ENVIRONMENT = 111,
         SR112_UNWRITABLE_STORE = 112,
         SR113_ROTATION_UNENFORCEABLE = 113,
+        SR114_PARAMS_UNSUPPORTED = 114,
 };
 
 struct finding {
@@ -127,6 +128,9 @@ struct mf_secret {
         size_t gen_length;        /* default 32 */
         enum charset gen_charset; /* default alnum */
         bool gen_store;           /* keep the value at backend/path/field (plan/apply) */
+        char **params;            /* vault: NAME, VALUE, ...: the reference is a POST with them
+                                   * (pki/issue/ROLE); NULL: a read */
+        struct mf_pos params_pos;
 
         char *owner;
         char *description;

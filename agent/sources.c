@@ -42,6 +42,7 @@ struct secret_ref secret_ref_of(const struct mf_secret *s) {
                 .path = s->path,
                 .field = s->field,
                 .version = s->version,
+                .params = s->params,
                 .generate_length = s->gen_length,
                 .generate_charset = generate_charset_of(s->gen_charset),
         };

@@ -60,6 +60,7 @@ struct secret_ref {
         const char *path;
         const char *field;             /* NULL if none */
         uint64_t version;              /* 0 = latest */
+        char *const *params;           /* vault: NAME, VALUE, ..., NULL: a POST with them (pki/issue/ROLE); NULL: a read */
         size_t generate_length;
         enum generate_charset generate_charset;
 };

@@ -48,6 +48,9 @@ struct vault_lease {
         uint64_t renew_at_ms;          /* monotonic; 0 = not to be renewed */
         uint64_t expires_ms;
         bool expiring_noted;           /* lease.expiring emitted */
+        /* a certificate PKI issued without a lease (its role's generate_lease is false, the
+         * default: builtin/logical/pki/path_roles.go): revoked with MOUNT/revoke by serial */
+        char *revoke_url, *serial;
 };
 
 /* A mount, as sys/internal/ui/mounts/<path> tells it: mounts of one namespace never nest
@@ -712,6 +715,42 @@ static bool response_looks_kv2(json_t *j) {
 static int vault_take(struct backend *b, const struct secret_ref *ref, const char *key, int r, long status,
                       struct secret *resp, json_t **ret, char **ret_why);
 
+/* A certificate issued without a lease (data.serial_number, no lease_id) is still ours to
+ * revoke at exit: MOUNT/revoke with its serial (builtin/logical/pki/path_revoke.go). */
+static int certificate_take(struct backend *b, const struct secret_ref *ref, json_t *j) {
+        struct vault_state *v = b->data;
+        const char *serial = json_string_value(json_object_get(json_object_get(j, "data"), "serial_number"));
+        if (!serial || !*serial)
+                return 0;
+        const struct vault_mount *m = mount_cached(v, ref->path);
+        const char *issue = strstr(ref->path, "/issue/");
+        _cleanup_free_ char *mount = m && streq(m->type, "pki") ? strdup(m->path)
+                                     : issue ? strndup(ref->path, (size_t) (issue - ref->path) + 1) : NULL;
+        if (!mount)
+                return 0;   /* not PKI's issue: nothing we know how to revoke */
+        struct vault_lease *l = realloc(v->leases, (v->n_leases + 1) * sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        v->leases = l;
+        l = &l[v->n_leases];
+        json_int_t expiration = json_integer_value(json_object_get(json_object_get(j, "data"), "expiration"));
+        time_t now = time(NULL);
+        *l = (struct vault_lease) { .id = strdup_printf("certificate %s", serial), .serial = strdup(serial),
+                                    .revoke_url = api_url(mount, "revoke", 0),
+                                    .ttl_s = expiration > now ? (uint64_t) (expiration - now) : 0 };
+        if (!l->id || !l->serial || !l->revoke_url) {
+                free(l->id);
+                free(l->serial);
+                free(l->revoke_url);
+                return -ENOMEM;
+        }
+        lease_schedule(l, now_monotonic_ms(), l->ttl_s);   /* not renewable: never renewed */
+        v->n_leases++;
+        backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): issued %s at %s (no lease: revoked by serial at exit)",
+                        b->name, l->id, ref->path);
+        return 0;
+}
+
 static const struct secret *vault_cached(struct vault_state *v, const char *key) {
         for (size_t i = 0; i < v->n_responses; i++)
                 if (streq(v->responses[i].key, key))
@@ -750,9 +789,23 @@ static int vault_get(struct backend *b, const struct secret_ref *ref, const char
                 return -ENOMEM;
         long status = 0;
         struct secret *resp = NULL;
-        int r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms,
-                             &status, &resp, ret_why);
-        token_spent(b, r >= 0);
+        int r;
+        if (ref->params) {
+                /* a request that issues (pki/issue/ROLE): a POST of the params, once */
+                json_t *body = json_object();
+                for (char *const *p = ref->params; body && p[0] && p[1]; p += 2)
+                        if (json_object_set_new(body, p[0], json_string(p[1])) < 0) {
+                                json_decref(body);
+                                body = NULL;
+                        }
+                r = body ? vault_post(b, url_path, body, true, v->deadline_ms, &status, &resp, ret_why) : -ENOMEM;
+                json_decref(body);
+                if (r == -ENOMEM)
+                        return r;
+        } else {
+                r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms, &status, &resp, ret_why);
+                token_spent(b, r >= 0);
+        }
         return vault_take(b, ref, key, r, status, resp, ret, ret_why);
 }
 
@@ -834,13 +887,26 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
                 }
                 lease_schedule(l, now_monotonic_ms(), l->ttl_s);
                 v->n_leases++;
+        } else if (ref->params && (r = certificate_take(b, ref, j)) < 0) {
+                json_decref(j);
+                return r;
         }
         *ret = j;
         return 0;
 }
 
+/* The cache's key: one answer per path, version and params in a run (a certificate's
+ * fields come from one issue). */
 static char *ref_key(const struct secret_ref *ref) {
-        return ref->version ? strdup_printf("%s?version=%" PRIu64, ref->path, ref->version) : strdup(ref->path);
+        _cleanup_free_ char *key = ref->version ? strdup_printf("%s?version=%" PRIu64, ref->path, ref->version)
+                                                : strdup(ref->path);
+        for (char *const *p = ref->params; key && p && p[0] && p[1]; p += 2) {
+                _cleanup_free_ char *k = http_url_escape(p[0]), *val = http_url_escape(p[1]);
+                char *next = k && val ? strdup_printf("%s%c%s=%s", key, p == ref->params ? '#' : '&', k, val) : NULL;
+                free(key);
+                key = next;
+        }
+        return steal_pointer(&key);
 }
 
 static int vault_fetch(struct backend *b, const struct secret_ref *ref,
@@ -958,6 +1024,9 @@ static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_
 static int kv2_only(struct backend *b, const struct secret_ref *ref, bool writing, bool *ret_known, char **ret_why) {
         if (!ref->field)
                 return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: name a field (vault:PATH#FIELD)",
+                                    ref->secret_name, b->name, ref->path);
+        if (ref->params)
+                return backend_fail(ret_why, -EOPNOTSUPP, "secret %s: backend '%s' (vault), path %s: issued anew by each run (params), nothing kept to check",
                                     ref->secret_name, b->name, ref->path);
         const struct vault_mount *m = NULL;
         int r = vault_mount_of(b, ref->path, &m, ret_why);
@@ -1152,8 +1221,8 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                 goto finish;
         }
         for (size_t i = 0; i < n; i++) {
-                if (!refs[i].field)
-                        continue;   /* fetch() says what is wrong */
+                if (!refs[i].field || refs[i].params)
+                        continue;   /* fetch() says what is wrong, or issues (a POST, once) */
                 _cleanup_free_ char *key = ref_key(&refs[i]);
                 if (!key) {
                         r = -ENOMEM;
@@ -1369,7 +1438,9 @@ static void revoked(struct backend *b, const char *lease_id, int r, long status,
         _cleanup_free_ char *text = r >= 0 ? vault_error_text(resp) : NULL;
         _cleanup_free_ char *reason = r < 0 ? strdup(why ? why : strerror(-r))
                 : strdup_printf("HTTP %ld %s%s%s%s", status, status_cause(status), text ? ": " : "", text ? text : "",
-                                status == 403 && lease_id
+                                status == 403 && lease_id && startswith(lease_id, "certificate ")
+                                        ? " (revoking a certificate needs update on MOUNT/revoke, which Vault's default policy does not grant; it ends at its expiry)"
+                                : status == 403 && lease_id
                                         ? " (Vault's default policy does not allow sys/leases/revoke; the lease ends with its TTL)"
                                         : "");
         backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault): could not revoke %s: %s", b->name, what,
@@ -1449,18 +1520,24 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
 
 /* sys/leases/revoke for each lease; allowed only by a policy that grants it (Vault's
  * default policy does not: vault/policy/policy_store.go), so a 403 is what it is. */
-static void revoke_leases(struct backend *b, uint64_t deadline) {
+static void revoke_one(struct backend *b, const struct vault_lease *l, uint64_t deadline) {
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        _cleanup_free_ char *why = NULL;
+        json_t *body = l->serial ? json_pack("{s:s}", "serial_number", l->serial) : json_pack("{s:s}", "lease_id", l->id);
+        int r = body ? vault_post(b, l->serial ? l->revoke_url : "/v1/sys/leases/revoke", body, true, deadline, &status,
+                                  &resp, &why)
+                     : -ENOMEM;
+        json_decref(body);
+        revoked(b, l->id, r, status, why, NULL, resp);
+}
+
+/* certificates: those only (every_lease false), or every lease too */
+static void revoke_leases(struct backend *b, uint64_t deadline, bool every_lease) {
         struct vault_state *v = b->data;
-        for (size_t i = 0; i < v->n_leases; i++) {
-                const char *l = v->leases[i].id;
-                long status = 0;
-                _cleanup_secret_ struct secret *resp = NULL;
-                _cleanup_free_ char *why = NULL;
-                json_t *body = json_pack("{s:s}", "lease_id", l);
-                int r = body ? vault_post(b, "/v1/sys/leases/revoke", body, true, deadline, &status, &resp, &why) : -ENOMEM;
-                json_decref(body);
-                revoked(b, l, r, status, why, NULL, resp);
-        }
+        for (size_t i = 0; i < v->n_leases; i++)
+                if (every_lease || v->leases[i].serial)
+                        revoke_one(b, &v->leases[i], deadline);
 }
 
 /* At exit, what we obtained goes, and the audit log says how Vault did it:
@@ -1479,13 +1556,19 @@ static void vault_revoke_all(struct backend *b) {
         if (v->used_up) {
                 static const char how[] = "the token's last use was spent: Vault revoked it and its leases";
                 for (size_t i = 0; i < v->n_leases; i++)
-                        revoked(b, v->leases[i].id, 0, 204, NULL, how, NULL);
+                        if (v->leases[i].serial)
+                                /* not a lease: it outlives the token */
+                                revoked(b, v->leases[i].id, -EPERM, 0,
+                                        "the token's last use was spent: nothing can revoke it now; it ends at its expiry",
+                                        NULL, NULL);
+                        else
+                                revoked(b, v->leases[i].id, 0, 204, NULL, how, NULL);
                 if (v->token_from_login)
                         revoked(b, NULL, 0, 204, NULL, how, NULL);
                 return;
         }
         if (!v->token_from_login || token_is_batch(v)) {
-                revoke_leases(b, deadline);
+                revoke_leases(b, deadline, true);
                 if (v->token_from_login) {
                         uint64_t now = now_monotonic_ms();
                         uint64_t left = v->login.expires_ms > now ? (v->login.expires_ms - now) / 1000 : 0;
@@ -1497,19 +1580,24 @@ static void vault_revoke_all(struct backend *b) {
                 }
                 return;
         }
+        /* certificates first: they are not leases, and their revocation needs the token */
+        revoke_leases(b, deadline, false);
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
         _cleanup_free_ char *why = NULL;
         int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
         if (r >= 0 && (status == 200 || status == 204)) {
                 for (size_t i = 0; i < v->n_leases; i++)
-                        revoked(b, v->leases[i].id, r, status, NULL,
-                                "with the login token (auth/token/revoke-self): Vault expired it at once", NULL);
+                        if (!v->leases[i].serial)
+                                revoked(b, v->leases[i].id, r, status, NULL,
+                                        "with the login token (auth/token/revoke-self): Vault expired it at once", NULL);
                 revoked(b, NULL, r, status, NULL, NULL, resp);
                 return;
         }
         /* the token stays: its leases, at least, may go one by one */
-        revoke_leases(b, deadline);
+        for (size_t i = 0; i < v->n_leases; i++)
+                if (!v->leases[i].serial)
+                        revoke_one(b, &v->leases[i], deadline);
         revoked(b, NULL, r, status, why, NULL, resp);
 }
 
@@ -1528,8 +1616,11 @@ static void vault_close(struct backend *b) {
                 http_result_done(&v->pending[i].result);
         }
         free(v->pending);
-        for (size_t i = 0; i < v->n_leases; i++)
+        for (size_t i = 0; i < v->n_leases; i++) {
                 free(v->leases[i].id);
+                free(v->leases[i].serial);
+                free(v->leases[i].revoke_url);
+        }
         free(v->leases);
         for (size_t i = 0; i < v->n_mounts; i++) {
                 free(v->mounts[i].path);

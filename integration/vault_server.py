@@ -1164,7 +1164,7 @@ class VaultServer:
             if method != "GET":
                 raise VaultError(405, [])
             return self._db_creds(full, rel, sub[1], tok)
-        if e["type"] == "pki" and len(sub) == 2 and sub[0] in ("issue", "revoke"):
+        if e["type"] == "pki" and (sub == ["revoke"] or (len(sub) == 2 and sub[0] == "issue")):
             if not write:
                 raise VaultError(405, [])
             if sub[0] == "revoke":
