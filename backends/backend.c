@@ -100,6 +100,10 @@ int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n,
         return b->ops->prefetch && n > 0 ? b->ops->prefetch(b, refs, n, ret_why) : 0;
 }
 
+int backend_stat_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
+        return b->ops->stat_prefetch && n > 0 ? b->ops->stat_prefetch(b, refs, n, ret_why) : 0;
+}
+
 int backend_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why) {
         struct secret_meta meta = {};
         int r = b->ops->stat ? b->ops->stat(b, ref, &meta, ret_why)

@@ -99,6 +99,10 @@ int backend_fetch(struct backend *b, const struct secret_ref *ref,
 /* Optional hint before fetching: every ref that will be fetched from b (a backend may fetch
  * them ahead, concurrently). Only -ENOMEM-like failures; per-secret errors come from fetch. */
 int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
+/* Optional hint before stats (plan): every ref that is about to be stat'ed (the Vault backend
+ * asks for them at once; each answer serves the next stat of its ref only, so a stat after a
+ * write still sees the write). Only -ENOMEM-like failures. */
+int backend_stat_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
 /* The metadata of ref's current version without delivering its value (plan/apply/rotate).
  * -ENOENT: ref does not exist; meta.version then holds what backend_write() must expect
  * (the version of a container that lacks the field, else 0). -EOPNOTSUPP: the backend

@@ -95,6 +95,8 @@ struct vault_state {
         char *login_entity_id;         /* uses a lookup-self would spend */
         bool via_agent;                /* a Vault Agent adds the token: we may have none */
         bool client_cert;              /* a TLS client certificate is configured */
+        struct vault_pending *stat_pending;   /* stat_prefetch's answers, each for one stat */
+        size_t n_stat_pending;
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
@@ -984,9 +986,27 @@ static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_
                 return -ENOMEM;
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
-        int r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms,
-                             &status, &resp, ret_why);
-        token_spent(b, r >= 0);
+        int r = -ENOENT;
+        for (size_t i = 0; i < v->n_stat_pending; i++)
+                if (streq(v->stat_pending[i].key, url_path)) {
+                        /* asked ahead by stat_prefetch: this answer serves this one stat */
+                        struct vault_pending p = v->stat_pending[i];
+                        v->stat_pending[i] = v->stat_pending[--v->n_stat_pending];
+                        free(p.key);
+                        r = p.result.r;
+                        status = p.result.status;
+                        resp = steal_pointer(&p.result.body);
+                        if (p.result.why) {
+                                free(*ret_why);
+                                *ret_why = steal_pointer(&p.result.why);
+                        }
+                        http_result_done(&p.result);
+                        break;
+                }
+        if (r == -ENOENT) {
+                r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms, &status, &resp, ret_why);
+                token_spent(b, r >= 0);
+        }
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
                                                        ref->secret_name, b->name, ref->path,
@@ -1333,6 +1353,108 @@ finish:
         return r == -ENOMEM ? r : 0;   /* otherwise fetch() asks for each path itself */
 }
 
+/* GETs paths (n of them, "/v1/...") at once; each result goes to *pending under its path. */
+static int get_many_into(struct backend *b, char **paths, size_t n, struct vault_pending **pending, size_t *n_pending,
+                         bool spends) {
+        struct vault_state *v = b->data;
+        if (n == 0)
+                return 0;
+        _cleanup_free_ struct http_result *results = calloc(n, sizeof(*results));
+        struct vault_pending *p = realloc(*pending, (*n_pending + n) * sizeof(*p));
+        if (!results || !p)
+                return -ENOMEM;
+        *pending = p;
+        int r = http_get_many(v->http, (const char *const *) paths, n, v->token, v->deadline_ms, VAULT_MAX_CONNECTIONS,
+                              results);
+        if (r < 0)
+                return r == -EOPNOTSUPP ? 0 : r;
+        size_t answered = 0;
+        for (size_t j = 0; j < n; j++) {
+                answered += results[j].r >= 0;
+                p[(*n_pending)++] = (struct vault_pending) { .key = steal_pointer(&paths[j]), .result = results[j] };
+        }
+        if (spends)
+                token_spent(b, answered);
+        return 0;
+}
+
+/* plan's survey: the mount of every path (one lookup per first segment, at once), then every
+ * KV v2 path's current version (at once); kv2_read_now() takes each answer once. Paths that
+ * are not KV v2 are not read (a dynamic one would create a lease). */
+static int vault_stat_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
+        struct vault_state *v = b->data;
+        if (!v || v->sequential)
+                return 0;
+        char **paths = calloc(n ? n : 1, sizeof(char *));
+        const char **looked = calloc(n ? n : 1, sizeof(char *));
+        struct vault_pending *lookups = NULL;
+        size_t m = 0, n_lookups = 0;
+        int r = 0;
+        if (!paths || !looked) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (size_t i = 0; i < n && !v->mounts_unavailable; i++) {
+                size_t seg = strcspn(refs[i].path, "/");
+                bool asked = mount_cached(v, refs[i].path) != NULL;
+                for (size_t j = 0; !asked && j < m; j++)
+                        asked = strncmp(looked[j], refs[i].path, seg + 1) == 0;
+                if (asked)
+                        continue;
+                if (!(paths[m] = mount_lookup_url(refs[i].path))) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                looked[m++] = refs[i].path;
+        }
+        if ((r = get_many_into(b, paths, m, &lookups, &n_lookups, false)) < 0)
+                goto finish;
+        for (size_t j = 0; j < n_lookups; j++) {
+                const struct vault_mount *ignored;
+                struct http_result *res = &lookups[j].result;
+                if ((r = mount_take(b, looked[j], res->r, res->status, steal_pointer(&res->body), &ignored, NULL)) == -ENOMEM)
+                        goto finish;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const struct vault_mount *mt = mount_cached(v, refs[i].path);
+                bool kv2 = mt ? mount_is_kv2(mt) && startswith(mount_rest(mt, refs[i].path), "data/")
+                              : vault_path_is_kv2(refs[i].path);
+                if (!refs[i].field || refs[i].params || !kv2)
+                        continue;
+                _cleanup_free_ char *url = api_url("", refs[i].path, refs[i].version);
+                if (!url) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                bool dup = false;
+                for (size_t j = 0; j < k && !dup; j++)
+                        dup = streq(paths[j], url);
+                for (size_t j = 0; j < v->n_stat_pending && !dup; j++)
+                        dup = streq(v->stat_pending[j].key, url);
+                if (!dup) {
+                        free(paths[k]);
+                        paths[k++] = steal_pointer(&url);
+                }
+        }
+        if (k > 1) {
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): surveying %zu paths concurrently", b->name, k);
+                r = get_many_into(b, paths, k, &v->stat_pending, &v->n_stat_pending, true);
+        }
+finish:
+        for (size_t j = 0; paths && j < (m > n ? m : n); j++)
+                free(paths[j]);
+        for (size_t j = 0; j < n_lookups; j++) {
+                free(lookups[j].key);
+                http_result_done(&lookups[j].result);
+        }
+        free(lookups);
+        free(paths);
+        free(looked);
+        (void) ret_why;
+        return r == -ENOMEM ? r : 0;
+}
+
 /* One renewal: sys/leases/renew for a lease, auth/token/renew-self for the login token.
  * Vault may grant less than asked (max TTL): the TTL it returns is what counts. */
 static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) {
@@ -1616,6 +1738,11 @@ static void vault_close(struct backend *b) {
                 http_result_done(&v->pending[i].result);
         }
         free(v->pending);
+        for (size_t i = 0; i < v->n_stat_pending; i++) {
+                free(v->stat_pending[i].key);
+                http_result_done(&v->stat_pending[i].result);
+        }
+        free(v->stat_pending);
         for (size_t i = 0; i < v->n_leases; i++) {
                 free(v->leases[i].id);
                 free(v->leases[i].serial);
@@ -1671,6 +1798,7 @@ const struct backend_ops vault_backend_ops = {
         .prefetch = vault_prefetch,
         .close = vault_close,
         .stat = vault_stat,
+        .stat_prefetch = vault_stat_prefetch,
         .write = vault_write,
         .identity = vault_identity,
         .renew = vault_renew,
