@@ -1526,8 +1526,11 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
         struct vault_state *v = b->data;
         if (!v || (!v->token && !v->via_agent) || v->used_up)
                 return 0;   /* a token whose last use is spent is revoked, and its leases */
-        /* a renewal spends a use too: the last one is kept for revoke-self */
-        bool renew_token = v->token_from_login && !(v->uses_left >= 0 && v->uses_left <= 1);
+        /* A renewal spends a use too: the last one is kept for revoke-self, and spending
+         * it would end the token, and with it every lease it renewed. */
+        if (v->uses_left >= 0 && v->uses_left <= 1)
+                return 0;
+        bool renew_token = v->token_from_login;
         uint64_t next = 0;
         for (size_t i = 0; i <= v->n_leases; i++) {
                 struct vault_lease *l = i < v->n_leases ? &v->leases[i] : renew_token ? &v->login : NULL;
@@ -1784,7 +1787,10 @@ static int vault_credential_env(const struct backend_config *c, char ***vars) {
 /* The token file a token auth without token_env may read (the step must not act as the
  * user with it any more than with $VAULT_TOKEN). */
 static int vault_credential_files(const struct backend_config *c, char ***paths) {
-        const char *key = c->client_key ? c->client_key : c->client_cert ? NULL : nonempty(vault_env("CLIENT_KEY"));
+        /* the key; or, without one, the certificate's file, which then holds the key too */
+        const char *key = c->client_key ? c->client_key : c->client_cert ? c->client_cert
+                        : nonempty(vault_env("CLIENT_KEY")) ? nonempty(vault_env("CLIENT_KEY"))
+                        : nonempty(vault_env("CLIENT_CERT"));
         int r = key ? strv_extend(paths, key) : 0;
         if (r < 0 || c->vault_auth != BACKEND_VAULT_AUTH_TOKEN || c->token_env)
                 return r;
