@@ -1317,15 +1317,17 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
         for (size_t j = 0; j < m; j++) {
                 struct http_result *res = &results[j];
                 if (res->r == 0 && res->status == 200) {
-                        json_t *ignored;
+                        json_t *taken = NULL;
                         _cleanup_free_ char *why = NULL;
-                        int k = vault_take(b, owners[j], keys[j], 0, 200, steal_pointer(&res->body), &ignored, &why);
+                        int k = vault_take(b, owners[j], keys[j], 0, 200, steal_pointer(&res->body), &taken, &why);
                         if (k == -ENOMEM) {
                                 r = k;
                                 goto finish;
                         }
-                        if (k >= 0)
+                        if (k >= 0) {
+                                json_decref(taken);   /* kept as the body; fetch() parses it again */
                                 continue;
+                        }
                         /* a bad answer: the error as fetch() would give it */
                         res->r = k;
                         res->why = steal_pointer(&why);
