@@ -134,6 +134,8 @@ struct secret_ref secret_ref_of(const struct mf_secret *s);
 /* Appends the variables holding the credentials of every backend m declares (used or not),
  * as each backend names them (backend_credential_env()), for stripping from the step. */
 int sources_credential_env(const struct manifest *m, char ***vars);
+/* The credential files (not stores) of the manifest's backends: Vault's ~/.vault-token. */
+int sources_credential_files(const struct manifest *m, char ***paths);
 /* Prints a BACKEND_EVENT_MESSAGE with log_* (other kinds: nothing); safe on any thread.
  * Backends are opened printing their messages; a handler set later must call this to keep
  * them. */

@@ -44,6 +44,13 @@ int collect_hidden_paths(struct run *r) {
         for (char **f = files; f && *f; f++)
                 if ((k = hide_with_directory(r, *f, cwd)) < 0)
                         return k;
+        /* a backend's credential file (~/.vault-token) by itself: its directory is a home */
+        _cleanup_strv_free_ char **creds = NULL;
+        if ((k = sources_credential_files(r->m, &creds)) < 0)
+                return k;
+        for (char **f = creds; f && *f; f++)
+                if (access(*f, F_OK) == 0 && (k = strv_extend(&r->hide, *f)) < 0)
+                        return k;
         return 0;
 }
 

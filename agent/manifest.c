@@ -738,7 +738,7 @@ const char *sandbox_mode_name(enum sandbox_mode m) {
 
 static const char *const vault_auth_names[] = {
         [VAULT_AUTH_NONE] = "none", [VAULT_AUTH_TOKEN] = "token", [VAULT_AUTH_APPROLE] = "approle",
-        [VAULT_AUTH_JWT] = "jwt",
+        [VAULT_AUTH_JWT] = "jwt", [VAULT_AUTH_KUBERNETES] = "kubernetes", [VAULT_AUTH_CERT] = "cert",
 };
 
 /* Keys of a backend: common ones, then per type (indexed by enum backend_type). */
@@ -746,7 +746,7 @@ static const char *const backend_common_keys[] = { "type", "timeout" };
 static const char *const backend_file_keys[] = { "path", "key_file" };
 static const char *const backend_exec_keys[] = { "command" };
 static const char *const backend_vault_keys[] = {
-        "address", "namespace", "ca_cert", "ca_path", "insecure", "auth",
+        "address", "namespace", "ca_cert", "ca_path", "client_cert", "client_key", "insecure", "auth",
 };
 static const struct { const char *const *keys; size_t n; } backend_type_keys[] = {
         [BACKEND_FILE] = { backend_file_keys, ELEMENTSOF(backend_file_keys) },
@@ -766,8 +766,11 @@ static bool in_list(const char *s, const char *const *l, size_t n) {
 #define AUTH_BIT(m) (1u << (m))
 static const struct { const char *key; unsigned methods; } vault_auth_keys[] = {
         { "method", ~0u },
-        { "mount", AUTH_BIT(VAULT_AUTH_APPROLE) | AUTH_BIT(VAULT_AUTH_JWT) },
-        { "role", AUTH_BIT(VAULT_AUTH_JWT) },
+        { "mount", AUTH_BIT(VAULT_AUTH_APPROLE) | AUTH_BIT(VAULT_AUTH_JWT) | AUTH_BIT(VAULT_AUTH_KUBERNETES) |
+                   AUTH_BIT(VAULT_AUTH_CERT) },
+        { "role", AUTH_BIT(VAULT_AUTH_JWT) | AUTH_BIT(VAULT_AUTH_KUBERNETES) },
+        { "token_file", AUTH_BIT(VAULT_AUTH_KUBERNETES) },
+        { "name", AUTH_BIT(VAULT_AUTH_CERT) },
         { "jwt_env", AUTH_BIT(VAULT_AUTH_JWT) },
         { "audience", AUTH_BIT(VAULT_AUTH_JWT) },
         { "role_id_env", AUTH_BIT(VAULT_AUTH_APPROLE) },
@@ -795,8 +798,16 @@ static void load_vault_auth(struct loader *l, const struct node *key, const stru
                                 method++;
                 }
         if (!mk)
-                report(l, SR006_MISSING_KEY, key->pos, "'auth' needs 'method' (token, approle or jwt)");
+                report(l, SR006_MISSING_KEY, key->pos,
+                       "'auth' needs 'method' (token, approle, jwt, kubernetes or cert)");
         b->auth = method > 0 ? (enum vault_auth) method : VAULT_AUTH_NONE;
+        bool has_role = false;
+        FOREACH_PAIR(m, i, k, v)
+                has_role = has_role || (streq(k->value, "role") && !node_is_null(v));
+        /* Vault's kubernetes login refuses a request without one ("missing role",
+         * builtin/credential/kubernetes/path_login.go) */
+        if (b->auth == VAULT_AUTH_KUBERNETES && !has_role)
+                report(l, SR006_MISSING_KEY, key->pos, "auth method kubernetes needs 'role'");
 
         FOREACH_PAIR(m, i, k, v) {
                 if (!key_known(l, k, names, ELEMENTSOF(names)) || streq(k->value, "method"))
@@ -812,7 +823,9 @@ static void load_vault_auth(struct loader *l, const struct node *key, const stru
                              streq(k->value, "jwt_env") ? &b->jwt_env :
                              streq(k->value, "audience") ? &b->audience :
                              streq(k->value, "role_id_env") ? &b->role_id_env :
-                             streq(k->value, "secret_id_env") ? &b->secret_id_env : &b->token_env;
+                             streq(k->value, "secret_id_env") ? &b->secret_id_env :
+                             streq(k->value, "token_file") ? &b->auth_token_file :
+                             streq(k->value, "name") ? &b->auth_name : &b->token_env;
                 get_string(l, k, v, dst);
         }
 }
@@ -902,6 +915,10 @@ static void load_backend(struct loader *l, const struct node *name, const struct
                         get_string(l, k, v, &b->ca_cert);
                 else if (streq(k->value, "ca_path"))
                         get_string(l, k, v, &b->ca_path);
+                else if (streq(k->value, "client_cert"))
+                        get_string(l, k, v, &b->client_cert);
+                else if (streq(k->value, "client_key"))
+                        get_string(l, k, v, &b->client_key);
                 else if (streq(k->value, "insecure")) {
                         b->insecure_pos = v->pos;
                         get_bool(l, k, v, &b->insecure);
@@ -1025,6 +1042,32 @@ static void load_generate(struct loader *l, const struct node *key, const struct
         }
 }
 
+/* params: {NAME: SCALAR, ...}, the body of the request a reference makes (Vault's PKI
+ * issue: common_name, ttl, alt_names). Strings, numbers and booleans, as written. */
+static void load_params(struct loader *l, const struct node *key, const struct node *m, struct mf_secret *s) {
+        char b[SHOWN_MAX + 4];
+        s->params_pos = key->pos;
+        if (!want_mapping(l, key, m, false))
+                return;
+        if (m->n_items == 0)
+                report(l, SR004_INVALID_VALUE, m->pos, "'params' is empty: name at least one (e.g. common_name)");
+        FOREACH_PAIR(m, i, k, v) {
+                if (!is_identifier(k->value)) {
+                        report(l, SR004_INVALID_VALUE, k->pos, "'%s' is not a valid parameter name (letters, digits, _)",
+                               shown(k->value, b));
+                        continue;
+                }
+                if (v->kind != NODE_SCALAR || node_is_null(v)) {
+                        report_kind(l, k, v, "a string, number or boolean");
+                        continue;
+                }
+                if (!want_string(l, k, v))
+                        continue;
+                if (strv_extend(&s->params, k->value) < 0 || strv_extend(&s->params, v->value) < 0)
+                        l->oom = true;
+        }
+}
+
 static void load_when(struct loader *l, const struct node *key, const struct node *m,
                       struct mf_secret *s) {
         static const char *const keys[] = { "branches", "events" };
@@ -1067,7 +1110,7 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                         const struct manifest *man, struct mf_secret *s) {
         static const char *const keys[] = {
                 "from", "generate", "owner", "description", "environments", "stages", "when",
-                "deliver", "as", "rotation", "approved_by",
+                "deliver", "as", "rotation", "approved_by", "params",
         };
         char b[SHOWN_MAX + 4];
 
@@ -1124,6 +1167,8 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                         }
                 } else if (streq(k->value, "rotation"))
                         load_rotation(l, k, v, s);
+                else if (streq(k->value, "params"))
+                        load_params(l, k, v, s);
                 else
                         get_strv(l, k, v, STRV_SCALAR_OK | STRV_EMPTY_OK, &s->approved_by);
         }
@@ -1137,6 +1182,9 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                        shown(name->value, b));
         else if (from)
                 parse_reference(l, from, s);
+        if (s->params && (generate || s->version))
+                report(l, SR004_INVALID_VALUE, s->params_pos, "secret '%s': 'params' make a request that issues a new value each run, which %s",
+                       shown(name->value, b), generate ? "is not stored or generated" : "cannot be pinned to a version");
         else if (!from_key && (!generate || s->gen_store)) {
                 if (man->default_backend)
                         set_string(l, &s->backend, man->default_backend);
@@ -1422,6 +1470,10 @@ static void backend_done(struct mf_backend *b) {
         free(b->ca_path);
         free(b->auth_mount);
         free(b->auth_role);
+        free(b->client_cert);
+        free(b->client_key);
+        free(b->auth_token_file);
+        free(b->auth_name);
         free(b->jwt_env);
         free(b->audience);
         free(b->role_id_env);
@@ -1443,6 +1495,7 @@ static void secret_done(struct mf_secret *s) {
         strv_free(s->when_events);
         free(s->as);
         strv_free(s->approved_by);
+        strv_free(s->params);
 }
 
 struct manifest *manifest_free(struct manifest *m) {

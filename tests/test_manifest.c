@@ -370,6 +370,12 @@ TEST(key_of_another_backend_type) {
                            SR002_UNKNOWN_KEY, 3, 18, "key 'path' is not valid for a backend of type env");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: token, jwt_env: X}}\n",
                            SR002_UNKNOWN_KEY, 3, 42, "key 'jwt_env' is not valid for auth method token");
+        CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: cert, role: r}}\n",
+                           SR002_UNKNOWN_KEY, 3, 41, "key 'role' is not valid for auth method cert");
+        CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: jwt, token_file: /t}}\n",
+                           SR002_UNKNOWN_KEY, 3, 40, "key 'token_file' is not valid for auth method jwt");
+        CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: kubernetes, role: r, name: n}}\n",
+                           SR002_UNKNOWN_KEY, 3, 56, "key 'name' is not valid for auth method kubernetes");
 }
 
 TEST(backend_required_keys) {
@@ -383,7 +389,9 @@ TEST(backend_required_keys) {
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  p: {type: s3}\n", SR004_INVALID_VALUE, 3, 13,
                            "'type' must be one of file, env, exec, vault, got 's3'");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {role: r}}\n",
-                           SR006_MISSING_KEY, 3, 20, "'auth' needs 'method' (token, approle or jwt)");
+                           SR006_MISSING_KEY, 3, 20, "'auth' needs 'method' (token, approle, jwt, kubernetes or cert)");
+        CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: kubernetes}}\n",
+                           SR006_MISSING_KEY, 3, 20, "auth method kubernetes needs 'role'");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  -v: {type: env}\n", SR004_INVALID_VALUE, 3, 3,
                            "'-v' is not a valid backend name (letters, digits, _, -; not starting with a digit or -)");
 }
