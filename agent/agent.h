@@ -37,6 +37,7 @@ struct options {
         int tty;              /* -1 auto, 0 never, 1 always */
         bool allow_ptrace;
         bool dry_run;
+        char *result_file;    /* --result-file: the run's status and leak counts, as JSON */
         /* redact / scan */
         char **secret_files;
         /* plan / apply */

@@ -41,7 +41,7 @@ static const struct {
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
-        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE,
+        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_RESULT_FILE,
 };
 
 static const struct option long_options[] = {
@@ -63,6 +63,7 @@ static const struct option long_options[] = {
         { "tty",          required_argument, NULL, OPT_TTY },
         { "allow-ptrace", no_argument,       NULL, OPT_ALLOW_PTRACE },
         { "dry-run",      no_argument,       NULL, OPT_DRY_RUN },
+        { "result-file",  required_argument, NULL, OPT_RESULT_FILE },
         { "secret-file",  required_argument, NULL, OPT_SECRET_FILE },
         { "store",        required_argument, NULL, OPT_STORE },
         { "to",           required_argument, NULL, OPT_TO },
@@ -93,6 +94,7 @@ static const struct {
         { OPT_AUDIT_LOG, ON(CMD_RUN), "    --audit-log PATH    where to append the audit record" },
         { OPT_TTY, ON(CMD_RUN), "    --tty auto|always|never  give the command a pseudo-terminal" },
         { OPT_ALLOW_PTRACE, ON(CMD_RUN), "    --allow-ptrace      let the command use ptrace (debuggers)" },
+        { OPT_RESULT_FILE, ON(CMD_RUN), "    --result-file PATH  write the run's status and leak counts there as JSON (for CI steps)" },
         { OPT_ALL, ON(CMD_PLAN) | ON(CMD_APPLY), "    --all               every environment (else the one -e, $SECRETS_RUN_ENV or defaults.environment names)" },
         { OPT_DRY_RUN, ON(CMD_RUN) | ON(CMD_APPLY), "    --dry-run           run: resolve, gate and fetch, print what would be delivered; apply: plan" },
         { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
@@ -302,6 +304,7 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                 break;
         case OPT_ALLOW_PTRACE: o->allow_ptrace = true; break;
         case OPT_DRY_RUN: o->dry_run = true; break;
+        case OPT_RESULT_FILE: free(o->result_file); o->result_file = strdup(arg); break;
         case OPT_ALL: o->all = true; break;
         case OPT_REPLACE: o->replace = true; break;
         case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
@@ -333,6 +336,7 @@ static void options_done(struct options *o) {
         strv_free(o->secret_files);
         free(o->store_path);
         free(o->public_key);
+        free(o->result_file);
         strv_free(o->args);
 }
 

@@ -139,7 +139,7 @@ _secrets_run_values() {
                 compopt -o nospace 2>/dev/null
                 return 0
                 ;;
-        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts)
+        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts | --result-file)
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 [[ -n $value_prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$value_prefix}")
                 compopt -o filenames 2>/dev/null
@@ -173,7 +173,7 @@ _secrets_run() {
         local commands="run check plan apply rotate redact scan store audit doctor version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
                         --network --timeout --artifacts --audit-log --tty --secret-file --store --to
-                        --public-key"
+                        --public-key --result-file"
         local common="--format -q --quiet -v --verbose -h --help"
         local manifest_opts="-f --manifest -e --env -s --stage"
 
@@ -232,7 +232,7 @@ _secrets_run() {
         case $cmd in
         "" | run)
                 opts="$common $manifest_opts --only --on-leak --sandbox --network --timeout
-                      --artifacts --audit-log --tty --allow-ptrace --dry-run"
+                      --artifacts --audit-log --tty --allow-ptrace --dry-run --result-file"
                 [[ -z $cmd ]] && opts="$opts --version"
                 ;;
         check | rotate | scan) opts="$common $manifest_opts" ;;
