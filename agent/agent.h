@@ -46,6 +46,7 @@ struct options {
         char *store_path;     /* --store */
         uint64_t store_to;    /* --to; 0 = not given */
         bool replace;         /* --replace: import over existing names */
+        char *dotenv;         /* import --dotenv FILE: a .env file's KEY=value lines */
         /* audit verify */
         char *public_key;
         /* positional arguments after the sub-command (the command for run) */
@@ -122,6 +123,8 @@ enum backend_kind backend_kind_of(enum backend_type t);
 /* The files the file backends read (stores and key files), resolved exactly as the backends
  * resolve them, appended to *paths. */
 int sources_store_files(const struct manifest *m, char ***paths);
+/* The .env files of the dotenv backends, resolved as the backend resolves them. */
+int sources_dotenv_files(const struct manifest *m, char ***paths);
 /* The backend s is read from (the generator for an ephemeral generated secret), opened now
  * if it is not yet; on failure prints why, naming the secret and its manifest line. */
 int sources_get(struct sources *src, const struct mf_secret *s, struct backend **ret);

@@ -44,6 +44,16 @@ int collect_hidden_paths(struct run *r) {
         for (char **f = files; f && *f; f++)
                 if ((k = hide_with_directory(r, *f, cwd)) < 0)
                         return k;
+        /* a .env file itself, not its directory (which holds the project's other files): the
+         * step gets the values it is granted, not the file with all of them */
+        _cleanup_strv_free_ char **dotenv = NULL;
+        if ((k = sources_dotenv_files(r->m, &dotenv)) < 0)
+                return k;
+        for (char **f = dotenv; f && *f; f++) {
+                _cleanup_free_ char *resolved = realpath(*f, NULL);
+                if (resolved && (k = strv_extend(&r->hide, resolved)) < 0)
+                        return k;
+        }
         return 0;
 }
 

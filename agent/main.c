@@ -26,7 +26,7 @@ static const struct {
         [CMD_ROTATE]  = { "rotate", command_rotate, 1, "rotate NAME [OPTIONS]", "rotate one generated secret now" },
         [CMD_REDACT]  = { "redact", command_redact, 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
         [CMD_SCAN]    = { "scan", command_scan, 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
-        [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace]", "the embedded encrypted store" },
+        [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace] | import --dotenv FILE [--replace]", "the embedded encrypted store" },
         [CMD_AUDIT]   = { "audit", command_audit, 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_DOCTOR]  = { "doctor", command_doctor, 1, "doctor [--format json]", "probe every sandbox layer on this host" },
         [CMD_VERSION] = { "version", NULL, 0, "version", "print the version" },
@@ -42,6 +42,7 @@ enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
         OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_RESULT_FILE,
+        OPT_DOTENV,
 };
 
 static const struct option long_options[] = {
@@ -70,6 +71,7 @@ static const struct option long_options[] = {
         { "public-key",   required_argument, NULL, OPT_PUBLIC_KEY },
         { "all",          no_argument,       NULL, OPT_ALL },
         { "replace",      no_argument,       NULL, OPT_REPLACE },
+        { "dotenv",       required_argument, NULL, OPT_DOTENV },
         {}
 };
 
@@ -101,6 +103,7 @@ static const struct {
         { OPT_STORE, ON(CMD_STORE), "    --store PATH        the store file (else the manifest's file backend, else .secrets-run/store)" },
         { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
         { OPT_REPLACE, ON(CMD_STORE), "    --replace           import: take the document's history for names already in the store" },
+        { OPT_DOTENV, ON(CMD_STORE), "    --dotenv FILE       import: the KEY=value lines of a .env file, each a secret (a new version with --replace)" },
         { OPT_PUBLIC_KEY, ON(CMD_AUDIT), "    --public-key FILE   audit verify: check every record's signature with this key" },
         { 'h', ALL_CMDS, "-h, --help              this help" },
 };
@@ -307,6 +310,7 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
         case OPT_RESULT_FILE: free(o->result_file); o->result_file = strdup(arg); break;
         case OPT_ALL: o->all = true; break;
         case OPT_REPLACE: o->replace = true; break;
+        case OPT_DOTENV: free(o->dotenv); o->dotenv = strdup(arg); break;
         case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
         case OPT_STORE: free(o->store_path); o->store_path = strdup(arg); break;
         case OPT_TO: {
@@ -337,6 +341,7 @@ static void options_done(struct options *o) {
         free(o->store_path);
         free(o->public_key);
         free(o->result_file);
+        free(o->dotenv);
         strv_free(o->args);
 }
 

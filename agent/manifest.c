@@ -716,6 +716,7 @@ static bool name_valid(const char *s, bool first_digit_ok, const char *extra) {
 
 static const char *const backend_type_names[] = {
         [BACKEND_FILE] = "file", [BACKEND_ENV] = "env", [BACKEND_EXEC] = "exec", [BACKEND_VAULT] = "vault",
+        [BACKEND_DOTENV] = "dotenv",
 };
 static const char *const delivery_names[] = {
         [DELIVER_FILE] = "file", [DELIVER_FD] = "fd", [DELIVER_ENV] = "env",
@@ -745,6 +746,7 @@ static const char *const vault_auth_names[] = {
 static const char *const backend_common_keys[] = { "type", "timeout" };
 static const char *const backend_file_keys[] = { "path", "key_file" };
 static const char *const backend_exec_keys[] = { "command" };
+static const char *const backend_dotenv_keys[] = { "path" };
 static const char *const backend_vault_keys[] = {
         "address", "namespace", "ca_cert", "ca_path", "insecure", "auth",
 };
@@ -753,6 +755,7 @@ static const struct { const char *const *keys; size_t n; } backend_type_keys[] =
         [BACKEND_ENV] = { NULL, 0 },
         [BACKEND_EXEC] = { backend_exec_keys, ELEMENTSOF(backend_exec_keys) },
         [BACKEND_VAULT] = { backend_vault_keys, ELEMENTSOF(backend_vault_keys) },
+        [BACKEND_DOTENV] = { backend_dotenv_keys, ELEMENTSOF(backend_dotenv_keys) },
 };
 
 static bool in_list(const char *s, const char *const *l, size_t n) {
@@ -835,7 +838,7 @@ static void load_backend(struct loader *l, const struct node *name, const struct
         const struct node *type_node = mapping_get(m, "type");
         if (!type_node)
                 report(l, SR006_MISSING_KEY, name->pos,
-                       "backend '%s' needs 'type' (file, env, exec or vault)", shown(name->value, buf));
+                       "backend '%s' needs 'type' (file, env, exec, vault or dotenv)", shown(name->value, buf));
         else {
                 const struct node *tk = NULL;
                 FOREACH_PAIR(m, i, k, v)
@@ -848,10 +851,13 @@ static void load_backend(struct loader *l, const struct node *name, const struct
                 b->type = (enum backend_type) type;
         if (type == BACKEND_FILE)
                 set_string(l, &b->path, ".secrets-run/store");
+        if (type == BACKEND_DOTENV)
+                set_string(l, &b->path, ".env");
 
         /* the keys valid here: common + this type's, or every type's when the type is unknown */
         const char *valid[ELEMENTSOF(backend_common_keys) + ELEMENTSOF(backend_file_keys) +
-                          ELEMENTSOF(backend_exec_keys) + ELEMENTSOF(backend_vault_keys)];
+                          ELEMENTSOF(backend_exec_keys) + ELEMENTSOF(backend_vault_keys) +
+                          ELEMENTSOF(backend_dotenv_keys)];
         size_t n_valid = 0;
         for (size_t i = 0; i < ELEMENTSOF(backend_common_keys); i++)
                 valid[n_valid++] = backend_common_keys[i];

@@ -9,6 +9,7 @@ enum backend_kind backend_kind_of(enum backend_type t) {
         case BACKEND_ENV:   return BACKEND_KIND_ENV;
         case BACKEND_EXEC:  return BACKEND_KIND_EXEC;
         case BACKEND_VAULT: return BACKEND_KIND_VAULT;
+        case BACKEND_DOTENV: return BACKEND_KIND_DOTENV;
         case BACKEND_FILE:
         default:            return BACKEND_KIND_FILE;
         }
@@ -178,6 +179,18 @@ int sources_store_files(const struct manifest *m, char ***paths) {
                         continue;
                 if ((c.path && (k = strv_extend(paths, c.path)) < 0) ||
                     (c.key_file && (k = strv_extend(paths, c.key_file)) < 0))
+                        return k;
+        }
+        return 0;
+}
+
+int sources_dotenv_files(const struct manifest *m, char ***paths) {
+        for (size_t i = 0; i < m->n_backends; i++) {
+                _cleanup_(source_config_done) struct source_config c = {};
+                int k = source_config_of(m, &m->backends[i], &c);
+                if (k < 0)
+                        return k;
+                if (c.config.kind == BACKEND_KIND_DOTENV && c.path && (k = strv_extend(paths, c.path)) < 0)
                         return k;
         }
         return 0;
