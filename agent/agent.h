@@ -73,6 +73,7 @@ int command_plan(const struct options *o);    /* 0 in sync, 2 drift, 1 error */
 int command_apply(const struct options *o);   /* 0, 1 */
 int command_rotate(const struct options *o);  /* 0, 1 */
 int command_doctor(const struct options *o);  /* 0 strict would work, 1 not */
+int command_init(const struct options *o);    /* 0 written, 1 not (never overwrites) */
 
 /* ---- rotation: a secret's age against its rotation.max_age / fail_after ---- */
 enum rotation_status {

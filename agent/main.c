@@ -9,7 +9,7 @@
 
 enum command {
         CMD_RUN, CMD_CHECK, CMD_PLAN, CMD_APPLY, CMD_ROTATE, CMD_REDACT, CMD_SCAN,
-        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_VERSION, CMD_HELP, _CMD_MAX,
+        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_INIT, CMD_VERSION, CMD_HELP, _CMD_MAX,
 };
 
 static const struct {
@@ -29,6 +29,7 @@ static const struct {
         [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace] | import --dotenv FILE [--replace]", "the embedded encrypted store" },
         [CMD_AUDIT]   = { "audit", command_audit, 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_DOCTOR]  = { "doctor", command_doctor, 1, "doctor [--format json]", "probe every sandbox layer on this host" },
+        [CMD_INIT]    = { "init", command_init, 1, "init [-f PATH]", "write a commented starter secrets.yaml for the detected CI" },
         [CMD_VERSION] = { "version", NULL, 0, "version", "print the version" },
         [CMD_HELP]    = { "help", NULL, 0, "help [COMMAND]", "show help" },
 };
@@ -81,7 +82,7 @@ static const struct {
         unsigned commands;
         const char *help;
 } option_help[] = {
-        { 'f', MANIFEST_CMDS | ON(CMD_STORE), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
+        { 'f', MANIFEST_CMDS | ON(CMD_STORE) | ON(CMD_INIT), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
         { 'e', MANIFEST_CMDS, "-e, --env NAME          environment (else $SECRETS_RUN_ENV, else defaults.environment)" },
         { 's', MANIFEST_CMDS, "-s, --stage NAME        stage (else $SECRETS_RUN_STAGE, else defaults.stage)" },
         { OPT_FORMAT, ALL_CMDS, "    --format text|json  output format" },

@@ -170,7 +170,7 @@ _secrets_run() {
                 cur=${cur#*=}
         fi
 
-        local commands="run check plan apply rotate redact scan store audit doctor version help"
+        local commands="run check plan apply rotate redact scan store audit doctor init version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
                         --network --timeout --artifacts --audit-log --tty --secret-file --store --to
                         --public-key --result-file --dotenv"
@@ -236,6 +236,7 @@ _secrets_run() {
                 [[ -z $cmd ]] && opts="$opts --version"
                 ;;
         check | rotate | scan) opts="$common $manifest_opts" ;;
+        init) opts="$common -f --manifest" ;;
         plan) opts="$common $manifest_opts --all" ;;
         apply) opts="$common $manifest_opts --all --dry-run" ;;
         redact) opts="$common $manifest_opts --on-leak" ;;
