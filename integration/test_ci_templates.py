@@ -4,6 +4,7 @@ secrets-run.gitlab-ci.yml) and their examples. Required keys, every step runnabl
 `shell`, or `uses`), every `inputs.X` an input, the examples' `with:` keys inputs of the
 action, and every shell script in them accepted by `bash -n` / `sh -n`."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -164,7 +165,9 @@ def run_action_steps(tmp_path, secrets_run_bin, inputs):
     github_env = tmp_path / "github_env"
     github_env.write_text("")
     base = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(tmp_path), "RUNNER_TEMP": str(tmp_path),
-            "GITHUB_ENV": str(github_env), "XDG_STATE_HOME": str(tmp_path / "state")}
+            "GITHUB_ENV": str(github_env), "XDG_STATE_HOME": str(tmp_path / "state"),
+            # the sanitizers' settings of the build under test (meson test sets them)
+            **{k: v for k, v in os.environ.items() if k.startswith(("ASAN_", "UBSAN_", "LSAN_"))}}
     outputs = {}
     for step_id in ["source", "install", "run"]:
         step = action_step(step_id)
