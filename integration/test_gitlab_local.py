@@ -8,9 +8,11 @@ and the `image:` keys are dropped (gitlab-ci-local uses its shell executor only 
 without one). secrets-run is on the jobs' PATH, so the template's install finds it; its
 .deb and source paths need apt and the network and are not run here.
 
-GitLab's schema is the one gitlab-ci-local ships (src/schema/schema.js, its copy of GitLab's
-app/assets/javascripts/editor/schema/ci.json), read with node and applied with Debian's
-python3-jsonschema."""
+GitLab's schema is the one gitlab-ci-local ships (src/schema/schema.js): its package.json's
+fetch-and-patch-schema script takes GitLab's own app/assets/javascripts/editor/schema/ci.json
+(gitlab-org/gitlab) and deletes every "pattern" keyword (jq 'del(.. | .pattern?)'), so the
+structure, keys, types and enums are GitLab's and the string regexes are not checked. It is
+read with node and applied with Debian's python3-jsonschema (draft 7, as the schema says)."""
 
 import json
 import os
