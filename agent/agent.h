@@ -31,6 +31,7 @@ struct options {
         int on_leak;          /* -1, ON_LEAK_FAIL, ON_LEAK_WARN */
         int sandbox;          /* -1 or enum sandbox_mode */
         int network;          /* enum tri */
+        int guard;            /* enum tri: the output guard (off only for measuring it) */
         uint64_t timeout_ms;  /* 0 = none */
         char **artifacts;
         char *audit_log;

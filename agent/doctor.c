@@ -52,6 +52,9 @@ static const char *layer_fix(enum sandbox_layer l) {
                 return "a kernel with CONFIG_SECCOMP_FILTER";
         case LAYER_CAPS:
                 return "nothing to do: capabilities are dropped where held";
+        case LAYER_GUARD:
+                return "a kernel with seccomp user notification (Linux 5.0+); without it, runs scan the working "
+                       "directory's changed files instead (strict does not need it)";
         case LAYER_MOUNT:
         case LAYER_PID:
         case LAYER_IPC:
@@ -80,12 +83,15 @@ int command_doctor(const struct options *o) {
         const struct sandbox_status *st = &full.status;
         bool net_works = net.error >= 0;
         bool strict_works = full.error >= 0 && st->missing == 0;
+        int guard = guard_probe();
         json_t *layers = json_array();
         for (int l = 0; l < _LAYER_MAX; l++) {
                 enum sandbox_layer layer = (enum sandbox_layer) l;
-                bool works = layer == LAYER_NET ? net_works : full.error >= 0 && (st->active & (1u << l));
+                bool works = layer == LAYER_NET ? net_works : layer == LAYER_GUARD ? guard == 0
+                             : full.error >= 0 && (st->active & (1u << l));
                 const char *why = works || !layer_applies(layer) ? NULL
-                                  : layer == LAYER_NET ? net.status.why : st->why;
+                                  : layer == LAYER_NET ? net.status.why
+                                  : layer == LAYER_GUARD ? guard_unavailable_why(-guard) : st->why;
                 json_array_append_new(layers, json_pack("{s:s, s:s, s:s?, s:s?}", "layer", sandbox_layer_name(layer),
                                                         "works", !layer_applies(layer) ? "not needed" : works ? "yes" : "no",
                                                         "why", why && *why ? why : NULL,

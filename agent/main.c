@@ -42,8 +42,8 @@ static const struct {
 enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
-        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_RESULT_FILE,
-        OPT_DOTENV,
+        OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_GUARD,
+        OPT_RESULT_FILE, OPT_DOTENV,
 };
 
 static const struct option long_options[] = {
@@ -59,6 +59,7 @@ static const struct option long_options[] = {
         { "on-leak",      required_argument, NULL, OPT_ON_LEAK },
         { "sandbox",      required_argument, NULL, OPT_SANDBOX },
         { "network",      required_argument, NULL, OPT_NETWORK },
+        { "guard",        required_argument, NULL, OPT_GUARD },
         { "timeout",      required_argument, NULL, OPT_TIMEOUT },
         { "artifacts",    required_argument, NULL, OPT_ARTIFACTS },
         { "audit-log",    required_argument, NULL, OPT_AUDIT_LOG },
@@ -92,6 +93,7 @@ static const struct {
         { OPT_ON_LEAK, ON(CMD_RUN) | ON(CMD_REDACT), "    --on-leak fail|warn what a leak does to the exit status" },
         { OPT_SANDBOX, ON(CMD_RUN), "    --sandbox strict|auto|off  sandbox layers to require" },
         { OPT_NETWORK, ON(CMD_RUN), "    --network on|off    off: private network namespace, loopback only" },
+        { OPT_GUARD, ON(CMD_RUN), "    --guard on|off      watch the files the command writes (off: only changed files are scanned)" },
         { OPT_TIMEOUT, ON(CMD_RUN), "    --timeout DURATION  stop the command after DURATION (90s, 15m, 1h, 7d): exit 124" },
         { OPT_ARTIFACTS, ON(CMD_RUN), "    --artifacts GLOB    files to scan for leaks after the command (repeatable)" },
         { OPT_AUDIT_LOG, ON(CMD_RUN), "    --audit-log PATH    where to append the audit record" },
@@ -290,6 +292,11 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                         return k;
                 o->network = v;
                 break;
+        case OPT_GUARD:
+                if ((k = parse_enum("guard", arg, (const char *const[]) { "off", "on", NULL }, &v)) < 0)
+                        return k;
+                o->guard = v;
+                break;
         case OPT_TIMEOUT: {
                 uint64_t secs;
                 if (parse_duration(arg, &secs) < 0 || secs == 0) {
@@ -389,7 +396,7 @@ static int parse_options(int argc, char **argv, int first, bool stop_at_word, en
 }
 
 int main(int argc, char **argv) {
-        struct options o = { .on_leak = -1, .sandbox = -1, .network = TRI_UNSET, .tty = -1 };
+        struct options o = { .on_leak = -1, .sandbox = -1, .network = TRI_UNSET, .guard = TRI_UNSET, .tty = -1 };
         bool help = false, version = false, sub_word = false;
         enum command c = CMD_RUN;
         int next, status, k;

@@ -1,6 +1,8 @@
 /* Everything secrets-run prints about a run for people and CI systems: leak reports, the
  * summary line, the sandbox line, dry-run output, GitHub annotations and the step summary. */
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 
 #include "output.h"
 #include "redact.h"
@@ -142,15 +144,23 @@ bool leak_where_is_stream(const char *where) {
                streq(where, "stdin");
 }
 
+char *leak_place(const char *where, const char *member, uint64_t line, uint64_t col) {
+        char pos[48] = "";
+        if (line > 0)
+                snprintf(pos, sizeof pos, ":%" PRIu64 ":%" PRIu64, line, col);
+        return strdup_printf("%s%s%s%s", where, member ? "!" : "", member ? member : "", pos);
+}
+
 /* Leaks of one secret in one form at one place: the first LEAK_REPORTS_EACH are reported one
  * by one, the rest counted, so a step that prints a secret on every line costs a line in the
  * end, not one per leak, and memory stays flat in the number of leaks. */
 struct leak_group {
         char *where;         /* a stream's name or a path */
+        char *member;        /* of the archive at where; NULL: none */
         char *name;          /* the secret's */
         const char *form;
         uint64_t count;
-        uint64_t first_offset, last_offset;   /* of the leaks past the first LEAK_REPORTS_EACH */
+        struct leak_pos first, last;          /* of the leaks past the first LEAK_REPORTS_EACH */
         uint64_t summarized;                  /* how many of those a "more" line has told */
 };
 static struct leak_group *groups;
@@ -160,7 +170,7 @@ static size_t n_groups;
  * the middle of its stderr lines. */
 struct queued {
         size_t group;
-        uint64_t offset;
+        struct leak_pos pos;
 };
 static struct queued *queue;
 static size_t n_queue;
@@ -175,29 +185,47 @@ static void say_leak(const char *fmt, ...) {
         va_end(ap);
 }
 
-static void annotate_leak(const struct leak_group *g, const char *fmt, ...) _printf_(2, 3);
-static void annotate_leak(const struct leak_group *g, const char *fmt, ...) {
+static unsigned annotation_number(uint64_t n) {
+        return n > UINT_MAX ? UINT_MAX : (unsigned) n;
+}
+
+/* The annotation's file, line and col are the leak's for a file; a member's position is not
+ * one in the archive, and a stream has no file: the message says where. */
+static void annotate_leak(const struct leak_group *g, const struct leak_pos *pos, const char *fmt, ...) _printf_(3, 4);
+static void annotate_leak(const struct leak_group *g, const struct leak_pos *pos, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         _cleanup_free_ char *text = NULL;
-        bool stream = leak_where_is_stream(g->where);
+        bool stream = leak_where_is_stream(g->where), in_file = !stream && !g->member;
         /* workflow commands go to stdout */
         if (vasprintf(&text, fmt, ap) >= 0)
-                annotation_print(stdout, leaks_are_warnings ? "warning" : "error", stream ? NULL : g->where, 0, 0,
+                annotation_print(stdout, leaks_are_warnings ? "warning" : "error", stream ? NULL : g->where,
+                                 in_file ? annotation_number(pos->line) : 0, in_file ? annotation_number(pos->col) : 0,
                                  "secret leaked", text);
         va_end(ap);
 }
 
+/* The program that wrote each file the output guard saw the step write: a report names it. */
+static json_t *writers;
+
+void report_writer(const char *where, const char *program) {
+        if (!writers)
+                writers = json_object();
+        if (writers && program)
+                (void) json_object_set_new(writers, where, json_string(program));
+}
+
+const char *leak_writer(const char *where) {
+        return writers ? json_string_value(json_object_get(writers, where)) : NULL;
+}
+
 static void print_queued(const struct queued *q) {
         const struct leak_group *g = &groups[q->group];
-        unsigned long long offset = (unsigned long long) q->offset;
-        if (leak_where_is_stream(g->where)) {
-                say_leak("leak: %s (%s) on %s at byte %llu", g->name, g->form, g->where, offset);
-                annotate_leak(g, "%s (%s) on %s at byte %llu", g->name, g->form, g->where, offset);
-        } else {
-                say_leak("leak: %s:%llu (%s): %s", g->where, offset, g->form, g->name);
-                annotate_leak(g, "%s (%s) at byte %llu", g->name, g->form, offset);
-        }
+        _cleanup_free_ char *place = leak_place(g->where, g->member, q->pos.line, q->pos.col);
+        const char *writer = leak_writer(g->where);
+        say_leak("leak: %s (%s): %s%s%s%s", place ? place : g->where, g->form, g->name,
+                 writer ? " (written by " : "", writer ? writer : "", writer ? ")" : "");
+        annotate_leak(g, &q->pos, "%s (%s) at %s", g->name, g->form, place ? place : g->where);
 }
 
 /* One line for the leaks of g that were counted, not reported one by one. */
@@ -206,18 +234,13 @@ static void print_more(struct leak_group *g) {
         if (more <= g->summarized)
                 return;
         g->summarized = more;
-        unsigned long long n = (unsigned long long) more, first = (unsigned long long) g->first_offset,
-                           last = (unsigned long long) g->last_offset;
-        if (leak_where_is_stream(g->where)) {
-                say_leak("leak: %s (%s) on %s: %llu more, from byte %llu to byte %llu", g->name, g->form, g->where,
-                         n, first, last);
-                annotate_leak(g, "%s (%s) on %s: %llu more, from byte %llu to byte %llu", g->name, g->form, g->where,
-                              n, first, last);
-        } else {
-                say_leak("leak: %s (%s): %s: %llu more, from byte %llu to byte %llu", g->where, g->form, g->name, n,
-                         first, last);
-                annotate_leak(g, "%s (%s): %llu more, from byte %llu to byte %llu", g->name, g->form, n, first, last);
-        }
+        _cleanup_free_ char *place = leak_place(g->where, g->member, 0, 0);
+        _cleanup_free_ char *first = leak_place(g->where, g->member, g->first.line, g->first.col);
+        _cleanup_free_ char *last = leak_place(g->where, g->member, g->last.line, g->last.col);
+        /* without memory for the positions, the place alone: the count is still told */
+        const char *p = place ? place : g->where, *from = first ? first : p, *to = last ? last : p;
+        say_leak("leak: %s (%s): %s: %" PRIu64 " more, from %s to %s", p, g->form, g->name, more, from, to);
+        annotate_leak(g, &g->first, "%s (%s): %" PRIu64 " more, from %s to %s", g->name, g->form, more, from, to);
 }
 
 void flush_leak_reports(void) {
@@ -236,8 +259,8 @@ void leak_groups_foreach(void (*fn)(void *userdata, const struct leak_summary *s
                 if (g->count <= LEAK_REPORTS_EACH)
                         continue;
                 struct leak_summary s = {
-                        .name = g->name, .form = g->form, .where = g->where, .count = g->count - LEAK_REPORTS_EACH,
-                        .first_offset = g->first_offset, .last_offset = g->last_offset,
+                        .name = g->name, .form = g->form, .where = g->where, .member = g->member,
+                        .count = g->count - LEAK_REPORTS_EACH, .first = g->first, .last = g->last,
                 };
                 fn(userdata, &s);
         }
@@ -246,17 +269,19 @@ void leak_groups_foreach(void (*fn)(void *userdata, const struct leak_summary *s
 void leak_reports_done(void) {
         flush_leak_reports();
         for (size_t i = 0; i < n_groups; i++)
-                free(groups[i].where), free(groups[i].name);
+                free(groups[i].where), free(groups[i].member), free(groups[i].name);
         free(groups);
         groups = NULL;
         n_groups = 0;
+        json_decref(writers);
+        writers = NULL;
 }
 
-/* The group of (name, form, where), made if new; the last one used is the likeliest. */
-static struct leak_group *leak_group_of(const char *name, const char *form, const char *where) {
+/* The group of (name, form, where, member), made if new; the last one used is the likeliest. */
+static struct leak_group *leak_group_of(const char *name, const char *form, const char *where, const char *member) {
         for (size_t i = n_groups; i > 0; i--) {
                 struct leak_group *g = &groups[i - 1];
-                if (g->form == form && streq(g->name, name) && streq(g->where, where))
+                if (g->form == form && streq(g->name, name) && streq(g->where, where) && streq_ptr(g->member, member))
                         return g;
         }
         struct leak_group *t = realloc(groups, (n_groups + 1) * sizeof(*t));
@@ -264,9 +289,10 @@ static struct leak_group *leak_group_of(const char *name, const char *form, cons
                 return NULL;
         groups = t;
         struct leak_group *g = &groups[n_groups];
-        *g = (struct leak_group) { .where = strdup(where), .name = strdup(name), .form = form };
-        if (!g->where || !g->name) {
-                free(g->where), free(g->name);
+        *g = (struct leak_group) { .where = strdup(where), .member = member ? strdup(member) : NULL,
+                                   .name = strdup(name), .form = form };
+        if (!g->where || !g->name || (member && !g->member)) {
+                free(g->where), free(g->member), free(g->name);
                 return NULL;
         }
         n_groups++;
@@ -274,19 +300,20 @@ static struct leak_group *leak_group_of(const char *name, const char *form, cons
 }
 
 void report_leak(const struct redact_leak *leak, const char *where) {
-        struct leak_group *g = leak_group_of(leak->name, redact_form_name(leak->form), where);
+        struct leak_group *g = leak_group_of(leak->name, redact_form_name(leak->form), where, leak->member);
+        struct leak_pos pos = { leak->offset, leak->line, leak->col };
         bool reported = false;
         if (g && ++g->count <= LEAK_REPORTS_EACH) {
                 struct queued *q = realloc(queue, (n_queue + 1) * sizeof(*q));
                 if (q) {
                         queue = q;
-                        queue[n_queue++] = (struct queued) { .group = (size_t) (g - groups), .offset = leak->offset };
+                        queue[n_queue++] = (struct queued) { .group = (size_t) (g - groups), .pos = pos };
                         reported = true;
                 }
         } else if (g) {
                 if (g->count == LEAK_REPORTS_EACH + 1)
-                        g->first_offset = leak->offset;
-                g->last_offset = leak->offset;
+                        g->first = pos;
+                g->last = pos;
         }
         if (leak_hook)
                 leak_hook(leak_hook_userdata, leak, where, reported);
@@ -376,10 +403,12 @@ void output_dry_run(const struct run *r) {
 }
 
 static void step_summary_more(void *userdata, const struct leak_summary *l) {
-        bool stream = leak_where_is_stream(l->where);
-        fprintf(userdata, "- `%s` (%s) %s `%s`: %llu more, from byte %llu to byte %llu\n", l->name, l->form,
-                stream ? "on" : "in", l->where, (unsigned long long) l->count, (unsigned long long) l->first_offset,
-                (unsigned long long) l->last_offset);
+        _cleanup_free_ char *place = leak_place(l->where, l->member, 0, 0);
+        _cleanup_free_ char *first = leak_place(l->where, l->member, l->first.line, l->first.col);
+        _cleanup_free_ char *last = leak_place(l->where, l->member, l->last.line, l->last.col);
+        if (place && first && last)
+                fprintf(userdata, "- `%s` (%s) at `%s`: %" PRIu64 " more, from `%s` to `%s`\n", l->name, l->form, place,
+                        l->count, first, last);
 }
 
 static void step_summary_leaks(const struct run *r, FILE *f) {
@@ -394,12 +423,14 @@ static void step_summary_leaks(const struct run *r, FILE *f) {
         json_t *l;
         json_array_foreach(r->leaks, i, l) {
                 const char *where = json_string_value(json_object_get(l, "stream"));
-                bool stream = where != NULL;
                 if (!where)
                         where = json_string_value(json_object_get(l, "path"));
-                fprintf(f, "- `%s` (%s) %s `%s` at byte %lld\n", json_string_value(json_object_get(l, "name")),
-                        json_string_value(json_object_get(l, "form")), stream ? "on" : "in", where ? where : "?",
-                        (long long) json_integer_value(json_object_get(l, "offset")));
+                _cleanup_free_ char *place = leak_place(where ? where : "?",
+                                                        json_string_value(json_object_get(l, "member")),
+                                                        (uint64_t) json_integer_value(json_object_get(l, "line")),
+                                                        (uint64_t) json_integer_value(json_object_get(l, "col")));
+                fprintf(f, "- `%s` (%s) at `%s`\n", json_string_value(json_object_get(l, "name")),
+                        json_string_value(json_object_get(l, "form")), place ? place : "?");
         }
         leak_groups_foreach(step_summary_more, f);
 }
@@ -434,10 +465,21 @@ void output_step_summary(const struct run *r) {
         fprintf(f, "\n\nEnvironment `%s`%s%s%s.\n\n", r->environment ? r->environment : "?",
                 r->stage ? ", stage `" : "", r->stage ? r->stage : "", r->stage ? "`" : "");
         if (r->delivered && r->n_secrets > 0) {
-                fprintf(f, "| secret | delivered as |\n|---|---|\n");
-                for (size_t i = 0; i < r->n_secrets; i++)
-                        fprintf(f, "| `%s` | %s `%s` |\n", r->secrets[i].def->name,
-                                delivery_method_name(r->secrets[i].def->deliver), r->secrets[i].def->as);
+                fprintf(f, "| secret | delivered as | read |\n|---|---|---|\n");
+                for (size_t i = 0; i < r->n_secrets; i++) {
+                        const struct mf_secret *s = r->secrets[i].def;
+                        const char *program = NULL;
+                        enum read_state st = s->deliver == DELIVER_FILE ? output_guard_read_state(r, s->as, &program)
+                                                                        : READ_UNKNOWN;
+                        char read[64] = "";
+                        if (st == READ_NOT)
+                                snprintf(read, sizeof read, "**granted but not read**");
+                        else if (st == READ_BY && program)
+                                snprintf(read, sizeof read, "by `%s`", program);
+                        else if (st == READ_BY)
+                                snprintf(read, sizeof read, "yes");
+                        fprintf(f, "| `%s` | %s `%s` | %s |\n", s->name, delivery_method_name(s->deliver), s->as, read);
+                }
         } else
                 fprintf(f, "No secret was delivered.\n");
         char layers[768];

@@ -39,11 +39,19 @@ void annotation_print(FILE *out, const char *level, const char *file, unsigned l
 
 /* ---- leak reports (stderr, and an annotation under GitHub Actions) ----
  * The first LEAK_REPORTS_EACH leaks of one secret in one form at one place are reported one by
- * one; the rest are counted and told in one line with their first and last offsets. */
+ * one (`leak: PLACE:LINE:COL (form): NAME`); the rest are counted and told in one line with
+ * their first and last positions. */
 #define LEAK_REPORTS_EACH 10
 struct redact_leak;
-/* where: "stdout", "stderr", "stdin", or a path; the leak's offset is in it */
+/* A leak's place as people and editors read it: where, or where!member for a member of an
+ * archive, then :line:col when line > 0 (col in bytes since the line's start). malloc'd;
+ * NULL without memory. The one spelling of a place: reports, annotations, the step summary. */
+char *leak_place(const char *where, const char *member, uint64_t line, uint64_t col);
+/* where: "stdout", "stderr", "stdin", or a path; the leak's position (and member) is in it */
 void report_leak(const struct redact_leak *leak, const char *where);
+/* The file at where was written by program (the output guard saw it): its reports say so. */
+void report_writer(const char *where, const char *program);
+const char *leak_writer(const char *where);   /* NULL: not known */
 void report_leaks_as_warnings(bool warn);   /* --on-leak warn */
 /* Prints the queued reports and the counts (after the step's output is over). */
 void flush_leak_reports(void);
@@ -51,10 +59,16 @@ void flush_leak_reports(void);
  * reported is false for a leak that is only counted. */
 typedef void (*leak_hook_t)(void *userdata, const struct redact_leak *leak, const char *where, bool reported);
 void report_leaks_to(leak_hook_t hook, void *userdata);
+/* Where a leak is in its stream or file: byte offset, 1-based line and column. */
+struct leak_pos {
+        uint64_t offset, line, col;
+};
 /* The leaks that were counted, not reported one by one, per secret, form and place. */
 struct leak_summary {
         const char *name, *form, *where;
-        uint64_t count, first_offset, last_offset;
+        const char *member;       /* NULL: none */
+        uint64_t count;
+        struct leak_pos first, last;
 };
 void leak_groups_foreach(void (*fn)(void *userdata, const struct leak_summary *s), void *userdata);
 /* Flushes, then forgets every leak (the end of a command). */

@@ -11,6 +11,9 @@
 #include "scope.h"
 
 void run_done(struct run *r) {
+        /* first: while the guard watches the secret files' opens (fanotify makes an opener
+         * wait for its thread), wiping them would wait on it */
+        output_guard_done(r);
         for (size_t i = 0; i < r->n_secrets; i++) {
                 secret_free(r->secrets[i].value);
                 secret_meta_done(&r->secrets[i].meta);
@@ -168,7 +171,11 @@ static int run_spawn(struct run *r) {
                 .pty = r->o->tty == 1 || (r->o->tty < 0 && isatty(STDOUT_FILENO)),
                 /* 2>&1 (one log file, one pipe): one stream, so the order stays the step's */
                 .merge_output = same_file(STDOUT_FILENO, STDERR_FILENO),
+                /* the guard watches what the sandbox's own filter would let through */
+                .guard = run_sandbox_level(r) != SANDBOX_LEVEL_OFF && r->o->guard != TRI_OFF,
         };
+        if (sc.guard && output_guard_prepare(r) < 0)
+                return log_error("output guard: %s", strerror(ENOMEM)), -ENOMEM;
         int k = sandbox_spawn(r->sandbox, &sc, &r->child, &r->sandbox_status);
         free(steal_pointer(&envp));
         /* the step has its own copies now; ours close and wipe */
@@ -184,6 +191,7 @@ static int run_spawn(struct run *r) {
                 r->status = r->command_status = k == -ENOENT || k == -ENOTDIR ? 127 : 126;
                 return k;
         }
+        (void) output_guard_start(r);
         output_sandbox_line(r);
         log_info("started '%s' (pid %d) with %zu secret%s", r->o->args[0], (int) r->child.pid, r->n_secrets,
                  r->n_secrets == 1 ? "" : "s");
@@ -204,6 +212,7 @@ static int run_supervise(struct run *r) {
         renewals.after_output = run_audit_flush_leaks;
         k = supervise(&r->child, r->signal_fd, r->o->timeout_ms, r->redactor, &renewals, &result);
         renewer_stop(r);
+        output_guard_stop(r);
         r->step_running = false;
         pty_restore();
         child_release(&r->child);
@@ -222,7 +231,15 @@ static int run_supervise(struct run *r) {
         return 0;
 }
 
-/* The step is over: its artifacts are scanned with the same matcher. */
+/* The CI files a step writes for the runner to read after it ($GITHUB_OUTPUT and the
+ * rest): a value in them would reach the later steps and their logs, so it is masked there
+ * as well as reported. */
+static const char *const ci_command_files[] = {
+        "GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY", "GITHUB_STATE",
+};
+
+/* The step is over: the CI command files, every file the guard saw it write, and the
+ * artifact globs are scanned with the same matcher, each file once. */
 static void run_scan_artifacts(struct run *r) {
         char *const *artifacts = r->o->artifacts ? r->o->artifacts : r->m->policy.artifacts;
         /* keys, stores, the audit log, and the secrets directory itself (a step run at / would
@@ -231,10 +248,27 @@ static void run_scan_artifacts(struct run *r) {
         if (r->audit)
                 (void) strv_extend(&own, audit_path(r->audit));
         (void) strv_extend(&own, secrets_dir_path(r->dir));
-        int k = scan_artifacts(r->redactor, artifacts, &r->started, own);
+        struct artifact_scan s;
+        int k = artifact_scan_init(&s, r->redactor, own);
+        for (size_t i = 0; k >= 0 && i < ELEMENTSOF(ci_command_files); i++) {
+                const char *path = getenv(ci_command_files[i]);
+                int m = path && *path ? artifact_mask_in_place(&s, path) : 0;
+                if (m > 0)
+                        log_warning("$%s: masked the leaked value%s in place, so later steps do not get %s",
+                                    ci_command_files[i], m == 1 ? "" : "s", m == 1 ? "it" : "them");
+                else if (m < 0)
+                        log_warning("$%s: cannot scan %s: %s", ci_command_files[i], path, strerror(-m));
+        }
+        output_guard_scan(r, &s);
+        /* `changed` as well: a file written for the step by something outside it (a
+         * container engine's daemon writing a bind mount) is no call the guard sees */
+        if (k >= 0)
+                k = artifact_scan_globs(&s, artifacts, &r->started);
         if (k < 0)
                 log_warning("artifact scan failed: %s", strerror(-k));
-        r->artifact_leaks = k > 0 ? (uint64_t) k : 0;
+        r->artifact_leaks = s.leaks;
+        artifact_scan_done(&s);
+        output_guard_audit(r);
         run_audit_flush_leaks(r);
 }
 

@@ -18,6 +18,7 @@ struct fetched {
 
 struct renewer;
 struct redact_leak;
+struct redact_sink;
 struct redactor;
 
 struct run {
@@ -57,7 +58,8 @@ struct run {
         bool step_running;              /* backend events are written at once, like leaks */
         struct renewer *renewer;        /* while the renewal thread runs: where events queue */
         json_t *denials;                /* [{name, rule}] policy.deny events */
-        json_t *leaks;                  /* [{name, form, stream|path, offset}] for the summary */
+        json_t *leaks;                  /* [{name, form, stream|path, member, offset, line, col}] */
+        struct output_guard *guard;     /* what the step wrote and where it connected */
 };
 
 #define RUN_INIT(options) ((struct run) { .o = (options), .child = CHILD_NULL, .signal_fd = -1, \
@@ -120,6 +122,40 @@ void run_audit_record(struct run *r, const char *event, json_t *fields);
  * for the step summary; run_audit_flush_leaks writes what is queued (one batch, one fsync). */
 void run_audit_leak(void *userdata, const struct redact_leak *leak, const char *where, bool reported);
 void run_audit_flush_leaks(void *userdata);
+
+/* artifacts.c: scanning files after the step, each file once */
+struct artifact_scan {
+        const struct redactor *r;
+        json_t *seen;                   /* "dev:ino" of our own files and of those scanned */
+        uint64_t leaks;
+};
+/* own: secrets-run's files and directories, never scanned. */
+int artifact_scan_init(struct artifact_scan *s, const struct redactor *r, char *const *own);
+void artifact_scan_done(struct artifact_scan *s);
+/* One file (a symlink followed), unless it was scanned already; leaks reported as display. */
+int artifact_scan_path(struct artifact_scan *s, const char *path, const char *display);
+/* The files under the working directory matching globs (`changed`: modified since). */
+int artifact_scan_globs(struct artifact_scan *s, char *const *globs, const struct timespec *since);
+/* A CI command file: scanned, and if it leaked, rewritten in place with the values masked. */
+int artifact_mask_in_place(struct artifact_scan *s, const char *path);
+/* One file's leaks to sink (not to the reports): for the guard's thread. */
+int scan_file_to(const struct redactor *r, const char *path, const struct redact_sink *sink);
+
+/* guard.c: the output guard's record of the step's writes and connections */
+/* Before the spawn: the record, and the watch on the secret files' first opens. */
+int output_guard_prepare(struct run *r);
+/* After the spawn: 1 watching, 0 not asked for, -errno unavailable (said in the status). */
+int output_guard_start(struct run *r);
+enum read_state { READ_UNKNOWN, READ_NOT, READ_BY };
+/* Whether the secret file `file` was opened, and by which program (NULL: not told). */
+enum read_state output_guard_read_state(const struct run *r, const char *file, const char **ret_program);
+void output_guard_stop(struct run *r);   /* the step is over */
+/* Leaks found as files went, then every written file still there. */
+void output_guard_scan(struct run *r, struct artifact_scan *s);
+/* secret.read records and "granted but not read" warnings; net.connect records, one per
+ * destination and program. */
+void output_guard_audit(struct run *r);
+void output_guard_done(struct run *r);
 
 /* renewer.c: lease renewal while the step runs, on its own thread where one can be had.
  * Fills *ret_timer for supervise(): wake-ups to write what the thread queued, or renewals

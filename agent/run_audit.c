@@ -110,10 +110,14 @@ int run_audit_backend_identity(struct run *r, struct backend *b, enum backend_ty
         json_t *policies = json_array();
         for (char **p = id.policies; policies && p && *p; p++)
                 json_array_append_new(policies, json_string(*p));
-        json_t *ev = policies ? json_pack("{s:s, s:s, s:s, s:b, s:s?, s:s?, s:o}", "backend", backend_name(b), "type",
-                                          backend_kind_name(backend_kind_of(type)), "auth", id.auth, "login",
+        json_t *ev = policies ? json_pack("{s:s, s:s, s:s, s:b, s:s?, s:s?, s:o, s:s?}", "backend", backend_name(b),
+                                          "type", backend_kind_name(backend_kind_of(type)), "auth", id.auth, "login",
                                           id.from_login, "display_name", id.display_name, "entity_id", id.entity_id,
-                                          "policies", policies) : NULL;
+                                          "policies", policies, "token_type", id.token_type) : NULL;
+        if (ev && id.token_type)
+                json_object_set_new(ev, "orphan", json_boolean(id.orphan));
+        if (ev && id.num_uses)
+                json_object_set_new(ev, "num_uses", json_integer((json_int_t) id.num_uses));
         uint64_t ttl_s = id.ttl_s;
         bool renewed = id.renewed;
         backend_identity_done(&id);
@@ -196,9 +200,10 @@ void run_audit_leak(void *userdata, const struct redact_leak *leak, const char *
         struct run *r = userdata;
         if (!reported)
                 return;
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:I}", "name", leak->name, "form", redact_form_name(leak->form),
-                               leak_where_is_stream(where) ? "stream" : "path", where, "offset",
-                               (json_int_t) leak->offset);
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:s*, s:I, s:I, s:I, s:s*}", "name", leak->name, "form",
+                               redact_form_name(leak->form), leak_where_is_stream(where) ? "stream" : "path", where,
+                               "member", leak->member, "offset", (json_int_t) leak->offset, "line",
+                               (json_int_t) leak->line, "col", (json_int_t) leak->col, "writer", leak_writer(where));
         if (!ev)
                 return;
         if (!r->leaks)
@@ -220,10 +225,12 @@ void run_audit_flush_leaks(void *userdata) {
 /* One record for the leaks of a secret, form and place past the first ones. */
 static void audit_leak_count(void *userdata, const struct leak_summary *l) {
         struct run *r = userdata;
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", l->name, "form", l->form,
-                               leak_where_is_stream(l->where) ? "stream" : "path", l->where, "count",
-                               (json_int_t) l->count, "first_offset", (json_int_t) l->first_offset, "last_offset",
-                               (json_int_t) l->last_offset);
+        json_t *ev = json_pack("{s:s, s:s, s:s, s:s*, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", l->name, "form",
+                               l->form, leak_where_is_stream(l->where) ? "stream" : "path", l->where, "member",
+                               l->member, "count", (json_int_t) l->count, "first_offset", (json_int_t) l->first.offset,
+                               "first_line", (json_int_t) l->first.line, "first_col", (json_int_t) l->first.col,
+                               "last_offset", (json_int_t) l->last.offset, "last_line", (json_int_t) l->last.line,
+                               "last_col", (json_int_t) l->last.col);
         (void) run_audit_event(r, "leak", ev);
 }
 

@@ -167,6 +167,7 @@ void backend_identity_done(struct backend_identity *id) {
         free(id->auth);
         free(id->display_name);
         free(id->entity_id);
+        free(id->token_type);
         strv_free(id->policies);
         *id = (struct backend_identity) {};
 }

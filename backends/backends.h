@@ -149,6 +149,9 @@ struct backend_identity {
         char **policies;                   /* NULL-terminated; NULL if none reported */
         uint64_t ttl_s;                    /* what the token has left; 0: no expiry, or unknown */
         bool renewed;                      /* the backend keeps the token alive while the step runs */
+        char *token_type;                  /* "service", "batch"; NULL if not reported */
+        bool orphan;
+        uint64_t num_uses;                 /* uses left; 0: unlimited */
 };
 void backend_identity_done(struct backend_identity *id);
 /* One request to the store. -EOPNOTSUPP: the backend has no identity to tell. */

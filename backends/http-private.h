@@ -27,9 +27,10 @@ struct http_client *http_client_free(struct http_client *c);
 static inline void http_client_freep(struct http_client **c) { http_client_free(*c); }
 #define _cleanup_http_client_ _cleanup_(http_client_freep)
 
-/* One request to base_url + path ("/v1/..."; "" for base_url itself), retried on connection errors, 429 (honouring
- * Retry-After), 500, 502 and 503 with exponential backoff and jitter until deadline_ms
- * (monotonic). token (may be NULL) goes in X-Vault-Token; body (may be NULL) is sent as the
+/* One request to base_url + path ("/v1/..."; "" for base_url itself), retried as Vault's own
+ * client retries (connection errors, 412, 429 honouring Retry-After, every 5xx but 501) with
+ * exponential backoff and jitter until deadline_ms (monotonic); one redirect (301, 302,
+ * 307) followed, never from https to http. token (may be NULL) goes in X-Vault-Token; body (may be NULL) is sent as the
  * JSON request body of a POST. The final status and the response body are returned; a
  * non-retryable HTTP status is not an error here. *ret_why never holds a value or token. */
 int http_request(struct http_client *c, const char *method, const char *path,

@@ -7,6 +7,7 @@
 #define CURL_DISABLE_TYPECHECK   /* the calls below go through function pointers */
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -267,28 +268,10 @@ static size_t collect_body(char *p, size_t size, size_t n, void *data) {
         return secret_append(b->body, p, len) < 0 ? 0 : len;
 }
 
+/* What an attempt leaves for the next: where a redirect sends it. */
 struct header_state {
-        long retry_after_s;   /* -1 if absent */
+        char *redirect_url;    /* a 301/302/307's Location, absolute (libcurl resolves it) */
 };
-
-static size_t read_header(char *p, size_t size, size_t n, void *data) {
-        struct header_state *h = data;
-        size_t len = size * n;
-        static const char name[] = "retry-after:";
-        if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-                char buf[32];
-                size_t k = len - (sizeof name - 1);
-                if (k >= sizeof buf)
-                        k = sizeof buf - 1;
-                memcpy(buf, p + sizeof name - 1, k);
-                buf[k] = '\0';
-                char *end;
-                long v = strtol(buf, &end, 10);
-                if (end != buf && v >= 0)
-                        h->retry_after_s = v;
-        }
-        return len;
-}
 
 /* Wipes the header copies curl_slist_append made (one holds the token) before freeing. */
 static void headers_free(struct curl_slist *l) {
@@ -339,8 +322,33 @@ static bool curl_error_is_transient(CURLcode e) {
         }
 }
 
+/* As Vault's own client (api/client.go DefaultRetryPolicy over go-retryablehttp's
+ * baseRetryPolicy): 429, every 5xx but 501 (not implemented: Vault is not initialized), and
+ * 412, which a performance standby answers until it has replicated the state a request
+ * needs. */
 static bool status_is_transient(long status) {
-        return status == 429 || status == 500 || status == 502 || status == 503;
+        return status == 412 || status == 429 || (status >= 500 && status <= 599 && status != 501);
+}
+
+/* api/client.go follows one redirect (301, 302, 307: a standby sends the client to the
+ * active node), never from https to http. */
+static bool status_is_redirect(long status) {
+        return status == 301 || status == 302 || status == 307;
+}
+
+/* The first of Vault's errors in body, printable, for a retry's message ("Vault is
+ * sealed"): Vault's error texts name paths, never values. NULL if none. */
+static char *error_text(const struct secret *body) {
+        json_t *j = NULL;
+        if (!body || secret_len(body) == 0 || http_json_parse(body, &j) < 0)
+                return NULL;
+        json_t *e = json_array_get(json_object_get(j, "errors"), 0);
+        char *s = json_is_string(e) && json_string_length(e) ? strndup(json_string_value(e), 120) : NULL;
+        json_decref(j);
+        for (char *p = s; p && *p; p++)
+                if (!isprint((unsigned char) *p))
+                        *p = '?';
+        return s;
 }
 
 /* Set by backends_interrupt(): a transfer under way stops at its next progress call (libcurl
@@ -377,8 +385,7 @@ static void transfer_setup(struct http_client *c, CURL *h, const char *method, c
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect_body);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, bs);
-        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_header);
-        curl_easy_setopt(h, CURLOPT_HEADERDATA, hs);
+        (void) hs;
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_interrupt);
@@ -403,10 +410,12 @@ static void transfer_setup(struct http_client *c, CURL *h, const char *method, c
 }
 
 /* What a finished attempt means, by the retry rules: 1 = a final status (*ret_status), 0 = try
- * again after *ret_wait ms (*last says why), < 0 = failed for good (*ret_why says why). */
-static int transfer_outcome(CURL *h, CURLcode e, const char *method, const char *path,
-                            const struct body_state *bs, const struct header_state *hs, const char *errbuf,
-                            char **last, uint64_t *backoff, long *ret_status, uint64_t *ret_wait, char **ret_why) {
+ * again after *ret_wait ms (*last says why), 2 = follow the redirect in hs->redirect_url now
+ * (the first only: *redirected), < 0 = failed for good (*ret_why says why). */
+static int transfer_outcome(CURL *h, CURLcode e, const char *method, const char *path, const char *url,
+                            const struct body_state *bs, struct header_state *hs, const char *errbuf,
+                            char **last, uint64_t *backoff, bool *redirected, long *ret_status, uint64_t *ret_wait,
+                            char **ret_why) {
         uint64_t wait = 0;
         if (e == CURLE_WRITE_ERROR && bs->too_big)
                 return backend_fail(ret_why, -EFBIG, "%s %s: the response is larger than %d bytes",
@@ -419,14 +428,32 @@ static int transfer_outcome(CURL *h, CURLcode e, const char *method, const char 
         } else {
                 long status = 0;
                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+                if (status_is_redirect(status) && !*redirected) {
+                        char *to = NULL;
+                        if (curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &to) != CURLE_OK || !to)
+                                return backend_fail(ret_why, -EPROTO, "%s %s: HTTP %ld without a Location", method, path,
+                                                    status);
+                        if (strncasecmp(url, "https://", 8) == 0 && strncasecmp(to, "https://", 8) != 0)
+                                return backend_fail(ret_why, -EPERM, "%s %s: HTTP %ld to a plain http:// address: refused (a protocol downgrade)",
+                                                    method, path, status);
+                        free(hs->redirect_url);
+                        if (!(hs->redirect_url = strdup(to)))
+                                return -ENOMEM;
+                        *redirected = true;
+                        return 2;
+                }
                 if (!status_is_transient(status)) {
                         *ret_status = status;
                         return 1;
                 }
+                _cleanup_free_ char *text = error_text(bs->body);
                 free(*last);
-                *last = strdup_printf("HTTP %ld", status);
-                if (hs->retry_after_s >= 0)
-                        wait = (uint64_t) hs->retry_after_s * 1000;
+                *last = strdup_printf("HTTP %ld%s%s", status, text ? ": " : "", text ? text : "");
+                /* Retry-After in either of its forms (seconds, or an HTTP date): libcurl
+                 * reads both (CURLINFO_RETRY_AFTER, 7.66) */
+                curl_off_t after = 0;
+                if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+                        wait = (uint64_t) after * 1000;
         }
         if (wait == 0) {
                 /* exponential backoff with jitter: somewhere in [backoff/2, backoff] */
@@ -455,6 +482,7 @@ int http_request(struct http_client *c, const char *method, const char *path,
 
         _cleanup_free_ char *last = NULL;     /* why the previous attempt failed */
         uint64_t backoff = HTTP_BACKOFF_FIRST_MS;
+        bool redirected = false;
         for (unsigned attempt = 1;; attempt++) {
                 uint64_t now = now_monotonic_ms();
                 if (atomic_load(&interrupted)) {
@@ -468,7 +496,7 @@ int http_request(struct http_client *c, const char *method, const char *path,
                 _cleanup_secret_ struct secret *resp = NULL;
                 if ((r = secret_new(1024, &resp)) < 0)
                         break;
-                struct header_state hs = { .retry_after_s = -1 };
+                struct header_state hs = {};
                 struct body_state bs = { .body = resp };
                 char errbuf[CURL_ERROR_SIZE] = "";
                 transfer_setup(c, c->curl, method, url, headers, body, &bs, &hs, errbuf, deadline_ms - now);
@@ -478,9 +506,17 @@ int http_request(struct http_client *c, const char *method, const char *path,
                         break;
                 }
                 uint64_t wait = 0;
-                r = transfer_outcome(c->curl, e, method, path, &bs, &hs, errbuf, &last, &backoff, ret_status, &wait, ret_why);
+                r = transfer_outcome(c->curl, e, method, path, url, &bs, &hs, errbuf, &last, &backoff, &redirected,
+                                     ret_status, &wait, ret_why);
                 if (r < 0)
                         break;
+                if (r == 2) {
+                        note(c, "%s %s: redirected to the active node, following", method, path);
+                        free(url);
+                        url = steal_pointer(&hs.redirect_url);
+                        attempt--;
+                        continue;
+                }
                 if (r > 0) {
                         *ret_body = steal_pointer(&resp);
                         r = 0;
@@ -509,6 +545,7 @@ struct transfer {
         struct secret *resp;
         struct body_state bs;
         struct header_state hs;
+        bool redirected;
         char errbuf[CURL_ERROR_SIZE];
         char *last;
         uint64_t backoff;
@@ -568,7 +605,7 @@ int http_get_many(struct http_client *c, const char *const *paths, size_t n, con
                         if ((r = secret_new(1024, &x->resp)) < 0)
                                 goto finish;
                         x->bs = (struct body_state) { .body = x->resp };
-                        x->hs = (struct header_state) { .retry_after_s = -1 };
+                        x->hs = (struct header_state) {};
                         x->errbuf[0] = '\0';
                         transfer_setup(c, x->h, "GET", x->url, headers, NULL, &x->bs, &x->hs, x->errbuf, deadline_ms - now);
                         if (curl_multi_add_handle(m, x->h) != CURLM_OK) {
@@ -599,8 +636,21 @@ int http_get_many(struct http_client *c, const char *const *paths, size_t n, con
                         curl_multi_remove_handle(m, h);
                         x->running = false;
                         uint64_t wait = 0;
-                        int k = transfer_outcome(h, e, "GET", x->path, &x->bs, &x->hs, x->errbuf, &x->last,
-                                                 &x->backoff, &results[i].status, &wait, &results[i].why);
+                        int k = transfer_outcome(h, e, "GET", x->path, x->url, &x->bs, &x->hs, x->errbuf, &x->last,
+                                                 &x->backoff, &x->redirected, &results[i].status, &wait,
+                                                 &results[i].why);
+                        if (k == 2) {
+                                note(c, "GET %s: redirected to the active node, following", x->path);
+                                free(x->url);
+                                x->url = steal_pointer(&x->hs.redirect_url);
+                                x->attempts--;
+                                x->start_at = 0;
+                                continue;
+                        }
+                        if (k == -ENOMEM) {
+                                r = k;
+                                goto finish;
+                        }
                         if (k == 0) {
                                 uint64_t t_now = now_monotonic_ms();
                                 if (t_now + wait >= deadline_ms)

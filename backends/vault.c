@@ -44,6 +44,15 @@ struct vault_lease {
         bool expiring_noted;           /* lease.expiring emitted */
 };
 
+/* A mount, as sys/internal/ui/mounts/<path> tells it: mounts of one namespace never nest
+ * (Vault's vault/mount.go refuses a mount under another), so a path under a known mount's
+ * path is in that mount, and one lookup per mount serves the whole run. */
+struct vault_mount {
+        char *path;            /* "kv/team/", relative to the namespace we send; ends in '/' */
+        char *type;            /* "kv", "database", "pki", ... */
+        unsigned kv_version;   /* 1 or 2 for type kv; 0 otherwise */
+};
+
 struct vault_state {
         struct http_client *http;
         struct secret *token;
@@ -58,12 +67,52 @@ struct vault_state {
         uint64_t max_ttl_s;            /* policy.max_ttl: caps renewal increments; 0 = none */
         bool sequential;               /* no prefetch: one request at a time */
         const char *auth;              /* "token", "approle", "jwt", for the identity */
+        /* One budget (the backend's timeout, from open) for everything before the step:
+         * login, identity, mount lookups, fetches, plan's stats and apply's writes, their
+         * retries included. A sealed Vault costs the timeout once, not once per request. */
+        uint64_t deadline_ms;
+        struct vault_mount *mounts;    /* every mount looked up so far */
+        size_t n_mounts;
+        bool mounts_unavailable;       /* sys/internal/ui/mounts is 404 (Vault before 0.10) */
+        /* The token, as Vault describes it (the login's auth, or lookup-self): a batch token
+         * cannot be renewed or revoked (vault/token_store.go answers 400); one with num_uses
+         * is spent by every authenticated request (vault/request_handling.go UseToken) and
+         * revoked by Vault, with its leases, after its last. */
+        char *token_type;              /* NULL: not told */
+        bool orphan;
+        int64_t uses_left;             /* -1: unlimited (or not told) */
+        bool used_up;
+        char **login_policies;         /* the login's auth, for the identity of a token whose */
+        char *login_entity_id;         /* uses a lookup-self would spend */
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
 static void lease_schedule(struct vault_lease *l, uint64_t now_ms, uint64_t ttl_s) {
         l->expires_ms = now_ms + ttl_s * 1000;
         l->renew_at_ms = l->renewable && ttl_s > 0 ? now_ms + ttl_s * 2000 / 3 : 0;
+}
+
+static bool token_is_batch(const struct vault_state *v) {
+        return v->token_type && streq(v->token_type, "batch");
+}
+
+/* n requests answered with the token: each spent one of its uses, if it has a number. */
+static void token_spent(struct backend *b, size_t n) {
+        struct vault_state *v = b->data;
+        if (v->uses_left < 0 || n == 0)
+                return;
+        v->uses_left = (int64_t) n >= v->uses_left ? 0 : v->uses_left - (int64_t) n;
+        if (v->uses_left == 0 && !v->used_up) {
+                v->used_up = true;
+                backend_message(b, BACKEND_MESSAGE_INFO,
+                                "backend '%s' (vault): the token's last use is spent: Vault revokes it, and its leases", b->name);
+        }
+}
+
+/* num_uses as Vault reports it: 0 is unlimited. */
+static void token_uses_from(struct vault_state *v, json_t *num_uses) {
+        json_int_t n = json_integer_value(num_uses);
+        v->uses_left = n > 0 ? (int64_t) n : -1;
 }
 
 /* The first error Vault gave, as printable text (Vault's messages name paths, not values). */
@@ -100,8 +149,11 @@ static int vault_post(struct backend *b, const char *path, const json_t *body, b
         int r;
         if (body && (r = http_json_dump(body, &payload)) < 0)
                 return r;
-        return http_request(v->http, "POST", path, with_token ? v->token : NULL, payload, deadline,
-                            ret_status, ret_body, ret_why);
+        r = http_request(v->http, "POST", path, with_token ? v->token : NULL, payload, deadline, ret_status, ret_body,
+                         ret_why);
+        if (with_token)
+                token_spent(b, r >= 0);
+        return r;
 }
 
 /* A credential from $var, told to the agent (under label) before anything can quote it. */
@@ -180,7 +232,7 @@ static int github_oidc_token(struct backend *b, const char *audience, uint64_t d
 
 static int vault_login(struct backend *b, const struct backend_config *c, char **ret_why) {
         struct vault_state *v = b->data;
-        uint64_t deadline = now_monotonic_ms() + b->timeout_ms;
+        uint64_t deadline = v->deadline_ms;
         const char *mount;
         json_t *body;
         int r;
@@ -246,8 +298,22 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
                 backend_credential(b, "vault-token", v->token);
         json_t *auth = json_object_get(j, "auth");
         v->login.ttl_s = (uint64_t) json_integer_value(json_object_get(auth, "lease_duration"));
-        v->login.renewable = json_is_true(json_object_get(auth, "renewable"));
+        const char *type = json_string_value(json_object_get(auth, "token_type"));
+        if (r >= 0 && type && !(v->token_type = strdup(type)))
+                r = -ENOMEM;
+        v->orphan = json_is_true(json_object_get(auth, "orphan"));
+        token_uses_from(v, json_object_get(auth, "num_uses"));
+        /* a batch token is never renewable, whatever else is said (vault/token_store.go) */
+        v->login.renewable = json_is_true(json_object_get(auth, "renewable")) && !token_is_batch(v);
         lease_schedule(&v->login, now_monotonic_ms(), v->login.ttl_s);
+        const char *entity = json_string_value(json_object_get(auth, "entity_id"));
+        if (r >= 0 && entity && *entity && !(v->login_entity_id = strdup(entity)))
+                r = -ENOMEM;
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(auth, "policies"), i, p)
+                if (r >= 0 && json_is_string(p))
+                        r = strv_extend(&v->login_policies, json_string_value(p));
         json_decref(j);
         if (r < 0)
                 return r;
@@ -272,6 +338,8 @@ static int vault_open(struct backend *b, char **ret_why) {
         if (!v)
                 return -ENOMEM;
         b->data = v;
+        v->deadline_ms = now_monotonic_ms() + b->timeout_ms;
+        v->uses_left = -1;
         /* like the address, the CA may come from the variables Vault's own CLI reads */
         bool manifest_ca = c->ca_cert || c->ca_path;
         struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
@@ -303,9 +371,115 @@ static int64_t created_time(json_t *metadata) {
         return t;
 }
 
+/* Offline, for `check` (and for the server that will not say): a KV v2 API path has a
+ * segment "data" after the mount's, whatever the mount's length (kv/team/data/app). The
+ * run asks the server (sys/internal/ui/mounts), which also knows a KV v1 key under a
+ * folder named data/. */
 bool vault_path_is_kv2(const char *path) {
-        const char *slash = path ? strchr(path, '/') : NULL;
-        return slash && startswith(slash + 1, "data/");
+        for (const char *p = path ? strchr(path, '/') : NULL; p; p = strchr(p + 1, '/'))
+                if (startswith(p + 1, "data/"))
+                        return true;
+        return false;
+}
+
+/* ---- mounts: sys/internal/ui/mounts/<path>, as Vault's CLI asks before every kv command
+ * (command/kv_helpers.go kvPreflightVersionRequest) ---- */
+
+static const struct vault_mount *mount_cached(const struct vault_state *v, const char *path) {
+        for (size_t i = 0; i < v->n_mounts; i++)
+                if (startswith(path, v->mounts[i].path))
+                        return &v->mounts[i];
+        return NULL;
+}
+
+static bool mount_is_kv2(const struct vault_mount *m) {
+        return m && streq(m->type, "kv") && m->kv_version == 2;
+}
+
+/* The path within m (after the mount's own path). */
+static const char *mount_rest(const struct vault_mount *m, const char *path) {
+        return path + strlen(m->path);
+}
+
+static char *mount_lookup_url(const char *path) {
+        return strdup_printf("/v1/sys/internal/ui/mounts/%s", path);
+}
+
+/* Takes the answer to a lookup of path: a 200 is cached (*ret its entry). A 403 (no mount
+ * there, or no access to it: Vault answers both alike, vault/logical_system.go
+ * pathInternalUIMountRead) or any other answer leaves *ret NULL, and the response's shape
+ * decides; a 404 means the server has no such endpoint, which is not asked again. */
+static int mount_take(struct backend *b, const char *path, int r, long status, struct secret *resp_in,
+                      const struct vault_mount **ret, char **ret_why) {
+        struct vault_state *v = b->data;
+        _cleanup_secret_ struct secret *resp = resp_in;
+        *ret = NULL;
+        if (r < 0)
+                return r;
+        if (status == 404)
+                v->mounts_unavailable = true;
+        json_t *j = NULL;
+        if (status != 200 || http_json_parse(resp, &j) < 0) {
+                backend_message(b, BACKEND_MESSAGE_INFO,
+                                "backend '%s' (vault): no mount information for %s (HTTP %ld): the answer's shape tells KV v2 from v1",
+                                b->name, path, status);
+                return 0;
+        }
+        json_t *data = json_object_get(j, "data");
+        const char *mpath = json_string_value(json_object_get(data, "path"));
+        const char *type = json_string_value(json_object_get(data, "type"));
+        const char *version = json_string_value(json_object_get(json_object_get(data, "options"), "version"));
+        (void) ret_why;
+        if (!mpath || !type || !*mpath || mpath[strlen(mpath) - 1] != '/' || !startswith(path, mpath)) {
+                json_decref(j);
+                return 0;
+        }
+        struct vault_mount *n = realloc(v->mounts, (v->n_mounts + 1) * sizeof(*n));
+        if (!n) {
+                json_decref(j);
+                return -ENOMEM;
+        }
+        v->mounts = n;
+        n = &n[v->n_mounts];
+        /* command/kv_helpers.go: options.version "2" is v2; absent, "" or "1" is v1 */
+        *n = (struct vault_mount) { .path = strdup(mpath), .type = strdup(type),
+                                    .kv_version = streq(type, "kv") ? (version && streq(version, "2") ? 2 : 1) : 0 };
+        json_decref(j);
+        if (!n->path || !n->type) {
+                free(n->path);
+                free(n->type);
+                return -ENOMEM;
+        }
+        *ret = &v->mounts[v->n_mounts++];
+        backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): %s is a %s mount%s", b->name, (*ret)->path,
+                        (*ret)->type, (*ret)->kv_version == 2 ? " (KV v2)" : (*ret)->kv_version == 1 ? " (KV v1)" : "");
+        return 0;
+}
+
+/* The mount path is in: cached, else asked now. *ret NULL: the server does not say (then
+ * the response's shape decides, as far as it can). */
+static int vault_mount_of(struct backend *b, const char *path, const struct vault_mount **ret, char **ret_why) {
+        struct vault_state *v = b->data;
+        if ((*ret = mount_cached(v, path)) || v->mounts_unavailable)
+                return 0;
+        _cleanup_free_ char *url = mount_lookup_url(path);
+        if (!url)
+                return -ENOMEM;
+        long status = 0;
+        struct secret *resp = NULL;
+        int r = http_request(v->http, "GET", url, v->token, NULL, v->deadline_ms, &status, &resp,
+                             ret_why);
+        return mount_take(b, path, r, status, resp, ret, ret_why);
+}
+
+/* Without mount information: a KV v2 read answers data.data and data.metadata (with a
+ * version), nothing else, and no lease. */
+static bool response_looks_kv2(json_t *j) {
+        json_t *data = json_object_get(j, "data");
+        json_t *meta = json_object_get(data, "metadata");
+        json_t *inner = json_object_get(data, "data");
+        return json_object_size(data) == 2 && json_is_object(meta) && json_object_get(meta, "version") &&
+               (json_is_object(inner) || json_is_null(inner));
 }
 
 
@@ -352,8 +526,9 @@ static int vault_get(struct backend *b, const struct secret_ref *ref, const char
                 return -ENOMEM;
         long status = 0;
         struct secret *resp = NULL;
-        int r = http_request(v->http, "GET", url_path, v->token, NULL, now_monotonic_ms() + b->timeout_ms,
+        int r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms,
                              &status, &resp, ret_why);
+        token_spent(b, r >= 0);
         return vault_take(b, ref, key, r, status, resp, ret, ret_why);
 }
 
@@ -367,9 +542,9 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
                                                        *ret_why ? *ret_why : strerror(-r));
         json_t *j = NULL;
         bool parsed = http_json_parse(resp, &j) >= 0;
-        if (status == 404 && parsed && vault_path_is_kv2(ref->path)) {
+        json_t *meta = json_object_get(json_object_get(j, "data"), "metadata");
+        if (status == 404 && parsed && json_is_object(meta)) {
                 /* A deleted or destroyed KV v2 version answers 404 with its metadata. */
-                json_t *meta = json_object_get(json_object_get(j, "data"), "metadata");
                 bool destroyed = json_is_true(json_object_get(meta, "destroyed"));
                 const char *deletion_time = json_string_value(json_object_get(meta, "deletion_time"));
                 bool deleted = deletion_time && *deletion_time;
@@ -385,10 +560,17 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
         if (status != 200) {
                 json_decref(j);
                 _cleanup_free_ char *text = vault_error_text(resp);
+                /* a KV v2 mount answers a path outside data/ and metadata/ with 404 (and a
+                 * warning): the reference is the raw API path, MOUNT/data/KEY */
+                const struct vault_mount *m = mount_cached(v, ref->path);
+                _cleanup_free_ char *hint = status == 404 && mount_is_kv2(m) && !startswith(mount_rest(m, ref->path), "data/")
+                        ? strdup_printf(" [%s is a KV v2 mount: the API path is %sdata/%s]", m->path, m->path,
+                                        mount_rest(m, ref->path))
+                        : NULL;
                 return backend_fail(ret_why, status == 404 ? -ENOENT : -EACCES,
-                                    "secret %s: backend '%s' (vault), path %s: %s (HTTP %ld)%s%s",
+                                    "secret %s: backend '%s' (vault), path %s: %s (HTTP %ld)%s%s%s",
                                     ref->secret_name, b->name, ref->path, status_cause(status), status,
-                                    text ? ": " : "", text ? text : "");
+                                    text ? ": " : "", text ? text : "", hint ? hint : "");
         }
         if (!parsed || !json_is_object(j)) {
                 json_decref(j);
@@ -443,14 +625,20 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
         _cleanup_free_ char *key = ref_key(ref);
         if (!key)
                 return -ENOMEM;
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        int r = vault_get(b, ref, key, &j, ret_why);
+        const struct vault_mount *mount = NULL;
+        int r = vault_mount_of(b, ref->path, &mount, ret_why);
         if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: mount lookup: %s",
+                                                       ref->secret_name, b->name, ref->path,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        if ((r = vault_get(b, ref, key, &j, ret_why)) < 0)
                 return r;
 
         json_t *data = json_object_get(j, "data");
         const char *lease = json_string_value(json_object_get(j, "lease_id"));
-        if (vault_path_is_kv2(ref->path) && !(lease && *lease)) {
+        bool kv2 = mount ? mount_is_kv2(mount) : response_looks_kv2(j);
+        if (kv2 && !(lease && *lease)) {
                 json_t *meta = json_object_get(data, "metadata");
                 data = json_object_get(data, "data");
                 if (json_is_null(data) || !data)
@@ -505,8 +693,9 @@ static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_
                 return -ENOMEM;
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
-        int r = http_request(v->http, "GET", url_path, v->token, NULL, now_monotonic_ms() + b->timeout_ms,
+        int r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms,
                              &status, &resp, ret_why);
+        token_spent(b, r >= 0);
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
                                                        ref->secret_name, b->name, ref->path,
@@ -535,21 +724,36 @@ static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_
         return 0;
 }
 
-/* Why stat and write refuse a path that is not KV v2: from the path alone KV v1 and a
- * dynamic engine look the same, and reading a dynamic path would create a lease. */
-static int kv2_only(struct backend *b, const struct secret_ref *ref, bool writing, char **ret_why) {
+/* Whether stat and write may go ahead: only for KV v2 (MOUNT/data/KEY), told by the mount
+ * (reading a dynamic path would create a lease; KV v1 keeps no versions and has no
+ * check-and-set). *ret_known: the server said what the mount is; without, the path's
+ * look decides and the answer's shape is checked (vault_stat). */
+static int kv2_only(struct backend *b, const struct secret_ref *ref, bool writing, bool *ret_known, char **ret_why) {
         if (!ref->field)
                 return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: name a field (vault:PATH#FIELD)",
                                     ref->secret_name, b->name, ref->path);
-        if (vault_path_is_kv2(ref->path))
+        const struct vault_mount *m = NULL;
+        int r = vault_mount_of(b, ref->path, &m, ret_why);
+        if (r < 0)
+                return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: mount lookup: %s",
+                                                       ref->secret_name, b->name, ref->path,
+                                                       *ret_why ? *ret_why : strerror(-r));
+        *ret_known = m != NULL;
+        if (m ? mount_is_kv2(m) && startswith(mount_rest(m, ref->path), "data/") : vault_path_is_kv2(ref->path))
                 return 0;
+        _cleanup_free_ char *what = !m ? strdup("not a KV v2 path (MOUNT/data/KEY)")
+                : mount_is_kv2(m) ? strdup_printf("%s is KV v2, but the path is not under %sdata/", m->path, m->path)
+                : m->kv_version == 1 ? strdup_printf("%s is a KV v1 mount", m->path)
+                : strdup_printf("%s is a %s mount, not KV", m->path, m->type);
+        if (!what)
+                return -ENOMEM;
         if (writing)
                 return backend_fail(ret_why, -EOPNOTSUPP,
-                                    "secret %s: backend '%s' (vault), path %s: KV v1 has no check-and-set and dynamic secrets cannot be written; use KV v2 (MOUNT/data/PATH)",
-                                    ref->secret_name, b->name, ref->path);
+                                    "secret %s: backend '%s' (vault), path %s: %s: KV v1 has no check-and-set and dynamic secrets cannot be written; use KV v2 (MOUNT/data/KEY)",
+                                    ref->secret_name, b->name, ref->path, what);
         return backend_fail(ret_why, -EOPNOTSUPP,
-                            "secret %s: backend '%s' (vault), path %s: not a KV v2 path (MOUNT/data/PATH): KV v1 keeps no versions, and reading a dynamic secret would create a lease",
-                            ref->secret_name, b->name, ref->path);
+                            "secret %s: backend '%s' (vault), path %s: %s: KV v1 keeps no versions, and reading a dynamic secret would create a lease",
+                            ref->secret_name, b->name, ref->path, what);
 }
 
 /* The metadata of the latest version (or of the pinned one). -ENOENT when the field is not
@@ -557,13 +761,19 @@ static int kv2_only(struct backend *b, const struct secret_ref *ref, bool writin
  * written, else the current version, also when that version is deleted or destroyed (Vault
  * compares cas with the current version whether or not it is soft-deleted). */
 static int vault_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why) {
-        int r = kv2_only(b, ref, false, ret_why);
+        bool known = false;
+        int r = kv2_only(b, ref, false, &known, ret_why);
         if (r < 0)
                 return r;
         long status = 0;
         json_t *j = NULL;
         if ((r = kv2_read_now(b, ref, ref->version, &status, &j, ret_why)) < 0)
                 return r;
+        if (!known && status == 200 && !response_looks_kv2(j)) {
+                json_decref(j);
+                return backend_fail(ret_why, -EOPNOTSUPP, "secret %s: backend '%s' (vault), path %s: the answer is not KV v2's (data.data and data.metadata)",
+                                    ref->secret_name, b->name, ref->path);
+        }
         json_t *data = json_object_get(j, "data");
         json_t *meta = json_object_get(data, "metadata");
         ret_meta->version = (uint64_t) json_integer_value(json_object_get(meta, "version"));
@@ -630,9 +840,16 @@ static int kv2_fields_of(struct backend *b, const struct secret_ref *ref, uint64
  * stats again and finds its value there. */
 static int vault_write(struct backend *b, const struct secret_ref *ref, const struct secret *value,
                        uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why) {
-        int r = kv2_only(b, ref, true, ret_why);
+        bool known = false;
+        int r = kv2_only(b, ref, true, &known, ret_why);
         if (r < 0)
                 return r;
+        if (!known && !expect_version)
+                /* nothing read tells this path's engine, and a KV v1 mount would store the
+                 * write's envelope as the secret */
+                return backend_fail(ret_why, -EOPNOTSUPP,
+                                    "secret %s: backend '%s' (vault), path %s: the server does not say which engine the path is in (sys/internal/ui/mounts), so a first write cannot be known to be KV v2's [grant the token read on the path]",
+                                    ref->secret_name, b->name, ref->path);
         if (ref->version)
                 return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: a reference pinned to version %" PRIu64 " cannot be written",
                                     ref->secret_name, b->name, ref->path, ref->version);
@@ -653,7 +870,8 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
         _cleanup_free_ char *url_path = strdup_printf("/v1/%s", ref->path);
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
-        r = url_path ? vault_post(b, url_path, body, true, now_monotonic_ms() + b->timeout_ms, &status, &resp, ret_why)
+        r = url_path ? vault_post(b, url_path, body, true, ((struct vault_state *) b->data)->deadline_ms, &status, &resp,
+                                  ret_why)
                      : -ENOMEM;
         json_decref(body);
         if (r < 0)
@@ -691,14 +909,16 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
  * at an earlier secret. */
 static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
         struct vault_state *v = b->data;
-        if (!v || v->sequential)
+        if (!v)
                 return 0;
-        char **keys = calloc(n ? n : 1, sizeof(char *)), **paths = calloc(n ? n : 1, sizeof(char *));
+        /* the answers' GETs first (m of them), then the mount lookups they need (l) */
+        char **keys = calloc(n ? n : 1, sizeof(char *)), **paths = calloc(2 * n + 1, sizeof(char *));
         const struct secret_ref **owners = calloc(n ? n : 1, sizeof(*owners));
-        struct http_result *results = calloc(n ? n : 1, sizeof(*results));
-        size_t m = 0;
+        const char **looked_up = calloc(n ? n : 1, sizeof(char *));
+        struct http_result *results = calloc(2 * n + 1, sizeof(*results));
+        size_t m = 0, l = 0;
         int r = 0;
-        if (!keys || !paths || !owners || !results) {
+        if (!keys || !paths || !owners || !looked_up || !results) {
                 r = -ENOMEM;
                 goto finish;
         }
@@ -724,7 +944,28 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                 owners[m] = &refs[i];
                 keys[m++] = steal_pointer(&key);
         }
-        if (m < 2)
+        /* One lookup per mount is the aim: paths with the same first segment are mostly in
+         * one mount, so one of them is asked for here; fetch() asks for any path the answer
+         * does not cover (another mount of several segments, a namespace's). */
+        if (v->uses_left >= 0 && (int64_t) m > v->uses_left)
+                backend_message(b, BACKEND_MESSAGE_WARNING,
+                                "backend '%s' (vault): the token has %" PRId64 " use%s left and this run reads %zu paths: Vault refuses the requests after its last use [raise the role's token_num_uses, or use 0: unlimited]",
+                                b->name, v->uses_left, v->uses_left == 1 ? "" : "s", m);
+        for (size_t i = 0; i < m && !v->mounts_unavailable && !v->sequential; i++) {
+                const char *path = owners[i]->path;
+                size_t seg = strcspn(path, "/");
+                bool asked = mount_cached(v, path) != NULL;
+                for (size_t j = 0; !asked && j < l; j++)
+                        asked = strncmp(looked_up[j], path, seg + 1) == 0;
+                if (asked)
+                        continue;
+                if (!(paths[m + l] = mount_lookup_url(path))) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                looked_up[l++] = path;
+        }
+        if (v->sequential || m + l < 2)
                 goto finish;   /* nothing to overlap: fetch() asks as it always did */
         struct vault_pending *p = realloc(v->pending, (v->n_pending + m) * sizeof(*p));
         if (!p) {
@@ -732,13 +973,28 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                 goto finish;
         }
         v->pending = p;
-        backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): fetching %zu paths concurrently", b->name, m);
-        r = http_get_many(v->http, (const char *const *) paths, m, v->token, now_monotonic_ms() + b->timeout_ms,
+        backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): fetching %zu path%s and %zu mount%s concurrently",
+                        b->name, m, m == 1 ? "" : "s", l, l == 1 ? "" : "s");
+        r = http_get_many(v->http, (const char *const *) paths, m + l, v->token, v->deadline_ms,
                           VAULT_MAX_CONNECTIONS, results);
         if (r < 0) {
                 if (r == -EOPNOTSUPP)
                         r = 0;   /* an old libcurl: one at a time */
                 goto finish;
+        }
+        size_t answered = 0;
+        for (size_t j = 0; j < m; j++)
+                answered += results[j].r >= 0;
+        token_spent(b, answered);
+        /* the mounts first: the answers' errors may name them */
+        for (size_t j = 0; j < l; j++) {
+                struct http_result *res = &results[m + j];
+                const struct vault_mount *ignored;
+                int k = mount_take(b, looked_up[j], res->r, res->status, steal_pointer(&res->body), &ignored, NULL);
+                if (k == -ENOMEM) {
+                        r = k;
+                        goto finish;
+                }
         }
         for (size_t j = 0; j < m; j++) {
                 struct http_result *res = &results[j];
@@ -763,8 +1019,9 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                 *res = (struct http_result) {};
         }
 finish:
-        for (size_t j = 0; j < m; j++) {
+        for (size_t j = 0; j < m; j++)
                 free(keys[j]);
+        for (size_t j = 0; j < m + l; j++) {
                 free(paths[j]);
                 if (results)
                         http_result_done(&results[j]);
@@ -772,6 +1029,7 @@ finish:
         free(keys);
         free(paths);
         free(owners);
+        free(looked_up);
         free(results);
         (void) ret_why;
         return r == -ENOMEM ? r : 0;   /* otherwise fetch() asks for each path itself */
@@ -843,11 +1101,13 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
 
 static uint64_t vault_renew(struct backend *b, uint64_t now) {
         struct vault_state *v = b->data;
-        if (!v || !v->token)
-                return 0;
+        if (!v || !v->token || v->used_up)
+                return 0;   /* a token whose last use is spent is revoked, and its leases */
+        /* a renewal spends a use too: the last one is kept for revoke-self */
+        bool renew_token = v->token_from_login && !(v->uses_left >= 0 && v->uses_left <= 1);
         uint64_t next = 0;
         for (size_t i = 0; i <= v->n_leases; i++) {
-                struct vault_lease *l = i < v->n_leases ? &v->leases[i] : v->token_from_login ? &v->login : NULL;
+                struct vault_lease *l = i < v->n_leases ? &v->leases[i] : renew_token ? &v->login : NULL;
                 if (!l || !l->renew_at_ms)
                         continue;
                 if (now >= l->renew_at_ms)
@@ -858,30 +1118,54 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
         return next;
 }
 
-/* Says how a revocation (of lease_id; NULL: the login token) went, as a message and as an event. */
-static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why) {
+/* Says how a revocation (of lease_id; NULL: the login token) went, as a message and as an
+ * event; how (a reason) when it was not by a request of its own. */
+static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why, const char *how,
+                    const struct secret *resp) {
         const char *what = lease_id ? lease_id : "the login token";
         if (r >= 0 && (status == 200 || status == 204)) {
-                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): revoked %s", b->name, what);
-                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE, .lease_id = lease_id });
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): revoked %s%s%s", b->name, what,
+                                how ? ": " : "", how ? how : "");
+                backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE, .lease_id = lease_id,
+                                                         .reason = how });
                 return;
         }
+        _cleanup_free_ char *text = r >= 0 ? vault_error_text(resp) : NULL;
         _cleanup_free_ char *reason = r < 0 ? strdup(why ? why : strerror(-r))
-                                            : strdup_printf("HTTP %ld %s", status, status_cause(status));
+                : strdup_printf("HTTP %ld %s%s%s%s", status, status_cause(status), text ? ": " : "", text ? text : "",
+                                status == 403 && lease_id
+                                        ? " (Vault's default policy does not allow sys/leases/revoke; the lease ends with its TTL)"
+                                        : "");
         backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault): could not revoke %s: %s", b->name, what,
                         reason ? reason : "failed");
         backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_REVOKE_FAILED, .lease_id = lease_id,
                                                  .reason = reason ? reason : "failed" });
 }
 
-/* Who the token is (auth/token/lookup-self): for the audit log, one request, made only when
- * there is a log to write. The token's id and accessor stay out. */
+/* Who the token is, for the audit log: auth/token/lookup-self, one request, made only when
+ * there is a log to write; but not for a login token with num_uses, whose uses the run
+ * needs (the login's auth says the same, but the display name). The token's id and
+ * accessor stay out. A caller's token is told here what it is (type, uses). */
 static int vault_identity(struct backend *b, struct backend_identity *ret, char **ret_why) {
         struct vault_state *v = b->data;
+        if (!(ret->auth = strdup(v->auth)) || (v->token_type && !(ret->token_type = strdup(v->token_type))))
+                return -ENOMEM;
+        ret->from_login = v->token_from_login;
+        if (v->token_from_login && v->uses_left >= 0) {
+                ret->orphan = v->orphan;
+                ret->num_uses = (uint64_t) v->uses_left;
+                ret->ttl_s = v->login.ttl_s;
+                ret->renewed = v->login.renewable;
+                if ((v->login_entity_id && !(ret->entity_id = strdup(v->login_entity_id))) ||
+                    (v->login_policies && !(ret->policies = strv_copy(v->login_policies))))
+                        return -ENOMEM;
+                return 0;
+        }
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
         int r = http_request(v->http, "GET", "/v1/auth/token/lookup-self", v->token, NULL,
-                             now_monotonic_ms() + b->timeout_ms, &status, &resp, ret_why);
+                             v->deadline_ms, &status, &resp, ret_why);
+        token_spent(b, r >= 0);
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): token lookup: %s", b->name,
                                                        *ret_why ? *ret_why : strerror(-r));
@@ -894,12 +1178,26 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
         json_t *data = json_object_get(j, "data");
         const char *name = json_string_value(json_object_get(data, "display_name"));
         const char *entity = json_string_value(json_object_get(data, "entity_id"));
+        const char *type = json_string_value(json_object_get(data, "type"));
         r = 0;
-        if (!(ret->auth = strdup(v->auth)) ||
-            (name && !(ret->display_name = strdup(name))) ||
+        if ((name && !(ret->display_name = strdup(name))) ||
             (entity && *entity && !(ret->entity_id = strdup(entity))))
                 r = -ENOMEM;
-        ret->from_login = v->token_from_login;
+        if (r >= 0 && type && !v->token_type) {
+                free(ret->token_type);
+                if (!(v->token_type = strdup(type)) || !(ret->token_type = strdup(type)))
+                        r = -ENOMEM;
+        }
+        if (!v->token_from_login) {
+                v->orphan = json_is_true(json_object_get(data, "orphan"));
+                /* what is left after this lookup's own use; below 0: that was the last */
+                json_t *uses = json_object_get(data, "num_uses");
+                token_uses_from(v, uses);
+                if (json_integer_value(uses) < 0)
+                        v->used_up = true;
+        }
+        ret->orphan = json_is_true(json_object_get(data, "orphan"));
+        ret->num_uses = v->uses_left > 0 ? (uint64_t) v->uses_left : 0;
         ret->ttl_s = (uint64_t) json_integer_value(json_object_get(data, "ttl"));
         ret->renewed = v->token_from_login && v->login.renewable;   /* a caller's token never is */
         size_t i;
@@ -911,13 +1209,11 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
         return r;
 }
 
-static void vault_close(struct backend *b) {
+/* sys/leases/revoke for each lease; allowed only by a policy that grants it (Vault's
+ * default policy does not: vault/policy/policy_store.go), so a 403 is what it is. */
+static void revoke_leases(struct backend *b, uint64_t deadline) {
         struct vault_state *v = b->data;
-        if (!v)
-                return;
-        uint64_t budget = b->timeout_ms < VAULT_CLOSE_TIMEOUT_MS ? b->timeout_ms : VAULT_CLOSE_TIMEOUT_MS;
-        uint64_t deadline = now_monotonic_ms() + budget;
-        for (size_t i = 0; v->http && v->token && i < v->n_leases; i++) {
+        for (size_t i = 0; i < v->n_leases; i++) {
                 const char *l = v->leases[i].id;
                 long status = 0;
                 _cleanup_secret_ struct secret *resp = NULL;
@@ -925,15 +1221,65 @@ static void vault_close(struct backend *b) {
                 json_t *body = json_pack("{s:s}", "lease_id", l);
                 int r = body ? vault_post(b, "/v1/sys/leases/revoke", body, true, deadline, &status, &resp, &why) : -ENOMEM;
                 json_decref(body);
-                revoked(b, l, r, status, why);
+                revoked(b, l, r, status, why, NULL, resp);
         }
-        if (v->http && v->token && v->token_from_login) {
-                long status = 0;
-                _cleanup_secret_ struct secret *resp = NULL;
-                _cleanup_free_ char *why = NULL;
-                int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
-                revoked(b, NULL, r, status, why);
+}
+
+/* At exit, what we obtained goes, and the audit log says how Vault did it:
+ * - a login token (service): auth/token/revoke-self, which revokes its leases too (they
+ *   are expired at once and revoked by Vault in the background: vault/expiration.go
+ *   RevokeByToken), and which the default policy allows, unlike sys/leases/revoke;
+ * - a token whose last use is spent: Vault revoked it and its leases already;
+ * - a batch token: it cannot be revoked (400, vault/token_store.go) and is no failure: it
+ *   ends with its TTL; its leases are revoked one by one, as a caller's token's are. */
+static void vault_revoke_all(struct backend *b) {
+        struct vault_state *v = b->data;
+        uint64_t budget = b->timeout_ms < VAULT_CLOSE_TIMEOUT_MS ? b->timeout_ms : VAULT_CLOSE_TIMEOUT_MS;
+        uint64_t deadline = now_monotonic_ms() + budget;
+        if (!v->http || !v->token)
+                return;
+        if (v->used_up) {
+                static const char how[] = "the token's last use was spent: Vault revoked it and its leases";
+                for (size_t i = 0; i < v->n_leases; i++)
+                        revoked(b, v->leases[i].id, 0, 204, NULL, how, NULL);
+                if (v->token_from_login)
+                        revoked(b, NULL, 0, 204, NULL, how, NULL);
+                return;
         }
+        if (!v->token_from_login || token_is_batch(v)) {
+                revoke_leases(b, deadline);
+                if (v->token_from_login) {
+                        uint64_t now = now_monotonic_ms();
+                        uint64_t left = v->login.expires_ms > now ? (v->login.expires_ms - now) / 1000 : 0;
+                        backend_message(b, BACKEND_MESSAGE_INFO,
+                                        "backend '%s' (vault): the login token is a batch token, which Vault cannot revoke: it ends in %" PRIu64 " s",
+                                        b->name, left);
+                        backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_LEASE_EXPIRING, .ttl_s = left,
+                                                                 .reason = "a batch token: Vault cannot revoke it; it ends with its TTL" });
+                }
+                return;
+        }
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        _cleanup_free_ char *why = NULL;
+        int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
+        if (r >= 0 && (status == 200 || status == 204)) {
+                for (size_t i = 0; i < v->n_leases; i++)
+                        revoked(b, v->leases[i].id, r, status, NULL,
+                                "with the login token (auth/token/revoke-self): Vault expired it at once", NULL);
+                revoked(b, NULL, r, status, NULL, NULL, NULL);
+                return;
+        }
+        /* the token stays: its leases, at least, may go one by one */
+        revoke_leases(b, deadline);
+        revoked(b, NULL, r, status, why, NULL, resp);
+}
+
+static void vault_close(struct backend *b) {
+        struct vault_state *v = b->data;
+        if (!v)
+                return;
+        vault_revoke_all(b);
         for (size_t i = 0; i < v->n_responses; i++) {
                 free(v->responses[i].key);
                 secret_free(v->responses[i].body);
@@ -947,6 +1293,14 @@ static void vault_close(struct backend *b) {
         for (size_t i = 0; i < v->n_leases; i++)
                 free(v->leases[i].id);
         free(v->leases);
+        for (size_t i = 0; i < v->n_mounts; i++) {
+                free(v->mounts[i].path);
+                free(v->mounts[i].type);
+        }
+        free(v->mounts);
+        free(v->token_type);
+        free(v->login_entity_id);
+        strv_free(v->login_policies);
         secret_free(v->token);
         http_client_free(v->http);
         free(v);

@@ -32,6 +32,9 @@ static inline void closep(int *fd) { safe_close(*fd); }
 static inline void fclosep(FILE **f) { if (*f) fclose(*f); }
 #define _cleanup_fclose_ _cleanup_(fclosep)
 
+static inline void closedirp(DIR **d) { if (*d) closedir(*d); }
+#define _cleanup_closedir_ _cleanup_(closedirp)
+
 /* Hands a pointer over to a new owner, leaving NULL behind so cleanup does nothing. */
 #define steal_pointer(pp) ({ __typeof__(*(pp)) _p = *(pp); *(pp) = NULL; _p; })
 #define steal_fd(fdp) ({ int _fd = *(fdp); *(fdp) = -1; _fd; })

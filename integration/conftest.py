@@ -343,7 +343,11 @@ class VaultFixture:
       approle_role_id, approle_secret_id   (role "ci" on auth/approle),
       jwt_role = "ci", jwt_audience        (role on auth/jwt, HS256 signed with jwt_key),
       db_role = "app"                      (database/creds/app: 3 s TTL, 30 s max),
-      secret values are generated at test time and never printed."""
+      secret values are generated at test time and never printed.
+
+    create_token() here gives tokens policies default and "ci", which grants
+    sys/leases/revoke (Vault's default policy does not: vault/policy/policy_store.go); pass
+    policies=("default",) for a token with the default policy alone."""
 
     def __init__(self, server, ca_path, wrong_ca_path):
         self.server = server
@@ -357,6 +361,10 @@ class VaultFixture:
         server.add_jwt_role(self.jwt_role, [self.jwt_audience])
         self.db_role = "app"
         server.add_db_role(self.db_role, ttl=3, max_ttl=30)
+        server.add_policy("ci", ["sys/leases/revoke"])
+
+    def create_token(self, policies=("default", "ci"), **kw):
+        return self.server.create_token(policies=policies, **kw)
 
     @property
     def addr(self):

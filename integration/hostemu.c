@@ -12,6 +12,8 @@
  *                                        (user.max_user_namespaces reached)
  *   hostemu capset-refused COMMAND...    capset fails with EPERM (a security module that
  *                                        refuses capability changes)
+ *   hostemu no-user-notif COMMAND...     a seccomp filter asking for a listener fails with
+ *                                        EINVAL (a kernel older than 5.0)
  *
  * clone3 answers ENOSYS in every mode, so callers fall back to clone, whose flags a classic
  * filter can see. x86-64 only, like the tests that use it. */
@@ -37,7 +39,7 @@
 
 int main(int argc, char **argv) {
         if (argc < 3) {
-                fprintf(stderr, "usage: hostemu ubuntu-apparmor|container|userns-exhausted|capset-refused COMMAND...\n");
+                fprintf(stderr, "usage: hostemu ubuntu-apparmor|container|userns-exhausted|capset-refused|no-user-notif COMMAND...\n");
                 return 2;
         }
         struct sock_filter ubuntu[] = {
@@ -74,6 +76,13 @@ int main(int argc, char **argv) {
                 BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_capset, 0, 1), ERRNO(EPERM),
                 ALLOW,
         };
+        struct sock_filter old_kernel[] = {
+                LOAD_NR,
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_seccomp, 0, 3),
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+                BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, SECCOMP_FILTER_FLAG_NEW_LISTENER, 0, 1), ERRNO(EINVAL),
+                ALLOW,
+        };
         struct sock_fprog prog;
         if (strcmp(argv[1], "ubuntu-apparmor") == 0)
                 prog = (struct sock_fprog) { sizeof ubuntu / sizeof ubuntu[0], ubuntu };
@@ -83,6 +92,8 @@ int main(int argc, char **argv) {
                 prog = (struct sock_fprog) { sizeof exhausted / sizeof exhausted[0], exhausted };
         else if (strcmp(argv[1], "capset-refused") == 0)
                 prog = (struct sock_fprog) { sizeof capset / sizeof capset[0], capset };
+        else if (strcmp(argv[1], "no-user-notif") == 0)
+                prog = (struct sock_fprog) { sizeof old_kernel / sizeof old_kernel[0], old_kernel };
         else {
                 fprintf(stderr, "hostemu: unknown host '%s'\n", argv[1]);
                 return 2;

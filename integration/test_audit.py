@@ -97,6 +97,7 @@ def test_runs_record_what_happened_and_verify(proj):
             assert len(leaks) == 1
             assert leaks[0]["name"] == "DB_PASSWORD" and leaks[0]["stream"] == "stdout"
             assert leaks[0]["offset"] == len("before\n")
+            assert (leaks[0]["line"], leaks[0]["col"]) == (2, 1) and "member" not in leaks[0]
             assert end["status"] == 123 and end["command_status"] == 0 and end["leaks"] == 1
         else:
             assert not leaks
@@ -286,7 +287,7 @@ def test_github_step_summary(proj):
     assert "exited with status 123" in text
     assert "`DB_PASSWORD` | file" in text and "`API_KEY` | fd" in text
     assert "Sandbox:" in text
-    assert "1 leak detected" in text and "`DB_PASSWORD` (raw) on `stdout`" in text
+    assert "1 leak detected" in text and "- `DB_PASSWORD` (raw) at `stdout:1:1`\n" in text
     assert db not in text and api not in text
     assert "::error" in r.stdout   # the leak is also an annotation
     # not under GitHub Actions: no summary
@@ -298,7 +299,7 @@ def test_github_step_summary(proj):
 def test_leak_flood_is_reported_and_recorded_ten_at_a_time(proj):
     """A step that prints its secret on every line: per secret, form and place, the first 10
     leaks are reported and recorded one by one, the rest counted in one line and one record
-    with their first and last offsets; the summary and run.exit count every leak."""
+    with their first and last positions; the summary and run.exit count every leak."""
     value = proj.secret()
     proj.register(value)
     proj.standard_manifest('TOKEN: {from: "ci:SRC_TOKEN", owner: team-a}', backends="ci: {type: env}")
@@ -315,16 +316,17 @@ def test_leak_flood_is_reported_and_recorded_ten_at_a_time(proj):
     line = len(value) + 2
     reports = [x for x in r.stderr.splitlines() if ": leak: " in x]
     assert reports == (
-        [f"secrets-run: error: leak: TOKEN (raw) on stdout at byte {i * line + 1}" for i in range(10)]
-        + ["secrets-run: error: leak: TOKEN (raw) on stderr at byte 0"]
-        + [f"secrets-run: error: leak: out.log:{i * (line - 1)} (raw): TOKEN" for i in range(10)]
-        + [f"secrets-run: error: leak: TOKEN (raw) on stdout: 990 more, from byte {10 * line + 1} "
-           f"to byte {999 * line + 1}",
-           f"secrets-run: error: leak: out.log (raw): TOKEN: 15 more, from byte {10 * (line - 1)} "
-           f"to byte {24 * (line - 1)}"]), reports
+        [f"secrets-run: error: leak: stdout:{i + 1}:2 (raw): TOKEN" for i in range(10)]
+        + ["secrets-run: error: leak: stderr:1:1 (raw): TOKEN"]
+        + [f"secrets-run: error: leak: out.log:{i + 1}:1 (raw): TOKEN (written by {step.name[:15]})"
+           for i in range(10)]
+        + ["secrets-run: error: leak: stdout (raw): TOKEN: 990 more, from stdout:11:2 to stdout:1000:2",
+           "secrets-run: error: leak: out.log (raw): TOKEN: 15 more, from out.log:11:1 to out.log:25:1"]), reports
     annotations = [x for x in r.stdout.splitlines() if x.startswith("::")]
-    assert len(annotations) == 23 and annotations[-2].endswith("990 more, from byte "
-                                                              f"{10 * line + 1} to byte {999 * line + 1}")
+    assert len(annotations) == 23 and annotations[-2].endswith("990 more, from stdout:11:2 to stdout:1000:2")
+    assert annotations[-1] == ("::error file=out.log,line=11,col=1,title=secret leaked::"
+                               "TOKEN (raw): 15 more, from out.log:11:1 to out.log:25:1")
+    assert annotations[11].startswith("::error file=out.log,line=1,col=1,title=secret leaked::")
     assert "1026 leaks of secrets (1001 in the output, masked; 25 in artifacts)" in r.stderr
     log = _log_path(proj)
     recs = _records(log)
@@ -333,9 +335,13 @@ def test_leak_flood_is_reported_and_recorded_ten_at_a_time(proj):
     counted = {x.get("stream") or x.get("path"): x for x in leaks if "count" in x}
     assert len(single) == 21
     assert [x["offset"] for x in single if x.get("stream") == "stdout"] == [i * line + 1 for i in range(10)]
+    assert [(x["line"], x["col"]) for x in single if x.get("path") == "out.log"] == [(i + 1, 1) for i in range(10)]
     assert counted["stdout"]["count"] == 990 and counted["stdout"]["first_offset"] == 10 * line + 1
     assert counted["stdout"]["last_offset"] == 999 * line + 1
+    assert (counted["stdout"]["first_line"], counted["stdout"]["first_col"]) == (11, 2)
+    assert (counted["stdout"]["last_line"], counted["stdout"]["last_col"]) == (1000, 2)
     assert counted["out.log"]["count"] == 15 and counted["out.log"]["last_offset"] == 24 * (line - 1)
+    assert (counted["out.log"]["last_line"], counted["out.log"]["last_col"]) == (25, 1)
     assert recs[-1]["event"] == "run.exit" and recs[-1]["leaks"] == 1026
     assert _verify(proj, log).status == 0
     _assert_no_values(proj, log)

@@ -80,9 +80,10 @@ def test_artifact_named_after_a_value_is_masked_in_reports_annotations_summary_a
     step = proj.script('sleep 0.05; mkdir -p out; cat "$TOKEN_FILE" > "out/$(cat "$TOKEN_FILE").txt"\n')
     r, written = run_everywhere(proj, "run", "--", step, env={"SRC": value})
     assert r.status == 123
-    assert "leak: out/[REDACTED:TOKEN].txt:0 (raw): TOKEN" in r.stderr, r.stderr
+    assert "leak: out/[REDACTED:TOKEN].txt:1:1 (raw): TOKEN" in r.stderr, r.stderr
     # masked, then escaped as a property
-    assert "::error file=out/[REDACTED%3ATOKEN].txt,title=secret leaked::TOKEN (raw) at byte 0" in r.stdout
+    assert ("::error file=out/[REDACTED%3ATOKEN].txt,line=1,col=1,title=secret leaked::"
+            "TOKEN (raw) at out/[REDACTED:TOKEN].txt:1:1") in r.stdout
     nowhere(written, value)
     log = proj.base / "state" / "secrets-run" / "audit.jsonl"
     leak = [json.loads(x) for x in log.read_text().splitlines() if '"event":"leak"' in x]

@@ -1,6 +1,7 @@
 """Redaction end to end (DESIGN §5, §8; docs/redaction-forms.md): the step's stdout and stderr
 pass through the filter, every secret value and each of its encodings is replaced by
-[REDACTED:NAME], each leak is reported by name, form, stream and byte offset, and the step fails
+[REDACTED:NAME], each leak is reported by name, form, and place as PLACE:LINE:COL (a stream's
+name or a file's path; the column in bytes since the line's start), and the step fails
 with 123 (or keeps its status with --on-leak warn). Artifacts written during the run are scanned
 the same way; `redact` and `scan` expose the matcher directly.
 
@@ -26,9 +27,10 @@ import pytest
 
 PY = "/usr/bin/python3"
 MASK = "[REDACTED:{}]".format
-LEAK_RE = re.compile(r"secrets-run: (error|warning): leak: (\w+) \(([\w-]+)\) on (stdout|stderr|stdin) "
-                     r"at byte (\d+)\n")
-ARTIFACT_RE = re.compile(r"secrets-run: (error|warning): leak: (.+?):(\d+) \(([\w-]+)\): (\w+)\n")
+# every leak report: "leak: PLACE:LINE:COL (form): NAME", PLACE a stream's name or a path
+# a file the output guard saw written ends with the program that wrote it: " (written by sh)"
+REPORT_RE = re.compile(r"secrets-run: (error|warning): leak: (.+?):(\d+):(\d+) \(([\w-]+)\): (\w+)(?: \(written by [^)\n]*\))?\n")
+STREAMS = ("stdout", "stderr", "stdin", "stdout+stderr")
 OWN_LINE_RE = re.compile(r"secrets-run: [^\n]*\n")
 
 
@@ -71,13 +73,23 @@ def absent(proj, r, *strings):
 
 
 def leaks(r):
-    """Leak reports on stderr as (level, name, form, stream, offset)."""
-    return [(m[0], m[1], m[2], m[3], int(m[4])) for m in LEAK_RE.findall(_text(r.stderr))]
+    """Stream leak reports on stderr as (level, name, form, stream, line, col)."""
+    return [(m[0], m[5], m[4], m[1], int(m[2]), int(m[3])) for m in REPORT_RE.findall(_text(r.stderr))
+            if m[1] in STREAMS]
 
 
 def artifact_leaks(r):
-    """Artifact leak reports as (level, path, offset, form, name)."""
-    return [(m[0], m[1], int(m[2]), m[3], m[4]) for m in ARTIFACT_RE.findall(_text(r.stderr))]
+    """File leak reports as (level, path, line, col, form, name)."""
+    return [(m[0], m[1], int(m[2]), int(m[3]), m[4], m[5]) for m in REPORT_RE.findall(_text(r.stderr))
+            if m[1] not in STREAMS]
+
+
+def pos(before):
+    """(line, col) of the byte after `before` (str or bytes): 1-based, the column in bytes
+    since the last newline."""
+    if isinstance(before, str):
+        before = before.encode("utf-8", "surrogateescape")
+    return before.count(b"\n") + 1, len(before) - (before.rfind(b"\n") + 1) + 1
 
 
 def step_stderr(r):
@@ -131,8 +143,8 @@ def test_raw_on_stdout_masked_reported_and_fails(proj):
     check(len(value) == 32, proj, r, "generated value not copied")
     absent(proj, r, value)
     check(r.stdout == f"token={MASK('TOKEN')}\nafter\n", proj, r, "stdout not masked exactly")
-    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", 6)], proj, r,
-          "expected one report: TOKEN (raw) on stdout at byte 6")
+    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", 1, 7)], proj, r,
+          "expected one report: stdout:1:7 (raw): TOKEN")
     check(summary_ok(r), proj, r, "no summary line")
     check(r.status == 123, proj, r, "a leak with on_leak fail must exit 123")
 
@@ -145,8 +157,8 @@ def test_raw_on_stderr_masked_reported_and_fails(proj):
     absent(proj, r, value)
     check(r.stdout == "out-clean\n", proj, r, "stdout changed")
     check(step_stderr(r) == f"err: {MASK('TOKEN')}\n", proj, r, "stderr not masked exactly")
-    check(leaks(r) == [("error", "TOKEN", "raw", "stderr", 5)], proj, r,
-          "expected one report: TOKEN (raw) on stderr at byte 5")
+    check(leaks(r) == [("error", "TOKEN", "raw", "stderr", 1, 6)], proj, r,
+          "expected one report: stderr:1:6 (raw): TOKEN")
     check(r.status == 123, proj, r, "a leak must exit 123")
 
 
@@ -172,15 +184,13 @@ def test_interleaved_stdout_and_stderr_masked_and_reported_separately(proj):
           "stdout not masked exactly")
     check(step_stderr(r) == "".join(f"err {i}: {MASK('OTHER')} {MASK('TOKEN')}\n"
                                     for i in range(3)), proj, r, "stderr not masked exactly")
-    out_line = len("out 0: ") + len(value) + 1
-    err_line = len("err 0: ") + len(other) + 1 + len(value) + 1
-    want_out = [("error", "TOKEN", "raw", "stdout", i * out_line + 7) for i in range(3)]
-    want_err = sorted([("error", "OTHER", "raw", "stderr", i * err_line + 7) for i in range(3)] +
-                      [("error", "TOKEN", "raw", "stderr", i * err_line + 7 + len(other) + 1)
-                       for i in range(3)], key=lambda t: t[4])
+    want_out = [("error", "TOKEN", "raw", "stdout", i + 1, 8) for i in range(3)]
+    want_err = sorted([("error", "OTHER", "raw", "stderr", i + 1, 8) for i in range(3)] +
+                      [("error", "TOKEN", "raw", "stderr", i + 1, 8 + len(other) + 1)
+                       for i in range(3)], key=lambda t: t[4:])
     got = leaks(r)
     check([l for l in got if l[3] == "stdout"] == want_out, proj, r, "stdout reports")
-    check(sorted([l for l in got if l[3] == "stderr"], key=lambda t: t[4]) == want_err, proj, r,
+    check(sorted([l for l in got if l[3] == "stderr"], key=lambda t: t[4:]) == want_err, proj, r,
           "stderr reports (one per secret and line)")
     check(re.search(r"9 leaks of secrets \(9 in the output", r.stderr) is not None, proj, r,
           "summary must count 9 leaks in the output")
@@ -327,8 +337,8 @@ def test_encoded_form_masked_and_reported(proj, case):
     check(got == want, proj, r, f"{stream} not masked exactly as expected for {case}")
     if stream == "stderr":
         check(r.stdout == "", proj, r, "stdout should be empty")
-    check(leaks(r) == [("error", "TOKEN", form, stream, len(raw[:start].encode()))], proj, r,
-          f"expected one report: TOKEN ({form}) on {stream} at byte {len(raw[:start].encode())}")
+    check(leaks(r) == [("error", "TOKEN", form, stream, *pos(raw[:start]))], proj, r,
+          f"expected one report: {stream}:%d:%d ({form}): TOKEN" % pos(raw[:start]))
     check(r.status == 123, proj, r, "exit 123")
 
 
@@ -342,8 +352,8 @@ def test_wrapped_base64_of_generated_value_with_crlf(proj):
     proj.register(enc[76:])
     absent(proj, r, value, enc[:76], enc[76:])
     check(r.stdout == MASK("TOKEN") + "\r\n", proj, r, "wrapped CRLF base64 not masked")
-    check(leaks(r) == [("error", "TOKEN", "base64-wrapped", "stdout", 0)], proj, r,
-          "expected TOKEN (base64-wrapped) on stdout at byte 0")
+    check(leaks(r) == [("error", "TOKEN", "base64-wrapped", "stdout", 1, 1)], proj, r,
+          "expected stdout:1:1 (base64-wrapped): TOKEN")
     check(r.status == 123, proj, r, "exit 123")
 
 
@@ -368,12 +378,11 @@ def test_value_split_in_two_writes_at_every_offset(proj):
     value = generated(proj)
     absent(proj, r, value)
     check(r.stdout == f"<{MASK('TOKEN')}>\n" * 31, proj, r, "a value split across writes leaked")
-    line = len(value) + 3
     # the first 10 leaks of a secret, form and stream are reported one by one, the rest counted
-    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", i * line + 1) for i in range(10)],
-          proj, r, "expected 10 raw reports at each line's byte 1")
-    check(f"leak: TOKEN (raw) on stdout: 21 more, from byte {10 * line + 1} to byte {30 * line + 1}\n"
-          in r.stderr, proj, r, "the other 21 counted, from the 11th line's byte 1 to the 31st's")
+    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", i + 1, 2) for i in range(10)],
+          proj, r, "expected 10 raw reports at each line's column 2")
+    check("leak: stdout (raw): TOKEN: 21 more, from stdout:11:2 to stdout:31:2\n"
+          in r.stderr, proj, r, "the other 21 counted, from the 11th line's column 2 to the 31st's")
     check(r.status == 123, proj, r, "exit 123")
 
 
@@ -395,7 +404,37 @@ def test_value_one_byte_per_write_with_pauses(proj):
     value = generated(proj)
     absent(proj, r, value)
     check(r.stdout == f"head {MASK('TOKEN')} tail\n", proj, r, "byte-per-write value leaked")
-    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", 5)], proj, r, "report")
+    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", 1, 6)], proj, r, "report")
+    check(r.status == 123, proj, r, "exit 123")
+
+
+def test_stream_leak_after_several_lines_reports_line_and_column(proj):
+    """A leak after several lines of output, the line written in pieces (each its own read):
+    reported as stdout:LINE:COL, the column in bytes since the line's start, and under GitHub
+    Actions an annotation with no file (a stream is not one) whose message says where."""
+    value = tok(24)
+    env = env_secrets(proj, {"TOKEN": value})
+    env["GITHUB_ACTIONS"] = "true"
+    step = proj.script(f"""
+        exec {PY} - <<'EOF'
+        import os, time
+        v = open(os.environ["TOKEN_FILE"], "rb").read()
+        for i in range(5):
+            os.write(1, b"line %d\\r\\n" % i)
+        os.write(1, b"    export X=")
+        time.sleep(0.05)
+        os.write(1, v[:7])
+        time.sleep(0.05)
+        os.write(1, v[7:] + b"\\n")
+        EOF
+        """)
+    r = proj.run("run", "--", step, env=env)
+    absent(proj, r, value)
+    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", 6, 14)], proj, r,
+          "expected one report: stdout:6:14 (raw): TOKEN")
+    commands = [x for x in _text(r.stdout).split("\n") if x.startswith("::")]
+    check(commands == ["::error title=secret leaked::TOKEN (raw) at stdout:6:14"], proj, r,
+          f"the stream's annotation: {commands!r}")
     check(r.status == 123, proj, r, "exit 123")
 
 
@@ -413,12 +452,12 @@ def test_multiline_key(proj, how):
     for line in lines:
         proj.register(line)
     env = env_secrets(proj, {"KEY": key})
-    body, want, forms = {
-        "raw": ('cat "$KEY_FILE"; echo', f"{MASK('KEY')}\n", {"raw"}),
-        "crlf": ("sed 's/$/\\r/' \"$KEY_FILE\"; echo", f"{MASK('KEY')}\r\n", {"whitespace"}),
-        "echo-unquoted": ('K=$(cat "$KEY_FILE"); echo $K', f"{MASK('KEY')}\n", {"whitespace"}),
+    body, want, forms, where = {
+        "raw": ('cat "$KEY_FILE"; echo', f"{MASK('KEY')}\n", {"raw"}, (1, 1)),
+        "crlf": ("sed 's/$/\\r/' \"$KEY_FILE\"; echo", f"{MASK('KEY')}\r\n", {"whitespace"}, (1, 1)),
+        "echo-unquoted": ('K=$(cat "$KEY_FILE"); echo $K', f"{MASK('KEY')}\n", {"whitespace"}, (1, 1)),
         "indented": ("printf 'key: |\\n'; sed 's/^/  /' \"$KEY_FILE\"; echo",
-                     f"key: |\n  {MASK('KEY')}\n", {"whitespace"}),
+                     f"key: |\n  {MASK('KEY')}\n", {"whitespace"}, (2, 3)),
     }[how]
     step = proj.script(body + "\n")
     r = proj.run("run", "--", step, env=env)
@@ -427,6 +466,8 @@ def test_multiline_key(proj, how):
     got = leaks(r)
     check(len(got) == 1 and got[0][1:2] == ("KEY",) and got[0][3] == "stdout"
           and got[0][2] in forms, proj, r, f"expected one KEY report, form in {sorted(forms)}")
+    # a value spanning lines is placed at its first byte
+    check(got[0][4:] == where, proj, r, f"expected the KEY report at stdout:{where[0]}:{where[1]}")
     check(r.status == 123, proj, r, "exit 123")
 
 
@@ -439,7 +480,7 @@ def test_multiline_key_single_line_printed(proj):
     r = proj.run("run", "--", step, env=env)
     absent(proj, r, *lines)
     check(r.stdout == f"line2={MASK('KEY')}\n", proj, r, "a single line of the key leaked")
-    check(leaks(r) == [("error", "KEY", "line", "stdout", 6)], proj, r, "KEY (line) report")
+    check(leaks(r) == [("error", "KEY", "line", "stdout", 1, 7)], proj, r, "KEY (line) report")
     check(r.status == 123, proj, r, "exit 123")
 
 
@@ -451,7 +492,7 @@ def test_multiline_key_single_line_printed(proj):
 PAUSE = "sleep 0.05\n"
 
 
-def test_artifact_written_by_step_reported_with_offset(proj):
+def test_artifact_written_by_step_reported_with_position(proj):
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value})
     step = proj.script(PAUSE + """
@@ -464,9 +505,9 @@ def test_artifact_written_by_step_reported_with_offset(proj):
     absent(proj, r, value)
     check(r.stdout == "done\n", proj, r, "stdout")
     check(leaks(r) == [], proj, r, "no output leak expected")
-    check(sorted(artifact_leaks(r)) == [("error", "out/blob.bin", 1000, "raw", "TOKEN"),
-                                        ("error", "out/result.txt", 7, "raw", "TOKEN")],
-          proj, r, "expected artifact reports out/blob.bin:1000 and out/result.txt:7")
+    check(sorted(artifact_leaks(r)) == [("error", "out/blob.bin", 1, 1001, "raw", "TOKEN"),
+                                        ("error", "out/result.txt", 2, 1, "raw", "TOKEN")],
+          proj, r, "expected artifact reports out/blob.bin:1:1001 and out/result.txt:2:1")
     check(re.search(r"2 leaks of secrets \(0 in the output, masked; 2 in artifacts\)",
                     r.stderr) is not None, proj, r, "summary counts")
     check(r.status == 123, proj, r, "an artifact leak must exit 123")
@@ -491,9 +532,12 @@ def test_artifact_name_cannot_inject_workflow_commands(proj):
     lines = (_text(r.stdout) + _text(r.stderr)).split("\n")
     commands = [line for line in lines if line.lstrip().startswith("::")]
     escaped = "out/x%0A%3A%3Aadd-mask%3A%3Ainjected%0A%3A%3Awarning file=a%2Cline=1%3A%3Aw%250A.log"
-    check(commands == [f"::error file={escaped},title=secret leaked::TOKEN (raw) at byte 0"], proj, r,
-          f"exactly one workflow command, the leak's ::error: {commands!r}")
-    check("secrets-run: error: leak: out/x\\n::add-mask::injected\\n::warning file=a,line=1::w%0A.log:0 (raw): TOKEN\n"
+    # the message names the place too, escaped as a message: %, CR and LF
+    in_message = "out/x%0A::add-mask::injected%0A::warning file=a,line=1::w%250A.log"
+    check(commands == [f"::error file={escaped},line=1,col=1,title=secret leaked::TOKEN (raw) at {in_message}:1:1"],
+          proj, r, f"exactly one workflow command, the leak's ::error: {commands!r}")
+    check("secrets-run: error: leak: out/x\\n::add-mask::injected\\n::warning file=a,line=1::w%0A.log:1:1 (raw): TOKEN"
+          f" (written by {step.name[:15]})\n"
           in _text(r.stderr), proj, r, "the report names the file on one line, its newlines escaped")
 
 
@@ -506,12 +550,13 @@ def test_artifact_encoded_form_is_found(proj):
         """)
     r = proj.run("run", "--", step, env=env)
     absent(proj, r, value)
-    check(artifact_leaks(r) == [("error", "req.txt", len("Authorization: Basic ") + 3, "base64",
+    check(artifact_leaks(r) == [("error", "req.txt", 1, len("Authorization: Basic ") + 4, "base64",
                                  "TOKEN")], proj, r, "base64 (alignment 2) in an artifact")
     check(r.status == 123, proj, r, "exit 123")
 
 
 def test_artifacts_glob_selects_only_matching_files(proj):
+    # what a run scans without the output guard (the globs alone); test_guard.py has the rest
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value})
     step = proj.script(PAUSE + """
@@ -521,14 +566,15 @@ def test_artifacts_glob_selects_only_matching_files(proj):
         cat "$TOKEN_FILE" > top.log
         cat "$TOKEN_FILE" > out/sub/c.log
         """)
-    r = proj.run("run", "--artifacts", "out/*.log", "--", step, env=env)
+    r = proj.run("run", "--guard", "off", "--artifacts", "out/*.log", "--", step, env=env)
     absent(proj, r, value)
-    check(artifact_leaks(r) == [("error", "out/a.log", 3, "raw", "TOKEN")], proj, r,
+    check(artifact_leaks(r) == [("error", "out/a.log", 1, 4, "raw", "TOKEN")], proj, r,
           "only out/a.log matches out/*.log")
     check(r.status == 123, proj, r, "exit 123")
 
 
 def test_artifacts_glob_without_leak_in_matching_files_exits_clean(proj):
+    # what a run scans without the output guard (the globs alone); test_guard.py has the rest
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value})
     step = proj.script(PAUSE + """
@@ -537,12 +583,13 @@ def test_artifacts_glob_without_leak_in_matching_files_exits_clean(proj):
         cat "$TOKEN_FILE" > out/b.txt
         exit 3
         """)
-    r = proj.run("run", "--artifacts", "out/*.log", "--", step, env=env)
+    r = proj.run("run", "--guard", "off", "--artifacts", "out/*.log", "--", step, env=env)
     check(artifact_leaks(r) == [] and leaks(r) == [], proj, r, "no leak expected")
     check(r.status == 3, proj, r, "the step's own status without a leak")
 
 
 def test_policy_artifacts_glob_replaces_changed(proj):
+    # what a run scans without the output guard (the globs alone); test_guard.py has the rest
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value}, policy='artifacts: ["dist/*"]')
     step = proj.script(PAUSE + """
@@ -550,13 +597,14 @@ def test_policy_artifacts_glob_replaces_changed(proj):
         cat "$TOKEN_FILE" > dist/pkg.tar
         cat "$TOKEN_FILE" > notes.txt
         """)
-    r = proj.run("run", "--", step, env=env)
-    check(artifact_leaks(r) == [("error", "dist/pkg.tar", 0, "raw", "TOKEN")], proj, r,
+    r = proj.run("run", "--guard", "off", "--", step, env=env)
+    check(artifact_leaks(r) == [("error", "dist/pkg.tar", 1, 1, "raw", "TOKEN")], proj, r,
           "policy.artifacts [dist/*]: only dist/pkg.tar is scanned")
     check(r.status == 123, proj, r, "exit 123")
 
 
 def test_unmodified_file_not_scanned_under_changed(proj):
+    # what a run scans without the output guard (the globs alone); test_guard.py has the rest
     value = tok(24)
     env = env_secrets(proj, {"TOKEN": value})
     old = proj.dir / "old.txt"
@@ -567,7 +615,7 @@ def test_unmodified_file_not_scanned_under_changed(proj):
         echo fresh > new.txt
         cat "$TOKEN_FILE" > .git/objects-like
         """)
-    r = proj.run("run", "--", step, env=env)
+    r = proj.run("run", "--guard", "off", "--", step, env=env)
     check(artifact_leaks(r) == [] and leaks(r) == [], proj, r,
           "a file not modified during the run (and .git/) must not be scanned")
     check(r.status == 0, proj, r, "clean run exits 0")
@@ -579,7 +627,7 @@ def test_preexisting_file_modified_during_run_is_scanned(proj):
     (proj.dir / "old.txt").write_text("before " + value + "\n")
     step = proj.script("sleep 0.2\necho appended >> old.txt\n")
     r = proj.run("run", "--", step, env=env)
-    check(artifact_leaks(r) == [("error", "old.txt", 7, "raw", "TOKEN")], proj, r,
+    check(artifact_leaks(r) == [("error", "old.txt", 1, 8, "raw", "TOKEN")], proj, r,
           "a file modified during the run is scanned whole")
     check(r.status == 123, proj, r, "exit 123")
 
@@ -594,9 +642,9 @@ def test_file_written_at_the_very_start_of_the_step_is_scanned(proj, how):
     old.write_text("before " + value + "\n")
     os.utime(old, (old.stat().st_mtime - 3600,) * 2)
     body, want = {
-        "append-to-old-file": ("echo appended >> old.txt", ("error", "old.txt", 7, "raw", "TOKEN")),
+        "append-to-old-file": ("echo appended >> old.txt", ("error", "old.txt", 1, 8, "raw", "TOKEN")),
         "new-file": ('read -r v < "$TOKEN_FILE"; printf "%s\\n" "$v" > new.txt',
-                     ("error", "new.txt", 0, "raw", "TOKEN")),
+                     ("error", "new.txt", 1, 1, "raw", "TOKEN")),
     }[how]
     r = proj.run("run", "--", "sh", "-c", body, env=env)
     absent(proj, r, value)
@@ -613,7 +661,8 @@ def test_ten_megabytes_of_random_binary_pass_through_unchanged(proj):
     big = proj.data / "big.bin"
     subprocess.run(["head", "-c", "10M", "/dev/urandom"], stdout=open(big, "wb"), check=True)
     step = proj.script(KEEP + 'cat "$DATA/big.bin"\n')
-    r = proj.run("run", "--", step, binary=True, timeout=120)
+    # KEEP's copy of the value to data/ is the test's instrumentation, not the subject
+    r = proj.run("run", "--guard", "off", "--", step, binary=True, timeout=120)
     generated(proj)
     want = hashlib.sha256(big.read_bytes()).hexdigest()
     got = hashlib.sha256(r.stdout).hexdigest()
@@ -640,8 +689,8 @@ def test_partial_prefix_at_end_of_stream_is_masked(proj):
     r = proj.run("run", "--", step, env=env)
     absent(proj, r, value[:12])
     check(r.stdout == f"k={MASK('TOKEN')}", proj, r, "a 12-byte prefix at the end must be masked")
-    check(leaks(r) == [("error", "TOKEN", "partial", "stdout", 2)], proj, r,
-          "expected TOKEN (partial) on stdout at byte 2")
+    check(leaks(r) == [("error", "TOKEN", "partial", "stdout", 1, 3)], proj, r,
+          "expected stdout:1:3 (partial): TOKEN")
     check(re.search(r"1 leak of secrets \(1 in the output", r.stderr) is not None, proj, r,
           "the partial leak is counted")
     check(r.status == 123, proj, r, "exit 123")
@@ -675,9 +724,9 @@ def test_redact_with_secret_file(proj):
     r = proj.run("redact", "--secret-file", f"API={f}", input=data)
     absent(proj, r, value, b64(value))
     check(r.stdout == f"a {MASK('API')} b\nx {MASK('API')}\n", proj, r, "redact output")
-    check(leaks(r) == [("error", "API", "raw", "stdin", 2),
-                       ("error", "API", "base64", "stdin", 4 + len(value) + 3)], proj, r,
-          "redact reports (raw at 2, base64 on the next line)")
+    check(leaks(r) == [("error", "API", "raw", "stdin", 1, 3),
+                       ("error", "API", "base64", "stdin", 2, 3)], proj, r,
+          "redact reports (raw at stdin:1:3, base64 at stdin:2:3)")
     check(r.status == 1, proj, r, "redact exits 1 on a leak")
 
 
@@ -687,7 +736,7 @@ def test_redact_name_defaults_to_file_name_and_warn_exits_zero(proj):
     r = proj.run("redact", "--secret-file", f, "--on-leak", "warn", input=f"pw={value}")
     absent(proj, r, value)
     check(r.stdout == f"pw={MASK('DB_PASSWORD')}", proj, r, "masked under the file's name")
-    check(leaks(r) == [("warning", "DB_PASSWORD", "raw", "stdin", 3)], proj, r, "warning report")
+    check(leaks(r) == [("warning", "DB_PASSWORD", "raw", "stdin", 1, 4)], proj, r, "warning report")
     check(r.status == 0, proj, r, "redact --on-leak warn exits 0")
 
 
@@ -706,8 +755,8 @@ def test_redact_with_manifest_secrets(proj):
     r = proj.run("redact", env=env, input=f"{other}|{value}\n")
     absent(proj, r, value, other)
     check(r.stdout == f"{MASK('OTHER')}|{MASK('TOKEN')}\n", proj, r, "manifest secrets masked")
-    check(sorted(leaks(r), key=lambda t: t[4]) == [("error", "OTHER", "raw", "stdin", 0),
-                                                  ("error", "TOKEN", "raw", "stdin", 33)],
+    check(sorted(leaks(r), key=lambda t: t[4:]) == [("error", "OTHER", "raw", "stdin", 1, 1),
+                                                   ("error", "TOKEN", "raw", "stdin", 1, 34)],
           proj, r, "reports")
     check(r.status == 1, proj, r, "exit 1")
 
@@ -742,14 +791,45 @@ def test_scan_with_secret_file(proj):
                  files / "deep" / "hex.txt")
     absent(proj, r, value, value.encode().hex())
     check(sorted(artifact_leaks(r)) == sorted([
-        ("error", str(files / "hit.bin"), 3, "raw", "K"),
-        ("error", str(files / "deep" / "hex.txt"), 2, "hex", "K")]), proj, r, "scan reports")
+        ("error", str(files / "hit.bin"), 1, 4, "raw", "K"),
+        ("error", str(files / "deep" / "hex.txt"), 1, 3, "hex", "K")]), proj, r, "scan reports")
     check(r.status == 1, proj, r, "scan with a leak exits 1")
     r = proj.run("scan", "--secret-file", f"K={f}", files)
     check(len(artifact_leaks(r)) == 2 and r.status == 1, proj, r,
           "scanning the directory finds both files")
     r = proj.run("scan", "--secret-file", f"K={f}", files / "missing")
     check(r.status == 2, proj, r, "a missing path is an error (2)")
+
+
+@pytest.mark.parametrize("layout", ["lf", "crlf", "piece-border"])
+def test_scan_reports_line_and_column(proj, layout):
+    """`scan` places a leak as PATH:LINE:COL: on line 3 at column 17 here, with LF or CRLF
+    line ends (the column counts bytes since the '\\n'), and when the value straddles the 1 MiB
+    pieces the file is read in; under GitHub Actions the annotation has file, line and col."""
+    value = proj.register(tok(24))
+    f = _secret_file(proj, value)
+    nl = "\r\n" if layout == "crlf" else "\n"
+    head = f"first line{nl}second line{nl}"
+    prefix = "    password = '"
+    if layout == "piece-border":
+        # lines before it, so that the value starts 7 bytes before the border of the first piece
+        size = 1024 * 1024 - 7 - len(head) - len(prefix)
+        filler = ("x" * 63 + "\n") * (size // 64 - 1)
+        head = filler + "y" * (size - len(filler) - 1) + "\n" + head
+    target = proj.data / "config.txt"
+    target.write_bytes((head + prefix + value + "'" + nl + "end" + nl).encode())
+    line, col = pos(head + prefix)
+    assert (line, col) == ((3, 17) if layout != "piece-border" else (16386, 17))
+    assert len(head + prefix) == 1024 * 1024 - 7 or layout != "piece-border"
+    r = proj.run("scan", "--secret-file", f"K={f}", target, env={"GITHUB_ACTIONS": "true"})
+    absent(proj, r, value)
+    check(f"secrets-run: error: leak: {target}:{line}:{col} (raw): K\n" in r.stderr, proj, r,
+          f"expected exactly {target.name}:{line}:{col}")
+    check(artifact_leaks(r) == [("error", str(target), line, col, "raw", "K")], proj, r, "one report")
+    escaped = str(target).replace(":", "%3A").replace(",", "%2C")
+    check(f"::error file={escaped},line={line},col={col},title=secret leaked::K (raw) at {target}:{line}:{col}\n"
+          in r.stdout, proj, r, "the annotation carries file, line and col")
+    check(r.status == 1, proj, r, "exit 1")
 
 
 def test_scan_with_manifest_secrets(proj):
@@ -759,7 +839,7 @@ def test_scan_with_manifest_secrets(proj):
     target.write_text("line one\nsecret: " + value + "\n")
     r = proj.run("scan", target, env=env)
     absent(proj, r, value)
-    check(artifact_leaks(r) == [("error", str(target), 17, "raw", "TOKEN")], proj, r,
+    check(artifact_leaks(r) == [("error", str(target), 2, 9, "raw", "TOKEN")], proj, r,
           "scan report with the manifest's secret name")
     check(r.status == 1, proj, r, "exit 1")
     clean = proj.data / "clean.txt"
@@ -788,10 +868,10 @@ def test_ansi_codes_and_invalid_utf8_around_secret_preserved(proj):
     check(r.stdout == want, proj, r, "stdout bytes around the secret changed")
     check(step_stderr(r).encode("utf-8", "surrogateescape") == want, proj, r,
           "stderr bytes around the secret changed")
-    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", len(before)),
-                       ("error", "TOKEN", "raw", "stderr", len(before))] or
-          leaks(r) == [("error", "TOKEN", "raw", "stderr", len(before)),
-                       ("error", "TOKEN", "raw", "stdout", len(before))], proj, r, "reports")
+    check(leaks(r) == [("error", "TOKEN", "raw", "stdout", 1, len(before) + 1),
+                       ("error", "TOKEN", "raw", "stderr", 1, len(before) + 1)] or
+          leaks(r) == [("error", "TOKEN", "raw", "stderr", 1, len(before) + 1),
+                       ("error", "TOKEN", "raw", "stdout", 1, len(before) + 1)], proj, r, "reports")
     check(r.status == 123, proj, r, "exit 123")
 
 
@@ -810,10 +890,10 @@ def test_on_leak_warn_keeps_status_and_warns(proj):
     r = proj.run("run", "--on-leak", "warn", "--", step, env=env)
     absent(proj, r, value, b64(value))
     check(r.stdout == f"v={MASK('TOKEN')}\n", proj, r, "still masked with warn")
-    check(sorted(leaks(r)) == sorted([("warning", "TOKEN", "raw", "stdout", 2),
-                                      ("warning", "TOKEN", "base64", "stderr", 0)]), proj, r,
+    check(sorted(leaks(r)) == sorted([("warning", "TOKEN", "raw", "stdout", 1, 3),
+                                      ("warning", "TOKEN", "base64", "stderr", 1, 1)]), proj, r,
           "warning reports")
-    check(artifact_leaks(r) == [("warning", "artifact.txt", 0, "raw", "TOKEN")], proj, r,
+    check(artifact_leaks(r) == [("warning", "artifact.txt", 1, 1, "raw", "TOKEN")], proj, r,
           "artifact warning")
     check(summary_ok(r, "warning"), proj, r, "warning summary")
     check("secrets-run: error:" not in r.stderr, proj, r, "no error lines with warn")
@@ -826,7 +906,7 @@ def test_on_leak_warn_from_policy(proj):
     step = proj.script('cat "$TOKEN_FILE"; echo\nexit 0\n')
     r = proj.run("run", "--", step, env=env)
     check(r.stdout == MASK("TOKEN") + "\n", proj, r, "masked")
-    check(leaks(r) == [("warning", "TOKEN", "raw", "stdout", 0)], proj, r, "warning report")
+    check(leaks(r) == [("warning", "TOKEN", "raw", "stdout", 1, 1)], proj, r, "warning report")
     check(r.status == 0, proj, r, "policy on_leak: warn keeps status 0")
     r = proj.run("run", "--on-leak", "fail", "--", step, env=env)
     check(r.status == 123, proj, r, "--on-leak fail overrides the policy")

@@ -565,7 +565,8 @@ def test_layers_are_reported(box):
         assert f"sandbox: active: {layers}; missing: none" in r.stdout.splitlines(), r
         r = box.run("run", "-v", *args, "--", "true")
         assert r.status == 0, r
-        assert f"secrets-run: sandbox: active: {layers}; missing: none" in r.stderr.splitlines(), r
+        # the output guard comes with the step (its listener is the step's own filter)
+        assert f"secrets-run: sandbox: active: {layers},output-guard; missing: none" in r.stderr.splitlines(), r
 
 
 # ---- signals and teardown ----
@@ -998,7 +999,9 @@ def test_doctor_reports_what_a_run_would_get(box, hostemu, host):
     report = json.loads(r.stdout)
     layers = {x["layer"]: x for x in report["layers"]}
     assert set(layers) == {"user", "mount", "pid", "ipc", "uts", "net", "proc", "secrets-tmpfs",
-                           "hidden-paths", "caps", "seccomp"}
+                           "hidden-paths", "caps", "seccomp", "output-guard"}
+    # observation needs only seccomp: every emulated host keeps it
+    assert layers["output-guard"]["works"] == "yes", layers["output-guard"]
     assert layers["user"]["works"] == ("not needed" if box.root else "no" if affected else "yes")
     if not affected:
         assert r.status == 0 and report["strict"]["works"] and report["auto"]["mode"] == "full", report

@@ -277,7 +277,10 @@ def test_token_lookup_renew_revoke_self(vault):
     tok = approle_login(vault)["auth"]["client_token"]
     st, _, body = get(vault, "auth/token/lookup-self", token=tok)
     assert st == 200 and set(body) == ENVELOPE
-    assert_same_keys(body["data"], sample("token-lookup-self.response")["data"], "data")
+    # the doc sample has no "type"; vault/token_store.go handleLookup sends it (the source
+    # wins): service or batch
+    want = dict(sample("token-lookup-self.response")["data"], type="service")
+    assert_same_keys(body["data"], want, "data")
     assert body["data"]["display_name"] and body["data"]["entity_id"]
     assert 1190 <= body["data"]["ttl"] <= 1200
     st, _, body = post(vault, "auth/token/renew-self", sample("token-renew-self.request"),
@@ -353,7 +356,7 @@ def test_request_log_records_headers_and_redacts(vault):
     vault.clear_log()
     call(vault, "POST", "auth/approle/login",
          {"role_id": vault.approle_role_id, "secret_id": vault.approle_secret_id},
-         headers={"X-Vault-Request": "true", "X-Vault-Namespace": "team/"})
+         headers={"X-Vault-Request": "true", "X-Vault-Namespace": "root"})
     post(vault, "secret/data/r", {"data": {"password": "hunter2-generated"}})
     get(vault, "secret/data/r?version=1")
     log = vault.log
@@ -361,7 +364,7 @@ def test_request_log_records_headers_and_redacts(vault):
                                         "/v1/secret/data/r"]
     login = log[0]
     assert login["method"] == "POST" and login["token"] is False
-    assert login["vault_request"] == "true" and login["namespace"] == "team/"
+    assert login["vault_request"] == "true" and login["namespace"] == "root"
     assert login["body"]["secret_id"] == REDACTED
     assert login["body"]["role_id"] == vault.approle_role_id
     assert login["status"] == 200
@@ -375,13 +378,22 @@ def test_request_log_records_headers_and_redacts(vault):
 def test_required_namespace(vault_factory):
     v = vault_factory(namespace="team")
     v.kv2_put("n", {"k": "v"})
+    # the mounts are in namespace team: the root namespace has no secret/ mount
+    # (vault/namespace_store.go resolves the namespace before the mount)
     st, _, body = get(v, "secret/data/n")
-    assert_error(st, body, 403, ["permission denied"])
+    assert st == 404 and set(body) == {"errors"}
     st, _, body = call(v, "POST", "auth/approle/login",
                        {"role_id": v.approle_role_id, "secret_id": v.approle_secret_id})
     assert st == 404 and set(body) == {"errors"}
     st, _, body = get(v, "secret/data/n", headers={"X-Vault-Namespace": "team/"})
     assert st == 200
+    st, _, body = get(v, "team/secret/data/n")      # the namespace in the path is the same
+    assert st == 200 and body["data"]["data"] == {"k": "v"}
+    st, _, body = get(v, "sys/internal/ui/mounts/team/secret/data/n")
+    assert st == 200 and body["data"]["path"] == "team/secret/"
+    st, _, body = get(v, "sys/internal/ui/mounts/secret/data/n", headers={"X-Vault-Namespace": "team"})
+    assert st == 200 and body["data"]["path"] == "secret/"
+    assert get(v, "secret/data/n", headers={"X-Vault-Namespace": "nope"})[0] == 404
     assert call(v, "GET", "sys/health")[0] == 200
 
 
@@ -533,3 +545,109 @@ def test_secret_values_for_leak_checks(vault):
               "kv2-value-generated-0001", "kv1-value-generated-0002"):
         assert v in values
     assert "x" not in values and "1h" not in values
+
+
+# ---- what the double does as Vault's source does (each behaviour's source is named where
+# the double implements it, in vault_server.py) ----
+
+def test_mount_table_nested_mounts_and_ui_mounts(vault):
+    with pytest.raises(ValueError, match="already in use"):
+        vault.add_kv2_mount("kv/team")          # under kv/ (vault/mount.go)
+    vault.add_kv2_mount("team/apps")
+    vault.kv2_put("app", {"k": "v2"}, mount="team/apps")
+    vault.kv1_put("data/x", {"k": "v1"})       # a KV v1 key under a folder named data/
+    st, _, body = get(vault, "team/apps/data/app")
+    assert st == 200 and body["data"]["data"] == {"k": "v2"}
+    st, _, body = get(vault, "kv/data/x")
+    assert st == 200 and body["data"] == {"k": "v1"}
+    st, _, body = get(vault, "sys/internal/ui/mounts/team/apps/data/app")
+    assert st == 200 and body["data"]["path"] == "team/apps/" and body["data"]["options"] == {"version": "2"}
+    assert body["data"]["type"] == "kv"
+    st, _, body = get(vault, "sys/internal/ui/mounts/kv/data/x")
+    assert st == 200 and body["data"]["path"] == "kv/" and body["data"]["options"] == {"version": "1"}
+    st, _, body = get(vault, "sys/internal/ui/mounts/nothing/here")
+    assert_error(st, body, 403)
+    vault.server.ui_mounts = "denied"
+    assert get(vault, "sys/internal/ui/mounts/kv/data/x")[0] == 403
+
+
+def test_kv2_wrong_path_is_404_with_a_warning(vault):
+    vault.kv2_put("app", {"k": "v"})
+    st, _, body = get(vault, "secret/app")
+    assert st == 404 and body["data"] is None and "Invalid path for a versioned K/V" in body["warnings"][0]
+    vault.add_warning("secret/data/", "a warning on success")
+    st, _, body = get(vault, "secret/data/app")
+    assert st == 200 and body["warnings"] == ["a warning on success"]
+
+
+def test_batch_tokens_and_num_uses(vault):
+    tok = vault.create_token(token_type="batch")
+    assert tok.startswith("hvb.")
+    st, _, body = get(vault, "auth/token/lookup-self", token=tok)
+    assert body["data"]["type"] == "batch" and body["data"]["renewable"] is False
+    st, _, body = post(vault, "auth/token/renew-self", token=tok)
+    assert_error(st, body, 400, ["batch tokens cannot be renewed"])
+    st, _, body = post(vault, "auth/token/revoke-self", token=tok)
+    assert_error(st, body, 400, ["batch tokens cannot be revoked"])
+    limited = vault.create_token(num_uses=2)
+    vault.kv2_put("u", {"k": "v"})
+    assert get(vault, "sys/internal/ui/mounts/secret/data/u", token=limited)[0] == 200   # no use spent
+    st, _, body = get(vault, "auth/token/lookup-self", token=limited)
+    assert body["data"]["num_uses"] == 1
+    assert get(vault, "secret/data/u", token=limited)[0] == 200      # the last use works ...
+    assert vault.token_info(limited).revoked                          # ... and revokes it
+    assert get(vault, "secret/data/u", token=limited)[0] == 403
+
+
+def test_default_policy_cannot_revoke_leases(vault):
+    tok = vault.create_token()
+    st, _, body = get(vault, "database/creds/app", token=tok)
+    lease = body["lease_id"]
+    st, _, body = post(vault, "sys/leases/revoke", {"lease_id": lease}, token=tok)
+    assert_error(st, body, 403, ["permission denied"])
+    assert post(vault, "sys/leases/renew", {"lease_id": lease}, token=tok)[0] == 200
+    assert post(vault, "auth/token/revoke-self", token=tok)[0] == 204
+    assert vault.lease(lease).revoked, "revoke-self revokes the token's leases"
+
+
+def test_redirect_412_504_and_sealed(vault_factory):
+    active, standby = vault_factory(), vault_factory()
+    active.kv2_put("r", {"k": "v"})
+    standby.server.redirect_to = active.addr
+    standby.fault("307", count=1)
+    conn = http.client.HTTPSConnection("127.0.0.1", standby.port,
+                                       context=ssl.create_default_context(cafile=standby.ca_path))
+    conn.request("GET", "/v1/secret/data/r", headers={"X-Vault-Token": active.root_token})
+    r = conn.getresponse()
+    assert r.status == 307 and r.getheader("Location") == f"{active.addr}/v1/secret/data/r"
+    assert r.read() == b""
+    conn.close()
+    for kind, code in (("412", 412), ("504", 504)):
+        active.fault(kind, count=1)
+        assert get(active, "secret/data/r", raw=True)[0] == code
+    active.server.health["sealed"] = True
+    st, _, body = get(active, "secret/data/r")
+    assert_error(st, body, 503, ["Vault is sealed"])
+    assert call(active, "GET", "sys/health")[0] == 503
+
+
+def test_kubernetes_cert_and_pki(vault, tmp_path):
+    vault.add_k8s_role("ci", service_accounts=["runner"], namespaces=["ci"])
+    st, _, body = call(vault, "POST", "auth/kubernetes/login",
+                       {"role": "ci", "jwt": vault.k8s_token("runner", "ci")})
+    assert st == 200 and body["auth"]["metadata"]["service_account_name"] == "runner"
+    st, _, body = call(vault, "POST", "auth/kubernetes/login",
+                       {"role": "ci", "jwt": vault.k8s_token("other", "ci")})
+    assert_error(st, body, 403, ["service account name not authorized"])
+    st, _, body = call(vault, "POST", "auth/cert/login", {})
+    assert st == 404, "no cert mount until a cert role is added"
+    vault.add_pki_role("web", directory=tmp_path / "pki")
+    st, _, body = post(vault, "pki/issue/web", {"common_name": "test.example", "ttl": "10m"})
+    assert st == 200 and body["lease_id"] == ""
+    assert body["data"]["certificate"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" in body["data"]["private_key"]
+    vault.add_pki_role("leased", directory=tmp_path / "pki", generate_lease=True)
+    st, _, body = post(vault, "pki/issue/leased", {"common_name": "test.example"})
+    assert st == 200 and body["lease_id"].startswith("pki/issue/leased/") and body["renewable"] is False
+    st, _, body = post(vault, "pki/issue/web", {})
+    assert st == 400

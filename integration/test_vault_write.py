@@ -155,8 +155,8 @@ def test_a_write_whose_answer_is_lost_is_still_ours(proj, vault, token):
     real = server.handle
     lost = []
 
-    def handle(method, path, query, tok, body):
-        result = real(method, path, query, tok, body)
+    def handle(method, path, query, tok, body, **kw):
+        result = real(method, path, query, tok, body, **kw)
         if method in ("POST", "PUT") and path == f"/v1/secret/data/{PATH}" and not lost:
             lost.append(path)
             raise VaultError(503, ["Vault is sealed"])

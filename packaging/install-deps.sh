@@ -5,14 +5,15 @@
 # source builds), no test tools, no npm packages.
 set -eu
 
+# what building the binary needs (also the list --build installs)
 BUILD_PACKAGES="
   build-essential meson ninja-build pkg-config
   libseccomp-dev libsodium-dev libcurl4-openssl-dev libyaml-dev libcap-dev libjansson-dev
+  libarchive-dev nettle-dev liblzma-dev libzstd-dev libbz2-dev zlib1g-dev
 "
 
-PACKAGES="
-  build-essential meson ninja-build pkg-config
-  libseccomp-dev libsodium-dev libcurl4-openssl-dev libyaml-dev libcap-dev libjansson-dev
+# everything else: the build's packages and the tests' tools
+PACKAGES="$BUILD_PACKAGES
   clang llvm libclang-rt-14-dev
   python3 python3-pytest python3-yaml
   scdoc bash-completion zsh

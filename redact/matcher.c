@@ -418,6 +418,11 @@ struct redact_stream {
         struct match *pending;    /* complete matches not yet written, any order */
         size_t n_pending, cap_pending;
         uint64_t leaks;
+        /* Positions: the newlines before line_pos are counted lazily, when bytes leave the
+         * window (compact) or a leak is reported: each byte once, 64 at a time. */
+        uint64_t line_pos;
+        uint64_t line;            /* 1 + the newlines before line_pos */
+        uint64_t line_start;      /* offset of the byte after the last of them (0: none) */
 };
 
 int redact_stream_new(const struct redactor *r, struct redact_stream **ret) {
@@ -428,6 +433,7 @@ int redact_stream_new(const struct redactor *r, struct redact_stream **ret) {
                 return -ENOMEM;
         s->r = r;
         s->cap = CHUNK + 2 * r->max_text + 2 * STEP_MAX + 64;
+        s->line = 1;
         *ret = s;
         return 0;
 }
@@ -458,6 +464,8 @@ void redact_stream_reset(struct redact_stream *s) {
         s->wstart = s->out_pos = s->mask_end = s->leaks = 0;
         s->wlen = s->n_pending = 0;
         s->mask_active = false;
+        s->line_pos = s->line_start = 0;
+        s->line = 1;
 }
 
 uint64_t redact_stream_leak_count(const struct redact_stream *s) {
@@ -466,6 +474,50 @@ uint64_t redact_stream_leak_count(const struct redact_stream *s) {
 
 static inline const unsigned char *at(const struct redact_stream *s, uint64_t abs) {
         return s->win + (abs - s->wstart);
+}
+
+/* The number of '\n' in p[0..n): 16 bytes compared at once, into byte lanes that are summed
+ * before any can wrap. Every byte of a stream passes here once, beside the scan. */
+typedef unsigned char bytes16 __attribute__((vector_size(16)));
+
+static uint64_t count_newlines(const unsigned char *p, size_t n) {
+        const bytes16 nl = {'\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n', '\n'};
+        uint64_t c = 0;
+        while (n >= 64) {
+                /* 4 x 16 bytes a round, up to 4 per lane: 63 rounds cannot wrap a lane */
+                size_t rounds = n / 64 < 63 ? n / 64 : 63;
+                bytes16 lanes = {};
+                for (size_t b = 0; b < rounds; b++, p += 64) {
+                        bytes16 v0, v1, v2, v3;
+                        memcpy(&v0, p, 16);
+                        memcpy(&v1, p + 16, 16);
+                        memcpy(&v2, p + 32, 16);
+                        memcpy(&v3, p + 48, 16);
+                        /* a match is all ones: -1 */
+                        lanes -= (bytes16) (v0 == nl) + (bytes16) (v1 == nl) + (bytes16) (v2 == nl) + (bytes16) (v3 == nl);
+                }
+                n -= rounds * 64;
+                for (unsigned i = 0; i < 16; i++)
+                        c += lanes[i];
+        }
+        for (; n > 0; n--)
+                c += *p++ == '\n';
+        return c;
+}
+
+/* Counts the newlines of the window's bytes from line_pos up to `to` (monotonic: leaks are
+ * reported in stream order and compaction only drops what is decided). */
+static void lines_advance(struct redact_stream *s, uint64_t to) {
+        if (to <= s->line_pos)
+                return;
+        const unsigned char *p = at(s, s->line_pos);
+        size_t n = (size_t) (to - s->line_pos);
+        const unsigned char *last = memrchr(p, '\n', n);
+        if (last) {
+                s->line += count_newlines(p, (size_t) (last - p) + 1);
+                s->line_start = s->line_pos + (uint64_t) (last - p) + 1;
+        }
+        s->line_pos = to;
 }
 
 static int pending_add(struct redact_stream *s, uint64_t start, uint64_t end, uint32_t pattern, uint8_t form) {
@@ -710,9 +762,11 @@ static int emit(struct redact_stream *s, uint64_t hold, const struct redact_sink
                         if ((k = sink_write(sink, mask, strlen(mask))) < 0)
                                 return k;
                         s->leaks++;
+                        lines_advance(s, m->start);
                         if (sink && sink->leak)
                                 sink->leak(sink->userdata, &(struct redact_leak) {
-                                        .name = r->names[secret], .form = m->form, .offset = m->start });
+                                        .name = r->names[secret], .form = m->form, .offset = m->start,
+                                        .line = s->line, .col = m->start - s->line_start + 1 });
                         s->mask_active = true;
                         s->mask_end = m->end;
                         s->out_pos = m->start;
@@ -742,6 +796,7 @@ static void compact(struct redact_stream *s) {
                 keep = s->out_pos;
         if (keep <= s->wstart)
                 return;
+        lines_advance(s, keep);
         size_t drop = (size_t) (keep - s->wstart);
         memmove(s->win, s->win + drop, s->wlen - drop);
         s->wlen -= drop;

@@ -62,7 +62,13 @@ static inline void redactor_freep(struct redactor **r) { redactor_free(*r); }
 struct redact_leak {
         const char *name;         /* the secret's name, never its value */
         enum redact_form form;
-        uint64_t offset;          /* byte offset of the match in the input stream */
+        uint64_t offset;          /* byte offset of the match in the input stream (in a
+                                   * member of an archive: in the member's content) */
+        const char *member;       /* NULL, or the archive member the match is in, nested ones
+                                   * joined by '!': "inner.tgz!logs/run.log"; valid during
+                                   * the callback only (the matcher leaves it NULL) */
+        uint64_t line;            /* 1-based line of the match's first byte */
+        uint64_t col;             /* 1-based, in bytes since the last '\n' before it ('\r' is a byte) */
 };
 
 struct redact_sink {
@@ -84,7 +90,32 @@ struct redact_stream *redact_stream_free(struct redact_stream *s);
 static inline void redact_stream_freep(struct redact_stream **s) { redact_stream_free(*s); }
 #define _cleanup_redact_stream_ _cleanup_(redact_stream_freep)
 
-/* Scans what is readable from fd, up to limit bytes (UINT64_MAX: to the end), in bounded
+/* ---- scanning files ----
+ * Scans what is readable from fd, up to limit bytes (UINT64_MAX: to the end), in bounded
  * pieces (the stream keeps the overlap a match across two pieces needs). Leaks go to
- * sink->leak; nothing is written. Returns the number of leaks found, or a negative errno. */
+ * sink->leak; nothing is written. Returns the number of leaks found, or a negative errno.
+ *
+ * Compressed files and archives are looked into (redact/archive.c): what the first bytes say
+ * is gzip, bzip2, xz, lzip, zstd, compress (.Z), zip or tar is unpacked and each regular
+ * member scanned as a stream of its own (leaks name it in redact_leak.member), archives in
+ * archives too, all within the limits below; a single compressed file is one member, named
+ * after the file without its suffix ("app.log.gz" holds "app.log"). A damaged archive gets a
+ * warning and its raw bytes are scanned too. Anything else is scanned as it is. */
+#define REDACT_SCAN_MAX_EXPANDED (UINT64_C(1) << 30)   /* bytes unpacked from one file, all depths */
+#define REDACT_SCAN_MAX_DEPTH 3                        /* archives in archives: 3 levels unpacked */
+#define REDACT_SCAN_MAX_MEMBERS 100000                 /* members of one file, all depths */
+
+struct redact_scan_options {
+        const char *name;          /* the file's name, for naming a compressed file's content; may be NULL */
+        uint64_t max_expanded;     /* 0: REDACT_SCAN_MAX_EXPANDED */
+        unsigned max_depth;        /* 0: REDACT_SCAN_MAX_DEPTH */
+        uint64_t max_members;      /* 0: REDACT_SCAN_MAX_MEMBERS */
+        /* may be NULL: what could not be looked into as it should (a limit reached, a damaged
+         * archive), in member (NULL: the file itself) */
+        void (*warning)(void *userdata, const char *member, const char *message);
+        void *userdata;
+};
+int redact_scan_file(const struct redactor *r, int fd, uint64_t limit, const struct redact_scan_options *o,
+                     const struct redact_sink *sink);
+/* The same with the default options. */
 int redact_scan_fd(const struct redactor *r, int fd, uint64_t limit, const struct redact_sink *sink);

@@ -73,6 +73,9 @@ int spawn_process(const struct spawn_spec *s, pid_t *ret_pid);
 /* ---- layers the step's process applies to itself, right before exec ---- */
 
 int caps_drop(bool root_keeps_default);
+/* The output guard's filter, with a listener sent over sock (or the errno why not; never a
+ * failure of the step). After no_new_privs, before the deny filter. */
+int guard_install(int sock);
 
 struct sock_filter;
 struct seccomp_program {

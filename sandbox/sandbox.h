@@ -50,6 +50,7 @@ enum sandbox_layer {
         LAYER_HIDE,        /* the store's key and file covered (only when there are some) */
         LAYER_CAPS,
         LAYER_SECCOMP,
+        LAYER_GUARD,       /* the output guard (observation: strict does not need it) */
         _LAYER_MAX,
 };
 const char *sandbox_layer_name(enum sandbox_layer l);
@@ -84,6 +85,7 @@ struct spawn_config {
         size_t n_fds;
         bool pty;                     /* a pseudo-terminal for stdin/stdout/stderr */
         bool merge_output;            /* one pipe for stdout and stderr (they are one file) */
+        bool guard;                   /* the output guard's filter on the step (child.guard_fd) */
 };
 
 struct sandbox;
@@ -114,9 +116,10 @@ struct child {
         int guardian_fd;
         int pty_fd;                   /* with a pty: its master (stdout_fd reads a dup of it,
                                          stderr_fd is -1, and our stdin is copied here) */
+        int guard_fd;                 /* with config.guard: where the step sent its listener */
 };
 #define CHILD_NULL ((struct child) { .pid = -1, .stdout_fd = -1, .stderr_fd = -1, .report_fd = -1, \
-                                     .guardian_fd = -1, .pty_fd = -1 })
+                                     .guardian_fd = -1, .pty_fd = -1, .guard_fd = -1 })
 
 /* Forwards a signal to the step's process group. */
 void child_signal(struct child *c, int sig);
@@ -135,6 +138,58 @@ void pty_resize(int pty_fd);   /* on SIGWINCH */
 
 /* Writes a 0400 file name into dir_fd. */
 int secret_file_write(int dir_fd, const char *name, const struct secret *value);
+
+/* ---- the output guard ----
+ * What the step does to files and to the network, seen as it happens through seccomp user
+ * notification: each open for writing, rename, unlink and connect of the step and its
+ * descendants is shown to a callback on the guard's own thread while the call waits, then
+ * continues as it was. Observation, never refusal (guard.c says why). */
+enum guard_event_kind {
+        GUARD_WRITE,       /* path opened for writing, created or truncated */
+        GUARD_RENAME,      /* path renamed to target (what target was is gone after it) */
+        GUARD_REMOVE,      /* path about to be unlinked */
+        GUARD_CONNECT,     /* a connect() to addr */
+        GUARD_READ,        /* the first open of the secret file path (a name in the directory) */
+};
+struct sockaddr;
+struct guard_event {
+        enum guard_event_kind kind;
+        pid_t pid;                    /* the calling thread, as the supervisor sees it */
+        const char *comm;             /* GUARD_READ: its program's name, NULL if it cannot be told;
+                                         the others: guard_event_program() */
+        char *comm_buf;               /* guard_event_program()'s, read on first use */
+        size_t comm_size;
+        const char *path;             /* absolute and lexically normal, as the step sees it */
+        const char *target;
+        bool exchange;                /* RENAME_EXCHANGE: both names keep a file */
+        bool noreplace;               /* RENAME_NOREPLACE: target is not replaced */
+        const struct sockaddr *addr;
+        unsigned addr_len;
+};
+/* The calling program's name, read only when asked (most calls name a file already seen). */
+const char *guard_event_program(const struct guard_event *e);
+/* Called on the guard's thread, the caller waiting: the file is still there to be read. */
+typedef void (*guard_event_fn)(void *userdata, const struct guard_event *e);
+struct guard;
+/* The first open of each file names[] in dir_fd ($SECRETS_DIR), watched from before the step
+ * starts: exactly who (fanotify, with CAP_SYS_ADMIN) or best effort (inotify). */
+struct guard_reads;
+int guard_reads_new(int dir_fd, char *const *names, struct guard_reads **ret);
+void guard_reads_freep(struct guard_reads **w);
+bool guard_reads_exact(const struct guard_reads *w);
+/* Takes the listener the step sent over child.guard_fd, and reads (may be NULL; taken), and
+ * starts the thread. *ret_listener_err: 0, or the errno why there is no listener (then only
+ * the reads are watched; guard_unavailable_why() says it). -errno: nothing to watch. */
+int guard_start(int sock, struct guard_reads *reads, guard_event_fn fn, void *userdata, struct guard **ret,
+                int *ret_listener_err);
+const char *guard_unavailable_why(int err);
+/* After the step is over: joins the thread; returns how many calls it saw. */
+uint64_t guard_stop(struct guard *g);
+/* The guard's line in the status: 0 active, else missing for guard_unavailable_why(err). */
+void sandbox_status_guard(struct sandbox_status *s, int err);
+/* Whether the guard's filter can be had here (for doctor): 0, or -errno for
+ * guard_unavailable_why(). */
+int guard_probe(void);
 
 /* ---- commands secrets-run itself runs, outside the sandbox ----
  * An exec backend's provider: argv[0] looked up in envp's $PATH, stdin /dev/null, stdout on

@@ -32,7 +32,7 @@ const size_t n_forwarded_signals = ELEMENTSOF(forwarded_signals);
 static const char *const layer_names[_LAYER_MAX] = {
         [LAYER_USER] = "user", [LAYER_MOUNT] = "mount", [LAYER_PID] = "pid", [LAYER_IPC] = "ipc",
         [LAYER_UTS] = "uts", [LAYER_NET] = "net", [LAYER_PROC] = "proc", [LAYER_SECRETS_FS] = "secrets-tmpfs", [LAYER_HIDE] = "hidden-paths",
-        [LAYER_CAPS] = "caps", [LAYER_SECCOMP] = "seccomp",
+        [LAYER_CAPS] = "caps", [LAYER_SECCOMP] = "seccomp", [LAYER_GUARD] = "output-guard",
 };
 
 const char *sandbox_layer_name(enum sandbox_layer l) {
@@ -79,6 +79,14 @@ static void status_missing(struct sandbox_status *s, enum sandbox_layer l, const
         }
 }
 
+void sandbox_status_guard(struct sandbox_status *s, int err) {
+        if (err == 0)
+                s->active |= 1u << LAYER_GUARD;
+        else
+                status_missing(s, LAYER_GUARD, "output guard: %s; scanning the working directory's changed files "
+                               "instead", guard_unavailable_why(err));
+}
+
 int signals_block_to_fd(void) {
         sigset_t set;
         sigemptyset(&set);
@@ -117,19 +125,34 @@ struct step {
         bool sandboxed;       /* caps, no_new_privs, seccomp (what was found available) */
         const struct seccomp_program *seccomp;   /* compiled ahead; NULL: none */
         bool root_keeps_caps;
+        int guard_sock;       /* -1, or where the output guard's listener goes */
 };
+
+/* Where the step's process has the guard's socket until it sends the listener. */
+static int guard_sock_target(const struct step *st) {
+        return 3 + (int) st->n_fds;
+}
 
 /* The step's privilege sequence, the last thing its process does before exec. */
 static int step_narrow(void *userdata) {
         const struct step *st = userdata;
         int r;
-        if (!st->sandboxed)
+        if (!st->sandboxed) {
+                if (st->guard_sock >= 0)
+                        (void) close(guard_sock_target(st));   /* nothing to watch with: unused */
                 return 0;
+        }
         /* capabilities before no_new_privs and seccomp: capset needs no filter rule */
         if ((r = caps_drop(st->root_keeps_caps)) < 0)
                 return r;
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 return -errno;
+        /* the guard's filter needs no_new_privs; it watches, so it goes before the one that
+         * refuses (whose errno wins over a notification whatever the order) */
+        if (st->guard_sock >= 0) {
+                (void) guard_install(guard_sock_target(st));
+                (void) close(guard_sock_target(st));
+        }
         /* seccomp last: nothing after it but execve */
         return st->seccomp ? seccomp_load_program(st->seccomp) : 0;
 }
@@ -150,14 +173,17 @@ static int step_start(const struct step *st, pid_t *ret_pid) {
                         return -errno;
                 in = null_fd;
         }
-        struct spawn_fd fds[3 + DELIVERY_MAX_FDS] = {
+        struct spawn_fd fds[4 + DELIVERY_MAX_FDS] = {
                 { in, STDIN_FILENO }, { st->out_fd, STDOUT_FILENO },
                 { st->pty ? st->out_fd : st->err_fd, STDERR_FILENO },
         };
         for (size_t i = 0; i < st->n_fds; i++)
                 fds[3 + i] = (struct spawn_fd) { st->fds[i], 3 + (int) i };
+        size_t n_fds = 3 + st->n_fds;
+        if (st->guard_sock >= 0)
+                fds[n_fds++] = (struct spawn_fd) { st->guard_sock, guard_sock_target(st) };
         struct spawn_spec s = {
-                .argv = st->argv, .envp = st->envp, .fds = fds, .n_fds = 3 + st->n_fds,
+                .argv = st->argv, .envp = st->envp, .fds = fds, .n_fds = n_fds,
                 .group = SPAWN_SESSION_NEW,
                 .controlling_tty = st->pty,
                 /* with its parent (the supervisor, or the sandbox's pid 1) goes the step */
@@ -177,7 +203,8 @@ enum msg_kind {
         MSG_LAYER_MISSING,    /* pid 1 → supervisor: value = layer, text = why */
         MSG_FATAL,            /* value = errno, text = what failed */
         MSG_READY,            /* fds: [secrets dir] */
-        MSG_START,            /* supervisor → pid 1: fds: [spec memfd, stdout, stderr or none, delivery...] */
+        MSG_START,            /* supervisor → pid 1: fds: [spec memfd, stdout, stderr or none, guard
+                                 socket if value, delivery...] */
         MSG_EXEC_FAILED,      /* value = errno */
         MSG_STARTED,
         MSG_EXIT,             /* value = the step's wait status */
@@ -492,12 +519,12 @@ static int init_main(void *userdata) {
         if ((r = spec_read(fds[0], &spec, &spec_size, &argv, &envp, &pty)) < 0)
                 INIT_FAIL(a, -r, "reading the command");
         safe_close(fds[0]);
-        size_t first_delivery = pty ? 2 : 3;
+        size_t guard_at = pty ? 2 : 3, first_delivery = guard_at + (m.value ? 1 : 0);
         if (n_fds < first_delivery)
                 INIT_FAIL(a, EINVAL, "the start message");
         struct step st = {
                 .argv = argv, .envp = envp, .stdin_fd = STDIN_FILENO, .out_fd = fds[1],
-                .err_fd = pty ? -1 : fds[2], .pty = pty,
+                .err_fd = pty ? -1 : fds[2], .pty = pty, .guard_sock = m.value ? fds[guard_at] : -1,
                 .fds = fds + first_delivery, .n_fds = n_fds - first_delivery,
                 .sandboxed = true, .seccomp = a->seccomp ? &filter : NULL,
                 /* root keeps Docker's default capabilities, none at all in strict mode */
@@ -965,15 +992,24 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
                 pipes_close(&p), safe_close(pty_fd);
                 return r;
         }
+        int guard[2] = { -1, -1 };
+        if (c->guard && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, guard) < 0) {
+                r = -errno;
+                seccomp_program_done(&filter);
+                pipes_close(&p), safe_close(pty_fd);
+                return r;
+        }
         struct step st = {
                 .argv = c->argv, .envp = c->envp, .stdin_fd = STDIN_FILENO, .out_fd = p.out[1],
                 .err_fd = c->pty ? -1 : p.err[1], .pty = c->pty, .fds = c->fds, .n_fds = c->n_fds,
                 .sandboxed = sandboxed, .seccomp = sandboxed && sb->seccomp ? &filter : NULL,
                 .root_keeps_caps = geteuid() == 0 && sb->o.level != SANDBOX_LEVEL_STRICT,
+                .guard_sock = guard[1],
         };
         pid_t pid;
         r = step_start(&st, &pid);
         seccomp_program_done(&filter);
+        safe_close(guard[1]);
         p.out[1] = safe_close(p.out[1]);
         p.err[1] = safe_close(p.err[1]);
         if (spawn_failed_before_exec(r)) {
@@ -982,7 +1018,7 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
                 r = -ENOTSUP;
         }
         if (r < 0) {
-                pipes_close(&p), safe_close(pty_fd);
+                pipes_close(&p), safe_close(pty_fd), safe_close(guard[0]);
                 return r;
         }
         pid_t guardian_pid = 0;
@@ -990,7 +1026,7 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
         if ((r = spawn_guardian(pid, &guardian_pid, &guardian_fd)) < 0) {
                 (void) kill(-pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
-                pipes_close(&p), safe_close(pty_fd);
+                pipes_close(&p), safe_close(pty_fd), safe_close(guard[0]);
                 return r;
         }
         *ret = CHILD_NULL;
@@ -999,6 +1035,7 @@ static int spawn_plain(struct sandbox *sb, const struct spawn_config *c, struct 
         ret->guardian_pid = guardian_pid;
         ret->guardian_fd = guardian_fd;
         ret->pty_fd = pty_fd;
+        ret->guard_fd = guard[0];
         return 0;
 }
 
@@ -1017,18 +1054,32 @@ int sandbox_spawn(struct sandbox *sb, const struct spawn_config *c, struct child
                 pipes_close(&p);
                 return spec;
         }
+        _cleanup_close_ int guard_ours = -1;
+        int guard_theirs = -1;
+        if (c->guard) {
+                int pair[2];
+                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+                        r = -errno;
+                        pipes_close(&p);
+                        return r;
+                }
+                guard_ours = pair[0], guard_theirs = pair[1];
+        }
         int fds[MSG_MAX_FDS];
         size_t n = 0;
         fds[n++] = spec;
         fds[n++] = p.out[1];
         if (!c->pty)
                 fds[n++] = p.err[1];
+        if (guard_theirs >= 0)
+                fds[n++] = guard_theirs;
         for (size_t i = 0; i < c->n_fds; i++)
                 fds[n++] = c->fds[i];
-        r = msg_send(sb->sock, MSG_START, 0, fds, n, NULL);
+        r = msg_send(sb->sock, MSG_START, guard_theirs >= 0, fds, n, NULL);
         /* pid 1 has its own copies now: EOF on our read ends must mean the step's side is shut */
         p.out[1] = safe_close(p.out[1]);
         p.err[1] = safe_close(p.err[1]);
+        safe_close(guard_theirs);
         if (r < 0) {
                 pipes_close(&p);
                 return r;
@@ -1064,6 +1115,7 @@ int sandbox_spawn(struct sandbox *sb, const struct spawn_config *c, struct child
         ret->init = true;
         ret->report_fd = steal_fd(&sb->sock);
         ret->pty_fd = pty_fd;
+        ret->guard_fd = steal_fd(&guard_ours);
         sb->init_pid = 0;   /* the child owns it now */
         return 0;
 }
@@ -1107,6 +1159,7 @@ int child_reap(struct child *c, int *ret_wstatus) {
 }
 
 void child_release(struct child *c) {
+        c->guard_fd = safe_close(c->guard_fd);
         if (c->guardian_fd >= 0) {
                 if (write(c->guardian_fd, "", 1) < 0) {
                         /* it is gone already; nothing to stand down */

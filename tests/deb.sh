@@ -114,14 +114,14 @@ extracted=$scratch/extracted
 dpkg-deb -x "$deb" "$extracted"
 needed=$(readelf -d "$extracted/usr/bin/secrets-run" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 missing=""
-for lib in libyaml-0.so libsodium.so libseccomp.so libcap.so libjansson.so; do
+for lib in libyaml-0.so libsodium.so libseccomp.so libcap.so libjansson.so libarchive.so; do
         grep -q "^$lib" <<<"$needed" || missing="$missing $lib"
 done
-for pkg in libyaml-0-2 libsodium23 libseccomp2 libcap2 libjansson4; do
+for pkg in libyaml-0-2 libsodium23 libseccomp2 libcap2 libjansson4 libarchive13; do
         grep -q "$pkg" <<<"$(dpkg-deb -f "$deb" Depends)" || missing="$missing Depends:$pkg"
 done
 if [ -z "$missing" ]; then
-        ok "links Debian's shared libyaml, libsodium, libseccomp, libcap, jansson; Depends names them"
+        ok "links Debian's shared libyaml, libsodium, libseccomp, libcap, jansson, libarchive; Depends names them"
 else
         not_ok "not linked to Debian's shared libraries:$missing" "NEEDED: $needed"
 fi

@@ -32,7 +32,7 @@ echo "==> fuzz.sh: building $exe"
 # shellcheck disable=SC2046
 if ! "$CC" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -D_GNU_SOURCE -std=gnu17 -Icommon -Iredact -Itests \
-        common/*.c redact/*.c tests/redact_reference.c tests/fuzz_redact.c -lsodium -o "$exe"; then
+        common/*.c redact/*.c tests/redact_reference.c tests/fuzz_redact.c -lsodium -larchive -o "$exe"; then
         result 1 "fuzz_redact: build failed"
 fi
 

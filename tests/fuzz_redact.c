@@ -38,7 +38,7 @@ static unsigned char from_alphabet(struct input *in, const char *alphabet) {
 struct out {
         unsigned char *p;
         size_t n, cap;
-        uint64_t offsets[MAX_LEAKS];
+        uint64_t offsets[MAX_LEAKS], lines[MAX_LEAKS], cols[MAX_LEAKS];
         const char *names[MAX_LEAKS];
         enum redact_form forms[MAX_LEAKS];
         size_t n_leaks;
@@ -61,6 +61,8 @@ static void out_leak(void *userdata, const struct redact_leak *l) {
         struct out *o = userdata;
         if (o->n_leaks < MAX_LEAKS) {
                 o->offsets[o->n_leaks] = l->offset;
+                o->lines[o->n_leaks] = l->line;
+                o->cols[o->n_leaks] = l->col;
                 o->names[o->n_leaks] = l->name;
                 o->forms[o->n_leaks] = l->form;
         }
@@ -267,6 +269,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 want_leaks[i].offset);
                         differ(&c, "leak list differs", &got, want, want_len);
                 }
+        /* each leak's line and column: 1-based, the column in bytes since the last '\n' */
+        uint64_t line = 1, line_start = 0, pos = 0;
+        for (size_t i = 0; i < got.n_leaks && i < MAX_LEAKS; i++) {
+                for (; pos < got.offsets[i] && pos < c.n; pos++)
+                        if (c.text[pos] == '\n')
+                                line++, line_start = pos + 1;
+                if (got.lines[i] != line || got.cols[i] != got.offsets[i] - line_start + 1) {
+                        fprintf(stderr, "leak %zu at %llu: streamed %llu:%llu, expected %llu:%llu\n", i,
+                                (unsigned long long) got.offsets[i], (unsigned long long) got.lines[i],
+                                (unsigned long long) got.cols[i], (unsigned long long) line,
+                                (unsigned long long) (got.offsets[i] - line_start + 1));
+                        differ(&c, "leak position differs", &got, want, want_len);
+                }
+        }
         free(want);
         free(want_leaks);
         ref_set_done(&ref);

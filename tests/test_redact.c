@@ -1,6 +1,7 @@
 /* Unit tests for the streaming matcher: a differential test against the naive reference
  * over random secrets, inputs and chunkings, plus the cases named in DESIGN §5. */
 #include <sodium.h>
+#include <sys/mman.h>
 
 #include "redact.h"
 #include "redact_reference.h"
@@ -10,6 +11,8 @@ struct buf {
         unsigned char *p;
         size_t n, cap;
         size_t leak_offsets[4096];
+        uint64_t leak_lines[4096], leak_cols[4096];
+        bool leak_member_set;     /* the matcher never names a member */
         const char *leak_names[4096];
         enum redact_form leak_forms[4096];
         size_t n_leaks;
@@ -30,10 +33,44 @@ static void buf_leak(void *userdata, const struct redact_leak *l) {
         struct buf *b = userdata;
         if (b->n_leaks < 4096) {
                 b->leak_offsets[b->n_leaks] = (size_t) l->offset;
+                b->leak_lines[b->n_leaks] = l->line;
+                b->leak_cols[b->n_leaks] = l->col;
                 b->leak_names[b->n_leaks] = l->name;
                 b->leak_forms[b->n_leaks] = l->form;
         }
+        if (l->member)
+                b->leak_member_set = true;
         b->n_leaks++;
+}
+
+/* The position of text[offset], counted the slow way: 1-based line, and 1-based column in
+ * bytes since the last '\n' before it. */
+static void position_of(const unsigned char *text, size_t offset, uint64_t *ret_line, uint64_t *ret_col) {
+        uint64_t line = 1;
+        size_t line_start = 0;
+        for (size_t i = 0; i < offset; i++)
+                if (text[i] == '\n')
+                        line++, line_start = i + 1;
+        *ret_line = line;
+        *ret_col = offset - line_start + 1;
+}
+
+/* Every leak of b is at the line and column its offset has in text. */
+static bool positions_agree(const struct buf *b, const unsigned char *text, bool verbose) {
+        for (size_t i = 0; i < b->n_leaks && i < 4096; i++) {
+                uint64_t line, col;
+                position_of(text, b->leak_offsets[i], &line, &col);
+                if (b->leak_lines[i] != line || b->leak_cols[i] != col) {
+                        if (verbose)
+                                printf("# leak %zu at offset %zu: got %llu:%llu, want %llu:%llu\n", i, b->leak_offsets[i],
+                                       (unsigned long long) b->leak_lines[i], (unsigned long long) b->leak_cols[i],
+                                       (unsigned long long) line, (unsigned long long) col);
+                        return false;
+                }
+        }
+        if (b->leak_member_set && verbose)
+                printf("# a leak named a member\n");
+        return !b->leak_member_set;
 }
 
 /* Feeds text in chunks whose sizes come from `sizes` (cycled; 0 = everything at once). */
@@ -96,6 +133,8 @@ static bool differential(char **names, unsigned char **values, size_t *lens, siz
                                 ok = false;
                                 break;
                         }
+        if (ok && !positions_agree(&got, text, verbose))
+                ok = false;
         free(got.p);
         free(want);
         free(want_leaks);
@@ -258,6 +297,169 @@ TEST(too_short_value_refused) {
         CHECK_EQ_INT(redactor_add(r, "X", (const unsigned char *) "short", 5), 0);
 }
 
+/* ---- positions: line and column of each leak ---- */
+
+/* One secret (or two, the second may be NULL) over text fed in pieces of `chunk` bytes
+ * (0: at once); the leaks in got. */
+static void positions_run(const char *secret, const char *secret2, const unsigned char *text, size_t n,
+                          size_t chunk, struct buf *got) {
+        _cleanup_redactor_ struct redactor *r = NULL;
+        *got = (struct buf) {};
+        CHECK_EQ_INT(redactor_new(8, NULL, &r), 0);
+        CHECK(redactor_add(r, "S", (const unsigned char *) secret, strlen(secret)) > 0);
+        if (secret2)
+                CHECK(redactor_add(r, "T", (const unsigned char *) secret2, strlen(secret2)) > 0);
+        CHECK_EQ_INT(redactor_compile(r), 0);
+        size_t sizes[] = { chunk };
+        CHECK_EQ_INT(stream_all(r, text, n, sizes, chunk ? 1 : 0, got), 0);
+}
+
+#define CHECK_POS(b, i, want_line, want_col)                    \
+        do {                                                    \
+                CHECK((b)->n_leaks > (i));                      \
+                CHECK_EQ_INT((b)->leak_lines[i], want_line);    \
+                CHECK_EQ_INT((b)->leak_cols[i], want_col);      \
+        } while (0)
+
+static const size_t position_chunks[] = { 0, 1, 2, 3, 7, 64, 4096 };
+
+TEST(position_line_and_column) {
+        const char *text = "first line\nsecond line\n    password = 'Xq7-Lm2p-Rt9w-Zk4v'\n";
+        for (size_t c = 0; c < ELEMENTSOF(position_chunks); c++) {
+                struct buf got;
+                positions_run("Xq7-Lm2p-Rt9w-Zk4v", NULL, (const unsigned char *) text, strlen(text),
+                              position_chunks[c], &got);
+                CHECK_EQ_INT(got.n_leaks, 1);
+                CHECK_POS(&got, 0, 3, 17);
+                free(got.p);
+        }
+}
+
+/* CR is a byte of the line like any other: CRLF lines end at the '\n', a progress bar's bare
+ * '\r' does not start a line. */
+TEST(position_crlf) {
+        const char *text = "a\r\nbb\r\nccc=Xq7-Lm2p-Rt9w-Zk4v\r\n10%\r100%\rXq7-Lm2p-Rt9w-Zk4v\r\n";
+        for (size_t c = 0; c < ELEMENTSOF(position_chunks); c++) {
+                struct buf got;
+                positions_run("Xq7-Lm2p-Rt9w-Zk4v", NULL, (const unsigned char *) text, strlen(text),
+                              position_chunks[c], &got);
+                CHECK_EQ_INT(got.n_leaks, 2);
+                CHECK_POS(&got, 0, 3, 5);
+                CHECK_POS(&got, 1, 4, 10);
+                free(got.p);
+        }
+}
+
+/* A value with a newline: the position of its first byte, and the newline inside the mask
+ * still counts for what follows. */
+TEST(position_value_with_newline) {
+        const char *text = "x\nkey: line-one-Aq3z\nline-two-Bw8y\nthen: line-one-Aq3z\nline-two-Bw8y\nlast Xq7-Lm2p-Rt9w-Zk4v";
+        for (size_t c = 0; c < ELEMENTSOF(position_chunks); c++) {
+                struct buf got;
+                positions_run("line-one-Aq3z\nline-two-Bw8y", "Xq7-Lm2p-Rt9w-Zk4v", (const unsigned char *) text,
+                              strlen(text), position_chunks[c], &got);
+                CHECK_EQ_INT(got.n_leaks, 3);
+                CHECK_POS(&got, 0, 2, 6);
+                CHECK_POS(&got, 1, 4, 7);
+                CHECK_POS(&got, 2, 6, 6);
+                free(got.p);
+        }
+}
+
+/* A held prefix masked at the end of the stream is placed like any leak. */
+TEST(position_partial) {
+        const char *text = "a\nb\nlog: Xq7-Lm2p-Rt9";
+        struct buf got;
+        positions_run("Xq7-Lm2p-Rt9w-Zk4v", NULL, (const unsigned char *) text, strlen(text), 1, &got);
+        CHECK_EQ_INT(got.n_leaks, 1);
+        CHECK_POS(&got, 0, 3, 6);
+        free(got.p);
+}
+
+/* Text of many lines, far longer than the window, with runs of empty lines (thousands of
+ * newlines in a row) and long lines, in every piece size: each leak where its offset is. */
+TEST(position_long_stream) {
+        const char *secret = "Xq7-Lm2p-Rt9w-Zk4v";
+        size_t cap = 1 << 20, n = 0;
+        unsigned char *text = malloc(cap);
+        size_t planted = 0;
+        for (unsigned line = 0; n + 40000 < cap; line++) {
+                if (line % 997 == 0) {
+                        size_t empty = 1 + rnd(10000);   /* a block of newlines */
+                        memset(text + n, '\n', empty);
+                        n += empty;
+                }
+                size_t len = line % 1009 == 0 ? 20000 + rnd(10000) : rnd(200);
+                for (size_t j = 0; j < len; j++)
+                        text[n++] = (unsigned char) ('a' + rnd(26));
+                if (rnd(50) == 0) {
+                        memcpy(text + n, secret, strlen(secret));
+                        n += strlen(secret);
+                        planted++;
+                }
+                text[n++] = rnd(8) == 0 ? '\r' : '\n';
+        }
+        static const size_t chunks[] = { 0, 1, 4093, 65536, 65536 + 17, 1 << 20 };
+        for (size_t c = 0; c < ELEMENTSOF(chunks); c++) {
+                struct buf got;
+                positions_run(secret, NULL, text, n, chunks[c], &got);
+                CHECK_EQ_INT(got.n_leaks, planted);
+                CHECK(positions_agree(&got, text, true));
+                free(got.p);
+        }
+        free(text);
+}
+
+TEST(position_reset) {
+        _cleanup_redactor_ struct redactor *r = NULL;
+        _cleanup_redact_stream_ struct redact_stream *s = NULL;
+        CHECK_EQ_INT(redactor_new(8, NULL, &r), 0);
+        CHECK(redactor_add(r, "S", (const unsigned char *) "Xq7-Lm2p-Rt9w-Zk4v", 18) > 0);
+        CHECK_EQ_INT(redactor_compile(r), 0);
+        CHECK_EQ_INT(redact_stream_new(r, &s), 0);
+        struct buf got = {};
+        struct redact_sink sink = { buf_write, buf_leak, &got };
+        const char *first = "a\nb\nc\nd Xq7-Lm2p-Rt9w-Zk4v", *second = "  Xq7-Lm2p-Rt9w-Zk4v";
+        CHECK_EQ_INT(redact_stream_feed(s, first, strlen(first), &sink), 0);
+        CHECK_EQ_INT(redact_stream_finish(s, &sink), 0);
+        redact_stream_reset(s);
+        CHECK_EQ_INT(redact_stream_feed(s, second, strlen(second), &sink), 0);
+        CHECK_EQ_INT(redact_stream_finish(s, &sink), 0);
+        CHECK_EQ_INT(got.n_leaks, 2);
+        CHECK_POS(&got, 0, 4, 3);
+        CHECK_POS(&got, 1, 1, 3);
+        free(got.p);
+}
+
+/* redact_scan_fd reads 1 MiB pieces: a value across the border of two is placed right. */
+TEST(position_scan_piece_border) {
+        const char *secret = "Xq7-Lm2p-Rt9w-Zk4v";
+        size_t n = (1 << 20) + 4096;
+        unsigned char *text = malloc(n);
+        for (size_t i = 0; i < n; i++)
+                text[i] = i % 61 == 60 ? '\n' : 'x';
+        size_t at = (1 << 20) - 7;   /* 7 bytes in the first piece, 11 in the second */
+        memcpy(text + at, secret, strlen(secret));
+        int fd = memfd_create("scan", MFD_CLOEXEC);
+        CHECK(fd >= 0);
+        CHECK(write(fd, text, n) == (ssize_t) n);
+        CHECK(lseek(fd, 0, SEEK_SET) == 0);
+        _cleanup_redactor_ struct redactor *r = NULL;
+        CHECK_EQ_INT(redactor_new(8, NULL, &r), 0);
+        CHECK(redactor_add(r, "S", (const unsigned char *) secret, strlen(secret)) > 0);
+        CHECK_EQ_INT(redactor_compile(r), 0);
+        struct buf got = {};
+        struct redact_sink sink = { .leak = buf_leak, .userdata = &got };
+        CHECK_EQ_INT(redact_scan_fd(r, fd, UINT64_MAX, &sink), 1);
+        uint64_t line, col;
+        position_of(text, at, &line, &col);
+        CHECK_EQ_INT(got.leak_offsets[0], at);
+        CHECK_POS(&got, 0, line, col);
+        CHECK_EQ_INT(line, at / 61 + 1);
+        close(fd);
+        free(text);
+}
+
 int main(void) {
         if (secret_init() < 0)
                 return 1;
@@ -271,6 +473,13 @@ int main(void) {
         RUN(secret_containing_mask_text);
         RUN(binary_passes_through);
         RUN(too_short_value_refused);
+        RUN(position_line_and_column);
+        RUN(position_crlf);
+        RUN(position_value_with_newline);
+        RUN(position_partial);
+        RUN(position_long_stream);
+        RUN(position_reset);
+        RUN(position_scan_piece_border);
         RUN(differential_random);
         return tap_finish();
 }

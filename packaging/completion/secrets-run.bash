@@ -123,7 +123,7 @@ _secrets_run_values() {
         case $1 in
         --format) words="text json" ;;
         --sandbox) words="strict auto off" ;;
-        --network) words="on off" ;;
+        --network | --guard) words="on off" ;;
         --on-leak) words="fail warn" ;;
         --tty) words="auto always never" ;;
         -e | --env) words=$(_secrets_run_names environment) ;;
@@ -172,7 +172,7 @@ _secrets_run() {
 
         local commands="run check plan apply rotate redact scan store audit doctor init version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
-                        --network --timeout --artifacts --audit-log --tty --secret-file --store --to
+                        --network --guard --timeout --artifacts --audit-log --tty --secret-file --store --to
                         --public-key --result-file --dotenv"
         local common="--format -q --quiet -v --verbose -h --help"
         local manifest_opts="-f --manifest -e --env -s --stage"
@@ -231,7 +231,7 @@ _secrets_run() {
         local opts
         case $cmd in
         "" | run)
-                opts="$common $manifest_opts --only --on-leak --sandbox --network --timeout
+                opts="$common $manifest_opts --only --on-leak --sandbox --network --guard --timeout
                       --artifacts --audit-log --tty --allow-ptrace --dry-run --result-file"
                 [[ -z $cmd ]] && opts="$opts --version"
                 ;;
