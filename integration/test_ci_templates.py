@@ -227,3 +227,31 @@ def test_action_outputs_leaks(action_project, secrets_run_bin):
     missing, outputs, _ = run_action_steps(action_project, secrets_run_bin, {
         "command": "true", "environment": "ci", "working-directory": "app", "manifest": "none.yaml"})
     assert missing.returncode == 125 and outputs["run"]["status"] == "125", missing
+
+
+def test_action_cache_key_is_a_hash_of_the_source(tmp_path):
+    """Without a .deb or a secrets-run on PATH the find step asks for a build, keyed on a hash
+    of every file of the action's source: the same for the same files, another for a change."""
+    step = action_step("source")
+    src = tmp_path / "action-src"
+    (src / "agent").mkdir(parents=True)
+    (src / "agent" / "main.c").write_text("int main(void) { return 0; }\n")
+    (src / "meson.build").write_text("project('x', 'c')\n")
+    (src / "packaging" / "github-action").mkdir(parents=True)
+
+    def find():
+        out = tmp_path / "output"
+        out.write_text("")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GITHUB_OUTPUT": str(out), "SR_DEB": "",
+               "SR_SOURCE": str(src / "packaging" / "github-action" / ".." / "..")}
+        r = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r
+        return dict(line.split("=", 1) for line in out.read_text().splitlines())
+
+    first = find()
+    assert first["build"] == "true" and re.fullmatch(r"[0-9a-f]{32}", first["hash"]), first
+    assert first["dir"] == f"{tmp_path}/.cache/secrets-run-action"
+    assert find()["hash"] == first["hash"]
+    (src / "agent" / "main.c").write_text("int main(void) { return 1; }\n")
+    assert find()["hash"] != first["hash"]
