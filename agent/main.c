@@ -9,7 +9,7 @@
 
 enum command {
         CMD_RUN, CMD_CHECK, CMD_PLAN, CMD_APPLY, CMD_ROTATE, CMD_REDACT, CMD_SCAN,
-        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_VERSION, CMD_HELP, _CMD_MAX,
+        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_INIT, CMD_VERSION, CMD_HELP, _CMD_MAX,
 };
 
 static const struct {
@@ -26,9 +26,10 @@ static const struct {
         [CMD_ROTATE]  = { "rotate", command_rotate, 1, "rotate NAME [OPTIONS]", "rotate one generated secret now" },
         [CMD_REDACT]  = { "redact", command_redact, 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
         [CMD_SCAN]    = { "scan", command_scan, 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
-        [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace]", "the embedded encrypted store" },
+        [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace] | import --dotenv FILE [--replace]", "the embedded encrypted store" },
         [CMD_AUDIT]   = { "audit", command_audit, 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_DOCTOR]  = { "doctor", command_doctor, 1, "doctor [--format json]", "probe every sandbox layer on this host" },
+        [CMD_INIT]    = { "init", command_init, 1, "init [-f PATH]", "write a commented starter secrets.yaml for the detected CI" },
         [CMD_VERSION] = { "version", NULL, 0, "version", "print the version" },
         [CMD_HELP]    = { "help", NULL, 0, "help [COMMAND]", "show help" },
 };
@@ -42,6 +43,7 @@ enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
         OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_GUARD,
+        OPT_RESULT_FILE, OPT_DOTENV,
 };
 
 static const struct option long_options[] = {
@@ -64,12 +66,14 @@ static const struct option long_options[] = {
         { "tty",          required_argument, NULL, OPT_TTY },
         { "allow-ptrace", no_argument,       NULL, OPT_ALLOW_PTRACE },
         { "dry-run",      no_argument,       NULL, OPT_DRY_RUN },
+        { "result-file",  required_argument, NULL, OPT_RESULT_FILE },
         { "secret-file",  required_argument, NULL, OPT_SECRET_FILE },
         { "store",        required_argument, NULL, OPT_STORE },
         { "to",           required_argument, NULL, OPT_TO },
         { "public-key",   required_argument, NULL, OPT_PUBLIC_KEY },
         { "all",          no_argument,       NULL, OPT_ALL },
         { "replace",      no_argument,       NULL, OPT_REPLACE },
+        { "dotenv",       required_argument, NULL, OPT_DOTENV },
         {}
 };
 
@@ -79,7 +83,7 @@ static const struct {
         unsigned commands;
         const char *help;
 } option_help[] = {
-        { 'f', MANIFEST_CMDS | ON(CMD_STORE), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
+        { 'f', MANIFEST_CMDS | ON(CMD_STORE) | ON(CMD_INIT), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
         { 'e', MANIFEST_CMDS, "-e, --env NAME          environment (else $SECRETS_RUN_ENV, else defaults.environment)" },
         { 's', MANIFEST_CMDS, "-s, --stage NAME        stage (else $SECRETS_RUN_STAGE, else defaults.stage)" },
         { OPT_FORMAT, ALL_CMDS, "    --format text|json  output format" },
@@ -95,12 +99,14 @@ static const struct {
         { OPT_AUDIT_LOG, ON(CMD_RUN), "    --audit-log PATH    where to append the audit record" },
         { OPT_TTY, ON(CMD_RUN), "    --tty auto|always|never  give the command a pseudo-terminal" },
         { OPT_ALLOW_PTRACE, ON(CMD_RUN), "    --allow-ptrace      let the command use ptrace (debuggers)" },
+        { OPT_RESULT_FILE, ON(CMD_RUN), "    --result-file PATH  write the run's status and leak counts there as JSON (for CI steps)" },
         { OPT_ALL, ON(CMD_PLAN) | ON(CMD_APPLY), "    --all               every environment (else the one -e, $SECRETS_RUN_ENV or defaults.environment names)" },
         { OPT_DRY_RUN, ON(CMD_RUN) | ON(CMD_APPLY), "    --dry-run           run: resolve, gate and fetch, print what would be delivered; apply: plan" },
         { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
         { OPT_STORE, ON(CMD_STORE), "    --store PATH        the store file (else the manifest's file backend, else .secrets-run/store)" },
         { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
         { OPT_REPLACE, ON(CMD_STORE), "    --replace           import: take the document's history for names already in the store" },
+        { OPT_DOTENV, ON(CMD_STORE), "    --dotenv FILE       import: the KEY=value lines of a .env file, each a secret (a new version with --replace)" },
         { OPT_PUBLIC_KEY, ON(CMD_AUDIT), "    --public-key FILE   audit verify: check every record's signature with this key" },
         { 'h', ALL_CMDS, "-h, --help              this help" },
 };
@@ -309,8 +315,10 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                 break;
         case OPT_ALLOW_PTRACE: o->allow_ptrace = true; break;
         case OPT_DRY_RUN: o->dry_run = true; break;
+        case OPT_RESULT_FILE: free(o->result_file); o->result_file = strdup(arg); break;
         case OPT_ALL: o->all = true; break;
         case OPT_REPLACE: o->replace = true; break;
+        case OPT_DOTENV: free(o->dotenv); o->dotenv = strdup(arg); break;
         case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
         case OPT_STORE: free(o->store_path); o->store_path = strdup(arg); break;
         case OPT_TO: {
@@ -340,6 +348,8 @@ static void options_done(struct options *o) {
         strv_free(o->secret_files);
         free(o->store_path);
         free(o->public_key);
+        free(o->result_file);
+        free(o->dotenv);
         strv_free(o->args);
 }
 

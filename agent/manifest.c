@@ -716,6 +716,7 @@ static bool name_valid(const char *s, bool first_digit_ok, const char *extra) {
 
 static const char *const backend_type_names[] = {
         [BACKEND_FILE] = "file", [BACKEND_ENV] = "env", [BACKEND_EXEC] = "exec", [BACKEND_VAULT] = "vault",
+        [BACKEND_DOTENV] = "dotenv",
 };
 static const char *const delivery_names[] = {
         [DELIVER_FILE] = "file", [DELIVER_FD] = "fd", [DELIVER_ENV] = "env",
@@ -745,6 +746,7 @@ static const char *const vault_auth_names[] = {
 static const char *const backend_common_keys[] = { "type", "timeout" };
 static const char *const backend_file_keys[] = { "path", "key_file" };
 static const char *const backend_exec_keys[] = { "command" };
+static const char *const backend_dotenv_keys[] = { "path" };
 static const char *const backend_vault_keys[] = {
         "address", "namespace", "ca_cert", "ca_path", "client_cert", "client_key", "insecure", "auth",
 };
@@ -753,6 +755,7 @@ static const struct { const char *const *keys; size_t n; } backend_type_keys[] =
         [BACKEND_ENV] = { NULL, 0 },
         [BACKEND_EXEC] = { backend_exec_keys, ELEMENTSOF(backend_exec_keys) },
         [BACKEND_VAULT] = { backend_vault_keys, ELEMENTSOF(backend_vault_keys) },
+        [BACKEND_DOTENV] = { backend_dotenv_keys, ELEMENTSOF(backend_dotenv_keys) },
 };
 
 static bool in_list(const char *s, const char *const *l, size_t n) {
@@ -830,6 +833,17 @@ static void load_vault_auth(struct loader *l, const struct node *key, const stru
         }
 }
 
+/* An exec backend's command: a program and its arguments. */
+static void load_exec_command(struct loader *l, const struct node *k, const struct node *v, struct mf_backend *b) {
+        if (v->kind == NODE_SEQUENCE && v->n_items == 0)
+                report(l, SR004_INVALID_VALUE, v->pos, "'command' must name a program, e.g. [pass, show]");
+        else if (v->kind == NODE_SCALAR && !node_is_null(v))
+                report(l, SR003_WRONG_TYPE, v->pos,
+                       "'command' must be a sequence of strings, got a scalar (write it as [program, arg, ...])");
+        else
+                get_strv(l, k, v, 0, &b->command);
+}
+
 static void load_backend(struct loader *l, const struct node *name, const struct node *m,
                          struct mf_backend *b) {
         char buf[SHOWN_MAX + 4];
@@ -848,7 +862,7 @@ static void load_backend(struct loader *l, const struct node *name, const struct
         const struct node *type_node = mapping_get(m, "type");
         if (!type_node)
                 report(l, SR006_MISSING_KEY, name->pos,
-                       "backend '%s' needs 'type' (file, env, exec or vault)", shown(name->value, buf));
+                       "backend '%s' needs 'type' (file, env, exec, vault or dotenv)", shown(name->value, buf));
         else {
                 const struct node *tk = NULL;
                 FOREACH_PAIR(m, i, k, v)
@@ -861,10 +875,13 @@ static void load_backend(struct loader *l, const struct node *name, const struct
                 b->type = (enum backend_type) type;
         if (type == BACKEND_FILE)
                 set_string(l, &b->path, ".secrets-run/store");
+        if (type == BACKEND_DOTENV)
+                set_string(l, &b->path, ".env");
 
         /* the keys valid here: common + this type's, or every type's when the type is unknown */
         const char *valid[ELEMENTSOF(backend_common_keys) + ELEMENTSOF(backend_file_keys) +
-                          ELEMENTSOF(backend_exec_keys) + ELEMENTSOF(backend_vault_keys)];
+                          ELEMENTSOF(backend_exec_keys) + ELEMENTSOF(backend_vault_keys) +
+                          ELEMENTSOF(backend_dotenv_keys)];
         size_t n_valid = 0;
         for (size_t i = 0; i < ELEMENTSOF(backend_common_keys); i++)
                 valid[n_valid++] = backend_common_keys[i];
@@ -898,14 +915,7 @@ static void load_backend(struct loader *l, const struct node *name, const struct
                         get_string(l, k, v, &b->key_file);
                 else if (streq(k->value, "command")) {
                         command_key = k;
-                        if (v->kind == NODE_SEQUENCE && v->n_items == 0)
-                                report(l, SR004_INVALID_VALUE, v->pos,
-                                       "'command' must name a program, e.g. [pass, show]");
-                        else if (v->kind == NODE_SCALAR && !node_is_null(v))
-                                report(l, SR003_WRONG_TYPE, v->pos,
-                                       "'command' must be a sequence of strings, got a scalar (write it as [program, arg, ...])");
-                        else
-                                get_strv(l, k, v, 0, &b->command);
+                        load_exec_command(l, k, v, b);
                 } else if (streq(k->value, "address")) {
                         b->address_pos = v->pos;
                         get_string(l, k, v, &b->address);

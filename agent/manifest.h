@@ -71,7 +71,7 @@ void findings_done(struct findings *f);
 
 /* ---- the model ---- */
 
-enum backend_type { BACKEND_FILE, BACKEND_ENV, BACKEND_EXEC, BACKEND_VAULT };
+enum backend_type { BACKEND_FILE, BACKEND_ENV, BACKEND_EXEC, BACKEND_VAULT, BACKEND_DOTENV };
 enum delivery { DELIVER_FILE, DELIVER_FD, DELIVER_ENV };
 enum charset { CHARSET_ALNUM, CHARSET_HEX, CHARSET_BASE64URL, CHARSET_ASCII };
 enum on_leak { ON_LEAK_FAIL, ON_LEAK_WARN };

@@ -9,6 +9,7 @@ enum backend_kind backend_kind_of(enum backend_type t) {
         case BACKEND_ENV:   return BACKEND_KIND_ENV;
         case BACKEND_EXEC:  return BACKEND_KIND_EXEC;
         case BACKEND_VAULT: return BACKEND_KIND_VAULT;
+        case BACKEND_DOTENV: return BACKEND_KIND_DOTENV;
         case BACKEND_FILE:
         default:            return BACKEND_KIND_FILE;
         }
@@ -185,6 +186,9 @@ int sources_credential_files(const struct manifest *m, char ***paths) {
                 _cleanup_(source_config_done) struct source_config c = {};
                 int k = source_config_of(m, &m->backends[i], &c);
                 if (k < 0 || (k = backend_credential_files(&c.config, paths)) < 0)
+                        return k;
+                /* a .env file holds every value it has, the granted ones or not */
+                if (c.config.kind == BACKEND_KIND_DOTENV && c.path && (k = strv_extend(paths, c.path)) < 0)
                         return k;
         }
         return 0;

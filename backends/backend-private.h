@@ -51,6 +51,7 @@ extern const struct backend_ops file_backend_ops;
 extern const struct backend_ops exec_backend_ops;
 extern const struct backend_ops generate_backend_ops;
 extern const struct backend_ops vault_backend_ops;
+extern const struct backend_ops dotenv_backend_ops;
 
 /* Hands e (its backend field filled in here) to the event handler, if there is one. */
 void backend_emit(struct backend *b, struct backend_event e);

@@ -8,6 +8,7 @@ static const struct backend_ops *ops_for(enum backend_kind k) {
         case BACKEND_KIND_GENERATE: return &generate_backend_ops;
         case BACKEND_KIND_FILE:     return &file_backend_ops;
         case BACKEND_KIND_VAULT:    return &vault_backend_ops;
+        case BACKEND_KIND_DOTENV:   return &dotenv_backend_ops;
         default:                    return NULL;
         }
 }
@@ -19,6 +20,7 @@ const char *backend_kind_name(enum backend_kind k) {
         case BACKEND_KIND_EXEC:     return "exec";
         case BACKEND_KIND_GENERATE: return "generate";
         case BACKEND_KIND_VAULT:    return "vault";
+        case BACKEND_KIND_DOTENV:   return "dotenv";
         default:                    return "unknown";
         }
 }

@@ -5,7 +5,7 @@
 #include "common.h"
 
 enum backend_kind { BACKEND_KIND_FILE, BACKEND_KIND_ENV, BACKEND_KIND_EXEC,
-                    BACKEND_KIND_GENERATE, BACKEND_KIND_VAULT };
+                    BACKEND_KIND_GENERATE, BACKEND_KIND_VAULT, BACKEND_KIND_DOTENV };
 
 enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, BACKEND_VAULT_AUTH_JWT,
                           BACKEND_VAULT_AUTH_KUBERNETES, BACKEND_VAULT_AUTH_CERT };
@@ -196,6 +196,17 @@ struct store_version_info {
         uint64_t version;
         int64_t created;       /* unix seconds */
 };
+
+/* The KEY=value pairs of a .env file (docker compose's rules: comments, quotes, escapes,
+ * $VAR and ${VAR:-default} interpolation from earlier keys, then the environment), in file
+ * order, a key defined twice listed twice (the last wins). The file must be a regular file of
+ * yours that nobody else may read, as the store's key file. Values are secure buffers. */
+struct dotenv_pair {
+        char *key;
+        struct secret *value;
+};
+int dotenv_load(const char *path, struct dotenv_pair **ret, size_t *ret_n, char **ret_why);
+void dotenv_pairs_free(struct dotenv_pair *pairs, size_t n);
 
 /* $SECRETS_RUN_STORE_KEY (base64 of 32 bytes) if set, else key_file, which holds the same
  * base64 text and must be the user's own, mode 0600 or stricter. key_file NULL: there is

@@ -385,9 +385,9 @@ TEST(backend_required_keys) {
                            SR003_WRONG_TYPE, 3, 28,
                            "'command' must be a sequence of strings, got a scalar (write it as [program, arg, ...])");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  p: {timeout: 1m}\n", SR006_MISSING_KEY, 3, 3,
-                           "backend 'p' needs 'type' (file, env, exec or vault)");
+                           "backend 'p' needs 'type' (file, env, exec, vault or dotenv)");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  p: {type: s3}\n", SR004_INVALID_VALUE, 3, 13,
-                           "'type' must be one of file, env, exec, vault, got 's3'");
+                           "'type' must be one of file, env, exec, vault, dotenv, got 's3'");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {role: r}}\n",
                            SR006_MISSING_KEY, 3, 20, "'auth' needs 'method' (token, approle, jwt, kubernetes or cert)");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: kubernetes}}\n",

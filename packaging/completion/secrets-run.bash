@@ -139,7 +139,7 @@ _secrets_run_values() {
                 compopt -o nospace 2>/dev/null
                 return 0
                 ;;
-        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts)
+        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts | --result-file | --dotenv)
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 [[ -n $value_prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$value_prefix}")
                 compopt -o filenames 2>/dev/null
@@ -170,10 +170,10 @@ _secrets_run() {
                 cur=${cur#*=}
         fi
 
-        local commands="run check plan apply rotate redact scan store audit doctor version help"
+        local commands="run check plan apply rotate redact scan store audit doctor init version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
                         --network --guard --timeout --artifacts --audit-log --tty --secret-file --store --to
-                        --public-key"
+                        --public-key --result-file --dotenv"
         local common="--format -q --quiet -v --verbose -h --help"
         local manifest_opts="-f --manifest -e --env -s --stage"
 
@@ -232,14 +232,15 @@ _secrets_run() {
         case $cmd in
         "" | run)
                 opts="$common $manifest_opts --only --on-leak --sandbox --network --guard --timeout
-                      --artifacts --audit-log --tty --allow-ptrace --dry-run"
+                      --artifacts --audit-log --tty --allow-ptrace --dry-run --result-file"
                 [[ -z $cmd ]] && opts="$opts --version"
                 ;;
         check | rotate | scan) opts="$common $manifest_opts" ;;
+        init) opts="$common -f --manifest" ;;
         plan) opts="$common $manifest_opts --all" ;;
         apply) opts="$common $manifest_opts --all --dry-run" ;;
         redact) opts="$common $manifest_opts --on-leak" ;;
-        store) opts="$common -f --manifest --store --to --replace" ;;
+        store) opts="$common -f --manifest --store --to --replace --dotenv" ;;
         audit) opts="$common --public-key" ;;
         *) opts="$common" ;;
         esac
