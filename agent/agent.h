@@ -38,6 +38,7 @@ struct options {
         int tty;              /* -1 auto, 0 never, 1 always */
         bool allow_ptrace;
         bool dry_run;
+        char *result_file;    /* --result-file: the run's status and leak counts, as JSON */
         /* redact / scan */
         char **secret_files;
         /* plan / apply */
@@ -46,6 +47,7 @@ struct options {
         char *store_path;     /* --store */
         uint64_t store_to;    /* --to; 0 = not given */
         bool replace;         /* --replace: import over existing names */
+        char *dotenv;         /* import --dotenv FILE: a .env file's KEY=value lines */
         /* audit verify, report */
         char *public_key;
         char **audit_logs;    /* every --audit-log, for report (run takes the last) */
@@ -82,6 +84,7 @@ int command_plan(const struct options *o);    /* 0 in sync, 2 drift, 1 error */
 int command_apply(const struct options *o);   /* 0, 1 */
 int command_rotate(const struct options *o);  /* 0, 1 */
 int command_doctor(const struct options *o);  /* 0 strict would work, 1 not */
+int command_init(const struct options *o);    /* 0 written, 1 not (never overwrites) */
 int command_approve(const struct options *o); /* 0, 1 */
 int command_explain(const struct options *o); /* 0, 1 */
 int command_report(const struct options *o);  /* 0, 1 */
@@ -147,6 +150,8 @@ struct secret_ref secret_ref_of(const struct mf_secret *s);
 /* Appends the variables holding the credentials of every backend m declares (used or not),
  * as each backend names them (backend_credential_env()), for stripping from the step. */
 int sources_credential_env(const struct manifest *m, char ***vars);
+/* The credential files (not stores) of the manifest's backends: Vault's ~/.vault-token, a .env. */
+int sources_credential_files(const struct manifest *m, char ***paths);
 /* Prints a BACKEND_EVENT_MESSAGE with log_* (other kinds: nothing); safe on any thread.
  * Backends are opened printing their messages; a handler set later must call this to keep
  * them. */

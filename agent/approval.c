@@ -1,6 +1,6 @@
 /* Approvals of one manifest: the canonical binding an approver signs, the approval files
  * beside the manifest, and the verdict on each approved_by identity (signature, signer,
- * binding, age) that check reports as SR114-SR120 and run's gate enforces. */
+ * binding, age) that check reports as SR115-SR121 and run's gate enforces. */
 #include <dirent.h>
 #include <jansson.h>
 #include <sys/stat.h>
@@ -398,12 +398,12 @@ const char *approval_state_rule(enum approval_state st) {
 
 enum finding_id approval_state_finding(enum approval_state st) {
         switch (st) {
-        case APPROVAL_MISSING:        return SR114_APPROVAL_MISSING;
-        case APPROVAL_CHANGED:        return SR115_APPROVAL_CHANGED;
-        case APPROVAL_BAD_SIGNATURE:  return SR116_APPROVAL_BAD_SIGNATURE;
-        case APPROVAL_WRONG_SIGNER:   return SR117_APPROVAL_WRONG_SIGNER;
+        case APPROVAL_MISSING:        return SR115_APPROVAL_MISSING;
+        case APPROVAL_CHANGED:        return SR116_APPROVAL_CHANGED;
+        case APPROVAL_BAD_SIGNATURE:  return SR117_APPROVAL_BAD_SIGNATURE;
+        case APPROVAL_WRONG_SIGNER:   return SR118_APPROVAL_WRONG_SIGNER;
         case APPROVAL_VALID:
-        default:                      return SR118_APPROVAL_RECERTIFY;
+        default:                      return SR119_APPROVAL_RECERTIFY;
         }
 }
 
@@ -543,7 +543,7 @@ int approval_verdict_finding(const struct approvals *a, const struct mf_secret *
         const struct mf_policy *p = &a->m->policy;
         struct mf_pos pos = pos_or(v->pos, s->pos);
         if (v->state == APPROVAL_MISSING)
-                return findings_add(f, SEVERITY_ERROR, SR114_APPROVAL_MISSING, pos,
+                return findings_add(f, SEVERITY_ERROR, SR115_APPROVAL_MISSING, pos,
                                     "secret '%s': approved_by names '%s', but %s holds no approval by '%s' for "
                                     "environment '%s' [secrets-run approve %s -e %s --key KEY]",
                                     s->name, v->identity, a->location, v->identity, env, s->name, env);
@@ -559,7 +559,7 @@ int approval_verdict_finding(const struct approvals *a, const struct mf_secret *
         if (v->recert == RECERT_OK)
                 return 0;
         bool expired = v->recert == RECERT_EXPIRED;
-        return findings_add(f, expired ? SEVERITY_ERROR : SEVERITY_WARNING, SR118_APPROVAL_RECERTIFY, pos,
+        return findings_add(f, expired ? SEVERITY_ERROR : SEVERITY_WARNING, SR119_APPROVAL_RECERTIFY, pos,
                             "secret '%s': the approval by '%s' for environment '%s' is %s old (signed %s), past "
                             "policy.%s (%s): %s [secrets-run approve %s -e %s --key KEY]",
                             s->name, v->identity, env, format_age(v->age, age, sizeof age),
@@ -574,13 +574,13 @@ static int check_files(const struct approvals *a, struct findings *f) {
         const struct mf_policy *p = &a->m->policy;
         int k = 0;
         if (a->signers_error < 0)
-                k = findings_add(f, SEVERITY_ERROR, SR120_APPROVAL_FILES, p->allowed_signers_pos,
+                k = findings_add(f, SEVERITY_ERROR, SR121_APPROVAL_FILES, p->allowed_signers_pos,
                                  "policy.allowed_signers: cannot read %s: %s", a->signers_path, strerror(-a->signers_error));
         for (size_t i = 0; k >= 0 && a->signers.problems && a->signers.problems[i]; i++)
-                k = findings_add(f, SEVERITY_ERROR, SR120_APPROVAL_FILES, p->allowed_signers_pos,
+                k = findings_add(f, SEVERITY_ERROR, SR121_APPROVAL_FILES, p->allowed_signers_pos,
                                  "policy.allowed_signers: %s (the line is skipped)", a->signers.problems[i]);
         for (size_t i = 0; k >= 0 && a->problems && a->problems[i]; i++)
-                k = findings_add(f, SEVERITY_ERROR, SR120_APPROVAL_FILES, pos_or(p->approvals_pos, p->allowed_signers_pos),
+                k = findings_add(f, SEVERITY_ERROR, SR121_APPROVAL_FILES, pos_or(p->approvals_pos, p->allowed_signers_pos),
                                  "approvals: %s", a->problems[i]);
         return k;
 }
@@ -598,7 +598,7 @@ static int check_secret_approvals(const struct approvals *a, const struct mf_sec
                         if (warned)
                                 continue;
                         warned = true;
-                        int k = findings_add(f, SEVERITY_WARNING, SR119_APPROVALS_UNVERIFIED, pos_or(s->approved_by_pos, s->pos),
+                        int k = findings_add(f, SEVERITY_WARNING, SR120_APPROVALS_UNVERIFIED, pos_or(s->approved_by_pos, s->pos),
                                              "secret '%s': approved_by is a list of names nobody signed: set "
                                              "policy.allowed_signers so each approval is a signature that check "
                                              "and run verify [see docs/approvals.md]", s->name);

@@ -87,10 +87,10 @@ char *allowed_signers_principals_of(const struct allowed_signers *s, const struc
 
 enum approval_state {
         APPROVAL_VALID,
-        APPROVAL_MISSING,              /* SR114: approved_by names someone who has not signed */
-        APPROVAL_CHANGED,              /* SR115: the signed binding is not the current one */
-        APPROVAL_BAD_SIGNATURE,        /* SR116: malformed, does not verify, dated ahead */
-        APPROVAL_WRONG_SIGNER,         /* SR117: a key allowed_signers does not list for them */
+        APPROVAL_MISSING,              /* SR115: approved_by names someone who has not signed */
+        APPROVAL_CHANGED,              /* SR116: the signed binding is not the current one */
+        APPROVAL_BAD_SIGNATURE,        /* SR117: malformed, does not verify, dated ahead */
+        APPROVAL_WRONG_SIGNER,         /* SR118: a key allowed_signers does not list for them */
 };
 
 enum recertification {
@@ -143,8 +143,8 @@ enum finding_id approval_state_finding(enum approval_state st);
 /* The signed text for s in env by identity at `at` (malloc'd): the header, then the binding. */
 int approval_payload(const struct manifest *m, const struct mf_secret *s, const char *env, const char *identity,
                      int64_t at, char **ret);
-/* The finding for one verdict (SR114-SR118; nothing for a valid, current approval). */
+/* The finding for one verdict (SR115-SR119; nothing for a valid, current approval). */
 int approval_verdict_finding(const struct approvals *a, const struct mf_secret *s, const char *env,
                              const struct approval_verdict *v, struct findings *f);
-/* check: SR114-SR120 for every protected environment each secret reaches. */
+/* check: SR115-SR121 for every protected environment each secret reaches. */
 int check_approvals(const struct manifest *m, struct findings *f, int64_t now);

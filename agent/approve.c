@@ -34,7 +34,7 @@ static int approve_identity(const struct options *o, const struct mf_secret *s, 
                 int64_t t = (int64_t) time(NULL);
                 if (a->configured && a->signers_error == 0 &&
                     !allowed_signers_permit(&a->signers, pub, o->identity, APPROVAL_NAMESPACE, t, t, &why))
-                        log_warning("approve: check will not accept this approval (SR117): %s", why ? why : "");
+                        log_warning("approve: check will not accept this approval (SR118): %s", why ? why : "");
                 return (*ret = strdup(o->identity)) ? 0 : -ENOMEM;
         }
         if (!a->configured || a->signers_error < 0) {

@@ -74,18 +74,19 @@ static int open_for_scan(int dir_fd, const char *name, bool follow, int *ret_fd,
  * daemon's log, a trace of this very scan) would otherwise never end. Compressed files and
  * archives are looked into, within redact's limits; what could not be is warned about with
  * ctx's name (NULL ctx: on the guard's thread, which does not print). */
-static int scan_open_file(const struct redactor *r, int fd, const struct stat *st, struct file_ctx *ctx,
-                          const struct redact_sink *sink) {
+static int scan_open_file(const struct redactor *r, struct redact_scanner *sc, int fd, const struct stat *st,
+                          struct file_ctx *ctx, const struct redact_sink *sink) {
         struct redact_scan_options o = { .name = ctx ? ctx->path : NULL, .warning = ctx ? file_warning : NULL,
                                          .userdata = ctx };
-        return redact_scan_file(r, fd, (uint64_t) st->st_size, &o, sink);
+        return sc ? redact_scanner_scan(sc, fd, (uint64_t) st->st_size, &o, sink)
+                  : redact_scan_file(r, fd, (uint64_t) st->st_size, &o, sink);
 }
 
 int scan_file_to(const struct redactor *r, const char *path, const struct redact_sink *sink) {
         _cleanup_close_ int fd = -1;
         struct stat st;
         int k = open_for_scan(AT_FDCWD, path, true, &fd, &st);
-        return k != 0 ? (k > 0 ? 0 : k) : scan_open_file(r, fd, &st, NULL, sink);
+        return k != 0 ? (k > 0 ? 0 : k) : scan_open_file(r, NULL, fd, &st, NULL, sink);
 }
 
 /* ---- a scan of many files, each once ---- */
@@ -109,6 +110,9 @@ int artifact_scan_init(struct artifact_scan *s, const struct redactor *r, char *
         *s = (struct artifact_scan) { .r = r, .seen = json_object() };
         if (!s->seen)
                 return -ENOMEM;
+        int k = redact_scanner_new(r, &s->scanner);
+        if (k < 0)
+                return k;
         /* our own files (the audit log, stores, key directory) change during every run and
          * hold no step output: scanning them would re-read a growing log each time */
         for (char *const *p = own; p && *p; p++) {
@@ -122,6 +126,7 @@ int artifact_scan_init(struct artifact_scan *s, const struct redactor *r, char *
 void artifact_scan_done(struct artifact_scan *s) {
         json_decref(s->seen);
         s->seen = NULL;
+        s->scanner = redact_scanner_free(s->scanner);
 }
 
 static int scan_once_at(struct artifact_scan *s, int dir_fd, const char *name, bool follow, const char *display) {
@@ -132,7 +137,7 @@ static int scan_once_at(struct artifact_scan *s, int dir_fd, const char *name, b
                 return k > 0 ? 0 : k;
         struct file_ctx c = { display };
         struct redact_sink sink = { .leak = file_leak, .userdata = &c };
-        if ((k = scan_open_file(s->r, fd, &st, &c, &sink)) > 0)
+        if ((k = scan_open_file(s->r, s->scanner, fd, &st, &c, &sink)) > 0)
                 s->leaks += (uint64_t) k;
         return k;
 }

@@ -193,6 +193,17 @@ static int check_secret_store_kind(const struct manifest *m, const struct mf_sec
         return 0;
 }
 
+/* params make a Vault request a POST (pki/issue/ROLE); no other backend takes any, and a
+ * key that silently does nothing is how a certificate ends up issued wrong. */
+static int check_secret_params(const struct manifest *m, const struct mf_secret *s, struct findings *f) {
+        const struct mf_backend *b = s->params && s->backend ? find_backend(m, s->backend) : NULL;
+        if (!b || b->type == BACKEND_VAULT)
+                return 0;
+        return findings_add(f, SEVERITY_ERROR, SR114_PARAMS_UNSUPPORTED, s->params_pos,
+                            "secret '%s' has 'params', which only a vault backend takes (backend '%s' is %s)",
+                            s->name, b->name, backend_kind_name(backend_kind_of(b->type)));
+}
+
 static int check_secret_backend(const struct manifest *m, const struct mf_secret *s,
                                 struct findings *f) {
         char hint[128];
@@ -359,7 +370,7 @@ static int check_secret(const struct manifest *m, size_t index, struct findings 
                         return r;
         }
         r = check_secret_store_kind(m, s, f);
-        if (r < 0)
+        if (r < 0 || (r = check_secret_params(m, s, f)) < 0)
                 return r;
         return check_secret_environments(m, s, f);
 }

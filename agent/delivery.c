@@ -44,6 +44,16 @@ int collect_hidden_paths(struct run *r) {
         for (char **f = files; f && *f; f++)
                 if ((k = hide_with_directory(r, *f, cwd)) < 0)
                         return k;
+        /* a backend's credential file (~/.vault-token) or a .env by itself, not its directory
+         * (a home, a project): the step gets the values it is granted, not the file with them */
+        _cleanup_strv_free_ char **creds = NULL;
+        if ((k = sources_credential_files(r->m, &creds)) < 0)
+                return k;
+        for (char **f = creds; f && *f; f++) {
+                _cleanup_free_ char *resolved = realpath(*f, NULL);
+                if (resolved && (k = strv_extend(&r->hide, resolved)) < 0)
+                        return k;
+        }
         return 0;
 }
 

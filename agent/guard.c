@@ -46,9 +46,10 @@ static bool under(const char *path, const char *dir) {
         return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-/* The kernel's views and our own directory: never the step's output. */
+/* The kernel's views, devices and our own directory: never the step's output. /dev/shm is
+ * a tmpfs of ordinary files, which outlive the step until the machine restarts. */
 static bool excluded(const struct output_guard *g, const char *path) {
-        return under(path, "/proc") || under(path, "/sys") || under(path, "/dev") ||
+        return under(path, "/proc") || under(path, "/sys") || (under(path, "/dev") && !under(path, "/dev/shm")) ||
                (g->secrets_dir && under(path, g->secrets_dir));
 }
 
@@ -59,14 +60,15 @@ static char *display_path(const struct output_guard *g, const char *path) {
         return strdup(path);
 }
 
-static void record_written(struct output_guard *g, const char *path, const char *writer) {
+/* writer NULL: the calling program (asked for only now: most writes are to a file seen). */
+static void record_written(struct output_guard *g, const char *path, const struct guard_event *e, const char *writer) {
         if (excluded(g, path) || json_object_get(g->written, path))
                 return;
         if (json_object_size(g->written) >= GUARD_MAX_FILES) {
                 g->full = true;
                 return;
         }
-        (void) json_object_set_new(g->written, path, json_string(writer));
+        (void) json_object_set_new(g->written, path, json_string(writer ? writer : guard_event_program(e)));
 }
 
 struct early_ctx {
@@ -78,6 +80,10 @@ struct early_ctx {
 static void early_leak(void *userdata, const struct redact_leak *leak) {
         struct early_ctx *c = userdata;
         struct output_guard *g = c->g;
+        if (g->n_early >= GUARD_MAX_FILES) {
+                g->full = true;   /* a step making and removing leaking files forever: memory stays bounded */
+                return;
+        }
         struct early_leak *e = realloc(g->early, (g->n_early + 1) * sizeof(*e));
         char *where = strdup(c->where), *member = leak->member ? strdup(leak->member) : NULL;
         char *writer = c->writer ? strdup(c->writer) : NULL;
@@ -111,13 +117,13 @@ static void scan_before_it_goes(struct output_guard *g, const char *path) {
  * name that is gone at the end is passed by), the new one is added. */
 static void record_rename(struct output_guard *g, const struct guard_event *e) {
         json_t *writer = json_object_get(g->written, e->path);
-        _cleanup_free_ char *who = strdup(writer ? json_string_value(writer) : e->comm);
+        _cleanup_free_ char *who = writer ? strdup(json_string_value(writer)) : NULL;
         if (e->exchange)
                 /* both names keep a file, each the other's: both are the step's now */
-                record_written(g, e->path, e->comm);
+                record_written(g, e->path, e, NULL);
         else if (!e->noreplace)
                 scan_before_it_goes(g, e->target);
-        record_written(g, e->target, who ? who : e->comm);
+        record_written(g, e->target, e, who);
 }
 
 /* "address port" of a destination, or NULL for one not worth a record (AF_NETLINK). */
@@ -150,11 +156,12 @@ static void record_connect(struct output_guard *g, const struct guard_event *e) 
         json_t *d = destination(e->addr, e->addr_len);
         if (!d)
                 return;
-        (void) json_object_set_new(d, "program", json_string(e->comm));
+        const char *program = guard_event_program(e);
+        (void) json_object_set_new(d, "program", json_string(program));
         json_t *port = json_object_get(d, "port");
         _cleanup_free_ char *key = strdup_printf("%s %s %lld %s", json_string_value(json_object_get(d, "address")) ?: "",
                                                  json_string_value(json_object_get(d, "socket")) ?: "",
-                                                 port ? (long long) json_integer_value(port) : -1LL, e->comm);
+                                                 port ? (long long) json_integer_value(port) : -1LL, program);
         json_t *seen = key ? json_object_get(g->connects, key) : NULL;
         if (seen) {
                 json_t *count = json_object_get(seen, "count");
@@ -174,7 +181,7 @@ static void on_event(void *userdata, const struct guard_event *e) {
         struct output_guard *g = userdata;
         switch (e->kind) {
         case GUARD_WRITE:
-                record_written(g, e->path, e->comm);
+                record_written(g, e->path, e, NULL);
                 break;
         case GUARD_REMOVE:
                 scan_before_it_goes(g, e->path);
@@ -268,8 +275,8 @@ void output_guard_scan(struct run *r, struct artifact_scan *s) {
         if (!g)
                 return;
         if (g->full)
-                log_warning("output guard: the step wrote more than %d files; the files past that are found by the "
-                            "working directory's changed files only", GUARD_MAX_FILES);
+                log_warning("output guard: the step wrote more than %d files (or removed as many that leaked); the "
+                            "ones past that are found by the working directory's changed files only", GUARD_MAX_FILES);
         /* a path's last version is what is reported: one replaced many times over (git
          * writes .git/config through a lock file renamed over it) is one report, not one per
          * version; a version that went is reported when none that stayed leaks */

@@ -9,7 +9,7 @@
 
 enum command {
         CMD_RUN, CMD_CHECK, CMD_PLAN, CMD_APPLY, CMD_ROTATE, CMD_REDACT, CMD_SCAN,
-        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_APPROVE, CMD_EXPLAIN, CMD_REPORT, CMD_VERSION, CMD_HELP, _CMD_MAX,
+        CMD_STORE, CMD_AUDIT, CMD_DOCTOR, CMD_INIT, CMD_APPROVE, CMD_EXPLAIN, CMD_REPORT, CMD_VERSION, CMD_HELP, _CMD_MAX,
 };
 
 static const struct {
@@ -26,9 +26,10 @@ static const struct {
         [CMD_ROTATE]  = { "rotate", command_rotate, 1, "rotate NAME [OPTIONS]", "rotate one generated secret now" },
         [CMD_REDACT]  = { "redact", command_redact, 2, "redact [OPTIONS]", "filter stdin to stdout, masking secrets" },
         [CMD_SCAN]    = { "scan", command_scan, 2, "scan [OPTIONS] PATH...", "scan files for leaked secrets" },
-        [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace]", "the embedded encrypted store" },
+        [CMD_STORE]   = { "store", command_store, 1, "store init | set NAME | get NAME | list | rm NAME | history NAME | rollback NAME [--to N] | export [FILE] | import [FILE] [--replace] | import --dotenv FILE [--replace]", "the embedded encrypted store" },
         [CMD_AUDIT]   = { "audit", command_audit, 2, "audit verify FILE [--public-key F] | audit keygen [SECRET_KEY [PUBLIC_KEY]]", "check the audit log" },
         [CMD_DOCTOR]  = { "doctor", command_doctor, 1, "doctor [--format json]", "probe every sandbox layer on this host" },
+        [CMD_INIT]    = { "init", command_init, 1, "init [-f PATH]", "write a commented starter secrets.yaml for the detected CI" },
         [CMD_APPROVE] = { "approve", command_approve, 1, "approve NAME [-e ENV] --key FILE [--identity NAME] [--print-payload] [-o FILE]", "sign a secret's binding with an SSH key" },
         [CMD_EXPLAIN] = { "explain", command_explain, 1, "explain [-e ENV] [-s STAGE] [--event EVENT] [--branch BRANCH] | explain --matrix [--branch BRANCH]", "show which secrets a context gets, and why not the others" },
         [CMD_REPORT]  = { "report", command_report, 1, "report [--audit-log FILE...] [--public-key F] -o FILE.html", "write one HTML page on every secret: ages, approvals, fetches, leaks, unread grants" },
@@ -45,7 +46,7 @@ enum {
         OPT_FORMAT = 0x100, OPT_ONLY, OPT_ON_LEAK, OPT_SANDBOX, OPT_NETWORK, OPT_TIMEOUT,
         OPT_ARTIFACTS, OPT_AUDIT_LOG, OPT_TTY, OPT_ALLOW_PTRACE, OPT_DRY_RUN, OPT_SECRET_FILE,
         OPT_VERSION, OPT_STORE, OPT_TO, OPT_PUBLIC_KEY, OPT_ALL, OPT_REPLACE, OPT_GUARD,
-        OPT_KEY, OPT_IDENTITY, OPT_PRINT_PAYLOAD, OPT_EVENT, OPT_BRANCH, OPT_MATRIX,
+        OPT_RESULT_FILE, OPT_DOTENV, OPT_KEY, OPT_IDENTITY, OPT_PRINT_PAYLOAD, OPT_EVENT, OPT_BRANCH, OPT_MATRIX,
 };
 
 static const struct option long_options[] = {
@@ -68,12 +69,14 @@ static const struct option long_options[] = {
         { "tty",          required_argument, NULL, OPT_TTY },
         { "allow-ptrace", no_argument,       NULL, OPT_ALLOW_PTRACE },
         { "dry-run",      no_argument,       NULL, OPT_DRY_RUN },
+        { "result-file",  required_argument, NULL, OPT_RESULT_FILE },
         { "secret-file",  required_argument, NULL, OPT_SECRET_FILE },
         { "store",        required_argument, NULL, OPT_STORE },
         { "to",           required_argument, NULL, OPT_TO },
         { "public-key",   required_argument, NULL, OPT_PUBLIC_KEY },
         { "all",          no_argument,       NULL, OPT_ALL },
         { "replace",      no_argument,       NULL, OPT_REPLACE },
+        { "dotenv",       required_argument, NULL, OPT_DOTENV },
         { "key",          required_argument, NULL, OPT_KEY },
         { "identity",     required_argument, NULL, OPT_IDENTITY },
         { "print-payload", no_argument,      NULL, OPT_PRINT_PAYLOAD },
@@ -90,7 +93,7 @@ static const struct {
         unsigned commands;
         const char *help;
 } option_help[] = {
-        { 'f', MANIFEST_CMDS | ON(CMD_STORE) | ON(CMD_APPROVE) | ON(CMD_REPORT), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
+        { 'f', MANIFEST_CMDS | ON(CMD_STORE) | ON(CMD_INIT) | ON(CMD_APPROVE) | ON(CMD_REPORT), "-f, --manifest PATH     the manifest (else $SECRETS_RUN_MANIFEST, else the nearest secrets.yaml)" },
         { 'e', MANIFEST_CMDS, "-e, --env NAME          environment (else $SECRETS_RUN_ENV, else defaults.environment)" },
         { 'e', ON(CMD_APPROVE), "-e, --env NAME          approve: the environment the approval is for (else each protected one the secret reaches)" },
         { 's', MANIFEST_CMDS, "-s, --stage NAME        stage (else $SECRETS_RUN_STAGE, else defaults.stage)" },
@@ -108,12 +111,14 @@ static const struct {
         { OPT_AUDIT_LOG, ON(CMD_REPORT), "    --audit-log PATH    an audit log to read, verified first (repeatable; else the one runs write)" },
         { OPT_TTY, ON(CMD_RUN), "    --tty auto|always|never  give the command a pseudo-terminal" },
         { OPT_ALLOW_PTRACE, ON(CMD_RUN), "    --allow-ptrace      let the command use ptrace (debuggers)" },
+        { OPT_RESULT_FILE, ON(CMD_RUN), "    --result-file PATH  write the run's status and leak counts there as JSON (for CI steps)" },
         { OPT_ALL, ON(CMD_PLAN) | ON(CMD_APPLY), "    --all               every environment (else the one -e, $SECRETS_RUN_ENV or defaults.environment names)" },
         { OPT_DRY_RUN, ON(CMD_RUN) | ON(CMD_APPLY), "    --dry-run           run: resolve, gate and fetch, print what would be delivered; apply: plan" },
         { OPT_SECRET_FILE, ON(CMD_REDACT) | ON(CMD_SCAN), "    --secret-file [NAME=]FILE  a secret value from FILE (repeatable; no manifest needed)" },
         { OPT_STORE, ON(CMD_STORE), "    --store PATH        the store file (else the manifest's file backend, else .secrets-run/store)" },
         { OPT_TO, ON(CMD_STORE), "    --to N              rollback: the version to make current (else the previous one)" },
         { OPT_REPLACE, ON(CMD_STORE), "    --replace           import: take the document's history for names already in the store" },
+        { OPT_DOTENV, ON(CMD_STORE), "    --dotenv FILE       import: the KEY=value lines of a .env file, each a secret (a new version with --replace)" },
         { OPT_PUBLIC_KEY, ON(CMD_AUDIT) | ON(CMD_REPORT), "    --public-key FILE   check every audit record's signature with this key" },
         { OPT_KEY, ON(CMD_APPROVE), "    --key FILE          the approver's SSH key (Ed25519, unencrypted; its .pub with --print-payload)" },
         { OPT_IDENTITY, ON(CMD_APPROVE), "    --identity NAME     whom the approval is from (else the approved_by entry allowed_signers lists the key for)" },
@@ -338,8 +343,10 @@ static int apply_option(struct options *o, enum command c, int opt, const char *
                 break;
         case OPT_ALLOW_PTRACE: o->allow_ptrace = true; break;
         case OPT_DRY_RUN: o->dry_run = true; break;
+        case OPT_RESULT_FILE: free(o->result_file); o->result_file = strdup(arg); break;
         case OPT_ALL: o->all = true; break;
         case OPT_REPLACE: o->replace = true; break;
+        case OPT_DOTENV: free(o->dotenv); o->dotenv = strdup(arg); break;
         case OPT_SECRET_FILE: return strv_extend(&o->secret_files, arg);
         case OPT_STORE: free(o->store_path); o->store_path = strdup(arg); break;
         case OPT_TO: {
@@ -376,6 +383,8 @@ static void options_done(struct options *o) {
         strv_free(o->secret_files);
         free(o->store_path);
         free(o->public_key);
+        free(o->result_file);
+        free(o->dotenv);
         strv_free(o->audit_logs);
         free(o->key);
         free(o->identity);

@@ -716,6 +716,7 @@ static bool name_valid(const char *s, bool first_digit_ok, const char *extra) {
 
 static const char *const backend_type_names[] = {
         [BACKEND_FILE] = "file", [BACKEND_ENV] = "env", [BACKEND_EXEC] = "exec", [BACKEND_VAULT] = "vault",
+        [BACKEND_DOTENV] = "dotenv",
 };
 static const char *const delivery_names[] = {
         [DELIVER_FILE] = "file", [DELIVER_FD] = "fd", [DELIVER_ENV] = "env",
@@ -738,21 +739,23 @@ const char *sandbox_mode_name(enum sandbox_mode m) {
 
 static const char *const vault_auth_names[] = {
         [VAULT_AUTH_NONE] = "none", [VAULT_AUTH_TOKEN] = "token", [VAULT_AUTH_APPROLE] = "approle",
-        [VAULT_AUTH_JWT] = "jwt",
+        [VAULT_AUTH_JWT] = "jwt", [VAULT_AUTH_KUBERNETES] = "kubernetes", [VAULT_AUTH_CERT] = "cert",
 };
 
 /* Keys of a backend: common ones, then per type (indexed by enum backend_type). */
 static const char *const backend_common_keys[] = { "type", "timeout" };
 static const char *const backend_file_keys[] = { "path", "key_file" };
 static const char *const backend_exec_keys[] = { "command" };
+static const char *const backend_dotenv_keys[] = { "path" };
 static const char *const backend_vault_keys[] = {
-        "address", "namespace", "ca_cert", "ca_path", "insecure", "auth",
+        "address", "namespace", "ca_cert", "ca_path", "client_cert", "client_key", "insecure", "auth",
 };
 static const struct { const char *const *keys; size_t n; } backend_type_keys[] = {
         [BACKEND_FILE] = { backend_file_keys, ELEMENTSOF(backend_file_keys) },
         [BACKEND_ENV] = { NULL, 0 },
         [BACKEND_EXEC] = { backend_exec_keys, ELEMENTSOF(backend_exec_keys) },
         [BACKEND_VAULT] = { backend_vault_keys, ELEMENTSOF(backend_vault_keys) },
+        [BACKEND_DOTENV] = { backend_dotenv_keys, ELEMENTSOF(backend_dotenv_keys) },
 };
 
 static bool in_list(const char *s, const char *const *l, size_t n) {
@@ -766,8 +769,11 @@ static bool in_list(const char *s, const char *const *l, size_t n) {
 #define AUTH_BIT(m) (1u << (m))
 static const struct { const char *key; unsigned methods; } vault_auth_keys[] = {
         { "method", ~0u },
-        { "mount", AUTH_BIT(VAULT_AUTH_APPROLE) | AUTH_BIT(VAULT_AUTH_JWT) },
-        { "role", AUTH_BIT(VAULT_AUTH_JWT) },
+        { "mount", AUTH_BIT(VAULT_AUTH_APPROLE) | AUTH_BIT(VAULT_AUTH_JWT) | AUTH_BIT(VAULT_AUTH_KUBERNETES) |
+                   AUTH_BIT(VAULT_AUTH_CERT) },
+        { "role", AUTH_BIT(VAULT_AUTH_JWT) | AUTH_BIT(VAULT_AUTH_KUBERNETES) },
+        { "token_file", AUTH_BIT(VAULT_AUTH_KUBERNETES) },
+        { "name", AUTH_BIT(VAULT_AUTH_CERT) },
         { "jwt_env", AUTH_BIT(VAULT_AUTH_JWT) },
         { "audience", AUTH_BIT(VAULT_AUTH_JWT) },
         { "role_id_env", AUTH_BIT(VAULT_AUTH_APPROLE) },
@@ -795,8 +801,16 @@ static void load_vault_auth(struct loader *l, const struct node *key, const stru
                                 method++;
                 }
         if (!mk)
-                report(l, SR006_MISSING_KEY, key->pos, "'auth' needs 'method' (token, approle or jwt)");
+                report(l, SR006_MISSING_KEY, key->pos,
+                       "'auth' needs 'method' (token, approle, jwt, kubernetes or cert)");
         b->auth = method > 0 ? (enum vault_auth) method : VAULT_AUTH_NONE;
+        bool has_role = false;
+        FOREACH_PAIR(m, i, k, v)
+                has_role = has_role || (streq(k->value, "role") && !node_is_null(v));
+        /* Vault's kubernetes login refuses a request without one ("missing role",
+         * builtin/credential/kubernetes/path_login.go) */
+        if (b->auth == VAULT_AUTH_KUBERNETES && !has_role)
+                report(l, SR006_MISSING_KEY, key->pos, "auth method kubernetes needs 'role'");
 
         FOREACH_PAIR(m, i, k, v) {
                 if (!key_known(l, k, names, ELEMENTSOF(names)) || streq(k->value, "method"))
@@ -812,9 +826,22 @@ static void load_vault_auth(struct loader *l, const struct node *key, const stru
                              streq(k->value, "jwt_env") ? &b->jwt_env :
                              streq(k->value, "audience") ? &b->audience :
                              streq(k->value, "role_id_env") ? &b->role_id_env :
-                             streq(k->value, "secret_id_env") ? &b->secret_id_env : &b->token_env;
+                             streq(k->value, "secret_id_env") ? &b->secret_id_env :
+                             streq(k->value, "token_file") ? &b->auth_token_file :
+                             streq(k->value, "name") ? &b->auth_name : &b->token_env;
                 get_string(l, k, v, dst);
         }
+}
+
+/* An exec backend's command: a program and its arguments. */
+static void load_exec_command(struct loader *l, const struct node *k, const struct node *v, struct mf_backend *b) {
+        if (v->kind == NODE_SEQUENCE && v->n_items == 0)
+                report(l, SR004_INVALID_VALUE, v->pos, "'command' must name a program, e.g. [pass, show]");
+        else if (v->kind == NODE_SCALAR && !node_is_null(v))
+                report(l, SR003_WRONG_TYPE, v->pos,
+                       "'command' must be a sequence of strings, got a scalar (write it as [program, arg, ...])");
+        else
+                get_strv(l, k, v, 0, &b->command);
 }
 
 static void load_backend(struct loader *l, const struct node *name, const struct node *m,
@@ -835,7 +862,7 @@ static void load_backend(struct loader *l, const struct node *name, const struct
         const struct node *type_node = mapping_get(m, "type");
         if (!type_node)
                 report(l, SR006_MISSING_KEY, name->pos,
-                       "backend '%s' needs 'type' (file, env, exec or vault)", shown(name->value, buf));
+                       "backend '%s' needs 'type' (file, env, exec, vault or dotenv)", shown(name->value, buf));
         else {
                 const struct node *tk = NULL;
                 FOREACH_PAIR(m, i, k, v)
@@ -848,10 +875,13 @@ static void load_backend(struct loader *l, const struct node *name, const struct
                 b->type = (enum backend_type) type;
         if (type == BACKEND_FILE)
                 set_string(l, &b->path, ".secrets-run/store");
+        if (type == BACKEND_DOTENV)
+                set_string(l, &b->path, ".env");
 
         /* the keys valid here: common + this type's, or every type's when the type is unknown */
         const char *valid[ELEMENTSOF(backend_common_keys) + ELEMENTSOF(backend_file_keys) +
-                          ELEMENTSOF(backend_exec_keys) + ELEMENTSOF(backend_vault_keys)];
+                          ELEMENTSOF(backend_exec_keys) + ELEMENTSOF(backend_vault_keys) +
+                          ELEMENTSOF(backend_dotenv_keys)];
         size_t n_valid = 0;
         for (size_t i = 0; i < ELEMENTSOF(backend_common_keys); i++)
                 valid[n_valid++] = backend_common_keys[i];
@@ -885,14 +915,7 @@ static void load_backend(struct loader *l, const struct node *name, const struct
                         get_string(l, k, v, &b->key_file);
                 else if (streq(k->value, "command")) {
                         command_key = k;
-                        if (v->kind == NODE_SEQUENCE && v->n_items == 0)
-                                report(l, SR004_INVALID_VALUE, v->pos,
-                                       "'command' must name a program, e.g. [pass, show]");
-                        else if (v->kind == NODE_SCALAR && !node_is_null(v))
-                                report(l, SR003_WRONG_TYPE, v->pos,
-                                       "'command' must be a sequence of strings, got a scalar (write it as [program, arg, ...])");
-                        else
-                                get_strv(l, k, v, 0, &b->command);
+                        load_exec_command(l, k, v, b);
                 } else if (streq(k->value, "address")) {
                         b->address_pos = v->pos;
                         get_string(l, k, v, &b->address);
@@ -902,6 +925,10 @@ static void load_backend(struct loader *l, const struct node *name, const struct
                         get_string(l, k, v, &b->ca_cert);
                 else if (streq(k->value, "ca_path"))
                         get_string(l, k, v, &b->ca_path);
+                else if (streq(k->value, "client_cert"))
+                        get_string(l, k, v, &b->client_cert);
+                else if (streq(k->value, "client_key"))
+                        get_string(l, k, v, &b->client_key);
                 else if (streq(k->value, "insecure")) {
                         b->insecure_pos = v->pos;
                         get_bool(l, k, v, &b->insecure);
@@ -1025,6 +1052,32 @@ static void load_generate(struct loader *l, const struct node *key, const struct
         }
 }
 
+/* params: {NAME: SCALAR, ...}, the body of the request a reference makes (Vault's PKI
+ * issue: common_name, ttl, alt_names). Strings, numbers and booleans, as written. */
+static void load_params(struct loader *l, const struct node *key, const struct node *m, struct mf_secret *s) {
+        char b[SHOWN_MAX + 4];
+        s->params_pos = key->pos;
+        if (!want_mapping(l, key, m, false))
+                return;
+        if (m->n_items == 0)
+                report(l, SR004_INVALID_VALUE, m->pos, "'params' is empty: name at least one (e.g. common_name)");
+        FOREACH_PAIR(m, i, k, v) {
+                if (!is_identifier(k->value)) {
+                        report(l, SR004_INVALID_VALUE, k->pos, "'%s' is not a valid parameter name (letters, digits, _)",
+                               shown(k->value, b));
+                        continue;
+                }
+                if (v->kind != NODE_SCALAR || node_is_null(v)) {
+                        report_kind(l, k, v, "a string, number or boolean");
+                        continue;
+                }
+                if (!want_string(l, k, v))
+                        continue;
+                if (strv_extend(&s->params, k->value) < 0 || strv_extend(&s->params, v->value) < 0)
+                        l->oom = true;
+        }
+}
+
 static void load_when(struct loader *l, const struct node *key, const struct node *m,
                       struct mf_secret *s) {
         static const char *const keys[] = { "branches", "events" };
@@ -1083,7 +1136,7 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                         const struct manifest *man, struct mf_secret *s) {
         static const char *const keys[] = {
                 "from", "generate", "owner", "description", "environments", "stages", "when",
-                "deliver", "as", "rotation", "approved_by",
+                "deliver", "as", "rotation", "approved_by", "params",
         };
         char b[SHOWN_MAX + 4];
 
@@ -1140,6 +1193,8 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                         }
                 } else if (streq(k->value, "rotation"))
                         load_rotation(l, k, v, s);
+                else if (streq(k->value, "params"))
+                        load_params(l, k, v, s);
                 else
                         load_approved_by(l, k, v, s);
         }
@@ -1153,6 +1208,9 @@ static void load_secret(struct loader *l, const struct node *name, const struct 
                        shown(name->value, b));
         else if (from)
                 parse_reference(l, from, s);
+        if (s->params && (generate || s->version))
+                report(l, SR004_INVALID_VALUE, s->params_pos, "secret '%s': 'params' make a request that issues a new value each run, which %s",
+                       shown(name->value, b), generate ? "is not stored or generated" : "cannot be pinned to a version");
         else if (!from_key && (!generate || s->gen_store)) {
                 if (man->default_backend)
                         set_string(l, &s->backend, man->default_backend);
@@ -1457,6 +1515,10 @@ static void backend_done(struct mf_backend *b) {
         free(b->ca_path);
         free(b->auth_mount);
         free(b->auth_role);
+        free(b->client_cert);
+        free(b->client_key);
+        free(b->auth_token_file);
+        free(b->auth_name);
         free(b->jwt_env);
         free(b->audience);
         free(b->role_id_env);
@@ -1478,6 +1540,7 @@ static void secret_done(struct mf_secret *s) {
         strv_free(s->when_events);
         free(s->as);
         strv_free(s->approved_by);
+        strv_free(s->params);
         free(s->approved_by_item_pos);
 }
 

@@ -46,13 +46,14 @@ enum finding_id {
         SR111_UNKNOWN_ENVIRONMENT = 111,
         SR112_UNWRITABLE_STORE = 112,
         SR113_ROTATION_UNENFORCEABLE = 113,
-        SR114_APPROVAL_MISSING = 114,
-        SR115_APPROVAL_CHANGED = 115,
-        SR116_APPROVAL_BAD_SIGNATURE = 116,
-        SR117_APPROVAL_WRONG_SIGNER = 117,
-        SR118_APPROVAL_RECERTIFY = 118,
-        SR119_APPROVALS_UNVERIFIED = 119,
-        SR120_APPROVAL_FILES = 120,
+        SR114_PARAMS_UNSUPPORTED = 114,
+        SR115_APPROVAL_MISSING = 115,
+        SR116_APPROVAL_CHANGED = 116,
+        SR117_APPROVAL_BAD_SIGNATURE = 117,
+        SR118_APPROVAL_WRONG_SIGNER = 118,
+        SR119_APPROVAL_RECERTIFY = 119,
+        SR120_APPROVALS_UNVERIFIED = 120,
+        SR121_APPROVAL_FILES = 121,
 };
 
 struct finding {
@@ -77,14 +78,15 @@ void findings_done(struct findings *f);
 
 /* ---- the model ---- */
 
-enum backend_type { BACKEND_FILE, BACKEND_ENV, BACKEND_EXEC, BACKEND_VAULT };
+enum backend_type { BACKEND_FILE, BACKEND_ENV, BACKEND_EXEC, BACKEND_VAULT, BACKEND_DOTENV };
 enum delivery { DELIVER_FILE, DELIVER_FD, DELIVER_ENV };
 enum charset { CHARSET_ALNUM, CHARSET_HEX, CHARSET_BASE64URL, CHARSET_ASCII };
 enum on_leak { ON_LEAK_FAIL, ON_LEAK_WARN };
 enum sandbox_mode { SANDBOX_AUTO, SANDBOX_STRICT, SANDBOX_OFF };
 const char *delivery_method_name(enum delivery d);   /* "file", "fd", "env" */
 const char *sandbox_mode_name(enum sandbox_mode m);  /* "auto", "strict", "off" */
-enum vault_auth { VAULT_AUTH_NONE, VAULT_AUTH_TOKEN, VAULT_AUTH_APPROLE, VAULT_AUTH_JWT };
+enum vault_auth { VAULT_AUTH_NONE, VAULT_AUTH_TOKEN, VAULT_AUTH_APPROLE, VAULT_AUTH_JWT, VAULT_AUTH_KUBERNETES,
+                  VAULT_AUTH_CERT };
 
 struct mf_backend {
         char *name;
@@ -101,11 +103,14 @@ struct mf_backend {
         struct mf_pos address_pos;
         char *namespace_;
         char *ca_cert, *ca_path;
+        char *client_cert, *client_key;   /* TLS client certificate (relative to the manifest's dir) */
         bool insecure;
         struct mf_pos insecure_pos;
         enum vault_auth auth;
         char *auth_mount, *auth_role, *jwt_env, *audience;
         char *role_id_env, *secret_id_env, *token_env;
+        char *auth_token_file;    /* kubernetes: the service account token; NULL: the pod's default */
+        char *auth_name;          /* cert: the role (Vault's "name") to log in as; NULL: any that matches */
 };
 
 struct mf_environment {
@@ -130,6 +135,9 @@ struct mf_secret {
         size_t gen_length;        /* default 32 */
         enum charset gen_charset; /* default alnum */
         bool gen_store;           /* keep the value at backend/path/field (plan/apply) */
+        char **params;            /* vault: NAME, VALUE, ...: the reference is a POST with them
+                                   * (pki/issue/ROLE); NULL: a read */
+        struct mf_pos params_pos;
 
         char *owner;
         char *description;

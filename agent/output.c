@@ -435,6 +435,21 @@ static void step_summary_leaks(const struct run *r, FILE *f) {
         leak_groups_foreach(step_summary_more, f);
 }
 
+void output_result_file(const struct run *r) {
+        if (!r->o->result_file)
+                return;
+        json_t *doc = json_pack("{s:i, s:o, s:I, s:I, s:I, s:b}", "status", r->status, "command_status",
+                                r->command_status >= 0 ? json_integer(r->command_status) : json_null(), "leaks",
+                                (json_int_t) (r->output_leaks + r->artifact_leaks), "output_leaks",
+                                (json_int_t) r->output_leaks, "artifact_leaks", (json_int_t) r->artifact_leaks,
+                                "timed_out", r->timed_out);
+        _cleanup_(json_text_freep) char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        _cleanup_fclose_ FILE *f = text ? fopen(r->o->result_file, "we") : NULL;
+        if (!f || fprintf(f, "%s\n", text) < 0 || fflush(f) != 0)
+                log_warning("--result-file %s: cannot write it: %s", r->o->result_file, strerror(errno));
+}
+
 void output_step_summary(const struct run *r) {
         const char *path = getenv("GITHUB_STEP_SUMMARY");
         if (ci_system_detect() != CI_GITHUB || !path || !*path)

@@ -85,5 +85,8 @@ void output_sandbox_error(const struct run *r, int k);
 void output_leak_summary(const struct run *r);
 /* --dry-run: what would be delivered, as text or JSON on stdout. */
 void output_dry_run(const struct run *r);
+/* --result-file: {"status", "command_status", "leaks", "output_leaks", "artifact_leaks",
+ * "timed_out"} (counts and statuses only), replacing the file; a failure is a warning. */
+void output_result_file(const struct run *r);
 /* Under GitHub Actions: a Markdown account of the run in $GITHUB_STEP_SUMMARY. */
 void output_step_summary(const struct run *r);

@@ -56,6 +56,9 @@ struct plan {
         int64_t now;
         const char *command;           /* apply or rotate, for the audit record */
         struct audit *audit;           /* opened before the first write */
+        bool ahead;                    /* surveying all: tell each backend every stat ahead */
+        struct backend **told;         /* backends told every stat ahead (survey_ahead) */
+        size_t n_told;
         json_t *approvals;             /* plan: each approval's row, when allowed_signers is set */
         size_t approvals_due;          /* rows that need a person */
 };
@@ -66,6 +69,7 @@ static void plan_done(struct plan *p) {
                 free(p->items[i].note);
         }
         free(p->items);
+        free(p->told);
         sources_done(&p->sources);
         audit_free(p->audit);
         json_decref(p->approvals);
@@ -77,6 +81,29 @@ static void plan_done(struct plan *p) {
  * them: the state of a store is the same for every stage. */
 static bool in_environment(const struct mf_secret *s, const char *environment) {
         return !environment || !s->environments || strv_contains(s->environments, environment);
+}
+
+/* The first time a backend is surveyed: every secret it will be asked for, so that it can
+ * ask for them at once (Vault, as run fetches). */
+static void survey_ahead(struct plan *p, struct backend *b, const struct mf_secret *s0) {
+        for (size_t i = 0; i < p->n_told; i++)
+                if (p->told[i] == b)
+                        return;
+        struct backend **t = realloc(p->told, (p->n_told + 1) * sizeof(*t));
+        if (!t)
+                return;   /* only speed is lost */
+        p->told = t;
+        p->told[p->n_told++] = b;
+        _cleanup_free_ struct secret_ref *refs = calloc(p->n_items, sizeof(*refs));
+        if (!refs)
+                return;
+        size_t n = 0;
+        for (size_t i = 0; i < p->n_items; i++)
+                if (!mf_secret_is_ephemeral(p->items[i].s) && streq_ptr(p->items[i].s->backend, s0->backend))
+                        refs[n++] = secret_ref_of(p->items[i].s);
+        _cleanup_free_ char *why = NULL;
+        if (backend_stat_prefetch(b, refs, n, &why) < 0)
+                log_warning("backend '%s': %s", s0->backend, why ? why : "could not survey ahead");
 }
 
 /* Looks at one secret's store: does it exist, which version, how old. */
@@ -101,6 +128,8 @@ static int survey(struct plan *p, struct item *it) {
                 it->note = strdup("backend unavailable (see above)");
                 return k;
         }
+        if (p->ahead)
+                survey_ahead(p, b, s);
         struct secret_ref ref = secret_ref_of(s);
         _cleanup_free_ char *why = NULL;
         k = backend_stat(b, &ref, &it->meta, &why);
@@ -153,9 +182,11 @@ static int plan_load(struct plan *p, const struct options *o, bool gate) {
 /* Surveys every item; returns how many could not be looked at. */
 static size_t survey_all(struct plan *p) {
         size_t failed = 0;
+        p->ahead = true;
         for (size_t i = 0; i < p->n_items; i++)
                 if (survey(p, &p->items[i]) < 0)
                         failed++;
+        p->ahead = false;
         return failed;
 }
 

@@ -295,6 +295,7 @@ static void run_teardown(struct run *r) {
         run_audit_end(r);
         if (r->m && !r->o->dry_run)
                 output_step_summary(r);
+        output_result_file(r);
         leak_reports_done();
 }
 

@@ -19,6 +19,7 @@ struct fetched {
 struct renewer;
 struct redact_leak;
 struct redact_sink;
+struct redact_scanner;
 struct redactor;
 
 struct run {
@@ -131,6 +132,7 @@ void run_audit_flush_leaks(void *userdata);
 struct artifact_scan {
         const struct redactor *r;
         json_t *seen;                   /* "dev:ino" of our own files and of those scanned */
+        struct redact_scanner *scanner; /* one stream and buffer for every file */
         uint64_t leaks;
 };
 /* own: secrets-run's files and directories, never scanned. */

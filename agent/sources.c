@@ -9,6 +9,7 @@ enum backend_kind backend_kind_of(enum backend_type t) {
         case BACKEND_ENV:   return BACKEND_KIND_ENV;
         case BACKEND_EXEC:  return BACKEND_KIND_EXEC;
         case BACKEND_VAULT: return BACKEND_KIND_VAULT;
+        case BACKEND_DOTENV: return BACKEND_KIND_DOTENV;
         case BACKEND_FILE:
         default:            return BACKEND_KIND_FILE;
         }
@@ -18,6 +19,8 @@ static enum backend_vault_auth vault_auth_of(enum vault_auth a) {
         switch (a) {
         case VAULT_AUTH_APPROLE: return BACKEND_VAULT_AUTH_APPROLE;
         case VAULT_AUTH_JWT:     return BACKEND_VAULT_AUTH_JWT;
+        case VAULT_AUTH_KUBERNETES: return BACKEND_VAULT_AUTH_KUBERNETES;
+        case VAULT_AUTH_CERT:    return BACKEND_VAULT_AUTH_CERT;
         case VAULT_AUTH_TOKEN:
         case VAULT_AUTH_NONE:
         default:                 return BACKEND_VAULT_AUTH_TOKEN;
@@ -40,6 +43,7 @@ struct secret_ref secret_ref_of(const struct mf_secret *s) {
                 .path = s->path,
                 .field = s->field,
                 .version = s->version,
+                .params = s->params,
                 .generate_length = s->gen_length,
                 .generate_charset = generate_charset_of(s->gen_charset),
         };
@@ -95,7 +99,7 @@ static void print_backend_event(void *userdata, const struct backend_event *e) {
 /* A backend_config for a manifest backend, and the strings it points at. */
 struct source_config {
         struct backend_config config;
-        char *path, *key_file, *ca_cert, *ca_path;
+        char *path, *key_file, *ca_cert, *ca_path, *client_cert, *client_key, *token_file;
 };
 
 static void source_config_done(struct source_config *c) {
@@ -103,6 +107,9 @@ static void source_config_done(struct source_config *c) {
         free(c->key_file);
         free(c->ca_cert);
         free(c->ca_path);
+        free(c->client_cert);
+        free(c->client_key);
+        free(c->token_file);
         *c = (struct source_config) {};
 }
 
@@ -123,7 +130,9 @@ static int source_config_of(const struct manifest *m, const struct mf_backend *b
         bool file = kind == BACKEND_KIND_FILE;
         if (manifest_file(m, b->path ? b->path : file ? STORE_DEFAULT_PATH : NULL, &c.path) < 0 ||
             manifest_file(m, b->key_file, &c.key_file) < 0 ||
-            manifest_file(m, b->ca_cert, &c.ca_cert) < 0 || manifest_file(m, b->ca_path, &c.ca_path) < 0)
+            manifest_file(m, b->ca_cert, &c.ca_cert) < 0 || manifest_file(m, b->ca_path, &c.ca_path) < 0 ||
+            manifest_file(m, b->client_cert, &c.client_cert) < 0 || manifest_file(m, b->client_key, &c.client_key) < 0 ||
+            manifest_file(m, b->auth_token_file, &c.token_file) < 0)
                 return -ENOMEM;
         int k;
         if (file && !c.key_file && (k = store_key_default_path(&c.key_file)) < 0 && k != -ENOENT)
@@ -140,6 +149,10 @@ static int source_config_of(const struct manifest *m, const struct mf_backend *b
                 .namespace_ = b->namespace_,
                 .ca_cert = c.ca_cert,
                 .ca_path = c.ca_path,
+                .client_cert = c.client_cert,
+                .client_key = c.client_key,
+                .token_file = c.token_file,
+                .cert_name = b->auth_name,
                 .insecure = b->insecure,
                 .vault_auth = vault_auth_of(b->auth),
                 .auth_mount = b->auth_mount,
@@ -163,6 +176,19 @@ int sources_credential_env(const struct manifest *m, char ***vars) {
                 _cleanup_(source_config_done) struct source_config c = {};
                 int k = source_config_of(m, &m->backends[i], &c);
                 if (k < 0 || (k = backend_credential_env(&c.config, vars)) < 0)
+                        return k;
+        }
+        return 0;
+}
+
+int sources_credential_files(const struct manifest *m, char ***paths) {
+        for (size_t i = 0; i < m->n_backends; i++) {
+                _cleanup_(source_config_done) struct source_config c = {};
+                int k = source_config_of(m, &m->backends[i], &c);
+                if (k < 0 || (k = backend_credential_files(&c.config, paths)) < 0)
+                        return k;
+                /* a .env file holds every value it has, the granted ones or not */
+                if (c.config.kind == BACKEND_KIND_DOTENV && c.path && (k = strv_extend(paths, c.path)) < 0)
                         return k;
         }
         return 0;

@@ -601,6 +601,70 @@ out:
         return status;
 }
 
+/* import --dotenv FILE: each KEY=value of a .env file becomes a secret of the store; names
+ * already there are refused (nothing imported) unless --replace, which adds a version. */
+static int cmd_import_dotenv(const struct store_target *t, const char *file, bool replace) {
+        _cleanup_secret_ struct secret *key = NULL;
+        _cleanup_free_ char *why = NULL;
+        struct dotenv_pair *pairs = NULL;
+        size_t n = 0, n_new = 0, n_replaced = 0;
+        int status = 1, k;
+        if ((k = dotenv_load(file, &pairs, &n, &why)) < 0)
+                return fail("store import --dotenv", k, why);
+        _cleanup_close_ int lock = -1;
+        _cleanup_store_ struct store *s = NULL;
+        if (load_key(t, &key) != 0)
+                goto out;
+        if ((k = store_lock(t->path, &lock, &why)) < 0 || (k = store_load(t->path, key, &s, &why)) < 0) {
+                fail("store import --dotenv", k, why);
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct store_version_info h[STORE_KEEP_VERSIONS];
+                if (!is_identifier(pairs[i].key)) {
+                        log_error("store import --dotenv: %s: '%s' is not a valid secret name; nothing imported "
+                                  "[letters, digits and _, not starting with a digit]", file, pairs[i].key);
+                        goto out;
+                }
+                if (secret_len(pairs[i].value) == 0) {
+                        log_error("store import --dotenv: %s: %s is empty; nothing imported", file, pairs[i].key);
+                        goto out;
+                }
+                if (store_history(s, pairs[i].key, h) > 0 && !replace) {
+                        log_error("store import --dotenv: %s is already in %s; nothing imported [--replace adds the "
+                                  ".env's value as its new version]", pairs[i].key, t->path);
+                        goto out;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                bool later = false;   /* a key defined twice: its last line wins, as in compose */
+                for (size_t j = i + 1; j < n && !later; j++)
+                        later = streq(pairs[i].key, pairs[j].key);
+                if (later)
+                        continue;
+                struct store_version_info h[STORE_KEEP_VERSIONS];
+                bool existed = store_history(s, pairs[i].key, h) > 0;
+                if ((k = store_set(s, pairs[i].key, secret_data(pairs[i].value), secret_len(pairs[i].value),
+                                   (int64_t) time(NULL), NULL)) < 0) {
+                        log_error("store import --dotenv: %s: %s; nothing imported", pairs[i].key,
+                                  k == -EFBIG ? "the value is larger than 1 MiB" : strerror(-k));
+                        goto out;
+                }
+                existed ? n_replaced++ : n_new++;
+        }
+        if ((k = store_save(t->path, s, key, &why)) < 0) {
+                fail("store import --dotenv", k, why);
+                goto out;
+        }
+        log_notice("imported %zu secret%s from %s into %s (%zu new, %zu as a new version) [%s still holds the "
+                   "values: remove it once runs read them from the store]", n_new + n_replaced,
+                   n_new + n_replaced == 1 ? "" : "s", file, t->path, n_new, n_replaced, file);
+        status = 0;
+out:
+        dotenv_pairs_free(pairs, n);
+        return status;
+}
+
 int command_store(const struct options *o) {
         static const struct {
                 const char *name;
@@ -633,6 +697,10 @@ int command_store(const struct options *o) {
                 log_error("store %s: --to applies to rollback only", sub);
                 return 1;
         }
+        if (o->dotenv && (!streq(sub, "import") || o->args[1])) {
+                log_error("store %s: --dotenv FILE applies to import, instead of a FILE", sub);
+                return 1;
+        }
         if (o->replace && !streq(sub, "import")) {
                 log_error("store %s: --replace applies to import only", sub);
                 return 1;
@@ -659,6 +727,8 @@ int command_store(const struct options *o) {
                 return cmd_change(&t, CHANGE_ROLLBACK, name, o->store_to);
         if (streq(sub, "export"))
                 return cmd_export(&t, o->args[1]);
+        if (streq(sub, "import") && o->dotenv)
+                return cmd_import_dotenv(&t, o->dotenv, o->replace);
         if (streq(sub, "import"))
                 return cmd_import(&t, o->args[1], o->replace);
         return cmd_read(&t, sub, name, o->format);

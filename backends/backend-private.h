@@ -19,6 +19,8 @@ struct backend_ops {
         int (*stat)(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why);
         int (*write)(struct backend *b, const struct secret_ref *ref, const struct secret *value,
                      uint64_t expect_version, struct secret_meta *ret_meta, char **ret_why);
+        /* Optional: told before the first stat() of refs, so it can ask ahead (concurrently). */
+        int (*stat_prefetch)(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
         /* Optional (absent: -EOPNOTSUPP): see backend_identity(). */
         int (*identity)(struct backend *b, struct backend_identity *ret, char **ret_why);
         /* Renews what is due at now (monotonic ms); returns when to be called next, 0 = never. */
@@ -26,6 +28,8 @@ struct backend_ops {
         /* Optional (absent: none): see backend_credential_env(). Called without an open
          * backend, on the configuration alone. */
         int (*credential_env)(const struct backend_config *c, char ***vars);
+        /* Optional (absent: none): see backend_credential_files(). */
+        int (*credential_files)(const struct backend_config *c, char ***paths);
 };
 
 struct backend {
@@ -47,6 +51,7 @@ extern const struct backend_ops file_backend_ops;
 extern const struct backend_ops exec_backend_ops;
 extern const struct backend_ops generate_backend_ops;
 extern const struct backend_ops vault_backend_ops;
+extern const struct backend_ops dotenv_backend_ops;
 
 /* Hands e (its backend field filled in here) to the event handler, if there is one. */
 void backend_emit(struct backend *b, struct backend_event e);

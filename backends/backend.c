@@ -8,6 +8,7 @@ static const struct backend_ops *ops_for(enum backend_kind k) {
         case BACKEND_KIND_GENERATE: return &generate_backend_ops;
         case BACKEND_KIND_FILE:     return &file_backend_ops;
         case BACKEND_KIND_VAULT:    return &vault_backend_ops;
+        case BACKEND_KIND_DOTENV:   return &dotenv_backend_ops;
         default:                    return NULL;
         }
 }
@@ -19,6 +20,7 @@ const char *backend_kind_name(enum backend_kind k) {
         case BACKEND_KIND_EXEC:     return "exec";
         case BACKEND_KIND_GENERATE: return "generate";
         case BACKEND_KIND_VAULT:    return "vault";
+        case BACKEND_KIND_DOTENV:   return "dotenv";
         default:                    return "unknown";
         }
 }
@@ -100,6 +102,10 @@ int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n,
         return b->ops->prefetch && n > 0 ? b->ops->prefetch(b, refs, n, ret_why) : 0;
 }
 
+int backend_stat_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
+        return b->ops->stat_prefetch && n > 0 ? b->ops->stat_prefetch(b, refs, n, ret_why) : 0;
+}
+
 int backend_stat(struct backend *b, const struct secret_ref *ref, struct secret_meta *ret_meta, char **ret_why) {
         struct secret_meta meta = {};
         int r = b->ops->stat ? b->ops->stat(b, ref, &meta, ret_why)
@@ -154,6 +160,11 @@ void backend_credential(struct backend *b, const char *label, const struct secre
         if (value && secret_len(value) > 0)
                 backend_emit(b, (struct backend_event) { .kind = BACKEND_EVENT_CREDENTIAL, .message = label,
                                                          .credential = value });
+}
+
+int backend_credential_files(const struct backend_config *config, char ***paths) {
+        const struct backend_ops *ops = ops_for(config->kind);
+        return ops && ops->credential_files ? ops->credential_files(config, paths) : 0;
 }
 
 int backend_credential_env(const struct backend_config *config, char ***vars) {

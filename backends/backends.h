@@ -5,9 +5,10 @@
 #include "common.h"
 
 enum backend_kind { BACKEND_KIND_FILE, BACKEND_KIND_ENV, BACKEND_KIND_EXEC,
-                    BACKEND_KIND_GENERATE, BACKEND_KIND_VAULT };
+                    BACKEND_KIND_GENERATE, BACKEND_KIND_VAULT, BACKEND_KIND_DOTENV };
 
-enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, BACKEND_VAULT_AUTH_JWT };
+enum backend_vault_auth { BACKEND_VAULT_AUTH_TOKEN, BACKEND_VAULT_AUTH_APPROLE, BACKEND_VAULT_AUTH_JWT,
+                          BACKEND_VAULT_AUTH_KUBERNETES, BACKEND_VAULT_AUTH_CERT };
 
 enum generate_charset { GENERATE_ALNUM, GENERATE_HEX, GENERATE_BASE64URL, GENERATE_ASCII };
 
@@ -36,6 +37,7 @@ struct backend_config {
         const char *address;           /* NULL: $VAULT_ADDR */
         const char *namespace_;
         const char *ca_cert, *ca_path;
+        const char *client_cert, *client_key;   /* TLS client certificate (cert auth); NULL: $VAULT_CLIENT_CERT/_KEY */
         bool insecure;                 /* allows http:// off loopback; TLS is always verified */
         enum backend_vault_auth vault_auth;
         const char *auth_mount;        /* NULL: "approle" / "jwt" */
@@ -43,6 +45,8 @@ struct backend_config {
         const char *jwt_env, *audience;
         const char *role_id_env, *secret_id_env;
         const char *token_env;         /* NULL: VAULT_TOKEN */
+        const char *token_file;        /* kubernetes: NULL: the pod's service account token */
+        const char *cert_name;         /* cert: the role to log in as; NULL: any that matches */
         uint64_t max_ttl_s;            /* policy.max_ttl: caps lease renewal increments; 0 = none */
         bool vault_sequential;         /* vault: one request at a time, no concurrent prefetch */
         /* Where the backend's events go from backend_open() on (messages of a login's
@@ -56,6 +60,7 @@ struct secret_ref {
         const char *path;
         const char *field;             /* NULL if none */
         uint64_t version;              /* 0 = latest */
+        char *const *params;           /* vault: NAME, VALUE, ..., NULL: a POST with them (pki/issue/ROLE); NULL: a read */
         size_t generate_length;
         enum generate_charset generate_charset;
 };
@@ -85,11 +90,19 @@ int backend_open(const struct backend_config *config, struct backend **ret, char
  * keeps them from the step. env, exec, generate: none (the variables an env secret is read
  * from are secrets, which the agent knows of itself). Opens nothing; -ENOMEM. */
 int backend_credential_env(const struct backend_config *config, char ***vars);
+/* Appends to *paths the files (not stores: those the agent knows) a backend configured as
+ * config may read a credential from, whether or not they exist: Vault's ~/.vault-token. The
+ * agent hides them from the step. Opens nothing; -ENOMEM. */
+int backend_credential_files(const struct backend_config *config, char ***paths);
 int backend_fetch(struct backend *b, const struct secret_ref *ref,
                   struct secret **ret_value, struct secret_meta *ret_meta, char **ret_why);
 /* Optional hint before fetching: every ref that will be fetched from b (a backend may fetch
  * them ahead, concurrently). Only -ENOMEM-like failures; per-secret errors come from fetch. */
 int backend_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
+/* Optional hint before stats (plan): every ref that is about to be stat'ed (the Vault backend
+ * asks for them at once; each answer serves the next stat of its ref only, so a stat after a
+ * write still sees the write). Only -ENOMEM-like failures. */
+int backend_stat_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why);
 /* The metadata of ref's current version without delivering its value (plan/apply/rotate).
  * -ENOENT: ref does not exist; meta.version then holds what backend_write() must expect
  * (the version of a container that lacks the field, else 0). -EOPNOTSUPP: the backend
@@ -183,6 +196,17 @@ struct store_version_info {
         uint64_t version;
         int64_t created;       /* unix seconds */
 };
+
+/* The KEY=value pairs of a .env file (docker compose's rules: comments, quotes, escapes,
+ * $VAR and ${VAR:-default} interpolation from earlier keys, then the environment), in file
+ * order, a key defined twice listed twice (the last wins). The file must be a regular file of
+ * yours that nobody else may read, as the store's key file. Values are secure buffers. */
+struct dotenv_pair {
+        char *key;
+        struct secret *value;
+};
+int dotenv_load(const char *path, struct dotenv_pair **ret, size_t *ret_n, char **ret_why);
+void dotenv_pairs_free(struct dotenv_pair *pairs, size_t n);
 
 /* $SECRETS_RUN_STORE_KEY (base64 of 32 bytes) if set, else key_file, which holds the same
  * base64 text and must be the user's own, mode 0600 or stricter. key_file NULL: there is

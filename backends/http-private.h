@@ -14,6 +14,8 @@ struct http_options {
         const char *base_url;          /* "https://vault.example:8200", no trailing path */
         const char *namespace_;        /* X-Vault-Namespace; NULL if none */
         const char *ca_cert, *ca_path; /* extra trust; TLS verification is always on */
+        const char *client_cert, *client_key;   /* PEM files: a TLS client certificate; NULL: none */
+        const char *unix_socket;       /* connect here instead (base_url names no host then) */
         bool bearer;                   /* not Vault: the token goes in Authorization: Bearer,
                                         * no X-Vault-* headers */
         /* Told of each retry, one line naming method, path and cause (never a value or a
@@ -56,6 +58,8 @@ int http_get_many(struct http_client *c, const char *const *paths, size_t n, con
 
 /* Percent-encodes s for a URL query (RFC 3986 unreserved characters stay); malloc'd. */
 char *http_url_escape(const char *s);
+/* The same for a path: each segment escaped, the '/' between them kept ("a b/c" -> "a%20b/c"). */
+char *http_path_escape(const char *path);
 
 /* Parses a response body (it may hold secret values: jansson's allocator wipes on free). */
 int http_json_parse(const struct secret *body, json_t **ret);

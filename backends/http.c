@@ -23,6 +23,7 @@ struct http_client {
         char *base_url;
         char *namespace_header;        /* "X-Vault-Namespace: ..." or NULL */
         char *ca_cert, *ca_path;
+        char *client_cert, *client_key, *unix_socket;
         bool bearer;
         void (*note)(void *userdata, const char *line);
         void *note_userdata;
@@ -168,14 +169,14 @@ static int curl_load(void) {
         return 0;
 }
 
-char *http_url_escape(const char *s) {
+static char *escape(const char *s, bool keep_slash) {
         static const char hex[] = "0123456789ABCDEF";
         char *out = malloc(strlen(s) * 3 + 1), *o = out;
         if (!out)
                 return NULL;
         for (const unsigned char *p = (const unsigned char *) s; *p; p++)
                 if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                    *p == '-' || *p == '.' || *p == '_' || *p == '~')
+                    *p == '-' || *p == '.' || *p == '_' || *p == '~' || (keep_slash && *p == '/'))
                         *o++ = (char) *p;
                 else {
                         *o++ = '%';
@@ -184,6 +185,14 @@ char *http_url_escape(const char *s) {
                 }
         *o = '\0';
         return out;
+}
+
+char *http_url_escape(const char *s) {
+        return escape(s, false);
+}
+
+char *http_path_escape(const char *path) {
+        return escape(path, true);
 }
 
 int http_json_parse(const struct secret *body, json_t **ret) {
@@ -222,6 +231,9 @@ struct http_client *http_client_free(struct http_client *c) {
         free(c->namespace_header);
         free(c->ca_cert);
         free(c->ca_path);
+        free(c->client_cert);
+        free(c->client_key);
+        free(c->unix_socket);
         free(c);
         return NULL;
 }
@@ -240,6 +252,10 @@ int http_client_new(const struct http_options *o, struct http_client **ret) {
         if (o->ca_cert && !(c->ca_cert = strdup(o->ca_cert)))
                 return -ENOMEM;
         if (o->ca_path && !(c->ca_path = strdup(o->ca_path)))
+                return -ENOMEM;
+        if ((o->client_cert && !(c->client_cert = strdup(o->client_cert))) ||
+            (o->client_key && !(c->client_key = strdup(o->client_key))) ||
+            (o->unix_socket && !(c->unix_socket = strdup(o->unix_socket))))
                 return -ENOMEM;
         c->bearer = o->bearer;
         c->note = o->note;
@@ -400,6 +416,12 @@ static void transfer_setup(struct http_client *c, CURL *h, const char *method, c
                 curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_cert);
         if (c->ca_path)
                 curl_easy_setopt(h, CURLOPT_CAPATH, c->ca_path);
+        if (c->client_cert)
+                curl_easy_setopt(h, CURLOPT_SSLCERT, c->client_cert);
+        if (c->client_key)
+                curl_easy_setopt(h, CURLOPT_SSLKEY, c->client_key);
+        if (c->unix_socket)
+                curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket);
         if (body) {
                 curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *) secret_data(body));
                 curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long) secret_len(body));

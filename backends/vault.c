@@ -2,6 +2,10 @@
  * credentials, and revokes what it obtained (leases, a login token) when it is closed. */
 #include <ctype.h>
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <strings.h>
 #include <time.h>
@@ -16,6 +20,8 @@
 #define VAULT_JWT_ENV "VAULT_ID_TOKEN"
 #define GITHUB_OIDC_URL_ENV "ACTIONS_ID_TOKEN_REQUEST_URL"
 #define GITHUB_OIDC_TOKEN_ENV "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+/* Where the kubelet projects a pod's service account token. */
+#define KUBERNETES_TOKEN_FILE "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 /* One response per path (and version) per run: two fields of one dynamic secret must come
  * from one request, one lease. Kept as the body in secure memory, not as parsed JSON in the
@@ -42,6 +48,9 @@ struct vault_lease {
         uint64_t renew_at_ms;          /* monotonic; 0 = not to be renewed */
         uint64_t expires_ms;
         bool expiring_noted;           /* lease.expiring emitted */
+        /* a certificate PKI issued without a lease (its role's generate_lease is false, the
+         * default: builtin/logical/pki/path_roles.go): revoked with MOUNT/revoke by serial */
+        char *revoke_url, *serial;
 };
 
 /* A mount, as sys/internal/ui/mounts/<path> tells it: mounts of one namespace never nest
@@ -84,6 +93,10 @@ struct vault_state {
         bool used_up;
         char **login_policies;         /* the login's auth, for the identity of a token whose */
         char *login_entity_id;         /* uses a lookup-self would spend */
+        bool via_agent;                /* a Vault Agent adds the token: we may have none */
+        bool client_cert;              /* a TLS client certificate is configured */
+        struct vault_pending *stat_pending;   /* stat_prefetch's answers, each for one stat */
+        size_t n_stat_pending;
 };
 
 /* Renew at about two thirds of the TTL Vault granted. */
@@ -113,6 +126,53 @@ static void token_spent(struct backend *b, size_t n) {
 static void token_uses_from(struct vault_state *v, json_t *num_uses) {
         json_int_t n = json_integer_value(num_uses);
         v->uses_left = n > 0 ? (int64_t) n : -1;
+}
+
+/* Tells the agent every string in an answer's data (as label) before a message could
+ * quote one: the fetched value reaches the masker only when fetch() returns it, and a
+ * warning is shown before that. */
+static void mask_answer_values(struct backend *b, const char *label, json_t *x, unsigned depth) {
+        if (json_is_string(x)) {
+                _cleanup_secret_ struct secret *v = NULL;
+                if (secret_from_bytes(json_string_value(x), json_string_length(x), &v) >= 0)
+                        backend_credential(b, label, v);
+                return;
+        }
+        const char *k;
+        size_t i;
+        json_t *y;
+        if (depth < 4 && json_is_object(x))
+                json_object_foreach(x, k, y)
+                        mask_answer_values(b, label, y, depth + 1);
+        if (depth < 4 && json_is_array(x))
+                json_array_foreach(x, i, y)
+                        mask_answer_values(b, label, y, depth + 1);
+}
+
+/* Vault's warnings on an answer (sdk/logical/response.go AddWarning: a hint on a wrong path,
+ * a TTL capped, a deprecated endpoint), one warning line each, never dropped: the agent
+ * passes every message through the run's masker, which is told the answer's values first
+ * (as label). where names the request. */
+static void vault_warnings(struct backend *b, const char *where, const char *label, const struct secret *body) {
+        json_t *j = NULL;
+        if (!body || secret_len(body) == 0 || http_json_parse(body, &j) < 0)
+                return;
+        if (json_array_size(json_object_get(j, "warnings")) > 0)
+                mask_answer_values(b, label, json_object_get(j, "data"), 0);
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(j, "warnings"), i, w) {
+                if (!json_is_string(w) || json_string_length(w) == 0)
+                        continue;
+                _cleanup_free_ char *text = strndup(json_string_value(w), 400);
+                for (char *p = text; p && *p; p++)
+                        if (!isprint((unsigned char) *p))
+                                *p = ' ';
+                if (text)
+                        backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault), %s: Vault warns: %s", b->name,
+                                        where, text);
+        }
+        json_decref(j);
 }
 
 /* The first error Vault gave, as printable text (Vault's messages name paths, not values). */
@@ -230,47 +290,86 @@ static int github_oidc_token(struct backend *b, const char *audience, uint64_t d
         return r;
 }
 
+static int token_from_file(struct backend *b, const char *path, struct secret **ret);
+
+static json_t *secret_json(const struct secret *s) {
+        return json_stringn((const char *) secret_data(s), secret_len(s));
+}
+
+static int approle_body(struct backend *b, const struct backend_config *c, json_t **ret, char **ret_why) {
+        _cleanup_secret_ struct secret *role_id = NULL, *secret_id = NULL;
+        if (env_secret(b, c->role_id_env, "approle-role-id", &role_id) < 0)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the role id in $%s, which is not set",
+                                    b->name, c->role_id_env ? c->role_id_env : "(role_id_env not configured)");
+        if (c->secret_id_env && env_secret(b, c->secret_id_env, "approle-secret-id", &secret_id) < 0)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the secret id in $%s, which is not set",
+                                    b->name, c->secret_id_env);
+        json_t *body = json_pack("{s:o}", "role_id", secret_json(role_id));
+        if (body && secret_id)
+                json_object_set_new(body, "secret_id", secret_json(secret_id));
+        *ret = body;
+        return body ? 0 : -ENOMEM;
+}
+
+static int jwt_body(struct backend *b, const struct backend_config *c, uint64_t deadline, json_t **ret,
+                    char **ret_why) {
+        _cleanup_secret_ struct secret *jwt = NULL;
+        const char *var = c->jwt_env ? c->jwt_env : VAULT_JWT_ENV;
+        int r;
+        if (!c->jwt_env && getenv(GITHUB_OIDC_URL_ENV)) {
+                if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
+                        return r;
+                backend_credential(b, "jwt", jwt);
+        } else if (env_secret(b, var, "jwt", &jwt) < 0)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login needs the token in $%s, which is not set",
+                                    b->name, var);
+        json_t *body = json_pack("{s:o, s:s?}", "jwt", secret_json(jwt), "role", c->auth_role);
+        *ret = body;
+        return body ? 0 : -ENOMEM;
+}
+
+/* Kubernetes: the pod's service account token (the file the kubelet projects, re-read at
+ * each login since it is rotated) with the role (builtin/credential/kubernetes/path_login.go:
+ * {"role", "jwt"}; Vault checks the token with the TokenReview API). */
+static int kubernetes_body(struct backend *b, const struct backend_config *c, json_t **ret, char **ret_why) {
+        const char *file = c->token_file ? c->token_file : KUBERNETES_TOKEN_FILE;
+        _cleanup_secret_ struct secret *jwt = NULL;
+        int r = token_from_file(b, file, &jwt);
+        if (r == -ENOENT)
+                return backend_fail(ret_why, r, "backend '%s' (vault): kubernetes login needs the service account token in %s, which is missing or empty [automountServiceAccountToken, or auth.token_file]",
+                                    b->name, file);
+        if (r < 0)
+                return r;
+        json_t *body = json_pack("{s:o, s:s?}", "jwt", secret_json(jwt), "role", c->auth_role);
+        *ret = body;
+        return body ? 0 : -ENOMEM;
+}
+
+/* Cert: the TLS client certificate is the credential (builtin/credential/cert/path_login.go);
+ * the body names the role, if one is configured. */
+static int cert_body(struct backend *b, const struct backend_config *c, json_t **ret, char **ret_why) {
+        struct vault_state *v = b->data;
+        if (!v->client_cert)
+                return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): cert login needs a client certificate: client_cert and client_key, or $VAULT_CLIENT_CERT and $VAULT_CLIENT_KEY",
+                                    b->name);
+        json_t *body = c->cert_name ? json_pack("{s:s}", "name", c->cert_name) : json_object();
+        *ret = body;
+        return body ? 0 : -ENOMEM;
+}
+
 static int vault_login(struct backend *b, const struct backend_config *c, char **ret_why) {
         struct vault_state *v = b->data;
         uint64_t deadline = v->deadline_ms;
-        const char *mount;
-        json_t *body;
-        int r;
-        if (c->vault_auth == BACKEND_VAULT_AUTH_APPROLE) {
-                mount = c->auth_mount ? c->auth_mount : "approle";
-                _cleanup_secret_ struct secret *role_id = NULL, *secret_id = NULL;
-                if (env_secret(b, c->role_id_env, "approle-role-id", &role_id) < 0)
-                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the role id in $%s, which is not set",
-                                            b->name, c->role_id_env ? c->role_id_env : "(role_id_env not configured)");
-                if (c->secret_id_env && env_secret(b, c->secret_id_env, "approle-secret-id", &secret_id) < 0)
-                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): approle login needs the secret id in $%s, which is not set",
-                                            b->name, c->secret_id_env);
-                body = json_object();
-                if (!body)
-                        return -ENOMEM;
-                json_object_set_new(body, "role_id", json_stringn((const char *) secret_data(role_id), secret_len(role_id)));
-                if (secret_id)
-                        json_object_set_new(body, "secret_id",
-                                            json_stringn((const char *) secret_data(secret_id), secret_len(secret_id)));
-        } else {
-                mount = c->auth_mount ? c->auth_mount : "jwt";
-                _cleanup_secret_ struct secret *jwt = NULL;
-                const char *var = c->jwt_env ? c->jwt_env : VAULT_JWT_ENV;
-                if (!c->jwt_env && getenv(GITHUB_OIDC_URL_ENV)) {
-                        if ((r = github_oidc_token(b, c->audience, deadline, &jwt, ret_why)) < 0)
-                                return r;
-                        backend_credential(b, "jwt", jwt);
-                } else if (env_secret(b, var, "jwt", &jwt) < 0)
-                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): jwt login needs the token in $%s, which is not set",
-                                            b->name, var);
-                body = json_object();
-                if (!body)
-                        return -ENOMEM;
-                json_object_set_new(body, "jwt", json_stringn((const char *) secret_data(jwt), secret_len(jwt)));
-                if (c->auth_role)
-                        json_object_set_new(body, "role", json_string(c->auth_role));
-        }
-        _cleanup_free_ char *path = strdup_printf("/v1/auth/%s/login", mount);
+        const char *mount = c->auth_mount ? c->auth_mount : v->auth;   /* each method's default mount is its name */
+        json_t *body = NULL;
+        int r = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? approle_body(b, c, &body, ret_why)
+                : c->vault_auth == BACKEND_VAULT_AUTH_KUBERNETES ? kubernetes_body(b, c, &body, ret_why)
+                : c->vault_auth == BACKEND_VAULT_AUTH_CERT ? cert_body(b, c, &body, ret_why)
+                : jwt_body(b, c, deadline, &body, ret_why);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *esc = http_path_escape(mount);
+        _cleanup_free_ char *path = esc ? strdup_printf("/v1/auth/%s/login", esc) : NULL;
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
         r = path ? vault_post(b, path, body, false, deadline, &status, &resp, ret_why) : -ENOMEM;
@@ -278,6 +377,8 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): login: %s", b->name,
                                                        *ret_why ? *ret_why : strerror(-r));
+        _cleanup_free_ char *where = strdup_printf("login at auth/%s", mount);
+        vault_warnings(b, where ? where : "login", "vault-answer", resp);
         if (status != 200) {
                 _cleanup_free_ char *text = vault_error_text(resp);
                 return backend_fail(ret_why, -EACCES, "backend '%s' (vault): login at auth/%s failed: HTTP %ld %s%s%s",
@@ -321,44 +422,160 @@ static int vault_login(struct backend *b, const struct backend_config *c, char *
         return 0;
 }
 
-static int vault_open(struct backend *b, char **ret_why) {
-        const struct backend_config *c = b->config;
-        const char *address = c->address ? c->address : getenv("VAULT_ADDR");
+/* A variable as Vault's and OpenBao's CLIs read it: BAO_X if it is set at all (even empty),
+ * else VAULT_X (openbao api/env.go ReadBaoVariable; HashiCorp's reads VAULT_X). name is the
+ * part after the prefix ("ADDR"). */
+static const char *vault_env(const char *name) {
+        char bao[64], vault[64];
+        (void) snprintf(bao, sizeof bao, "BAO_%s", name);
+        (void) snprintf(vault, sizeof vault, "VAULT_%s", name);
+        const char *v = getenv(bao);
+        return v ? v : getenv(vault);
+}
+
+static const char *nonempty(const char *s) {
+        return s && *s ? s : NULL;
+}
+
+/* Where `vault login` leaves the token (command/token/helper_internal.go): $BAO_TOKEN_PATH
+ * (OpenBao), else ~/.vault-token. malloc'd; NULL without a home. */
+static char *token_file_path(void) {
+        const char *p = nonempty(getenv("BAO_TOKEN_PATH"));
+        if (p)
+                return strdup(p);
+        const char *home = nonempty(getenv("HOME"));
+        return home ? strdup_printf("%s/.vault-token", home) : NULL;
+}
+
+/* The token in path, whitespace trimmed as the CLI's helper trims it; -ENOENT if there is
+ * none (no file, or an empty one). */
+static int token_from_file(struct backend *b, const char *path, struct secret **ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return -ENOENT;
+        _cleanup_secret_ struct secret *raw = NULL;
+        int r = secret_new(512, &raw);
+        if (r < 0)
+                return r;
+        char buf[512];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0 && secret_len(raw) < 8192)
+                if ((r = secret_append(raw, buf, (size_t) n)) < 0)
+                        break;
+        sodium_memzero(buf, sizeof buf);
+        if (r < 0)
+                return r;
+        const char *d = (const char *) secret_data(raw);
+        size_t start = 0, end = secret_len(raw);
+        while (start < end && isspace((unsigned char) d[start]))
+                start++;
+        while (end > start && isspace((unsigned char) d[end - 1]))
+                end--;
+        if (end == start)
+                return -ENOENT;
+        if ((r = secret_from_bytes(d + start, end - start, ret)) >= 0)
+                backend_credential(b, "vault-token", *ret);
+        return r;
+}
+
+/* Token auth: the configured variable; else $BAO_TOKEN / $VAULT_TOKEN, else the token file
+ * `vault login` writes; else, through a Vault Agent or Proxy, none (its auto-auth adds it:
+ * command/agentproxyshared/cache/handler.go). */
+static int token_auth(struct backend *b, const struct backend_config *c, bool via_agent, char **ret_why) {
+        struct vault_state *v = b->data;
+        if (c->token_env) {
+                if (env_secret(b, c->token_env, "vault-token", &v->token) < 0)
+                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token in $%s, which is not set",
+                                            b->name, c->token_env);
+                return 0;
+        }
+        if (env_secret(b, getenv("BAO_TOKEN") ? "BAO_TOKEN" : VAULT_TOKEN_ENV, "vault-token", &v->token) >= 0)
+                return 0;
+        _cleanup_free_ char *file = token_file_path();
+        int r = file ? token_from_file(b, file, &v->token) : -ENOENT;
+        if (r >= 0) {
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): the token from %s", b->name, file);
+                return 0;
+        }
+        if (r != -ENOENT)
+                return r;
+        if (via_agent) {
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): no token: the Vault Agent at $VAULT_AGENT_ADDR adds its own",
+                                b->name);
+                return 0;
+        }
+        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token: $VAULT_TOKEN is not set and there is no %s [vault login writes it]",
+                            b->name, file ? file : "~/.vault-token");
+}
+
+/* The address: the manifest's, else a Vault Agent's ($VAULT_AGENT_ADDR wins over
+ * $VAULT_ADDR, as in api/client.go), else $VAULT_ADDR. unix:///path is a socket (the
+ * agent's listener): *ret_socket the path, *ret_base a URL with no host of its own. */
+static int vault_address(struct backend *b, const struct backend_config *c, const char **ret_base,
+                         const char **ret_socket, bool *ret_agent, char **ret_why) {
+        const char *agent = nonempty(vault_env("AGENT_ADDR"));
+        const char *address = c->address ? c->address : agent ? agent : vault_env("ADDR");
+        *ret_agent = !c->address && agent;
+        *ret_socket = NULL;
+        *ret_base = address;
         if (!address || !*address)
-                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): no address (set 'address' or $VAULT_ADDR)", b->name);
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): no address (set 'address', $VAULT_ADDR or $VAULT_AGENT_ADDR)",
+                                    b->name);
+        if (strncasecmp(address, "unix://", 7) == 0) {
+                if (address[7] != '/')
+                        return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): a unix:// address names an absolute socket path (unix:///run/vault.sock)",
+                                            b->name);
+                *ret_socket = address + 7;
+                *ret_base = "http://localhost";
+                return 0;
+        }
         if (strncasecmp(address, "http://", 7) == 0) {
                 if (!url_host_is_loopback(address + 7) && !c->insecure)
                         return backend_fail(ret_why, -EPERM,
                                             "backend '%s' (vault): refusing plain http:// to a host that is not loopback (use https://, or insecure: true)",
                                             b->name);
         } else if (strncasecmp(address, "https://", 8) != 0)
-                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): the address must start with https:// (or http:// on loopback)", b->name);
+                return backend_fail(ret_why, -EINVAL, "backend '%s' (vault): the address must start with https:// (or http:// on loopback, or unix://)",
+                                    b->name);
+        return 0;
+}
 
+static int vault_open(struct backend *b, char **ret_why) {
+        const struct backend_config *c = b->config;
+        const char *base, *socket_path;
+        bool via_agent;
+        int r = vault_address(b, c, &base, &socket_path, &via_agent, ret_why);
+        if (r < 0)
+                return r;
         struct vault_state *v = calloc(1, sizeof(*v));
         if (!v)
                 return -ENOMEM;
         b->data = v;
         v->deadline_ms = now_monotonic_ms() + b->timeout_ms;
         v->uses_left = -1;
-        /* like the address, the CA may come from the variables Vault's own CLI reads */
+        /* like the address, the CA, the namespace and a client certificate may come from the
+         * variables Vault's own CLI reads (api/client.go ReadEnvironment) */
         bool manifest_ca = c->ca_cert || c->ca_path;
-        struct http_options o = { .base_url = address, .namespace_ = c->namespace_,
-                                  .ca_cert = manifest_ca ? c->ca_cert : getenv("VAULT_CACERT"),
-                                  .ca_path = manifest_ca ? c->ca_path : getenv("VAULT_CAPATH") };
+        bool manifest_cert = c->client_cert || c->client_key;
+        struct http_options o = { .base_url = base, .unix_socket = socket_path,
+                                  .namespace_ = c->namespace_ ? c->namespace_ : nonempty(vault_env("NAMESPACE")),
+                                  .ca_cert = manifest_ca ? c->ca_cert : nonempty(vault_env("CACERT")),
+                                  .ca_path = manifest_ca ? c->ca_path : nonempty(vault_env("CAPATH")),
+                                  .client_cert = manifest_cert ? c->client_cert : nonempty(vault_env("CLIENT_CERT")),
+                                  .client_key = manifest_cert ? c->client_key : nonempty(vault_env("CLIENT_KEY")) };
         v->max_ttl_s = c->max_ttl_s;
         v->sequential = c->vault_sequential;
         v->auth = c->vault_auth == BACKEND_VAULT_AUTH_APPROLE ? "approle"
-                : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt" : "token";
-        int r = http_client_open(b, &o, &v->http, ret_why);
-        if (r < 0)
+                : c->vault_auth == BACKEND_VAULT_AUTH_JWT ? "jwt"
+                : c->vault_auth == BACKEND_VAULT_AUTH_KUBERNETES ? "kubernetes"
+                : c->vault_auth == BACKEND_VAULT_AUTH_CERT ? "cert" : "token";
+        v->client_cert = o.client_cert != NULL;
+        if ((r = http_client_open(b, &o, &v->http, ret_why)) < 0)
                 return r;
-        if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN) {
-                const char *var = c->token_env ? c->token_env : VAULT_TOKEN_ENV;
-                if (env_secret(b, var, "vault-token", &v->token) < 0)
-                        return backend_fail(ret_why, -ENOENT, "backend '%s' (vault): token auth needs a token in $%s, which is not set",
-                                            b->name, var);
-                return 0;
-        }
+        v->via_agent = via_agent;
+        if (c->vault_auth == BACKEND_VAULT_AUTH_TOKEN)
+                return token_auth(b, c, via_agent, ret_why);
         return vault_login(b, c, ret_why);
 }
 
@@ -401,8 +618,18 @@ static const char *mount_rest(const struct vault_mount *m, const char *path) {
         return path + strlen(m->path);
 }
 
+/* "/v1/" + path with each segment percent-encoded (a space, '?', '#' or '%' in a key is the
+ * key's, not the URL's), then ?version=N if version. */
+static char *api_url(const char *prefix, const char *path, uint64_t version) {
+        _cleanup_free_ char *esc = http_path_escape(path);
+        if (!esc)
+                return NULL;
+        return version ? strdup_printf("/v1/%s%s?version=%" PRIu64, prefix, esc, version)
+                       : strdup_printf("/v1/%s%s", prefix, esc);
+}
+
 static char *mount_lookup_url(const char *path) {
-        return strdup_printf("/v1/sys/internal/ui/mounts/%s", path);
+        return api_url("sys/internal/ui/mounts/", path, 0);
 }
 
 /* Takes the answer to a lookup of path: a 200 is cached (*ret its entry). A 403 (no mount
@@ -418,6 +645,8 @@ static int mount_take(struct backend *b, const char *path, int r, long status, s
                 return r;
         if (status == 404)
                 v->mounts_unavailable = true;
+        _cleanup_free_ char *where = strdup_printf("mount lookup of %s", path);
+        vault_warnings(b, where ? where : path, "vault-answer", resp);
         json_t *j = NULL;
         if (status != 200 || http_json_parse(resp, &j) < 0) {
                 backend_message(b, BACKEND_MESSAGE_INFO,
@@ -488,6 +717,42 @@ static bool response_looks_kv2(json_t *j) {
 static int vault_take(struct backend *b, const struct secret_ref *ref, const char *key, int r, long status,
                       struct secret *resp, json_t **ret, char **ret_why);
 
+/* A certificate issued without a lease (data.serial_number, no lease_id) is still ours to
+ * revoke at exit: MOUNT/revoke with its serial (builtin/logical/pki/path_revoke.go). */
+static int certificate_take(struct backend *b, const struct secret_ref *ref, json_t *j) {
+        struct vault_state *v = b->data;
+        const char *serial = json_string_value(json_object_get(json_object_get(j, "data"), "serial_number"));
+        if (!serial || !*serial)
+                return 0;
+        const struct vault_mount *m = mount_cached(v, ref->path);
+        const char *issue = strstr(ref->path, "/issue/");
+        _cleanup_free_ char *mount = m && streq(m->type, "pki") ? strdup(m->path)
+                                     : issue ? strndup(ref->path, (size_t) (issue - ref->path) + 1) : NULL;
+        if (!mount)
+                return 0;   /* not PKI's issue: nothing we know how to revoke */
+        struct vault_lease *l = realloc(v->leases, (v->n_leases + 1) * sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        v->leases = l;
+        l = &l[v->n_leases];
+        json_int_t expiration = json_integer_value(json_object_get(json_object_get(j, "data"), "expiration"));
+        time_t now = time(NULL);
+        *l = (struct vault_lease) { .id = strdup_printf("certificate %s", serial), .serial = strdup(serial),
+                                    .revoke_url = api_url(mount, "revoke", 0),
+                                    .ttl_s = expiration > now ? (uint64_t) (expiration - now) : 0 };
+        if (!l->id || !l->serial || !l->revoke_url) {
+                free(l->id);
+                free(l->serial);
+                free(l->revoke_url);
+                return -ENOMEM;
+        }
+        lease_schedule(l, now_monotonic_ms(), l->ttl_s);   /* not renewable: never renewed */
+        v->n_leases++;
+        backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): issued %s at %s (no lease: revoked by serial at exit)",
+                        b->name, l->id, ref->path);
+        return 0;
+}
+
 static const struct secret *vault_cached(struct vault_state *v, const char *key) {
         for (size_t i = 0; i < v->n_responses; i++)
                 if (streq(v->responses[i].key, key))
@@ -521,14 +786,28 @@ static int vault_get(struct backend *b, const struct secret_ref *ref, const char
                         http_result_done(&p.result);
                         return k;
                 }
-        _cleanup_free_ char *url_path = strdup_printf("/v1/%s", key);
+        _cleanup_free_ char *url_path = api_url("", ref->path, ref->version);
         if (!url_path)
                 return -ENOMEM;
         long status = 0;
         struct secret *resp = NULL;
-        int r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms,
-                             &status, &resp, ret_why);
-        token_spent(b, r >= 0);
+        int r;
+        if (ref->params) {
+                /* a request that issues (pki/issue/ROLE): a POST of the params, once */
+                json_t *body = json_object();
+                for (char *const *p = ref->params; body && p[0] && p[1]; p += 2)
+                        if (json_object_set_new(body, p[0], json_string(p[1])) < 0) {
+                                json_decref(body);
+                                body = NULL;
+                        }
+                r = body ? vault_post(b, url_path, body, true, v->deadline_ms, &status, &resp, ret_why) : -ENOMEM;
+                json_decref(body);
+                if (r == -ENOMEM)
+                        return r;
+        } else {
+                r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms, &status, &resp, ret_why);
+                token_spent(b, r >= 0);
+        }
         return vault_take(b, ref, key, r, status, resp, ret, ret_why);
 }
 
@@ -540,6 +819,8 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
                                                        ref->secret_name, b->name, ref->path,
                                                        *ret_why ? *ret_why : strerror(-r));
+        _cleanup_free_ char *where = strdup_printf("secret %s, path %s", ref->secret_name, ref->path);
+        vault_warnings(b, where ? where : ref->path, ref->secret_name, resp);
         json_t *j = NULL;
         bool parsed = http_json_parse(resp, &j) >= 0;
         json_t *meta = json_object_get(json_object_get(j, "data"), "metadata");
@@ -608,13 +889,26 @@ static int vault_take(struct backend *b, const struct secret_ref *ref, const cha
                 }
                 lease_schedule(l, now_monotonic_ms(), l->ttl_s);
                 v->n_leases++;
+        } else if (ref->params && (r = certificate_take(b, ref, j)) < 0) {
+                json_decref(j);
+                return r;
         }
         *ret = j;
         return 0;
 }
 
+/* The cache's key: one answer per path, version and params in a run (a certificate's
+ * fields come from one issue). */
 static char *ref_key(const struct secret_ref *ref) {
-        return ref->version ? strdup_printf("%s?version=%" PRIu64, ref->path, ref->version) : strdup(ref->path);
+        _cleanup_free_ char *key = ref->version ? strdup_printf("%s?version=%" PRIu64, ref->path, ref->version)
+                                                : strdup(ref->path);
+        for (char *const *p = ref->params; key && p && p[0] && p[1]; p += 2) {
+                _cleanup_free_ char *k = http_url_escape(p[0]), *val = http_url_escape(p[1]);
+                char *next = k && val ? strdup_printf("%s%c%s=%s", key, p == ref->params ? '#' : '&', k, val) : NULL;
+                free(key);
+                key = next;
+        }
+        return steal_pointer(&key);
 }
 
 static int vault_fetch(struct backend *b, const struct secret_ref *ref,
@@ -687,19 +981,38 @@ static int vault_fetch(struct backend *b, const struct secret_ref *ref,
 static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_t version, long *ret_status,
                         json_t **ret_json, char **ret_why) {
         struct vault_state *v = b->data;
-        _cleanup_free_ char *url_path = version ? strdup_printf("/v1/%s?version=%" PRIu64, ref->path, version)
-                                                : strdup_printf("/v1/%s", ref->path);
+        _cleanup_free_ char *url_path = api_url("", ref->path, version);
         if (!url_path)
                 return -ENOMEM;
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
-        int r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms,
-                             &status, &resp, ret_why);
-        token_spent(b, r >= 0);
+        int r = -ENOENT;
+        for (size_t i = 0; i < v->n_stat_pending; i++)
+                if (streq(v->stat_pending[i].key, url_path)) {
+                        /* asked ahead by stat_prefetch: this answer serves this one stat */
+                        struct vault_pending p = v->stat_pending[i];
+                        v->stat_pending[i] = v->stat_pending[--v->n_stat_pending];
+                        free(p.key);
+                        r = p.result.r;
+                        status = p.result.status;
+                        resp = steal_pointer(&p.result.body);
+                        if (p.result.why) {
+                                free(*ret_why);
+                                *ret_why = steal_pointer(&p.result.why);
+                        }
+                        http_result_done(&p.result);
+                        break;
+                }
+        if (r == -ENOENT) {
+                r = http_request(v->http, "GET", url_path, v->token, NULL, v->deadline_ms, &status, &resp, ret_why);
+                token_spent(b, r >= 0);
+        }
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: %s",
                                                        ref->secret_name, b->name, ref->path,
                                                        *ret_why ? *ret_why : strerror(-r));
+        _cleanup_free_ char *where = strdup_printf("secret %s, path %s", ref->secret_name, ref->path);
+        vault_warnings(b, where ? where : ref->path, ref->secret_name, resp);
         json_t *j = NULL;
         bool parsed = http_json_parse(resp, &j) >= 0 && json_is_object(j);
         if (status == 404) {
@@ -731,6 +1044,9 @@ static int kv2_read_now(struct backend *b, const struct secret_ref *ref, uint64_
 static int kv2_only(struct backend *b, const struct secret_ref *ref, bool writing, bool *ret_known, char **ret_why) {
         if (!ref->field)
                 return backend_fail(ret_why, -EINVAL, "secret %s: backend '%s' (vault), path %s: name a field (vault:PATH#FIELD)",
+                                    ref->secret_name, b->name, ref->path);
+        if (ref->params)
+                return backend_fail(ret_why, -EOPNOTSUPP, "secret %s: backend '%s' (vault), path %s: issued anew by each run (params), nothing kept to check",
                                     ref->secret_name, b->name, ref->path);
         const struct vault_mount *m = NULL;
         int r = vault_mount_of(b, ref->path, &m, ret_why);
@@ -867,7 +1183,7 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
                 json_decref(body);
                 return -ENOMEM;
         }
-        _cleanup_free_ char *url_path = strdup_printf("/v1/%s", ref->path);
+        _cleanup_free_ char *url_path = api_url("", ref->path, 0);
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
         r = url_path ? vault_post(b, url_path, body, true, ((struct vault_state *) b->data)->deadline_ms, &status, &resp,
@@ -878,6 +1194,8 @@ static int vault_write(struct backend *b, const struct secret_ref *ref, const st
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "secret %s: backend '%s' (vault), path %s: write: %s",
                                                        ref->secret_name, b->name, ref->path,
                                                        *ret_why ? *ret_why : strerror(-r));
+        _cleanup_free_ char *where = strdup_printf("secret %s, write of %s", ref->secret_name, ref->path);
+        vault_warnings(b, where ? where : ref->path, ref->secret_name, resp);
         if (status != 200) {
                 _cleanup_free_ char *err = vault_error_text(resp);
                 if (status == 400 && err && strstr(err, "check-and-set"))
@@ -923,8 +1241,8 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                 goto finish;
         }
         for (size_t i = 0; i < n; i++) {
-                if (!refs[i].field)
-                        continue;   /* fetch() says what is wrong */
+                if (!refs[i].field || refs[i].params)
+                        continue;   /* fetch() says what is wrong, or issues (a POST, once) */
                 _cleanup_free_ char *key = ref_key(&refs[i]);
                 if (!key) {
                         r = -ENOMEM;
@@ -937,7 +1255,7 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
                         known = streq(keys[j], key);
                 if (known)
                         continue;
-                if (!(paths[m] = strdup_printf("/v1/%s", key))) {
+                if (!(paths[m] = api_url("", refs[i].path, refs[i].version))) {
                         r = -ENOMEM;
                         goto finish;
                 }
@@ -999,15 +1317,17 @@ static int vault_prefetch(struct backend *b, const struct secret_ref *refs, size
         for (size_t j = 0; j < m; j++) {
                 struct http_result *res = &results[j];
                 if (res->r == 0 && res->status == 200) {
-                        json_t *ignored;
+                        json_t *taken = NULL;
                         _cleanup_free_ char *why = NULL;
-                        int k = vault_take(b, owners[j], keys[j], 0, 200, steal_pointer(&res->body), &ignored, &why);
+                        int k = vault_take(b, owners[j], keys[j], 0, 200, steal_pointer(&res->body), &taken, &why);
                         if (k == -ENOMEM) {
                                 r = k;
                                 goto finish;
                         }
-                        if (k >= 0)
+                        if (k >= 0) {
+                                json_decref(taken);   /* kept as the body; fetch() parses it again */
                                 continue;
+                        }
                         /* a bad answer: the error as fetch() would give it */
                         res->r = k;
                         res->why = steal_pointer(&why);
@@ -1035,6 +1355,108 @@ finish:
         return r == -ENOMEM ? r : 0;   /* otherwise fetch() asks for each path itself */
 }
 
+/* GETs paths (n of them, "/v1/...") at once; each result goes to *pending under its path. */
+static int get_many_into(struct backend *b, char **paths, size_t n, struct vault_pending **pending, size_t *n_pending,
+                         bool spends) {
+        struct vault_state *v = b->data;
+        if (n == 0)
+                return 0;
+        _cleanup_free_ struct http_result *results = calloc(n, sizeof(*results));
+        struct vault_pending *p = realloc(*pending, (*n_pending + n) * sizeof(*p));
+        if (!results || !p)
+                return -ENOMEM;
+        *pending = p;
+        int r = http_get_many(v->http, (const char *const *) paths, n, v->token, v->deadline_ms, VAULT_MAX_CONNECTIONS,
+                              results);
+        if (r < 0)
+                return r == -EOPNOTSUPP ? 0 : r;
+        size_t answered = 0;
+        for (size_t j = 0; j < n; j++) {
+                answered += results[j].r >= 0;
+                p[(*n_pending)++] = (struct vault_pending) { .key = steal_pointer(&paths[j]), .result = results[j] };
+        }
+        if (spends)
+                token_spent(b, answered);
+        return 0;
+}
+
+/* plan's survey: the mount of every path (one lookup per first segment, at once), then every
+ * KV v2 path's current version (at once); kv2_read_now() takes each answer once. Paths that
+ * are not KV v2 are not read (a dynamic one would create a lease). */
+static int vault_stat_prefetch(struct backend *b, const struct secret_ref *refs, size_t n, char **ret_why) {
+        struct vault_state *v = b->data;
+        if (!v || v->sequential)
+                return 0;
+        char **paths = calloc(n ? n : 1, sizeof(char *));
+        const char **looked = calloc(n ? n : 1, sizeof(char *));
+        struct vault_pending *lookups = NULL;
+        size_t m = 0, n_lookups = 0;
+        int r = 0;
+        if (!paths || !looked) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        for (size_t i = 0; i < n && !v->mounts_unavailable; i++) {
+                size_t seg = strcspn(refs[i].path, "/");
+                bool asked = mount_cached(v, refs[i].path) != NULL;
+                for (size_t j = 0; !asked && j < m; j++)
+                        asked = strncmp(looked[j], refs[i].path, seg + 1) == 0;
+                if (asked)
+                        continue;
+                if (!(paths[m] = mount_lookup_url(refs[i].path))) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                looked[m++] = refs[i].path;
+        }
+        if ((r = get_many_into(b, paths, m, &lookups, &n_lookups, false)) < 0)
+                goto finish;
+        for (size_t j = 0; j < n_lookups; j++) {
+                const struct vault_mount *ignored;
+                struct http_result *res = &lookups[j].result;
+                if ((r = mount_take(b, looked[j], res->r, res->status, steal_pointer(&res->body), &ignored, NULL)) == -ENOMEM)
+                        goto finish;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const struct vault_mount *mt = mount_cached(v, refs[i].path);
+                bool kv2 = mt ? mount_is_kv2(mt) && startswith(mount_rest(mt, refs[i].path), "data/")
+                              : vault_path_is_kv2(refs[i].path);
+                if (!refs[i].field || refs[i].params || !kv2)
+                        continue;
+                _cleanup_free_ char *url = api_url("", refs[i].path, refs[i].version);
+                if (!url) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                bool dup = false;
+                for (size_t j = 0; j < k && !dup; j++)
+                        dup = streq(paths[j], url);
+                for (size_t j = 0; j < v->n_stat_pending && !dup; j++)
+                        dup = streq(v->stat_pending[j].key, url);
+                if (!dup) {
+                        free(paths[k]);
+                        paths[k++] = steal_pointer(&url);
+                }
+        }
+        if (k > 1) {
+                backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): surveying %zu paths concurrently", b->name, k);
+                r = get_many_into(b, paths, k, &v->stat_pending, &v->n_stat_pending, true);
+        }
+finish:
+        for (size_t j = 0; paths && j < (m > n ? m : n); j++)
+                free(paths[j]);
+        for (size_t j = 0; j < n_lookups; j++) {
+                free(lookups[j].key);
+                http_result_done(&lookups[j].result);
+        }
+        free(lookups);
+        free(paths);
+        free(looked);
+        (void) ret_why;
+        return r == -ENOMEM ? r : 0;
+}
+
 /* One renewal: sys/leases/renew for a lease, auth/token/renew-self for the login token.
  * Vault may grant less than asked (max TTL): the TTL it returns is what counts. */
 static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) {
@@ -1057,6 +1479,9 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
                                   now + budget, &status, &resp, &why) : -ENOMEM;
         json_decref(body);
         const char *what = l->id ? l->id : "the login token";
+        _cleanup_free_ char *where = strdup_printf("renewal of %s", what);
+        if (r >= 0)
+                vault_warnings(b, where ? where : what, "vault-answer", resp);
         json_t *j = NULL;
         if (r >= 0 && status == 200 && http_json_parse(resp, &j) >= 0) {
                 json_t *src = l->id ? j : json_object_get(j, "auth");
@@ -1101,10 +1526,13 @@ static void lease_renew(struct backend *b, struct vault_lease *l, uint64_t now) 
 
 static uint64_t vault_renew(struct backend *b, uint64_t now) {
         struct vault_state *v = b->data;
-        if (!v || !v->token || v->used_up)
+        if (!v || (!v->token && !v->via_agent) || v->used_up)
                 return 0;   /* a token whose last use is spent is revoked, and its leases */
-        /* a renewal spends a use too: the last one is kept for revoke-self */
-        bool renew_token = v->token_from_login && !(v->uses_left >= 0 && v->uses_left <= 1);
+        /* A renewal spends a use too: the last one is kept for revoke-self, and spending
+         * it would end the token, and with it every lease it renewed. */
+        if (v->uses_left >= 0 && v->uses_left <= 1)
+                return 0;
+        bool renew_token = v->token_from_login;
         uint64_t next = 0;
         for (size_t i = 0; i <= v->n_leases; i++) {
                 struct vault_lease *l = i < v->n_leases ? &v->leases[i] : renew_token ? &v->login : NULL;
@@ -1123,6 +1551,10 @@ static uint64_t vault_renew(struct backend *b, uint64_t now) {
 static void revoked(struct backend *b, const char *lease_id, int r, long status, const char *why, const char *how,
                     const struct secret *resp) {
         const char *what = lease_id ? lease_id : "the login token";
+        if (r >= 0 && resp) {
+                _cleanup_free_ char *where = strdup_printf("revocation of %s", what);
+                vault_warnings(b, where ? where : what, "vault-answer", resp);
+        }
         if (r >= 0 && (status == 200 || status == 204)) {
                 backend_message(b, BACKEND_MESSAGE_INFO, "backend '%s' (vault): revoked %s%s%s", b->name, what,
                                 how ? ": " : "", how ? how : "");
@@ -1133,7 +1565,9 @@ static void revoked(struct backend *b, const char *lease_id, int r, long status,
         _cleanup_free_ char *text = r >= 0 ? vault_error_text(resp) : NULL;
         _cleanup_free_ char *reason = r < 0 ? strdup(why ? why : strerror(-r))
                 : strdup_printf("HTTP %ld %s%s%s%s", status, status_cause(status), text ? ": " : "", text ? text : "",
-                                status == 403 && lease_id
+                                status == 403 && lease_id && startswith(lease_id, "certificate ")
+                                        ? " (revoking a certificate needs update on MOUNT/revoke, which Vault's default policy does not grant; it ends at its expiry)"
+                                : status == 403 && lease_id
                                         ? " (Vault's default policy does not allow sys/leases/revoke; the lease ends with its TTL)"
                                         : "");
         backend_message(b, BACKEND_MESSAGE_WARNING, "backend '%s' (vault): could not revoke %s: %s", b->name, what,
@@ -1166,6 +1600,8 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
         int r = http_request(v->http, "GET", "/v1/auth/token/lookup-self", v->token, NULL,
                              v->deadline_ms, &status, &resp, ret_why);
         token_spent(b, r >= 0);
+        if (r >= 0)
+                vault_warnings(b, "token lookup", "vault-answer", resp);
         if (r < 0)
                 return r == -ENOMEM ? r : backend_fail(ret_why, r, "backend '%s' (vault): token lookup: %s", b->name,
                                                        *ret_why ? *ret_why : strerror(-r));
@@ -1211,18 +1647,24 @@ static int vault_identity(struct backend *b, struct backend_identity *ret, char 
 
 /* sys/leases/revoke for each lease; allowed only by a policy that grants it (Vault's
  * default policy does not: vault/policy/policy_store.go), so a 403 is what it is. */
-static void revoke_leases(struct backend *b, uint64_t deadline) {
+static void revoke_one(struct backend *b, const struct vault_lease *l, uint64_t deadline) {
+        long status = 0;
+        _cleanup_secret_ struct secret *resp = NULL;
+        _cleanup_free_ char *why = NULL;
+        json_t *body = l->serial ? json_pack("{s:s}", "serial_number", l->serial) : json_pack("{s:s}", "lease_id", l->id);
+        int r = body ? vault_post(b, l->serial ? l->revoke_url : "/v1/sys/leases/revoke", body, true, deadline, &status,
+                                  &resp, &why)
+                     : -ENOMEM;
+        json_decref(body);
+        revoked(b, l->id, r, status, why, NULL, resp);
+}
+
+/* certificates: those only (every_lease false), or every lease too */
+static void revoke_leases(struct backend *b, uint64_t deadline, bool every_lease) {
         struct vault_state *v = b->data;
-        for (size_t i = 0; i < v->n_leases; i++) {
-                const char *l = v->leases[i].id;
-                long status = 0;
-                _cleanup_secret_ struct secret *resp = NULL;
-                _cleanup_free_ char *why = NULL;
-                json_t *body = json_pack("{s:s}", "lease_id", l);
-                int r = body ? vault_post(b, "/v1/sys/leases/revoke", body, true, deadline, &status, &resp, &why) : -ENOMEM;
-                json_decref(body);
-                revoked(b, l, r, status, why, NULL, resp);
-        }
+        for (size_t i = 0; i < v->n_leases; i++)
+                if (every_lease || v->leases[i].serial)
+                        revoke_one(b, &v->leases[i], deadline);
 }
 
 /* At exit, what we obtained goes, and the audit log says how Vault did it:
@@ -1236,18 +1678,24 @@ static void vault_revoke_all(struct backend *b) {
         struct vault_state *v = b->data;
         uint64_t budget = b->timeout_ms < VAULT_CLOSE_TIMEOUT_MS ? b->timeout_ms : VAULT_CLOSE_TIMEOUT_MS;
         uint64_t deadline = now_monotonic_ms() + budget;
-        if (!v->http || !v->token)
+        if (!v->http || (!v->token && !v->via_agent))
                 return;
         if (v->used_up) {
                 static const char how[] = "the token's last use was spent: Vault revoked it and its leases";
                 for (size_t i = 0; i < v->n_leases; i++)
-                        revoked(b, v->leases[i].id, 0, 204, NULL, how, NULL);
+                        if (v->leases[i].serial)
+                                /* not a lease: it outlives the token */
+                                revoked(b, v->leases[i].id, -EPERM, 0,
+                                        "the token's last use was spent: nothing can revoke it now; it ends at its expiry",
+                                        NULL, NULL);
+                        else
+                                revoked(b, v->leases[i].id, 0, 204, NULL, how, NULL);
                 if (v->token_from_login)
                         revoked(b, NULL, 0, 204, NULL, how, NULL);
                 return;
         }
         if (!v->token_from_login || token_is_batch(v)) {
-                revoke_leases(b, deadline);
+                revoke_leases(b, deadline, true);
                 if (v->token_from_login) {
                         uint64_t now = now_monotonic_ms();
                         uint64_t left = v->login.expires_ms > now ? (v->login.expires_ms - now) / 1000 : 0;
@@ -1259,19 +1707,24 @@ static void vault_revoke_all(struct backend *b) {
                 }
                 return;
         }
+        /* certificates first: they are not leases, and their revocation needs the token */
+        revoke_leases(b, deadline, false);
         long status = 0;
         _cleanup_secret_ struct secret *resp = NULL;
         _cleanup_free_ char *why = NULL;
         int r = vault_post(b, "/v1/auth/token/revoke-self", NULL, true, deadline, &status, &resp, &why);
         if (r >= 0 && (status == 200 || status == 204)) {
                 for (size_t i = 0; i < v->n_leases; i++)
-                        revoked(b, v->leases[i].id, r, status, NULL,
-                                "with the login token (auth/token/revoke-self): Vault expired it at once", NULL);
-                revoked(b, NULL, r, status, NULL, NULL, NULL);
+                        if (!v->leases[i].serial)
+                                revoked(b, v->leases[i].id, r, status, NULL,
+                                        "with the login token (auth/token/revoke-self): Vault expired it at once", NULL);
+                revoked(b, NULL, r, status, NULL, NULL, resp);
                 return;
         }
         /* the token stays: its leases, at least, may go one by one */
-        revoke_leases(b, deadline);
+        for (size_t i = 0; i < v->n_leases; i++)
+                if (!v->leases[i].serial)
+                        revoke_one(b, &v->leases[i], deadline);
         revoked(b, NULL, r, status, why, NULL, resp);
 }
 
@@ -1290,8 +1743,16 @@ static void vault_close(struct backend *b) {
                 http_result_done(&v->pending[i].result);
         }
         free(v->pending);
-        for (size_t i = 0; i < v->n_leases; i++)
+        for (size_t i = 0; i < v->n_stat_pending; i++) {
+                free(v->stat_pending[i].key);
+                http_result_done(&v->stat_pending[i].result);
+        }
+        free(v->stat_pending);
+        for (size_t i = 0; i < v->n_leases; i++) {
                 free(v->leases[i].id);
+                free(v->leases[i].serial);
+                free(v->leases[i].revoke_url);
+        }
         free(v->leases);
         for (size_t i = 0; i < v->n_mounts; i++) {
                 free(v->mounts[i].path);
@@ -1313,7 +1774,8 @@ static void vault_close(struct backend *b) {
  * GitHub's OIDC endpoint with the job's request token. */
 static int vault_credential_env(const struct backend_config *c, char ***vars) {
         bool jwt_default = c->vault_auth == BACKEND_VAULT_AUTH_JWT && !c->jwt_env;
-        const char *names[] = { c->token_env ? c->token_env : VAULT_TOKEN_ENV, c->role_id_env, c->secret_id_env,
+        const char *names[] = { c->token_env ? c->token_env : VAULT_TOKEN_ENV, c->token_env ? NULL : "BAO_TOKEN",
+                                c->role_id_env, c->secret_id_env,
                                 c->jwt_env, jwt_default ? VAULT_JWT_ENV : NULL,
                                 jwt_default ? GITHUB_OIDC_TOKEN_ENV : NULL };
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
@@ -1324,14 +1786,30 @@ static int vault_credential_env(const struct backend_config *c, char ***vars) {
         return 0;
 }
 
+/* The token file a token auth without token_env may read (the step must not act as the
+ * user with it any more than with $VAULT_TOKEN). */
+static int vault_credential_files(const struct backend_config *c, char ***paths) {
+        /* the key; or, without one, the certificate's file, which then holds the key too */
+        const char *key = c->client_key ? c->client_key : c->client_cert ? c->client_cert
+                        : nonempty(vault_env("CLIENT_KEY")) ? nonempty(vault_env("CLIENT_KEY"))
+                        : nonempty(vault_env("CLIENT_CERT"));
+        int r = key ? strv_extend(paths, key) : 0;
+        if (r < 0 || c->vault_auth != BACKEND_VAULT_AUTH_TOKEN || c->token_env)
+                return r;
+        _cleanup_free_ char *file = token_file_path();
+        return file ? strv_extend(paths, file) : 0;
+}
+
 const struct backend_ops vault_backend_ops = {
         .open = vault_open,
         .fetch = vault_fetch,
         .prefetch = vault_prefetch,
         .close = vault_close,
         .stat = vault_stat,
+        .stat_prefetch = vault_stat_prefetch,
         .write = vault_write,
         .identity = vault_identity,
         .renew = vault_renew,
         .credential_env = vault_credential_env,
+        .credential_files = vault_credential_files,
 };

@@ -346,7 +346,8 @@ class VaultFixture:
       secret values are generated at test time and never printed.
 
     create_token() here gives tokens policies default and "ci", which grants
-    sys/leases/revoke (Vault's default policy does not: vault/policy/policy_store.go); pass
+    sys/leases/revoke and pki/revoke (Vault's default policy does not:
+    vault/policy/policy_store.go); pass
     policies=("default",) for a token with the default policy alone."""
 
     def __init__(self, server, ca_path, wrong_ca_path):
@@ -361,7 +362,7 @@ class VaultFixture:
         server.add_jwt_role(self.jwt_role, [self.jwt_audience])
         self.db_role = "app"
         server.add_db_role(self.db_role, ttl=3, max_ttl=30)
-        server.add_policy("ci", ["sys/leases/revoke"])
+        server.add_policy("ci", ["sys/leases/revoke", "pki/revoke"])
 
     def create_token(self, policies=("default", "ci"), **kw):
         return self.server.create_token(policies=policies, **kw)

@@ -133,7 +133,7 @@ def manifest_pos(proj, needle, nth=0):
 def test_approve_signs_what_ssh_keygen_verifies(world):
     proj, keys, env = world
     status, findings = check(proj)
-    assert status == 1 and ids(findings) == ["SR114"], findings
+    assert status == 1 and ids(findings) == ["SR115"], findings
     r = proj.run("approve", "DEPLOY_TOKEN", "--key", keys["alice"])
     assert r.status == 0, r
     path = approval_file(proj)
@@ -164,14 +164,14 @@ def test_changed_binding_is_refused_with_its_rule(world):
     assert proj.run("approve", "DEPLOY_TOKEN", "--key", keys["alice"]).status == 0
     write_manifest(proj, stages="[deploy, release]")
     status, findings = check(proj)
-    assert status == 1 and ids(findings) == ["SR115"], findings
+    assert status == 1 and ids(findings) == ["SR116"], findings
     f = findings[0]
     assert (f["line"], f["column"]) == manifest_pos(proj, "alice"), f
     assert "'stages' changed" in f["message"] and "DEPLOY_TOKEN.prod.alice.approval:1" in f["message"]
     log = proj.data / "audit.jsonl"
     r = proj.run("run", "-e", "prod", "-s", "deploy", "--audit-log", log, "--", "true", env=env)
     assert r.status == 125, r
-    assert "SR115" in r.stderr and "rule: approval.changed" in r.stderr, r.stderr
+    assert "SR116" in r.stderr and "rule: approval.changed" in r.stderr, r.stderr
     records = [json.loads(line) for line in log.read_text().splitlines()]
     denials = [x for x in records if x["event"] == "policy.deny"]
     assert denials == [dict(denials[0], name="DEPLOY_TOKEN", rule="approval.changed")], records
@@ -189,14 +189,14 @@ def test_reordering_a_list_keeps_the_approval(world):
 def test_wrong_signer(world):
     proj, keys, env = world
     r = proj.run("approve", "DEPLOY_TOKEN", "--key", keys["mallory"], "--identity", "alice")
-    assert r.status == 0 and "SR117" in r.stderr, r
+    assert r.status == 0 and "SR118" in r.stderr, r
     status, findings = check(proj)
-    assert status == 1 and ids(findings) == ["SR117"], findings
+    assert status == 1 and ids(findings) == ["SR118"], findings
     assert "does not list" in findings[0]["message"]
     # listed, but for someone else
     signers(proj, f"alice {public(keys['alice'])}", f"bob {public(keys['mallory'])}")
     status, findings = check(proj)
-    assert ids(findings) == ["SR117"] and "lists for 'bob', not for 'alice'" in findings[0]["message"], findings
+    assert ids(findings) == ["SR118"] and "lists for 'bob', not for 'alice'" in findings[0]["message"], findings
     r = dry_run(proj, env)
     assert r.status == 125 and "rule: approval.signer" in r.stderr, r
 
@@ -206,7 +206,7 @@ def test_identity_without_signature(world):
     write_manifest(proj, approved_by="[alice, bob]")
     assert proj.run("approve", "DEPLOY_TOKEN", "--key", keys["alice"]).status == 0
     status, findings = check(proj)
-    assert status == 1 and ids(findings) == ["SR114"], findings
+    assert status == 1 and ids(findings) == ["SR115"], findings
     assert (findings[0]["line"], findings[0]["column"]) == manifest_pos(proj, "bob")
     r = dry_run(proj, env)
     assert r.status == 125 and "rule: approval.missing" in r.stderr, r
@@ -220,7 +220,7 @@ def test_tampered_approval(world):
     path = approval_file(proj)
     path.write_text(path.read_text().replace('stages: ["deploy"]', 'stages: ["deploy","release"]'))
     status, findings = check(proj)
-    assert status == 1 and ids(findings) == ["SR116"] and "does not verify" in findings[0]["message"], findings
+    assert status == 1 and ids(findings) == ["SR117"] and "does not verify" in findings[0]["message"], findings
     assert dry_run(proj, env).status == 125
 
 
@@ -228,12 +228,12 @@ def test_recertification_ages_by_the_signed_time(world):
     proj, keys, env = world
     signed_payload(proj, keys["alice"], days_ago=100)
     status, findings = check(proj)
-    assert status == 0 and ids(findings) == ["SR118"] and findings[0]["severity"] == "warning", findings
+    assert status == 0 and ids(findings) == ["SR119"] and findings[0]["severity"] == "warning", findings
     r = dry_run(proj, env)
-    assert r.status == 0 and "SR118" in r.stderr and "approval_max_age" in r.stderr, r
+    assert r.status == 0 and "SR119" in r.stderr and "approval_max_age" in r.stderr, r
     signed_payload(proj, keys["alice"], days_ago=130)
     status, findings = check(proj)
-    assert status == 1 and findings[0]["id"] == "SR118" and findings[0]["severity"] == "error", findings
+    assert status == 1 and findings[0]["id"] == "SR119" and findings[0]["severity"] == "error", findings
     r = dry_run(proj, env)
     assert r.status == 125 and "rule: approval.expired" in r.stderr, r
     # the time is signed: editing it back breaks the signature
@@ -241,11 +241,11 @@ def test_recertification_ages_by_the_signed_time(world):
     now = datetime.datetime.now(datetime.timezone.utc)
     path.write_text(re.sub(r'^approved: ".*"$', f'approved: "{now:%Y-%m-%dT%H:%M:%SZ}"', path.read_text(),
                            flags=re.M))
-    assert ids(check(proj)[1]) == ["SR116"]
+    assert ids(check(proj)[1]) == ["SR117"]
     # and a date ahead of now is refused, not taken as young
     signed_payload(proj, keys["alice"], days_ago=-30)
     status, findings = check(proj)
-    assert ids(findings) == ["SR116"] and "future" in findings[0]["message"], findings
+    assert ids(findings) == ["SR117"] and "future" in findings[0]["message"], findings
 
 
 def test_dev_runs_are_not_gated_by_prod_approvals(world):
@@ -258,7 +258,7 @@ def test_dev_runs_are_not_gated_by_prod_approvals(world):
 def test_names_without_allowed_signers_are_a_warning(proj):
     write_manifest(proj, policy="  on_leak: fail")
     status, findings = check(proj)
-    assert status == 0 and ids(findings) == ["SR119"], findings
+    assert status == 0 and ids(findings) == ["SR120"], findings
     assert (findings[0]["line"], findings[0]["column"]) == manifest_pos(proj, "approved_by")
 
 
@@ -273,10 +273,10 @@ def test_allowed_signers_options(world):
     signers(proj, f'"alice,carol,!mallory" namespaces="{NS}",valid-after="20200101" {key}')
     assert check(proj) == (0, [])
     signers(proj, f"alice@* {key}")
-    assert ids(check(proj)[1]) == ["SR117"]
+    assert ids(check(proj)[1]) == ["SR118"]
     signers(proj, f"alice {key}", "carol bogus-option ssh-ed25519 AAAA")
     status, findings = check(proj)
-    assert status == 1 and ids(findings) == ["SR120"] and "allowed_signers:2" in findings[0]["message"], findings
+    assert status == 1 and ids(findings) == ["SR121"] and "allowed_signers:2" in findings[0]["message"], findings
 
 
 def test_other_key_types_are_refused_by_name(world):
@@ -287,7 +287,7 @@ def test_other_key_types_are_refused_by_name(world):
     assert r.status == 1 and "Ed25519" in r.stderr, r
     signed_payload(proj, rsa)
     status, findings = check(proj)
-    assert ids(findings) == ["SR116"] and "Ed25519" in findings[0]["message"], findings
+    assert ids(findings) == ["SR117"] and "Ed25519" in findings[0]["message"], findings
 
 
 def test_encrypted_key_points_to_the_agent_flow(world):
@@ -307,7 +307,7 @@ def test_one_approvals_file(world):
     assert first.count("secrets-run approval v1") == 1
     # approving again replaces alice's approval, it does not pile up
     write_manifest(proj, stages="[deploy, release]", policy=DEFAULT_POLICY + "\n  approvals: approvals.txt")
-    assert ids(check(proj)[1]) == ["SR115"]
+    assert ids(check(proj)[1]) == ["SR116"]
     assert proj.run("approve", "DEPLOY_TOKEN", "-e", "prod", "--key", keys["alice"]).status == 0
     assert (proj.dir / "approvals.txt").read_text().count("secrets-run approval v1") == 1
     assert check(proj) == (0, [])

@@ -71,7 +71,7 @@ def project(tmp_path):
 def test_subcommands(project):
     assert complete(["secrets-run", ""], project) == sorted(
         ["run", "check", "plan", "apply", "rotate", "redact", "scan", "store", "audit",
-         "doctor", "approve", "explain", "report", "version", "help"])
+         "doctor", "init", "approve", "explain", "report", "version", "help"])
     assert "store" in complete(["secrets-run", "st"], project)
 
 
@@ -148,7 +148,7 @@ def _help_options(binary, cmd):
 
 
 @pytest.mark.parametrize("cmd", ["run", "check", "plan", "apply", "rotate", "redact", "scan",
-                                 "store", "audit", "approve", "explain", "report"])
+                                 "store", "audit", "init", "approve", "explain", "report"])
 def test_options_per_command_match_help(project, secrets_run_bin, cmd):
     offered = complete(["secrets-run", cmd, "-"], project)
     assert offered == _help_options(secrets_run_bin, cmd)

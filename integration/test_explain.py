@@ -141,7 +141,7 @@ def test_one_context_names_each_rule(proj):
     assert rules["PROD_GEN"][0] == "environments"
     r = proj.run("explain", "-e", "prod", "-s", "build", "--event", "push", "--branch", "main")
     assert r.status == 0, r
-    assert "run refuses (exit 125)" in r.stdout and "approval.missing: SR114" in r.stdout, r.stdout
+    assert "run refuses (exit 125)" in r.stdout and "approval.missing: SR115" in r.stdout, r.stdout
     assert "PROD_GEN" in r.stdout.split("does not get:")[0]
     r = proj.run("explain", "-e", "prod", "--event", "pull_request", "--branch", "main")
     assert "protected-environment-pull-request: environment 'prod' is protected" in r.stdout, r.stdout

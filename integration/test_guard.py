@@ -272,3 +272,19 @@ th = threading.Thread(target=other); th.start(); th.join()'
     assert r.status == 123, r
     got = sorted(file_leaks(r, positions=True))
     assert got == [("a/via-dirfd.txt", "1:1", "raw", "TOKEN"), ("c/from-thread.txt", "1:3", "raw", "TOKEN")], r.stderr
+
+
+def test_a_file_in_dev_shm_is_scanned_and_devices_are_not(box):
+    value, env = prepare(box)
+    shm = Path("/dev/shm") / f"sr-guard-{uuid.uuid4().hex}"
+    step = box.script(f"""
+        cat "$TOKEN_FILE" > '{shm}'
+        cat "$TOKEN_FILE" > /dev/null
+        """)
+    try:
+        r = box.run("run", "--", step, env=env)
+    finally:
+        if shm.exists():
+            shm.unlink()
+    assert r.status == 123, r
+    assert file_leaks(r) == [(str(shm), "raw", "TOKEN")], r.stderr

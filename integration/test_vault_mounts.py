@@ -100,7 +100,7 @@ def test_kv2_path_outside_data_names_the_api_path(proj, vault):
                            backends=vault_backend(vault))
     r = proj.run("run", "--", "true", env={"VAULT_TOKEN": vault.create_token()})
     assert r.status == 125, r
-    line = [l for l in r.stderr.splitlines() if "MY_SECRET" in l]
+    line = [l for l in r.stderr.splitlines() if "MY_SECRET" in l and "error:" in l]
     assert line and "secret/ is a KV v2 mount: the API path is secret/data/app" in line[0], r
 
 

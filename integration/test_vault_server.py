@@ -600,7 +600,7 @@ def test_batch_tokens_and_num_uses(vault):
 
 
 def test_default_policy_cannot_revoke_leases(vault):
-    tok = vault.create_token()
+    tok = vault.create_token(policies=("default",))
     st, _, body = get(vault, "database/creds/app", token=tok)
     lease = body["lease_id"]
     st, _, body = post(vault, "sys/leases/revoke", {"lease_id": lease}, token=tok)

@@ -106,3 +106,17 @@ def test_too_few_uses_warned_before_the_reads(proj, vault):
     r = proj.run("run", "--", "true", env=approle(vault, proj, token_num_uses=2))
     assert r.status == 125, r
     assert "the token has 2 uses left and this run reads 3 paths" in r.stderr, r
+
+
+def test_renewals_keep_the_last_use_for_revoke_self(proj, vault):
+    """token_num_uses 3, a 3 s lease, a 6 s step: one read, one renewal, and the last use
+    left for revoke-self; spending it on a renewal would end the token and the lease with it."""
+    proj.standard_manifest(
+        secrets_block='DB_PASS: {from: "v:database/creds/app#password", owner: t}',
+        backends=vault_backend(vault, APPROLE))
+    r = proj.run("run", "--", proj.script("sleep 6\n"), env=approle(vault, proj, token_num_uses=3, ttl=600))
+    assert r.status == 0, r
+    assert [e["status"] for e in vault.requests(path="auth/token/revoke-self")] == [204]
+    assert len(vault.requests(path="sys/leases/renew")) == 1
+    assert "could not" not in r.stderr, r
+    assert_nothing_leaked(proj, vault)

@@ -16,6 +16,34 @@ standby, 412, 504 and a sealed server. Where ../shared/vault-api/ says otherwise
 wins, and the comment says so. Anything else (full ACL policies, wrapping, quotas, ...) is not
 modelled: every valid token may read every path.
 
+The behaviours that follow the source, and where (each is commented where it is done):
+
+| behaviour | source |
+|---|---|
+| mount table, mounts of several segments, no mount under another | vault/mount.go, vault/routing/router.go |
+| sys/internal/ui/mounts/<path>: mount info + path, 403 alike for no mount and no access, no token use spent | vault/logical_system.go (pathInternalUIMountRead), command/kv_helpers.go |
+| namespaces: header stacked ahead of the path, longest prefix | vault/namespace_store.go (ResolveNamespaceFromRequest) |
+| KV v2 path outside data/ and metadata/: 404 with a warning | vault-plugin-secrets-kv backend.go (openbao builtin/logical/kv/backend.go pathInvalid) |
+| batch tokens: hvb. prefix, not renewable, renew/revoke-self 400 | vault/token_store.go |
+| num_uses: every authenticated request spends one, revoked after the last | vault/request_handling.go, vault/token_store.go (UseToken) |
+| default policy: no sys/leases/revoke (403), revoke-self allowed | vault/policy/policy_store.go (DefaultPolicy) |
+| revoke-self revokes the token's leases (lazily, in Vault) | vault/expiration.go (RevokeByToken) |
+| 307 from a standby to the active node | http/handler.go (respondStandby) |
+| 412 "required index state not present" | hashicorp/vault sdk/logical/error.go (ErrMissingRequiredState) |
+| 504 (a gateway's, not Vault's) | none in Vault: go-retryablehttp retries every 5xx but 501 |
+| sealed: 503 "Vault is sealed" to everything but sys/health | vault/request_handling.go, sdk/helper/consts/error.go |
+| kubernetes login | builtin/credential/kubernetes/path_login.go |
+| cert login | builtin/credential/cert/path_login.go |
+| PKI issue (lease only with generate_lease), revoke by serial | builtin/logical/pki/path_issue_sign.go, path_roles.go, path_revoke.go |
+| a Vault Agent's unix listener adding its auto-auth token | command/agentproxyshared/cache/handler.go |
+
+Where ../shared/vault-api/ and the source disagree, the source wins:
+- lookup-self's data has "type" (token_store.go handleLookup); the doc sample has none.
+- a namespace header naming no namespace is 404 (namespace_store.go resolves the namespace
+  before anything else); the double used to answer 403 for a missing header.
+- revoke of a lease by a default-policy token is 403 (policy_store.go), as the README's 6b
+  says, though no sample shows it.
+
 Python stdlib only: http.server.ThreadingHTTPServer on 127.0.0.1 (random port), TLS through
 ssl with a certificate the caller provides (make_test_pki() creates a throwaway CA and a server
 certificate for 127.0.0.1/localhost with openssl), or plain HTTP.
@@ -360,6 +388,11 @@ class VaultServer:
 
     def stop(self):
         """Stops listening and closes open (keep-alive) connections."""
+        for httpd, t in getattr(self, "_unix", []):
+            httpd.shutdown()
+            httpd.server_close()
+            t.join(5)
+        self._unix = []
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -372,6 +405,28 @@ class VaultServer:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def serve_unix(self, path, auto_auth_token=None):
+        """Also serves on a unix socket at path, as a Vault Agent's or Proxy's listener
+        does; with auto_auth_token, a request without a token gets that one, as the
+        agent's api_proxy with use_auto_auth_token adds its own
+        (command/agentproxyshared/cache/handler.go ProxyHandler)."""
+        import socketserver
+        server = self
+
+        class UnixHttpd(socketserver.ThreadingUnixStreamServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        httpd = UnixHttpd(str(path), Handler)
+        httpd.vault = self
+        httpd.auto_auth_token = auto_auth_token
+        t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        t.start()
+        self._unix = getattr(self, "_unix", []) + [(httpd, t)]
+        return httpd
 
     def refuse_connections(self):
         """Stops listening and drops open connections: connections to .addr are refused
@@ -1137,7 +1192,7 @@ class VaultServer:
             if method != "GET":
                 raise VaultError(405, [])
             return self._db_creds(full, rel, sub[1], tok)
-        if e["type"] == "pki" and len(sub) == 2 and sub[0] in ("issue", "revoke"):
+        if e["type"] == "pki" and (sub == ["revoke"] or (len(sub) == 2 and sub[0] == "issue")):
             if not write:
                 raise VaultError(405, [])
             if sub[0] == "revoke":
@@ -1296,6 +1351,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass    # the request log is ours; keep stderr quiet
 
+    def address_string(self):
+        return str(self.client_address[0]) if self.client_address else "unix"
+
     def _dispatch(self):
         vault = self.server.vault
         url = urlsplit(self.path)
@@ -1310,6 +1368,9 @@ class Handler(BaseHTTPRequestHandler):
             token, token_header = self.headers["X-Vault-Token"], "X-Vault-Token"
         elif (self.headers.get("Authorization") or "").startswith("Bearer "):
             token, token_header = self.headers["Authorization"][7:].strip(), "Authorization"
+        elif getattr(self.server, "auto_auth_token", None):
+            # see serve_unix: the agent's auto-auth token stands in
+            token, token_header = self.server.auto_auth_token, "agent"
         body, bad_json = {}, False
         if raw.strip():
             try:

@@ -1,19 +1,26 @@
 #!/bin/sh
 # Installs every package needed to build and test secrets-run on Debian 12.
 # Idempotent and non-interactive: packages already present are left alone.
+# --build: only what building the binary needs (the GitHub Action's and GitLab template's
+# source builds), no test tools, no npm packages.
 set -eu
 
-# openssh-client: the approval tests sign and verify with ssh-keygen; chromium: the report's
-# page is rendered headless (integration/test_report.py, a few seconds).
-PACKAGES="
+# what building the binary needs (also the list --build installs)
+BUILD_PACKAGES="
   build-essential meson ninja-build pkg-config
   libseccomp-dev libsodium-dev libcurl4-openssl-dev libyaml-dev libcap-dev libjansson-dev
   libarchive-dev nettle-dev liblzma-dev libzstd-dev libbz2-dev zlib1g-dev
+"
+
+# everything else: the build's packages and the tests' tools (openssh-client: the approval
+# tests sign and verify with ssh-keygen; chromium: the report's page is rendered headless,
+# integration/test_report.py, a few seconds)
+PACKAGES="$BUILD_PACKAGES
   clang llvm libclang-rt-14-dev
   python3 python3-pytest python3-yaml
   scdoc bash-completion zsh
   debhelper dpkg-dev fakeroot lintian
-  shellcheck python3-jsonschema nodejs npm
+  shellcheck python3-jsonschema nodejs npm rsync
   util-linux procps git ca-certificates openssh-client
   bubblewrap keyutils
   postgresql python3-psycopg2 openssl
@@ -30,6 +37,13 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 
+build_only=false
+case ${1:-} in
+  --build) build_only=true; PACKAGES=$BUILD_PACKAGES ;;
+  "") ;;
+  *) echo "usage: install-deps.sh [--build]" >&2; exit 2 ;;
+esac
+
 missing=""
 for p in $PACKAGES; do
   # a Node.js that did not come from Debian (nodesource, an image's own) serves as well
@@ -44,6 +58,10 @@ else
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+if [ "$build_only" = true ]; then
+  exit 0
 fi
 
 npm_missing=""

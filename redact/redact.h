@@ -117,5 +117,11 @@ struct redact_scan_options {
 };
 int redact_scan_file(const struct redactor *r, int fd, uint64_t limit, const struct redact_scan_options *o,
                      const struct redact_sink *sink);
+/* The same for many files, with one stream and buffer kept between them. */
+struct redact_scanner;
+int redact_scanner_new(const struct redactor *r, struct redact_scanner **ret);
+int redact_scanner_scan(struct redact_scanner *sc, int fd, uint64_t limit, const struct redact_scan_options *o,
+                        const struct redact_sink *sink);
+struct redact_scanner *redact_scanner_free(struct redact_scanner *sc);
 /* The same with the default options. */
 int redact_scan_fd(const struct redactor *r, int fd, uint64_t limit, const struct redact_sink *sink);

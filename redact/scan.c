@@ -173,33 +173,70 @@ int scan_source(struct scan *s, struct source *src, unsigned depth, const char *
         return scan_plain(s, src, member);
 }
 
-int redact_scan_file(const struct redactor *r, int fd, uint64_t limit, const struct redact_scan_options *o,
-                     const struct redact_sink *sink) {
+/* A stream and a read buffer kept for many files: an artifact scan of 100,000 small files
+ * would otherwise make (and lock, and wipe) both for each. */
+struct redact_scanner {
+        const struct redactor *r;
+        struct redact_stream *stream;
+        unsigned char *buf;
+};
+
+struct redact_scanner *redact_scanner_free(struct redact_scanner *sc) {
+        if (!sc)
+                return NULL;
+        redact_stream_free(sc->stream);
+        free(sc->buf);   /* wiped after each file */
+        free(sc);
+        return NULL;
+}
+
+int redact_scanner_new(const struct redactor *r, struct redact_scanner **ret) {
+        struct redact_scanner *sc = calloc(1, sizeof *sc);
+        if (!sc)
+                return -ENOMEM;
+        sc->r = r;
+        int k = redact_stream_new(r, &sc->stream);
+        if (k >= 0 && !(sc->buf = malloc(SCAN_PIECE)))
+                k = -ENOMEM;
+        if (k < 0) {
+                redact_scanner_free(sc);
+                return k;
+        }
+        *ret = sc;
+        return 0;
+}
+
+int redact_scanner_scan(struct redact_scanner *sc, int fd, uint64_t limit, const struct redact_scan_options *o,
+                        const struct redact_sink *sink) {
         struct scan s = {
-                .r = r, .sink = sink, .options = o, .name = o ? o->name : NULL,
+                .r = sc->r, .sink = sink, .options = o, .name = o ? o->name : NULL,
                 .max_expanded = o && o->max_expanded ? o->max_expanded : REDACT_SCAN_MAX_EXPANDED,
                 .max_depth = o && o->max_depth ? o->max_depth : REDACT_SCAN_MAX_DEPTH,
                 .max_members = o && o->max_members ? o->max_members : REDACT_SCAN_MAX_MEMBERS,
+                .stream = sc->stream,
         };
-        _cleanup_redact_stream_ struct redact_stream *stream = NULL;
-        int k = redact_stream_new(r, &stream);
-        if (k < 0)
-                return k;
-        s.stream = stream;
-        _cleanup_free_ unsigned char *buf = malloc(SCAN_PIECE);
-        if (!buf)
-                return -ENOMEM;
         struct source src = {
                 .scan = &s, .fd = fd, .fd_start = lseek(fd, 0, SEEK_CUR), .fd_limit = limit, .fd_left = limit,
-                .fd_buf = buf,
+                .fd_buf = sc->buf,
         };
-        k = fd_fill_head(&src);
+        int k = fd_fill_head(&src);
         if (k >= 0)
                 k = scan_source(&s, &src, 0, NULL, false);
         fd_wipe(&src);
         if (k < 0)
                 return k;
         return s.leaks > INT32_MAX ? INT32_MAX : (int) s.leaks;
+}
+
+int redact_scan_file(const struct redactor *r, int fd, uint64_t limit, const struct redact_scan_options *o,
+                     const struct redact_sink *sink) {
+        struct redact_scanner *sc = NULL;
+        int k = redact_scanner_new(r, &sc);
+        if (k < 0)
+                return k;
+        k = redact_scanner_scan(sc, fd, limit, o, sink);
+        redact_scanner_free(sc);
+        return k;
 }
 
 int redact_scan_fd(const struct redactor *r, int fd, uint64_t limit, const struct redact_sink *sink) {

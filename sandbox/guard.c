@@ -38,6 +38,14 @@
 #define GUARD_ARCH AUDIT_ARCH_AARCH64
 #endif
 
+/* Linux 6.6; Debian 12's headers predate it */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
 #endif
@@ -401,6 +409,17 @@ static int resolve_at(pid_t pid, int dirfd, uint64_t name_addr, char *out, size_
         return 0;
 }
 
+static void read_comm(pid_t pid, char *buf, size_t size);
+
+const char *guard_event_program(const struct guard_event *e) {
+        if (e->comm)
+                return e->comm;
+        /* the caller waits on us: /proc/PID/comm is still its */
+        if (!e->comm_buf[0])
+                read_comm(e->pid, e->comm_buf, e->comm_size);
+        return e->comm_buf;
+}
+
 static void read_comm(pid_t pid, char *buf, size_t size) {
         char p[48];
         snprintf(p, sizeof p, "/proc/%d/comm", (int) pid);
@@ -420,7 +439,8 @@ static int read_call(const struct seccomp_notif *req, struct call *c, struct gua
         pid_t pid = (pid_t) req->pid;
         const __u64 *a = req->data.args;
         int nr = req->data.nr, r;
-        *e = (struct guard_event) { .pid = pid, .comm = c->comm, .path = c->path };
+        c->comm[0] = '\0';
+        *e = (struct guard_event) { .pid = pid, .path = c->path, .comm_buf = c->comm, .comm_size = sizeof c->comm };
 #ifdef __NR_open
         if (nr == __NR_open)
                 return e->kind = GUARD_WRITE, resolve_at(pid, AT_FDCWD, a[0], c->path, sizeof c->path);
@@ -482,7 +502,6 @@ static void handle(struct guard *g, struct seccomp_notif *req, struct seccomp_no
         int r = read_call(req, c, &e);
         /* the pid we read from is still the caller, waiting on us: what we read is its */
         if (r == 0 && ioctl(g->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) == 0) {
-                read_comm(e.pid, c->comm, sizeof c->comm);
                 g->fn(g->userdata, &e);
         }
         memset(resp, 0, g->sizes.seccomp_notif_resp);
@@ -630,6 +649,11 @@ int guard_start(int sock, struct guard_reads *reads, guard_event_fn fn, void *us
                 r = -errno;
                 goto fail;
         }
+        /* each call waits for our answer and we for the next call: a synchronous exchange, which
+         * the kernel can hand over on one CPU instead of two wake-ups (Linux 6.6; older kernels
+         * refuse the ioctl and keep the ordinary wake-ups) */
+        if (listener >= 0)
+                (void) ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
         g->listener = steal_fd(&listener);
         g->reads = steal_pointer(&w);
         /* its own thread, so relaying output never delays an open, and an open never waits

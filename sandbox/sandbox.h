@@ -155,7 +155,10 @@ struct sockaddr;
 struct guard_event {
         enum guard_event_kind kind;
         pid_t pid;                    /* the calling thread, as the supervisor sees it */
-        const char *comm;             /* its program's name (GUARD_READ: NULL if it cannot be told) */
+        const char *comm;             /* GUARD_READ: its program's name, NULL if it cannot be told;
+                                         the others: guard_event_program() */
+        char *comm_buf;               /* guard_event_program()'s, read on first use */
+        size_t comm_size;
         const char *path;             /* absolute and lexically normal, as the step sees it */
         const char *target;
         bool exchange;                /* RENAME_EXCHANGE: both names keep a file */
@@ -163,6 +166,8 @@ struct guard_event {
         const struct sockaddr *addr;
         unsigned addr_len;
 };
+/* The calling program's name, read only when asked (most calls name a file already seen). */
+const char *guard_event_program(const struct guard_event *e);
 /* Called on the guard's thread, the caller waiting: the file is still there to be read. */
 typedef void (*guard_event_fn)(void *userdata, const struct guard_event *e);
 struct guard;

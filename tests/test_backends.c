@@ -29,7 +29,7 @@ TEST(file_declares_the_store_key) {
 TEST(vault_declares_what_its_auth_reads) {
         struct backend_config token = { .name = "v", .kind = BACKEND_KIND_VAULT, .vault_auth = BACKEND_VAULT_AUTH_TOKEN };
         _cleanup_strv_free_ char **a = credentials_of(&token);
-        CHECK(vars_are(a, (const char *const[]) { "VAULT_TOKEN" }, 1));
+        CHECK(vars_are(a, (const char *const[]) { "VAULT_TOKEN", "BAO_TOKEN" }, 2));
 
         token.token_env = "MY_TOKEN";
         _cleanup_strv_free_ char **b = credentials_of(&token);
@@ -39,17 +39,18 @@ TEST(vault_declares_what_its_auth_reads) {
         struct backend_config approle = { .name = "v", .kind = BACKEND_KIND_VAULT, .vault_auth = BACKEND_VAULT_AUTH_APPROLE,
                                           .role_id_env = "RID", .secret_id_env = "SID" };
         _cleanup_strv_free_ char **c = credentials_of(&approle);
-        CHECK(vars_are(c, (const char *const[]) { "VAULT_TOKEN", "RID", "SID" }, 3));
+        CHECK(vars_are(c, (const char *const[]) { "VAULT_TOKEN", "BAO_TOKEN", "RID", "SID" }, 4));
 
         struct backend_config jwt = { .name = "v", .kind = BACKEND_KIND_VAULT, .vault_auth = BACKEND_VAULT_AUTH_JWT,
                                       .jwt_env = "CI_JWT" };
         _cleanup_strv_free_ char **d = credentials_of(&jwt);
-        CHECK(vars_are(d, (const char *const[]) { "VAULT_TOKEN", "CI_JWT" }, 2));
+        CHECK(vars_are(d, (const char *const[]) { "VAULT_TOKEN", "BAO_TOKEN", "CI_JWT" }, 3));
 
         /* without jwt_env: $VAULT_ID_TOKEN, or GitHub's OIDC endpoint with the request token */
         jwt.jwt_env = NULL;
         _cleanup_strv_free_ char **e = credentials_of(&jwt);
-        CHECK(vars_are(e, (const char *const[]) { "VAULT_TOKEN", "VAULT_ID_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN" }, 3));
+        CHECK(vars_are(e, (const char *const[]) { "VAULT_TOKEN", "BAO_TOKEN", "VAULT_ID_TOKEN",
+                                                  "ACTIONS_ID_TOKEN_REQUEST_TOKEN" }, 4));
 }
 
 TEST(env_exec_generate_declare_none) {

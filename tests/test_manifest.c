@@ -396,6 +396,12 @@ TEST(key_of_another_backend_type) {
                            SR002_UNKNOWN_KEY, 3, 18, "key 'path' is not valid for a backend of type env");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: token, jwt_env: X}}\n",
                            SR002_UNKNOWN_KEY, 3, 42, "key 'jwt_env' is not valid for auth method token");
+        CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: cert, role: r}}\n",
+                           SR002_UNKNOWN_KEY, 3, 41, "key 'role' is not valid for auth method cert");
+        CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: jwt, token_file: /t}}\n",
+                           SR002_UNKNOWN_KEY, 3, 40, "key 'token_file' is not valid for auth method jwt");
+        CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: kubernetes, role: r, name: n}}\n",
+                           SR002_UNKNOWN_KEY, 3, 56, "key 'name' is not valid for auth method kubernetes");
 }
 
 TEST(backend_required_keys) {
@@ -405,11 +411,13 @@ TEST(backend_required_keys) {
                            SR003_WRONG_TYPE, 3, 28,
                            "'command' must be a sequence of strings, got a scalar (write it as [program, arg, ...])");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  p: {timeout: 1m}\n", SR006_MISSING_KEY, 3, 3,
-                           "backend 'p' needs 'type' (file, env, exec or vault)");
+                           "backend 'p' needs 'type' (file, env, exec, vault or dotenv)");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  p: {type: s3}\n", SR004_INVALID_VALUE, 3, 13,
-                           "'type' must be one of file, env, exec, vault, got 's3'");
+                           "'type' must be one of file, env, exec, vault, dotenv, got 's3'");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {role: r}}\n",
-                           SR006_MISSING_KEY, 3, 20, "'auth' needs 'method' (token, approle or jwt)");
+                           SR006_MISSING_KEY, 3, 20, "'auth' needs 'method' (token, approle, jwt, kubernetes or cert)");
+        CHECK_ONLY_FINDING("version: 1\nbackends:\n  v: {type: vault, auth: {method: kubernetes}}\n",
+                           SR006_MISSING_KEY, 3, 20, "auth method kubernetes needs 'role'");
         CHECK_ONLY_FINDING("version: 1\nbackends:\n  -v: {type: env}\n", SR004_INVALID_VALUE, 3, 3,
                            "'-v' is not a valid backend name (letters, digits, _, -; not starting with a digit or -)");
 }

@@ -140,7 +140,7 @@ _secrets_run_values() {
                 compopt -o nospace 2>/dev/null
                 return 0
                 ;;
-        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts | --key | -o | --output)
+        -f | --manifest | --audit-log | --secret-file | --store | --public-key | --artifacts | --result-file | --dotenv | --key | -o | --output)
                 mapfile -t COMPREPLY < <(compgen -f -- "$cur")
                 [[ -n $value_prefix ]] && COMPREPLY=("${COMPREPLY[@]/#/$value_prefix}")
                 compopt -o filenames 2>/dev/null
@@ -171,10 +171,10 @@ _secrets_run() {
                 cur=${cur#*=}
         fi
 
-        local commands="run check plan apply rotate redact scan store audit doctor approve explain report version help"
+        local commands="run check plan apply rotate redact scan store audit doctor init approve explain report version help"
         local with_arg="-f --manifest -e --env -s --stage --format --only --on-leak --sandbox
                         --network --guard --timeout --artifacts --audit-log --tty --secret-file --store --to
-                        --public-key --key --identity -o --output --event --branch"
+                        --public-key --result-file --dotenv --key --identity -o --output --event --branch"
         local common="--format -q --quiet -v --verbose -h --help"
         local manifest_opts="-f --manifest -e --env -s --stage"
 
@@ -233,14 +233,15 @@ _secrets_run() {
         case $cmd in
         "" | run)
                 opts="$common $manifest_opts --only --on-leak --sandbox --network --guard --timeout
-                      --artifacts --audit-log --tty --allow-ptrace --dry-run"
+                      --artifacts --audit-log --tty --allow-ptrace --dry-run --result-file"
                 [[ -z $cmd ]] && opts="$opts --version"
                 ;;
         check | rotate | scan) opts="$common $manifest_opts" ;;
+        init) opts="$common -f --manifest" ;;
         plan) opts="$common $manifest_opts --all" ;;
         apply) opts="$common $manifest_opts --all --dry-run" ;;
         redact) opts="$common $manifest_opts --on-leak" ;;
-        store) opts="$common -f --manifest --store --to --replace" ;;
+        store) opts="$common -f --manifest --store --to --replace --dotenv" ;;
         audit) opts="$common --public-key" ;;
         approve) opts="$common -f --manifest -e --env --key --identity --print-payload -o --output" ;;
         explain) opts="$common $manifest_opts --event --branch --matrix" ;;
