@@ -21,6 +21,15 @@ static const char *const form_names[_FORM_MAX] = {
         [FORM_JSON] = "json",
         [FORM_SHELL] = "shell",
         [FORM_XML] = "xml",
+        [FORM_PYTHON] = "python",
+        [FORM_ESCAPED] = "escaped",
+        [FORM_YAML] = "yaml",
+        [FORM_QUOTE_DOUBLED] = "quote-doubled",
+        [FORM_UNESCAPED] = "unescaped",
+        [FORM_BASE64_BASE64] = "base64(base64)",
+        [FORM_BASE64_JSON] = "base64(json)",
+        [FORM_PERCENT_BASE64] = "percent(base64)",
+        [FORM_JSON_JSON] = "json(json)",
         [FORM_PARTIAL] = "partial",
 };
 

@@ -21,6 +21,15 @@ enum redact_form {
         FORM_JSON,               /* JSON string escape */
         FORM_SHELL,              /* set -x / printf %q quoting */
         FORM_XML,                /* XML/HTML entities */
+        FORM_PYTHON,             /* Python repr()/str() of a str or bytes (pytest prints these) */
+        FORM_ESCAPED,            /* C, Go, Rust, Java, JavaScript string-literal escapes */
+        FORM_YAML,               /* YAML double-quoted scalar */
+        FORM_QUOTE_DOUBLED,      /* '' doubling (SQL, PowerShell, GitHub expressions), "" (CSV) */
+        FORM_UNESCAPED,          /* backslash escapes resolved, as an unquoted shell word prints */
+        FORM_BASE64_BASE64,      /* nested to depth 2: base64 of a base64 form */
+        FORM_BASE64_JSON,        /* base64 of the JSON-escaped value */
+        FORM_PERCENT_BASE64,     /* percent-encoding of a base64 form */
+        FORM_JSON_JSON,          /* a JSON string escaped twice */
         FORM_PARTIAL,            /* a held prefix at end of stream */
         _FORM_MAX,
 };

@@ -105,7 +105,8 @@ TEST(form_names) {
         static const char *const expected[_FORM_MAX] = {
                 "raw", "trimmed", "line", "whitespace", "base64", "base64url", "base64-wrapped",
                 "hex", "HEX", "percent", "percent-lower", "percent-plus", "json", "shell", "xml",
-                "partial",
+                "python", "escaped", "yaml", "quote-doubled", "unescaped", "base64(base64)",
+                "base64(json)", "percent(base64)", "json(json)", "partial",
         };
         for (int f = 0; f < _FORM_MAX; f++)
                 CHECK(streq(redact_form_name(f), expected[f]));
