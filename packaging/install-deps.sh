@@ -68,7 +68,8 @@ npm_missing=""
 for spec in $NPM_PACKAGES; do
   name=${spec%@*}
   version=${spec##*@}
-  installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$NPM_PREFIX/node_modules/$name/package.json" 2>/dev/null)
+  # a package not yet installed has no package.json: sed fails, which set -e must not see
+  installed=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$NPM_PREFIX/node_modules/$name/package.json" 2>/dev/null || true)
   [ "$installed" = "$version" ] || npm_missing="$npm_missing $spec"
 done
 if [ -z "$npm_missing" ]; then
