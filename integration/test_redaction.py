@@ -271,7 +271,7 @@ FORMS = {
     "base64-wrapped": (
         _val_long, 'base64 "$TOKEN_FILE"',
         lambda v: _span(b64(v)[:76] + "\n" + b64(v)[76:] + "\n", b64(v)[:76] + "\n" + b64(v)[76:]),
-        "base64-wrapped", "stdout"),
+        "base64", "stdout"),
     "hex-od": (
         _val_hexletters, 'od -An -v -tx1 "$TOKEN_FILE" | tr -d " \\n"; echo',
         lambda v: _span(v.encode().hex() + "\n", v.encode().hex()), "hex", "stdout"),
@@ -352,8 +352,8 @@ def test_wrapped_base64_of_generated_value_with_crlf(proj):
     proj.register(enc[76:])
     absent(proj, r, value, enc[:76], enc[76:])
     check(r.stdout == MASK("TOKEN") + "\r\n", proj, r, "wrapped CRLF base64 not masked")
-    check(leaks(r) == [("error", "TOKEN", "base64-wrapped", "stdout", 1, 1)], proj, r,
-          "expected stdout:1:1 (base64-wrapped): TOKEN")
+    check(leaks(r) == [("error", "TOKEN", "base64", "stdout", 1, 1)], proj, r,
+          "expected stdout:1:1 (base64): TOKEN")
     check(r.status == 123, proj, r, "exit 123")
 
 

@@ -12,7 +12,6 @@ static const char *const form_names[_FORM_MAX] = {
         [FORM_WHITESPACE] = "whitespace",
         [FORM_BASE64] = "base64",
         [FORM_BASE64URL] = "base64url",
-        [FORM_BASE64_WRAPPED] = "base64-wrapped",
         [FORM_HEX_LOWER] = "hex",
         [FORM_HEX_UPPER] = "HEX",
         [FORM_PERCENT_UPPER] = "percent",
@@ -371,41 +370,6 @@ static int emit_base64(struct forms_ctx *c, const unsigned char *v, size_t len) 
                         if (r < 0)
                                 return r;
                 }
-        return 0;
-}
-
-#define BASE64_LINE 76
-
-static int emit_base64_wrapped(struct forms_ctx *c, const unsigned char *v, size_t len) {
-        static const char *const separators[] = { "\n", "\r\n" };
-        _cleanup_secret_ struct secret *enc = NULL;
-        int r;
-
-        r = base64_encode(v, len, b64_standard, &enc);
-        if (r < 0)
-                return r;
-        size_t n = secret_len(enc);
-        if (n <= BASE64_LINE)
-                return 0;
-
-        for (size_t k = 0; k < ELEMENTSOF(separators); k++) {
-                _cleanup_secret_ struct secret *s = NULL;
-                r = secret_new(n + n / BASE64_LINE * 2, &s);
-                if (r < 0)
-                        return r;
-                for (size_t i = 0; i < n && r >= 0; i += BASE64_LINE) {
-                        size_t chunk = n - i < BASE64_LINE ? n - i : BASE64_LINE;
-                        if (i > 0)
-                                r = put_str(s, separators[k]);
-                        if (r >= 0)
-                                r = secret_append(s, secret_data(enc) + i, chunk);
-                }
-                if (r < 0)
-                        return r;
-                r = offer_whole(c, FORM_BASE64_WRAPPED, &s);
-                if (r < 0)
-                        return r;
-        }
         return 0;
 }
 
@@ -772,9 +736,6 @@ int redact_forms(const unsigned char *value, size_t len, size_t min_len, redact_
         if (r < 0)
                 return r;
         r = emit_base64(&c, value, len);
-        if (r < 0)
-                return r;
-        r = emit_base64_wrapped(&c, value, len);
         if (r < 0)
                 return r;
         r = emit_hex(&c, value, len, false);

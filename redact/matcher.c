@@ -9,7 +9,17 @@
  *
  * Holding back: at the end of each feed, the longest tail that is a proper prefix of some
  * pattern (found through a prefix bitmap and binary search over the sorted patterns) is
- * held; everything before it is decided and passed on. */
+ * held; everything before it is decided and passed on.
+ *
+ * Views: some text a tool prints between a value's characters is not the value's and must
+ * not stop a match — terminal sequences (a colour inside a grep match, a progress line's
+ * lone \r) for every literal pattern, and line breaks inside wrapped encodings (base64 -w,
+ * xxd -p, PEM bodies) for the encoded forms. Each view is the stream with its skippable
+ * sequences removed: they are parsed incrementally, in stream order, into a list of skips;
+ * around them the text is copied without them and searched with the same indexes, and a
+ * match found there is mapped back to the stream bytes it covers, skips inside included.
+ * Text without skips costs the parse only (memchr). See docs/redaction-forms.md "Match
+ * modes" for the exact rules. */
 #include <sodium.h>
 
 #include "redact.h"
@@ -24,6 +34,16 @@
 #define CHUNK (64 * 1024)   /* a pipe read's worth; the window is this plus two matches */
 #define FLEX_MAX_RUN 16           /* whitespace bytes one ' ' of a flex pattern may stand for */
 #define PREFIX_BITS 20
+/* Views. A match in a view may span at most 2 * len + VIEW_SLACK stream bytes, skips
+ * included; a terminal sequence is at most CSI_MAX or OSC_MAX bytes long; a line break is
+ * skipped when the line before ends in WRAP_RUN encoding characters and the next starts
+ * with one after at most WRAP_INDENT blanks. */
+#define VIEW_SLACK 64
+#define CSI_MAX 64
+#define OSC_MAX 512
+#define NF_MAX 8
+#define WRAP_RUN 16
+#define WRAP_INDENT 16
 
 struct pattern {
         uint32_t offset;          /* into the arena */
@@ -32,6 +52,7 @@ struct pattern {
         uint8_t form;
         bool flex;
         bool duplicate;           /* same bytes as an earlier pattern: not searched */
+        bool wrap;                /* an encoding tools wrap: searched in the wrap view too */
         /* flex only: the anchor token (the longest), whose grams are registered */
         uint32_t anchor_off, anchor_len;
         uint32_t max_text;        /* longest text a match can span */
@@ -82,6 +103,8 @@ struct redactor {
         uint64_t *prefix_bitmap;  /* hashed prefixes of length 1..4 of literal patterns */
         uint32_t *flex;           /* indexes of flex patterns */
         size_t n_flex;
+        size_t view_span;         /* longest text a match in a view spans */
+        size_t longest_literal;
 };
 
 static inline const unsigned char *pattern_bytes(const struct redactor *r, const struct pattern *p) {
@@ -141,6 +164,21 @@ static char *render_mask(const char *template, const char *name) {
         return m;
 }
 
+/* The forms tools print wrapped at a fixed width, whose line breaks the wrap view skips. */
+static bool form_wraps(enum redact_form form) {
+        switch (form) {
+        case FORM_BASE64:
+        case FORM_BASE64URL:
+        case FORM_HEX_LOWER:
+        case FORM_HEX_UPPER:
+        case FORM_BASE64_BASE64:
+        case FORM_BASE64_JSON:
+                return true;
+        default:
+                return false;
+        }
+}
+
 struct add_ctx {
         struct redactor *r;
         uint32_t secret;
@@ -161,6 +199,7 @@ static int add_pattern(void *userdata, enum redact_form form, const unsigned cha
         struct pattern pat = {
                 .offset = (uint32_t) secret_len(r->arena), .len = (uint32_t) n,
                 .secret = c->secret, .form = (uint8_t) form, .flex = flex, .max_text = (uint32_t) n,
+                .wrap = !flex && form_wraps(form),
         };
         if (flex) {
                 /* anchor on the longest token; each ' ' may stand for up to FLEX_MAX_RUN bytes */
@@ -291,6 +330,8 @@ int redactor_compile(struct redactor *r) {
                 const struct pattern *p = &r->patterns[i];
                 if (p->max_text > r->max_text)
                         r->max_text = p->max_text;
+                if (!p->flex && p->len > r->longest_literal)
+                        r->longest_literal = p->len;
                 if (key_len(p) >= LONG_PATTERN_MIN)
                         n_long++;
                 else {
@@ -299,6 +340,8 @@ int redactor_compile(struct redactor *r) {
                                 shortest_short = key_len(p);
                 }
         }
+        if (r->longest_literal > 0)
+                r->view_span = 2 * r->longest_literal + VIEW_SLACK;
         int k = index_init(&r->index[0], GRAM_MAX, STEP_MAX, n_long);
         if (k < 0)
                 return k;
@@ -374,7 +417,7 @@ size_t redactor_pattern_count(const struct redactor *r) {
 }
 
 size_t redactor_max_match_len(const struct redactor *r) {
-        return r->max_text;
+        return r->max_text > r->view_span ? r->max_text : r->view_span;
 }
 
 struct redactor *redactor_free(struct redactor *r) {
@@ -406,6 +449,32 @@ struct match {
         uint8_t form;
 };
 
+/* One view's parse: the skips found so far (absolute, in order, disjoint; those before the
+ * window dropped) and how far the parse has decided. */
+enum view_kind { VIEW_TERMINAL, VIEW_WRAP, _VIEW_MAX };
+
+struct skip {
+        uint64_t start, end;
+};
+
+struct view {
+        struct skip *skips;
+        size_t n_skips, cap_skips;
+        uint64_t frontier;        /* every skip before it is known; at it, one may be pending */
+        uint64_t scanned;         /* the view's matches ending at or before it are found */
+};
+
+/* A stretch of the stream copied without its skips: buf[i] is stream byte orig(i). */
+struct view_text {
+        unsigned char *buf;       /* sodium memory, the window's size plus gram slack */
+        size_t len;
+        struct view_seg {
+                size_t vstart;
+                uint64_t ostart;
+        } *segs;
+        size_t n_segs, cap_segs;
+};
+
 struct redact_stream {
         const struct redactor *r;
         unsigned char *win;       /* sodium memory: it holds what may be a secret */
@@ -423,6 +492,8 @@ struct redact_stream {
         uint64_t line_pos;
         uint64_t line;            /* 1 + the newlines before line_pos */
         uint64_t line_start;      /* offset of the byte after the last of them (0: none) */
+        struct view views[_VIEW_MAX];
+        struct view_text vt;
 };
 
 int redact_stream_new(const struct redactor *r, struct redact_stream **ret) {
@@ -432,7 +503,8 @@ int redact_stream_new(const struct redactor *r, struct redact_stream **ret) {
         if (!s)
                 return -ENOMEM;
         s->r = r;
-        s->cap = CHUNK + 2 * r->max_text + 2 * STEP_MAX + 64;
+        /* room for a chunk, what a match may span before it, and a terminal sequence pending */
+        s->cap = CHUNK + 2 * redactor_max_match_len(r) + 2 * STEP_MAX + OSC_MAX + 64;
         s->line = 1;
         *ret = s;
         return 0;
@@ -453,6 +525,11 @@ struct redact_stream *redact_stream_free(struct redact_stream *s) {
                 return NULL;
         if (s->win)
                 sodium_free(s->win);
+        if (s->vt.buf)
+                sodium_free(s->vt.buf);
+        free(s->vt.segs);
+        for (size_t v = 0; v < _VIEW_MAX; v++)
+                free(s->views[v].skips);
         free(s->pending);
         free(s);
         return NULL;
@@ -466,6 +543,12 @@ void redact_stream_reset(struct redact_stream *s) {
         s->mask_active = false;
         s->line_pos = s->line_start = 0;
         s->line = 1;
+        for (size_t v = 0; v < _VIEW_MAX; v++) {
+                s->views[v].n_skips = 0;
+                s->views[v].frontier = s->views[v].scanned = 0;
+        }
+        if (s->vt.buf)
+                sodium_memzero(s->vt.buf, s->cap + GRAM_MAX);
 }
 
 uint64_t redact_stream_leak_count(const struct redact_stream *s) {
@@ -583,14 +666,19 @@ static uint64_t flex_start(const struct redact_stream *s, const struct pattern *
         return pos;
 }
 
+/* The first entry (+ 1) of the patterns registered under gram, 0 if none. */
+static uint32_t gram_head(const struct gram_index *x, uint64_t gram) {
+        size_t k = (size_t) (mix(gram) >> 20) & x->slot_mask;
+        while (x->slots[k].head && x->slots[k].gram != gram)
+                k = (k + 1) & x->slot_mask;
+        return x->slots[k].head;
+}
+
 static int verify_candidates(struct redact_stream *s, const struct gram_index *x, uint64_t i, uint64_t gram,
                              uint64_t old_end) {
         const struct redactor *r = s->r;
         uint64_t wend = s->wstart + s->wlen;
-        size_t k = (size_t) (mix(gram) >> 20) & x->slot_mask;
-        while (x->slots[k].head && x->slots[k].gram != gram)
-                k = (k + 1) & x->slot_mask;
-        for (uint32_t e = x->slots[k].head; e; e = x->entries[e - 1].next) {
+        for (uint32_t e = gram_head(x, gram); e; e = x->entries[e - 1].next) {
                 const struct gram_entry *en = &x->entries[e - 1];
                 const struct pattern *p = &r->patterns[en->pattern];
                 const unsigned char *pat = pattern_bytes(r, p);
@@ -657,9 +745,14 @@ static int scan(struct redact_stream *s, uint64_t old_end) {
         return 0;
 }
 
+/* Which patterns a prefix test considers: all of them (the stream itself), the literal ones
+ * (the terminal view), those of wrapped forms (the wrap view). */
+enum pattern_filter { PATTERNS_ALL, PATTERNS_LITERAL, PATTERNS_WRAP };
+
 /* Is text a proper prefix of some pattern? Returns that pattern's index (the lowest-index one
  * when want_lowest), or -1. */
-static ssize_t proper_prefix_of(const struct redactor *r, const unsigned char *text, size_t m, bool want_lowest) {
+static ssize_t proper_prefix_of(const struct redactor *r, const unsigned char *text, size_t m, bool want_lowest,
+                                enum pattern_filter filter) {
         ssize_t best = -1;
         if (m < r->max_text && bit_test(r->prefix_bitmap, prefix_hash(text, m < 4 ? m : 4))) {
                 /* lower bound among the sorted literal patterns */
@@ -678,7 +771,7 @@ static ssize_t proper_prefix_of(const struct redactor *r, const unsigned char *t
                         const struct pattern *p = &r->patterns[r->sorted[j]];
                         if (p->len < m || memcmp(pattern_bytes(r, p), text, m) != 0)
                                 break;
-                        if (p->len == m)
+                        if (p->len == m || (filter == PATTERNS_WRAP && !p->wrap))
                                 continue;   /* equal: a complete match, not a prefix */
                         if (best < 0 || r->sorted[j] < (size_t) best)
                                 best = r->sorted[j];
@@ -686,7 +779,7 @@ static ssize_t proper_prefix_of(const struct redactor *r, const unsigned char *t
                                 return best;
                 }
         }
-        for (size_t j = 0; j < r->n_flex; j++) {
+        for (size_t j = 0; filter == PATTERNS_ALL && j < r->n_flex; j++) {
                 uint32_t pi = r->flex[j];
                 const struct pattern *p = &r->patterns[pi];
                 if (p->duplicate || (best >= 0 && pi > (size_t) best))
@@ -708,7 +801,7 @@ static uint64_t held_from(const struct redact_stream *s, ssize_t *ret_pattern, b
         if (k < s->wstart)
                 k = s->wstart;
         for (; k < wend; k++) {
-                ssize_t p = proper_prefix_of(r, at(s, k), (size_t) (wend - k), want_lowest);
+                ssize_t p = proper_prefix_of(r, at(s, k), (size_t) (wend - k), want_lowest, PATTERNS_ALL);
                 if (p >= 0) {
                         if (ret_pattern)
                                 *ret_pattern = p;
@@ -716,6 +809,354 @@ static uint64_t held_from(const struct redact_stream *s, ssize_t *ret_pattern, b
                 }
         }
         return wend;
+}
+
+/* ---- views ---- */
+
+static inline bool is_wrap_char(unsigned char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+               c == '=' || c == '-' || c == '_';
+}
+
+/* What the terminal view skips at p[0] (ESC or '\r'), n bytes being there: its length, 0 if
+ * p[0] begins no skip, -1 if the bytes so far may still begin one. ECMA-48's shapes: CSI
+ * (ESC [ parameters intermediates final), OSC (ESC ] text, ended by BEL or ESC \), nF (ESC,
+ * intermediates, final: charset selection) and the two-byte ones; a '\r' not followed by
+ * '\n' is a progress line's rewrite. Nothing longer than its bound, so text is not eaten. */
+static ssize_t terminal_skip(const unsigned char *p, size_t n) {
+        size_t j;
+        if (n < 2)
+                return -1;
+        if (p[0] == '\r')
+                return p[1] != '\n';
+        if (p[1] == '[') {
+                for (j = 2; j < n && j < CSI_MAX && p[j] >= 0x30 && p[j] <= 0x3f; j++)
+                        ;
+                for (; j < n && j < CSI_MAX && p[j] >= 0x20 && p[j] <= 0x2f; j++)
+                        ;
+                if (j >= CSI_MAX)
+                        return 0;
+                if (j == n)
+                        return -1;
+                return p[j] >= 0x40 && p[j] <= 0x7e ? (ssize_t) j + 1 : 0;
+        }
+        if (p[1] == ']') {
+                for (j = 2; j < n && j < OSC_MAX; j++) {
+                        if (p[j] == 0x07)
+                                return (ssize_t) j + 1;
+                        if (p[j] == 0x1b) {
+                                if (j + 2 > OSC_MAX)
+                                        return 0;
+                                if (j + 1 == n)
+                                        return -1;
+                                return p[j + 1] == '\\' ? (ssize_t) j + 2 : 0;
+                        }
+                        if (p[j] < 0x20 || p[j] == 0x7f)
+                                return 0;
+                }
+                return j >= OSC_MAX ? 0 : -1;
+        }
+        if (p[1] >= 0x20 && p[1] <= 0x2f) {
+                for (j = 1; j < n && j < NF_MAX && p[j] >= 0x20 && p[j] <= 0x2f; j++)
+                        ;
+                if (j >= NF_MAX)
+                        return 0;
+                if (j == n)
+                        return -1;
+                return p[j] >= 0x30 && p[j] <= 0x7e ? (ssize_t) j + 1 : 0;
+        }
+        return p[1] >= 0x30 && p[1] <= 0x7e ? 2 : 0;
+}
+
+/* What the wrap view skips at the line feed nl[0], `before` bytes being there before it and
+ * `after` from it on: the skip's length from nl (the line feed and the next line's blanks),
+ * *ret_back 1 when a '\r' before it belongs to the break too; 0 if the break is not inside
+ * an encoded block, -1 if the bytes so far cannot tell. */
+static ssize_t wrap_skip(const unsigned char *nl, size_t before, size_t after, size_t *ret_back) {
+        size_t back = before > 0 && nl[-1] == '\r';
+        size_t run = 0, j = 1;
+        while (run < WRAP_RUN && back + run < before && is_wrap_char(*(nl - back - run - 1)))
+                run++;
+        if (run < WRAP_RUN)
+                return 0;
+        while (j < after && j - 1 <= WRAP_INDENT && (nl[j] == ' ' || nl[j] == '\t'))
+                j++;
+        if (j - 1 > WRAP_INDENT)
+                return 0;
+        if (j == after)
+                return -1;
+        if (!is_wrap_char(nl[j]))
+                return 0;
+        *ret_back = back;
+        return (ssize_t) j;
+}
+
+static int view_add_skip(struct view *v, uint64_t start, uint64_t end) {
+        if (v->n_skips == v->cap_skips) {
+                size_t cap = v->cap_skips ? v->cap_skips * 2 : 64;
+                struct skip *k = reallocarray(v->skips, cap, sizeof(*k));
+                if (!k)
+                        return -ENOMEM;
+                v->skips = k;
+                v->cap_skips = cap;
+        }
+        v->skips[v->n_skips++] = (struct skip) { start, end };
+        return 0;
+}
+
+/* The next offset >= from of byte c in the window, or its end. */
+static uint64_t find_byte(const struct redact_stream *s, uint64_t from, int c) {
+        uint64_t wend = s->wstart + s->wlen;
+        const unsigned char *p = from < wend ? memchr(at(s, from), c, (size_t) (wend - from)) : NULL;
+        return p ? s->wstart + (uint64_t) (p - s->win) : wend;
+}
+
+/* Extends the terminal view's skips over the bytes after its frontier; final: the stream
+ * has ended, and what could still have begun a skip does not. */
+static int terminal_parse(struct redact_stream *s, bool final) {
+        struct view *v = &s->views[VIEW_TERMINAL];
+        uint64_t wend = s->wstart + s->wlen, i = v->frontier;
+        uint64_t esc = find_byte(s, i, 0x1b), cr = find_byte(s, i, '\r');
+        for (;;) {
+                uint64_t k = esc < cr ? esc : cr;
+                if (k >= wend) {
+                        i = wend;
+                        break;
+                }
+                ssize_t len = terminal_skip(at(s, k), (size_t) (wend - k));
+                if (len < 0 && !final) {
+                        i = k;   /* pending: decided by the bytes to come */
+                        break;
+                }
+                if (len > 0) {
+                        int r = view_add_skip(v, k, k + (uint64_t) len);
+                        if (r < 0)
+                                return r;
+                        i = k + (uint64_t) len;
+                } else
+                        i = k + 1;
+                if (esc < i)
+                        esc = find_byte(s, i, 0x1b);
+                if (cr < i)
+                        cr = find_byte(s, i, '\r');
+        }
+        v->frontier = i;
+        return 0;
+}
+
+/* The same for the wrap view's line breaks. */
+static int wrap_parse(struct redact_stream *s, bool final) {
+        struct view *v = &s->views[VIEW_WRAP];
+        uint64_t wend = s->wstart + s->wlen, i = v->frontier;
+        for (;;) {
+                uint64_t k = find_byte(s, i, '\n');
+                if (k >= wend) {
+                        i = wend;
+                        break;
+                }
+                size_t back = 0;
+                ssize_t len = wrap_skip(at(s, k), (size_t) (k - s->wstart), (size_t) (wend - k), &back);
+                if (len < 0 && !final) {
+                        i = k > s->wstart && *at(s, k - 1) == '\r' ? k - 1 : k;
+                        break;
+                }
+                if (len > 0) {
+                        int r = view_add_skip(v, k - back, k + (uint64_t) len);
+                        if (r < 0)
+                                return r;
+                        i = k + (uint64_t) len;
+                } else
+                        i = k + 1;
+        }
+        v->frontier = i;
+        return 0;
+}
+
+/* The first skip of v that ends after offset a. */
+static size_t view_first_skip(const struct view *v, uint64_t a) {
+        size_t lo = 0, hi = v->n_skips;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (v->skips[mid].end <= a)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static int view_text_append(struct redact_stream *s, uint64_t from, uint64_t to) {
+        struct view_text *vt = &s->vt;
+        if (vt->n_segs == vt->cap_segs) {
+                size_t cap = vt->cap_segs ? vt->cap_segs * 2 : 64;
+                struct view_seg *g = reallocarray(vt->segs, cap, sizeof(*g));
+                if (!g)
+                        return -ENOMEM;
+                vt->segs = g;
+                vt->cap_segs = cap;
+        }
+        vt->segs[vt->n_segs++] = (struct view_seg) { .vstart = vt->len, .ostart = from };
+        memcpy(vt->buf + vt->len, at(s, from), (size_t) (to - from));
+        vt->len += (size_t) (to - from);
+        return 0;
+}
+
+/* Copies the window's bytes [a, b) without v's skips into s->vt. */
+static int view_build(struct redact_stream *s, const struct view *v, uint64_t a, uint64_t b) {
+        struct view_text *vt = &s->vt;
+        if (!vt->buf) {
+                vt->buf = sodium_malloc(s->cap + GRAM_MAX);
+                if (!vt->buf)
+                        return -ENOMEM;
+        }
+        vt->len = vt->n_segs = 0;
+        uint64_t pos = a;
+        for (size_t k = view_first_skip(v, a); k < v->n_skips && v->skips[k].start < b; k++) {
+                if (v->skips[k].start > pos) {
+                        int r = view_text_append(s, pos, v->skips[k].start);
+                        if (r < 0)
+                                return r;
+                }
+                if (v->skips[k].end > pos)
+                        pos = v->skips[k].end;
+        }
+        if (pos < b) {
+                int r = view_text_append(s, pos, b);
+                if (r < 0)
+                        return r;
+        }
+        memset(vt->buf + vt->len, 0, GRAM_MAX);   /* what gram loads read past the end */
+        return 0;
+}
+
+/* The stream offset of view byte i. */
+static uint64_t view_orig(const struct view_text *vt, size_t i) {
+        size_t lo = 0, hi = vt->n_segs;
+        while (hi - lo > 1) {
+                size_t mid = (lo + hi) / 2;
+                if (vt->segs[mid].vstart <= i)
+                        lo = mid;
+                else
+                        hi = mid;
+        }
+        return vt->segs[lo].ostart + (i - vt->segs[lo].vstart);
+}
+
+/* Finds the matches in s->vt that cross a skip and end after min_end. */
+static int view_search(struct redact_stream *s, enum view_kind kind, uint64_t min_end) {
+        const struct redactor *r = s->r;
+        const struct view_text *vt = &s->vt;
+        for (size_t xi = 0; xi < r->n_index; xi++) {
+                const struct gram_index *x = &r->index[xi];
+                for (size_t i = 0; i + x->gram <= vt->len; i += x->step) {
+                        uint64_t g = load64(vt->buf + i) & x->gram_mask;
+                        if (__builtin_expect(!bit_test(x->bitmap, mix(g) >> x->bitmap_shift), 1))
+                                continue;
+                        for (uint32_t e = gram_head(x, g); e; e = x->entries[e - 1].next) {
+                                const struct gram_entry *en = &x->entries[e - 1];
+                                const struct pattern *p = &r->patterns[en->pattern];
+                                if (p->flex || (kind == VIEW_WRAP && !p->wrap) || i < en->offset)
+                                        continue;
+                                size_t c = i - en->offset;
+                                if (c + p->len > vt->len || memcmp(vt->buf + c, pattern_bytes(r, p), p->len) != 0)
+                                        continue;
+                                uint64_t start = view_orig(vt, c), end = view_orig(vt, c + p->len - 1) + 1;
+                                /* without a skip inside it is the stream's own match */
+                                if (end - start == p->len || end - start > 2 * (uint64_t) p->len + VIEW_SLACK ||
+                                    end <= min_end || (start < s->out_pos && !s->mask_active))
+                                        continue;
+                                int k = pending_add(s, start, end, en->pattern, p->form);
+                                if (k < 0)
+                                        return k;
+                        }
+                }
+        }
+        return 0;
+}
+
+/* Searches the view around the skips it gained since the last call, up to its frontier. */
+static int view_scan(struct redact_stream *s, enum view_kind kind) {
+        struct view *v = &s->views[kind];
+        uint64_t span = s->r->view_span, to = v->frontier;
+        uint64_t from = v->scanned > span ? v->scanned - span : 0;
+        if (from < s->wstart)
+                from = s->wstart;
+        size_t k = view_first_skip(v, from);
+        while (span > 0 && k < v->n_skips && v->skips[k].start < to) {
+                uint64_t a = v->skips[k].start > span ? v->skips[k].start - span : 0;
+                uint64_t b = v->skips[k].end + span;
+                if (a < from)
+                        a = from;
+                for (k++; k < v->n_skips && v->skips[k].start < b + span && v->skips[k].start < to; k++)
+                        b = v->skips[k].end + span;
+                if (b > to)
+                        b = to;
+                int r = view_build(s, v, a, b);
+                if (r < 0)
+                        return r;
+                r = view_search(s, kind, v->scanned);
+                if (r < 0)
+                        return r;
+        }
+        v->scanned = to;
+        return 0;
+}
+
+/* The smallest offset from which the view's text up to its frontier is a proper prefix of a
+ * pattern the view searches (the pattern in *ret_pattern, the lowest-index one when final),
+ * or else the frontier: the bytes after it are not parsed yet, so what they join is not
+ * known. The stream's own tail is held_from's. */
+static uint64_t view_held_from(struct redact_stream *s, enum view_kind kind, bool final, ssize_t *ret_pattern) {
+        const struct redactor *r = s->r;
+        const struct view *v = &s->views[kind];
+        uint64_t wend = s->wstart + s->wlen, f = v->frontier;
+        uint64_t a = f > r->view_span ? f - r->view_span : 0;
+        if (a < s->wstart)
+                a = s->wstart;
+        size_t k = view_first_skip(v, a);
+        if (r->view_span == 0 || (f == wend && (k == v->n_skips || v->skips[k].start >= f)))
+                return wend;   /* no skip in the tail: the stream's own tail */
+        if (view_build(s, v, a, f) < 0)
+                return a;      /* out of memory: hold rather than guess */
+        const struct view_text *vt = &s->vt;
+        size_t i = vt->len > r->longest_literal ? vt->len - r->longest_literal : 0;
+        for (; i < vt->len; i++) {
+                ssize_t p = proper_prefix_of(r, vt->buf + i, vt->len - i, final,
+                                             kind == VIEW_TERMINAL ? PATTERNS_LITERAL : PATTERNS_WRAP);
+                if (p >= 0) {
+                        if (ret_pattern)
+                                *ret_pattern = p;
+                        return view_orig(vt, i);
+                }
+        }
+        return f;   /* a sequence still open at the frontier may yet be skipped: hold it */
+}
+
+/* Parses and searches both views, then returns where the bytes still undecided begin: the
+ * smallest of the stream's and the views' held offsets (*ret_pattern: the pattern of that
+ * tail, the lowest-index one at equal offsets, when final). */
+static int views_advance(struct redact_stream *s, bool final, uint64_t *ret_hold, ssize_t *ret_pattern) {
+        int k = terminal_parse(s, final);
+        if (k >= 0)
+                k = wrap_parse(s, final);
+        for (size_t v = 0; k >= 0 && v < _VIEW_MAX; v++)
+                k = view_scan(s, (enum view_kind) v);
+        if (k < 0)
+                return k;
+        ssize_t pattern = -1;
+        uint64_t hold = held_from(s, &pattern, final);
+        for (size_t v = 0; v < _VIEW_MAX; v++) {
+                ssize_t vp = -1;
+                uint64_t h = view_held_from(s, (enum view_kind) v, final, &vp);
+                if (h < hold || (h == hold && vp >= 0 && (pattern < 0 || vp < pattern))) {
+                        hold = h;
+                        pattern = vp;
+                }
+        }
+        *ret_hold = hold;
+        if (ret_pattern)
+                *ret_pattern = pattern;
+        return 0;
 }
 
 static int match_cmp(const void *a, const void *b) {
@@ -794,8 +1235,20 @@ static void compact(struct redact_stream *s) {
         uint64_t keep = wend > r->max_text + r->max_step + GRAM_MAX ? wend - r->max_text - r->max_step - GRAM_MAX : 0;
         if (keep > s->out_pos)
                 keep = s->out_pos;
+        for (size_t v = 0; v < _VIEW_MAX; v++) {
+                /* the next view search starts a span before where the last one ended */
+                uint64_t from = s->views[v].scanned > r->view_span ? s->views[v].scanned - r->view_span : 0;
+                if (keep > from)
+                        keep = from;
+        }
         if (keep <= s->wstart)
                 return;
+        for (size_t v = 0; v < _VIEW_MAX; v++) {
+                struct view *w = &s->views[v];
+                size_t gone = view_first_skip(w, keep);
+                memmove(w->skips, w->skips + gone, (w->n_skips - gone) * sizeof(*w->skips));
+                w->n_skips -= gone;
+        }
         lines_advance(s, keep);
         size_t drop = (size_t) (keep - s->wstart);
         memmove(s->win, s->win + drop, s->wlen - drop);
@@ -826,7 +1279,11 @@ int redact_stream_feed(struct redact_stream *s, const void *p, size_t n, const s
                 int k = scan(s, old_end);
                 if (k < 0)
                         return k;
-                k = emit(s, held_from(s, NULL, false), sink);
+                uint64_t hold;
+                k = views_advance(s, false, &hold, NULL);
+                if (k < 0)
+                        return k;
+                k = emit(s, hold, sink);
                 if (k < 0)
                         return k;
         }
@@ -837,8 +1294,10 @@ int redact_stream_finish(struct redact_stream *s, const struct redact_sink *sink
         if (!s->win)
                 return 0;   /* nothing was ever fed */
         ssize_t pattern = -1;
-        uint64_t wend = s->wstart + s->wlen;
-        uint64_t k = held_from(s, &pattern, true);
+        uint64_t wend = s->wstart + s->wlen, k;
+        int rv = views_advance(s, true, &k, &pattern);
+        if (rv < 0)
+                return rv;
         if (k < wend && pattern >= 0 && wend - k >= s->r->min_len) {
                 int rr = pending_add(s, k, wend, (uint32_t) pattern, FORM_PARTIAL);
                 if (rr < 0)

@@ -12,7 +12,6 @@ enum redact_form {
         FORM_WHITESPACE,         /* multi-line value, any whitespace run standing for a newline */
         FORM_BASE64,             /* standard alphabet, any alignment, padded or not */
         FORM_BASE64URL,
-        FORM_BASE64_WRAPPED,     /* standard, wrapped at 76 columns */
         FORM_HEX_LOWER,
         FORM_HEX_UPPER,
         FORM_PERCENT_UPPER,      /* %2F */

@@ -79,6 +79,113 @@ struct interval {
         enum redact_form form;
 };
 
+/* ---- the match modes, from the page's rules ---- */
+
+static bool wraps(enum redact_form f) {
+        return f == FORM_BASE64 || f == FORM_BASE64URL || f == FORM_HEX_LOWER || f == FORM_HEX_UPPER ||
+               f == FORM_BASE64_BASE64 || f == FORM_BASE64_JSON;
+}
+
+static bool wrap_char(unsigned char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr("+/=-_", c);
+}
+
+static bool in(unsigned char c, unsigned char lo, unsigned char hi) {
+        return c >= lo && c <= hi;
+}
+
+/* The length of the terminal sequence at t[i] (all of it in t), or 0. */
+static size_t terminal_len(const unsigned char *t, size_t n, size_t i) {
+        if (t[i] == '\r')
+                return i + 1 < n && t[i + 1] != '\n';
+        if (t[i] != 0x1b || i + 1 >= n)
+                return 0;
+        size_t j;
+        unsigned char c = t[i + 1];
+        if (c == '[') {
+                for (j = i + 2; j < n && in(t[j], 0x30, 0x3f); j++)
+                        ;
+                for (; j < n && in(t[j], 0x20, 0x2f); j++)
+                        ;
+                return j < n && in(t[j], 0x40, 0x7e) && j + 1 - i <= REF_CSI_MAX ? j + 1 - i : 0;
+        }
+        if (c == ']') {
+                for (j = i + 2; j < n && t[j] != 0x07 && t[j] != 0x1b && t[j] >= 0x20 && t[j] != 0x7f; j++)
+                        ;
+                if (j < n && t[j] == 0x07 && j + 1 - i <= REF_OSC_MAX)
+                        return j + 1 - i;
+                if (j + 1 < n && t[j] == 0x1b && t[j + 1] == '\\' && j + 2 - i <= REF_OSC_MAX)
+                        return j + 2 - i;
+                return 0;
+        }
+        if (in(c, 0x20, 0x2f)) {
+                for (j = i + 1; j < n && in(t[j], 0x20, 0x2f); j++)
+                        ;
+                return j < n && in(t[j], 0x30, 0x7e) && j + 1 - i <= REF_NF_MAX ? j + 1 - i : 0;
+        }
+        return in(c, 0x30, 0x7e) ? 2 : 0;
+}
+
+/* skip[i]: byte i is not in the view. Terminal sequences are read from the start of the
+ * text on; a line break is skipped when 16 encoding characters end the line before it and,
+ * after at most 16 blanks, one begins the next. */
+static void view_skips(const unsigned char *t, size_t n, bool wrap, bool *skip) {
+        memset(skip, 0, n);
+        for (size_t i = 0; i < n; i++) {
+                if (!wrap) {
+                        size_t l = terminal_len(t, n, i);
+                        if (l > 0) {
+                                memset(skip + i, 1, l);
+                                i += l - 1;
+                        }
+                        continue;
+                }
+                if (t[i] != '\n')
+                        continue;
+                size_t b = i > 0 && t[i - 1] == '\r' ? i - 1 : i, run = 0, blanks = 0;
+                while (run < b && wrap_char(t[b - run - 1]))
+                        run++;
+                while (i + 1 + blanks < n && (t[i + 1 + blanks] == ' ' || t[i + 1 + blanks] == '\t'))
+                        blanks++;
+                size_t j = i + 1 + blanks;
+                if (run >= REF_WRAP_RUN && blanks <= REF_WRAP_INDENT && j < n && wrap_char(t[j]))
+                        memset(skip + b, 1, j - b);
+        }
+}
+
+struct ref_view {
+        unsigned char *text;
+        size_t *orig, n;
+        size_t *at;               /* at[i]: the view index of stream byte i, or SIZE_MAX */
+};
+
+static void view_make(const unsigned char *t, size_t n, bool wrap, struct ref_view *v) {
+        bool *skip = malloc(n + 1);
+        view_skips(t, n, wrap, skip);
+        v->text = malloc(n + 1);
+        v->orig = malloc((n + 1) * sizeof(size_t));
+        v->at = malloc((n + 1) * sizeof(size_t));
+        v->n = 0;
+        for (size_t i = 0; i < n; i++) {
+                v->at[i] = skip[i] ? SIZE_MAX : v->n;
+                if (!skip[i]) {
+                        v->text[v->n] = t[i];
+                        v->orig[v->n++] = i;
+                }
+        }
+        free(skip);
+}
+
+static void view_done(struct ref_view *v) {
+        free(v->text);
+        free(v->orig);
+        free(v->at);
+}
+
+static bool view_searches(const struct ref_pattern *p, bool wrap) {
+        return !p->flex && (!wrap || wraps(p->form));
+}
+
 static int interval_cmp(const void *a, const void *b) {
         const struct interval *x = a, *y = b;
         if (x->start != y->start)
@@ -92,6 +199,30 @@ unsigned char *ref_redact(const struct ref_set *set, const unsigned char *text, 
                           struct ref_leak **ret_leaks, size_t *ret_n_leaks) {
         struct interval *iv = NULL;
         size_t n_iv = 0;
+        struct ref_view views[2];
+        size_t span = 0;
+        for (size_t j = 0; j < set->n; j++)
+                if (!set->p[j].flex && 2 * set->p[j].len + REF_VIEW_SLACK > span)
+                        span = 2 * set->p[j].len + REF_VIEW_SLACK;
+        for (size_t w = 0; w < 2; w++)
+                view_make(text, n, w == 1, &views[w]);
+        /* in a view: a match spanning at most twice its length and the slack */
+        for (size_t w = 0; w < 2; w++)
+                for (size_t j = 0; j < set->n; j++) {
+                        const struct ref_pattern *p = &set->p[j];
+                        const struct ref_view *v = &views[w];
+                        if (!view_searches(p, w == 1))
+                                continue;
+                        for (size_t s = 0; s + p->len <= v->n; s++) {
+                                if (memcmp(v->text + s, p->bytes, p->len) != 0)
+                                        continue;
+                                size_t start = v->orig[s], end = v->orig[s + p->len - 1] + 1;
+                                if (end - start > 2 * p->len + REF_VIEW_SLACK)
+                                        continue;
+                                iv = realloc(iv, (n_iv + 1) * sizeof(*iv));
+                                iv[n_iv++] = (struct interval) { start, end, j, p->form };
+                        }
+                }
         for (size_t j = 0; j < set->n; j++) {
                 const struct ref_pattern *p = &set->p[j];
                 for (size_t s = 0; s < n; s++) {
@@ -114,6 +245,14 @@ unsigned char *ref_redact(const struct ref_set *set, const unsigned char *text, 
                         if (p->flex ? flex_match(p, text + k, n - k) == -1
                                     : p->len > n - k && memcmp(p->bytes, text + k, n - k) == 0)
                                 found = j;
+                        /* or the view's text from k on, within a view match's span */
+                        for (size_t w = 0; w < 2 && found == SIZE_MAX && n - k <= span; w++) {
+                                const struct ref_view *v = &views[w];
+                                size_t vi = v->at[k];
+                                if (vi != SIZE_MAX && view_searches(p, w == 1) && p->len > v->n - vi &&
+                                    memcmp(p->bytes, v->text + vi, v->n - vi) == 0)
+                                        found = j;
+                        }
                 }
                 if (found != SIZE_MAX) {
                         if (n - k >= set->min_len) {
@@ -155,6 +294,8 @@ unsigned char *ref_redact(const struct ref_set *set, const unsigned char *text, 
         memcpy(out + len, text + pos, n - pos);
         len += n - pos;
         free(iv);
+        for (size_t w = 0; w < 2; w++)
+                view_done(&views[w]);
         *ret_len = len;
         *ret_leaks = leaks;
         *ret_n_leaks = n_leaks;

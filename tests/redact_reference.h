@@ -7,6 +7,13 @@
 
 #define REF_FLEX_MAX_RUN 16
 #define REF_FLEX_MIN_ANCHOR 8
+/* The match modes (docs/redaction-forms.md "Match modes"), restated from the page. */
+#define REF_VIEW_SLACK 64
+#define REF_CSI_MAX 64
+#define REF_OSC_MAX 512
+#define REF_NF_MAX 8
+#define REF_WRAP_RUN 16
+#define REF_WRAP_INDENT 16
 
 struct ref_pattern {
         unsigned char *bytes;

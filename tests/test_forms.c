@@ -103,7 +103,7 @@ static const unsigned char fake_binary[] = { 'f', 'a', 'k', 'e', 0x00, 0xff, 'x'
 
 TEST(form_names) {
         static const char *const expected[_FORM_MAX] = {
-                "raw", "trimmed", "line", "whitespace", "base64", "base64url", "base64-wrapped",
+                "raw", "trimmed", "line", "whitespace", "base64", "base64url",
                 "hex", "HEX", "percent", "percent-lower", "percent-plus", "json", "shell", "xml",
                 "python", "escaped", "yaml", "quote-doubled", "unescaped", "base64(base64)",
                 "base64(json)", "percent(base64)", "json(json)", "partial",
@@ -287,40 +287,6 @@ TEST(base64_alignments) {
         CHECK(has(&c, FORM_BASE64, "ZmFrZT8="));
         CHECK(has(&c, FORM_BASE64, "ZmFrZT8"));
         CHECK(has(&c, FORM_BASE64, "ZmFrZT"));
-        collected_done(&c);
-}
-
-TEST(base64_wrapped) {
-        unsigned char v[100];
-        for (size_t i = 0; i < sizeof(v); i++)
-                v[i] = (unsigned char) ("fake-value-"[i % 11]);
-        _cleanup_free_ char *enc = sodium_b64(v, sizeof(v), sodium_base64_VARIANT_ORIGINAL);
-        CHECK_EQ_INT(strlen(enc), 136);
-        _cleanup_free_ char *lf = strdup_printf("%.76s\n%s", enc, enc + 76);
-        _cleanup_free_ char *crlf = strdup_printf("%.76s\r\n%s", enc, enc + 76);
-        struct collected c;
-
-        CHECK_EQ_INT(forms_of(v, sizeof(v), 8, &c), 0);
-        CHECK(well_formed(&c, 8));
-        CHECK(has(&c, FORM_BASE64_WRAPPED, lf));
-        CHECK(has(&c, FORM_BASE64_WRAPPED, crlf));
-        CHECK_EQ_INT(count(&c, FORM_BASE64_WRAPPED), 2);
-        collected_done(&c);
-
-        /* 228 bytes -> 304 characters: exactly four lines, no separator after the last */
-        unsigned char w[228];
-        for (size_t i = 0; i < sizeof(w); i++)
-                w[i] = (unsigned char) ("fake-value-"[i % 11]);
-        _cleanup_free_ char *enc2 = sodium_b64(w, sizeof(w), sodium_base64_VARIANT_ORIGINAL);
-        _cleanup_free_ char *lf2 = strdup_printf("%.76s\n%.76s\n%.76s\n%s", enc2, enc2 + 76,
-                                                 enc2 + 152, enc2 + 228);
-        CHECK_EQ_INT(forms_of(w, sizeof(w), 8, &c), 0);
-        CHECK(has(&c, FORM_BASE64_WRAPPED, lf2));
-        collected_done(&c);
-
-        /* 57 bytes encode to exactly 76 characters: one line, nothing to wrap */
-        CHECK_EQ_INT(forms_of(v, 57, 8, &c), 0);
-        CHECK_EQ_INT(count(&c, FORM_BASE64_WRAPPED), 0);
         collected_done(&c);
 }
 
@@ -546,7 +512,6 @@ TEST(dedup_plain_value) {
         CHECK_EQ_INT(count(&c, FORM_TRIMMED), 0);
         CHECK_EQ_INT(count(&c, FORM_LINE), 0);
         CHECK_EQ_INT(count(&c, FORM_WHITESPACE), 0);
-        CHECK_EQ_INT(count(&c, FORM_BASE64_WRAPPED), 0);
         CHECK_EQ_INT(count(&c, FORM_PERCENT_UPPER), 0);
         CHECK_EQ_INT(count(&c, FORM_PERCENT_LOWER), 0);
         CHECK_EQ_INT(count(&c, FORM_PERCENT_PLUS), 0);
@@ -611,7 +576,6 @@ int main(void) {
         RUN(raw_and_trimmed);
         RUN(lines_and_whitespace);
         RUN(base64_alignments);
-        RUN(base64_wrapped);
         RUN(hex);
         RUN(percent);
         RUN(json);

@@ -117,6 +117,17 @@ static bool differential(char **names, unsigned char **values, size_t *lens, siz
         if (!ok || got.n != want_len || memcmp(got.p, want, want_len) != 0) {
                 if (verbose)
                         printf("# output differs: got %zu bytes, want %zu\n", got.n, want_len);
+                if (verbose) {
+                        /* where, never what: the bytes are the generated values' forms, and
+                         * REDACT_TEST_SEED reproduces them under a debugger */
+                        size_t d = 0;
+                        while (d < got.n && d < want_len && got.p[d] == want[d])
+                                d++;
+                        printf("# first difference at byte %zu; chunk sizes:", d);
+                        for (size_t i = 0; i < n_sizes; i++)
+                                printf(" %zu", sizes[i]);
+                        printf("\n");
+                }
                 ok = false;
         } else if (got.n_leaks != want_n_leaks) {
                 if (verbose)
@@ -219,6 +230,108 @@ TEST(differential_random) {
                 for (size_t i = 0; i < n_secrets; i++) {
                         free(names[i]);
                         free(values[i]);
+                }
+                free(text);
+        }
+        CHECK_EQ_INT(failures, 0);
+}
+
+/* The forms of one secret, to plant encoded occurrences. */
+struct planted_forms {
+        unsigned char *p[96];
+        size_t n[96];
+        bool flex[96];
+        size_t count;
+};
+
+static int collect_form(void *userdata, enum redact_form form, const unsigned char *p, size_t n, bool flex) {
+        struct planted_forms *f = userdata;
+        (void) form;
+        if (f->count < ELEMENTSOF(f->p)) {
+                f->p[f->count] = malloc(n ? n : 1);
+                memcpy(f->p[f->count], p, n);
+                f->n[f->count] = n;
+                f->flex[f->count++] = flex;
+        }
+        return 0;
+}
+
+/* What tools put between a value's characters (the match modes), whole and cut short, so
+ * that sequences at chunk borders and ones that never end are common. */
+static const char *const decorations[] = {
+        "\033[31m", "\033[m", "\033[01;31m\033[K", "\033[m\033[K", "\033]8;;http://x/\033\\", "\033]0;t\a",
+        "\033(B", "\0337", "\r", "\n", "\r\n", "\n    ", "\n\t", "\033[", "\033]8;", "\033", "\033[3", "\n\n",
+};
+
+/* Random texts of encoded forms with line breaks and terminal sequences between their
+ * characters: the streaming views against the reference's, at random chunkings. */
+TEST(differential_modes) {
+        static const char *alphabets[] = { "aB", "aB+/=", "ab\033[m\r\n", "0123456789abcdef" };
+        size_t failures = 0, cases = 2000;
+        for (size_t c = 0; c < cases && failures < 3; c++) {
+                const char *alpha = alphabets[rnd(ELEMENTSOF(alphabets))];
+                size_t alen = strlen(alpha), min_len = 4 + rnd(8), n_secrets = 1 + rnd(3);
+                char *names[3];
+                unsigned char *values[3];
+                size_t lens[3];
+                struct planted_forms forms[3] = {};
+                for (size_t i = 0; i < n_secrets; i++) {
+                        names[i] = strdup_printf("S%zu", i);
+                        lens[i] = min_len + rnd(24);
+                        values[i] = malloc(lens[i]);
+                        for (size_t j = 0; j < lens[i]; j++)
+                                values[i][j] = (unsigned char) alpha[rnd((uint32_t) alen)];
+                        redact_forms(values[i], lens[i], min_len, collect_form, &forms[i]);
+                }
+                size_t n = 0, cap = 8192;
+                unsigned char *text = malloc(cap + 512);
+                while (n < 300 + rnd(1500)) {
+                        uint32_t what = rnd(5);
+                        size_t si = rnd((uint32_t) n_secrets);
+                        const struct planted_forms *f = &forms[si];
+                        if (what <= 2 && f->count > 0) {
+                                /* a form (or its start), decorated between characters */
+                                size_t fi = rnd((uint32_t) f->count), l = f->n[fi];
+                                if (l > 200)
+                                        l = 200;
+                                if (rnd(5) == 0)
+                                        l = 1 + rnd((uint32_t) l);
+                                for (size_t j = 0; j < l; j++) {
+                                        text[n++] = f->p[fi][j];
+                                        if (rnd(6) == 0) {
+                                                const char *d = decorations[rnd(ELEMENTSOF(decorations))];
+                                                memcpy(text + n, d, strlen(d));
+                                                n += strlen(d);
+                                        }
+                                }
+                        } else if (what == 3) {
+                                /* a run of encoding characters: a wrapped line's worth */
+                                for (size_t j = 0, l = 1 + rnd(24); j < l; j++)
+                                        text[n++] = (unsigned char) "aB+/=09"[rnd(7)];
+                                text[n++] = '\n';
+                        } else
+                                for (size_t j = 0, l = 1 + rnd(8); j < l; j++)
+                                        text[n++] = (unsigned char) alpha[rnd((uint32_t) alen)];
+                }
+                if (rnd(3) == 0) {
+                        const char *d = decorations[rnd(ELEMENTSOF(decorations))];
+                        memcpy(text + n, d, strlen(d));
+                        n += strlen(d);
+                }
+                size_t sizes[8], n_sizes = rnd(9);
+                for (size_t i = 0; i < n_sizes; i++)
+                        sizes[i] = 1 + rnd(rnd(2) ? 4 : 300);
+                bool ok = differential(names, values, lens, n_secrets, min_len, text, n, sizes, n_sizes, failures == 0);
+                if (!ok) {
+                        failures++;
+                        printf("# case %zu failed (min_len %zu, %zu secrets, %zu bytes, %zu chunk sizes)\n", c, min_len,
+                               n_secrets, n, n_sizes);
+                }
+                for (size_t i = 0; i < n_secrets; i++) {
+                        free(names[i]);
+                        free(values[i]);
+                        for (size_t j = 0; j < forms[i].count; j++)
+                                free(forms[i].p[j]);
                 }
                 free(text);
         }
@@ -481,5 +594,6 @@ int main(void) {
         RUN(position_reset);
         RUN(position_scan_piece_border);
         RUN(differential_random);
+        RUN(differential_modes);
         return tap_finish();
 }
