@@ -14,7 +14,8 @@ BUILD_PACKAGES="
 
 # everything else: the build's packages and the tests' tools (openssh-client: the approval
 # tests sign and verify with ssh-keygen; chromium: the report's page is rendered headless,
-# integration/test_report.py, a few seconds)
+# integration/test_report.py, a few seconds; libhyperscan-dev (Debian: amd64 only): bench/hs_filter,
+# the Hyperscan comparison bench/redact.sh makes, built only when it is there)
 PACKAGES="$BUILD_PACKAGES
   clang llvm libclang-rt-14-dev
   python3 python3-pytest python3-yaml
@@ -25,6 +26,7 @@ PACKAGES="$BUILD_PACKAGES
   bubblewrap keyutils
   postgresql python3-psycopg2 openssl
   chromium
+  libhyperscan-dev
 "
 
 # The CI checks of the GitHub Action and the GitLab template run these linters and runners
