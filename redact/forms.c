@@ -1,5 +1,6 @@
 /* The encoded forms of a secret value that the matcher looks for (DESIGN §5): raw, trimmed,
- * lines, whitespace-flexible, base64 at every alignment, hex, percent, JSON, shell and XML.
+ * lines, whitespace-flexible, base64 at every alignment, hex, percent, JSON, shell, XML,
+ * language string literals, quote doubling, escapes resolved, and encodings of encodings.
  * See docs/redaction-forms.md for what each form is and why. */
 #include <sodium.h>
 
@@ -313,33 +314,72 @@ static int base64_encode(const unsigned char *p, size_t n, const char *alphabet,
  * their place, the first ceil(8 * align / 6) characters depend on the unknown bytes and are
  * dropped; characters whose 6 bits all come from the value are the core; if the value ends
  * mid-character, one more character mixes its last bits with whatever follows. */
-static int emit_base64_aligned(struct forms_ctx *c, const struct secret *shifted, size_t align,
-                               const char *alphabet, enum redact_form kind) {
+struct b64_slices {
+        struct secret *enc;     /* the whole encoding, unknown bytes included */
+        size_t skip, core_end, partial_end, padded_end;
+};
+
+static void b64_slices_done(struct b64_slices *b) {
+        secret_free(b->enc);
+        b->enc = NULL;
+}
+
+static int base64_slices(const unsigned char *v, size_t len, size_t align, const char *alphabet,
+                         struct b64_slices *ret) {
         static const size_t skip_for_align[3] = { 0, 2, 3 };
-        _cleanup_secret_ struct secret *enc = NULL;
-        size_t bits = secret_len(shifted) * 8, skip = skip_for_align[align];
-        size_t core_end = bits / 6, partial_end = (bits + 5) / 6, padded_end;
+        static const unsigned char zeros[2] = { 0, 0 };
+        _cleanup_secret_ struct secret *shifted = NULL;
         int r;
 
-        r = base64_encode(secret_data(shifted), secret_len(shifted), alphabet, &enc);
+        r = secret_new(align + len, &shifted);
+        if (r >= 0)
+                r = secret_append(shifted, zeros, align);
+        if (r >= 0)
+                r = secret_append(shifted, v, len);
+        if (r >= 0)
+                r = base64_encode(secret_data(shifted), secret_len(shifted), alphabet, &ret->enc);
         if (r < 0)
                 return r;
-        padded_end = secret_len(enc);
-        if (padded_end <= skip)
+        size_t bits = secret_len(shifted) * 8;
+        ret->skip = skip_for_align[align];
+        ret->core_end = bits / 6;
+        ret->partial_end = (bits + 5) / 6;
+        ret->padded_end = secret_len(ret->enc);
+        return 0;
+}
+
+/* The core of v's encoding at one alignment, as a secret of its own (empty if none). */
+static int base64_core(const unsigned char *v, size_t len, size_t align, const char *alphabet,
+                       struct secret **ret) {
+        _cleanup_(b64_slices_done) struct b64_slices b = {};
+        int r = base64_slices(v, len, align, alphabet, &b);
+        if (r < 0)
+                return r;
+        size_t n = b.core_end > b.skip ? b.core_end - b.skip : 0;
+        return secret_from_bytes(secret_data(b.enc) + b.skip, n, ret);
+}
+
+static int emit_base64_aligned(struct forms_ctx *c, const unsigned char *v, size_t len, size_t align,
+                               const char *alphabet, enum redact_form kind) {
+        _cleanup_(b64_slices_done) struct b64_slices b = {};
+        int r = base64_slices(v, len, align, alphabet, &b);
+        if (r < 0)
+                return r;
+        if (b.padded_end <= b.skip)
                 return 0;
 
-        const unsigned char *e = secret_data(enc);
+        const unsigned char *e = secret_data(b.enc);
         /* core: the value followed by more data */
-        if (core_end > skip) {
-                r = offer(c, kind, e + skip, core_end - skip, false);
+        if (b.core_end > b.skip) {
+                r = offer(c, kind, e + b.skip, b.core_end - b.skip, false);
                 if (r < 0)
                         return r;
         }
         /* the stream ends with the value: last partial character, then padding */
-        r = offer(c, kind, e + skip, partial_end - skip, false);
+        r = offer(c, kind, e + b.skip, b.partial_end - b.skip, false);
         if (r < 0)
                 return r;
-        return offer(c, kind, e + skip, padded_end - skip, false);
+        return offer(c, kind, e + b.skip, b.padded_end - b.skip, false);
 }
 
 static int emit_base64(struct forms_ctx *c, const unsigned char *v, size_t len) {
@@ -350,23 +390,10 @@ static int emit_base64(struct forms_ctx *c, const unsigned char *v, size_t len) 
                 { b64_standard, FORM_BASE64 },
                 { b64_urlsafe, FORM_BASE64URL },
         };
-        static const unsigned char zeros[2] = { 0, 0 };
-        int r;
-
         for (size_t k = 0; k < ELEMENTSOF(alphabets); k++)
                 for (size_t align = 0; align < 3; align++) {
-                        _cleanup_secret_ struct secret *shifted = NULL;
-                        r = secret_new(align + len, &shifted);
-                        if (r < 0)
-                                return r;
-                        r = secret_append(shifted, zeros, align);
-                        if (r < 0)
-                                return r;
-                        r = secret_append(shifted, v, len);
-                        if (r < 0)
-                                return r;
-                        r = emit_base64_aligned(c, shifted, align, alphabets[k].alphabet,
-                                                alphabets[k].kind);
+                        int r = emit_base64_aligned(c, v, len, align, alphabets[k].alphabet,
+                                                    alphabets[k].kind);
                         if (r < 0)
                                 return r;
                 }
@@ -457,7 +484,9 @@ static int json_put_unicode(struct secret *s, uint32_t cp) {
         return r;
 }
 
-static int emit_json(struct forms_ctx *c, const unsigned char *v, size_t len, unsigned flags) {
+/* The JSON string escape of v under flags into *ret: 1, or 0 when the value cannot be one
+ * (a Python str must be UTF-8), or a negative errno. */
+static int json_encode(const unsigned char *v, size_t len, unsigned flags, struct secret **ret) {
         _cleanup_secret_ struct secret *s = NULL;
         int r;
 
@@ -517,6 +546,15 @@ static int emit_json(struct forms_ctx *c, const unsigned char *v, size_t len, un
         }
         if (r < 0)
                 return r;
+        *ret = steal_pointer(&s);
+        return 1;
+}
+
+static int emit_json(struct forms_ctx *c, const unsigned char *v, size_t len, unsigned flags) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r = json_encode(v, len, flags, &s);
+        if (r <= 0)
+                return r;
         return offer_whole(c, FORM_JSON, &s);
 }
 
@@ -539,20 +577,112 @@ static int emit_jsons(struct forms_ctx *c, const unsigned char *v, size_t len) {
 
 /* ---- 10: shell ---- */
 
-/* The value inside single quotes, each ' closing the quote, adding one, and reopening:
- * `replacement` is '\'' for bash (set -x, ${var@Q}), '"'"' for Python's shlex.quote. */
-static int emit_shell_single(struct forms_ctx *c, const unsigned char *v, size_t len,
-                             const char *replacement) {
+/* The value inside single quotes as a shell's set -x (or a quoting library) prints it: a run
+ * of quotes closes the quote, is written outside it, and the quote reopens after it. Each
+ * dialect writes the run its own way. At the value's start and end the close or the reopen is
+ * left out of the pattern: zsh and busybox write none there, bash writes an empty '' around. */
+enum quote_run {
+        RUN_BASH,       /* '\'' for each quote (bash, ${v@Q}) */
+        RUN_SHLEX,      /* '"'"' for each quote (Python's shlex.quote) */
+        RUN_BUSYBOX,    /* '"''"' for the run (busybox ash, Alpine's sh) */
+        RUN_ZSH,        /* '\'\'' for the run */
+};
+
+static int shell_put_run(struct secret *s, enum quote_run style, size_t k) {
+        static const char *const each[] = { [RUN_BASH] = "\\'", [RUN_SHLEX] = "\"'\"", [RUN_ZSH] = "\\'" };
+        int r = 0;
+        if (style == RUN_BUSYBOX) {
+                r = put_str(s, "\"");
+                for (size_t j = 0; j < k && r >= 0; j++)
+                        r = put_str(s, "'");
+                return r < 0 ? r : put_str(s, "\"");
+        }
+        for (size_t j = 0; j < k && r >= 0; j++) {
+                if (j > 0 && style != RUN_ZSH)
+                        r = put_str(s, "''");
+                if (r >= 0)
+                        r = put_str(s, each[style]);
+        }
+        return r;
+}
+
+static int emit_shell_single(struct forms_ctx *c, const unsigned char *v, size_t len, enum quote_run style) {
         _cleanup_secret_ struct secret *s = NULL;
         int r;
 
         if (!memchr(v, '\'', len))
                 return 0;
         r = secret_new(len + 16, &s);
+        for (size_t i = 0; i < len && r >= 0;) {
+                if (v[i] != '\'') {
+                        r = put_byte(s, v[i++]);
+                        continue;
+                }
+                size_t k = 0;
+                while (i + k < len && v[i + k] == '\'')
+                        k++;
+                if (i > 0)
+                        r = put_str(s, "'");
+                if (r >= 0)
+                        r = shell_put_run(s, style, k);
+                i += k;
+                if (r >= 0 && i < len)
+                        r = put_str(s, "'");
+        }
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < len && r >= 0; i++)
-                r = v[i] == '\'' ? put_str(s, replacement) : put_byte(s, v[i]);
+        return offer_whole(c, FORM_SHELL, &s);
+}
+
+/* zsh's set -x of a value with a control character or an unprintable code point: $'...',
+ * with \t and \n, \C-X for the other controls (\C-? for DEL), \uXXXX for a code point,
+ * \M- before a byte >= 0x80 that is not UTF-8 text. */
+static int emit_shell_zsh_dollar(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        _cleanup_secret_ struct secret *s = NULL;
+        bool needed = false;
+        uint32_t cp;
+        int r;
+
+        for (size_t i = 0; i < len && !needed; i++) {
+                size_t k = v[i] >= 0x80 ? utf8_decode(v + i, len - i, &cp) : 0;
+                needed = is_control(v[i]) || (k > 0 && !utf8_printable(cp));
+        }
+        if (!needed || memchr(v, 0, len))
+                return 0;
+        r = secret_new(len * 2, &s);
+        for (size_t i = 0; i < len && r >= 0;) {
+                unsigned char b = v[i];
+                size_t k = b >= 0x80 ? utf8_decode(v + i, len - i, &cp) : 1;
+                if (b >= 0x80 && k > 0) {
+                        if (utf8_printable(cp))
+                                r = secret_append(s, v + i, k);
+                        else
+                                r = put_escape_hex(s, cp < 0x10000 ? "\\u" : "\\U", cp, cp < 0x10000 ? 4 : 8, false);
+                        i += k;
+                        continue;
+                }
+                if (b >= 0x80) {
+                        r = put_str(s, "\\M-");
+                        b &= 0x7f;
+                }
+                if (r >= 0) {
+                        if (b == '\t' || b == '\n')
+                                r = put_str(s, b == '\t' ? "\\t" : "\\n");
+                        else if (is_control(b)) {
+                                r = put_str(s, "\\C-");
+                                if (r >= 0)
+                                        r = put_byte(s, b == 0x7f ? '?' : (unsigned char) (b + 0x40));
+                        } else {
+                                if (b == '\\' || b == '\'')
+                                        r = put_byte(s, '\\');
+                                if (r >= 0)
+                                        r = put_byte(s, b);
+                        }
+                }
+                sodium_memzero(&b, sizeof(b));
+                i++;
+        }
+        sodium_memzero(&cp, sizeof(cp));
         if (r < 0)
                 return r;
         return offer_whole(c, FORM_SHELL, &s);
@@ -652,9 +782,15 @@ static int emit_shell_q(struct forms_ctx *c, const unsigned char *v, size_t len,
 static int emit_shells(struct forms_ctx *c, const unsigned char *v, size_t len) {
         int r;
 
-        r = emit_shell_single(c, v, len, "'\\''");
+        r = emit_shell_single(c, v, len, RUN_BASH);
         if (r >= 0)
-                r = emit_shell_single(c, v, len, "'\"'\"'");
+                r = emit_shell_single(c, v, len, RUN_SHLEX);
+        if (r >= 0)
+                r = emit_shell_single(c, v, len, RUN_BUSYBOX);
+        if (r >= 0)
+                r = emit_shell_single(c, v, len, RUN_ZSH);
+        if (r >= 0)
+                r = emit_shell_zsh_dollar(c, v, len);
         if (r >= 0)
                 r = emit_shell_q(c, v, len, true);
         if (r >= 0)
@@ -705,6 +841,287 @@ static int emit_xmls(struct forms_ctx *c, const unsigned char *v, size_t len) {
         return 0;
 }
 
+/* ---- 12-14: language string literals (Python, C-family, YAML) ----
+ * What a language's repr, %q or debug print shows between the quotes. One escaper with the
+ * choices in which they differ: which quotes are escaped (or the quote the language picks
+ * for this value), the named escapes, how other control characters and non-ASCII are shown. */
+
+enum quote_rule {
+        QUOTE_DOUBLE,   /* \" escaped: C, Go %q, Rust {:?}, Java, YAML "..." */
+        QUOTE_SINGLE,   /* \' escaped: PHP var_export, Node's util.inspect default */
+        QUOTE_BOTH,     /* both escaped: C code generators, Rust b"..." */
+        QUOTE_PYTHON,   /* repr(): '...' unless the value has ' and no ", then "..." */
+        QUOTE_NODE,     /* util.inspect: '...', "..." if the value has ' and no ", else `...` */
+};
+
+enum ctl_style {
+        CTL_RAW,        /* left as they are (PHP single quotes) */
+        CTL_X,          /* \x1b */
+        CTL_X_UPPER,    /* \x1B (Node, YAML) */
+        CTL_U4_UPPER,   /* \u001B (Java escapeJava) */
+        CTL_RUST,       /* \u{1b} */
+};
+
+enum high_style {
+        HIGH_UTF8,      /* printable UTF-8 as it is, any other byte as \xNN */
+        HIGH_STR,       /* the same, but a value that is not UTF-8 cannot be a str at all */
+        HIGH_BYTES,     /* every byte >= 0x80 as \xNN (Python bytes) */
+        HIGH_U4_UPPER,  /* every code point >= 0x7f as \uXXXX (Java escapeJava) */
+        HIGH_YAML,      /* PyYAML: \xXX below U+0100, \uXXXX, \UXXXXXXXX */
+};
+
+struct literal_style {
+        enum redact_form form;
+        enum quote_rule quotes;
+        const char *named;      /* control characters with a letter escape, of "0abtnvfre" */
+        enum ctl_style ctl;
+        enum high_style high;
+};
+
+static const struct literal_style literal_styles[] = {
+        { FORM_PYTHON, QUOTE_PYTHON, "tnr", CTL_X, HIGH_STR },          /* repr(str) */
+        { FORM_PYTHON, QUOTE_PYTHON, "tnr", CTL_X, HIGH_BYTES },        /* repr(bytes) */
+        { FORM_ESCAPED, QUOTE_DOUBLE, "abtnvfr", CTL_X, HIGH_UTF8 },    /* Go %q, C */
+        { FORM_ESCAPED, QUOTE_DOUBLE, "0tnr", CTL_RUST, HIGH_STR },     /* Rust {:?} */
+        { FORM_ESCAPED, QUOTE_DOUBLE, "btnfr", CTL_U4_UPPER, HIGH_U4_UPPER }, /* Java */
+        { FORM_ESCAPED, QUOTE_NODE, "btnfr", CTL_X_UPPER, HIGH_UTF8 },  /* Node util.inspect */
+        { FORM_ESCAPED, QUOTE_SINGLE, "", CTL_RAW, HIGH_UTF8 },         /* PHP var_export */
+        { FORM_ESCAPED, QUOTE_BOTH, "abtnvfr", CTL_X, HIGH_BYTES },     /* C literals, b"..." */
+        { FORM_YAML, QUOTE_DOUBLE, "0abtnvfre", CTL_X_UPPER, HIGH_YAML }, /* PyYAML default */
+        { FORM_YAML, QUOTE_DOUBLE, "0abtnvfre", CTL_X_UPPER, HIGH_UTF8 }, /* allow_unicode, Go yaml */
+};
+
+/* Which quote characters the style escapes for this value. */
+static void literal_quotes(enum quote_rule rule, const unsigned char *v, size_t len, bool *ret_dq,
+                           bool *ret_sq, bool *ret_bt) {
+        bool has_sq = memchr(v, '\'', len), has_dq = memchr(v, '"', len);
+        *ret_dq = *ret_sq = *ret_bt = false;
+        switch (rule) {
+        case QUOTE_DOUBLE: *ret_dq = true; break;
+        case QUOTE_SINGLE: *ret_sq = true; break;
+        case QUOTE_BOTH: *ret_dq = *ret_sq = true; break;
+        case QUOTE_PYTHON:
+                if (!(has_sq && !has_dq))
+                        *ret_sq = true;
+                break;
+        case QUOTE_NODE:
+                if (!has_sq)
+                        *ret_sq = true;
+                else if (!has_dq)
+                        *ret_dq = true;
+                else if (memchr(v, '`', len))
+                        *ret_sq = true;
+                else
+                        *ret_bt = true;
+                break;
+        default:
+                break;
+        }
+}
+
+static int literal_put_control(struct secret *s, const struct literal_style *st, unsigned char b) {
+        static const char letters[] = "0abtnvfre";
+        static const unsigned char codes[] = { 0, '\a', '\b', '\t', '\n', '\v', '\f', '\r', 0x1b };
+        for (size_t k = 0; k < sizeof(codes); k++)
+                if (codes[k] == b && strchr(st->named, letters[k])) {
+                        char esc[2] = { '\\', letters[k] };
+                        return secret_append(s, esc, 2);
+                }
+        switch (st->ctl) {
+        case CTL_RAW: return put_byte(s, b);
+        case CTL_X: return put_escape_hex(s, "\\x", b, 2, false);
+        case CTL_X_UPPER: return put_escape_hex(s, "\\x", b, 2, true);
+        case CTL_U4_UPPER: return put_escape_hex(s, "\\u", b, 4, true);
+        case CTL_RUST: {
+                int r = put_escape_hex(s, "\\u{", b, b < 0x10 ? 1 : 2, false);
+                return r < 0 ? r : put_str(s, "}");
+        }
+        default:
+                return -EINVAL;
+        }
+}
+
+/* A code point >= 0x80 of a str: as it is if printable, else escaped as Python and Go do. */
+static int literal_put_code_point(struct secret *s, const struct literal_style *st, const unsigned char *p,
+                                  size_t k, uint32_t cp) {
+        bool printable = utf8_printable(cp) && cp != 0xa0 && cp != 0xad;
+        if (st->high == HIGH_U4_UPPER) {
+                if (cp < 0x10000)
+                        return put_escape_hex(s, "\\u", cp, 4, true);
+                /* beyond the BMP: a UTF-16 surrogate pair, as Java's strings hold it */
+                int r = put_escape_hex(s, "\\u", 0xd800 | ((cp - 0x10000) >> 10), 4, true);
+                return r < 0 ? r : put_escape_hex(s, "\\u", 0xdc00 | ((cp - 0x10000) & 0x3ff), 4, true);
+        }
+        if (st->high == HIGH_YAML) {
+                /* YAML's own names for the separators it must not print raw */
+                static const struct { uint32_t cp; const char *esc; } names[] = {
+                        { 0x85, "\\N" }, { 0xa0, "\\_" }, { 0x2028, "\\L" }, { 0x2029, "\\P" },
+                };
+                for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                        if (names[i].cp == cp)
+                                return put_str(s, names[i].esc);
+        }
+        if (st->high == HIGH_YAML || !printable) {
+                bool upper = st->high == HIGH_YAML;
+                if (cp < 0x100)
+                        return put_escape_hex(s, "\\x", cp, 2, upper);
+                if (cp < 0x10000)
+                        return put_escape_hex(s, "\\u", cp, 4, upper);
+                return put_escape_hex(s, "\\U", cp, 8, upper);
+        }
+        return secret_append(s, p, k);
+}
+
+static int emit_literal(struct forms_ctx *c, const struct literal_style *st, const unsigned char *v, size_t len) {
+        _cleanup_secret_ struct secret *s = NULL;
+        bool dq, sq, bt;
+        int r;
+
+        literal_quotes(st->quotes, v, len, &dq, &sq, &bt);
+        r = secret_new(len * 2, &s);
+        for (size_t i = 0; i < len && r >= 0;) {
+                unsigned char b = v[i];
+                uint32_t cp = 0;
+                size_t k = b >= 0x80 && st->high != HIGH_BYTES ? utf8_decode(v + i, len - i, &cp) : 1;
+
+                if (b >= 0x80 && k == 0 && st->high == HIGH_STR)
+                        return 0;
+                if (b == '\\' || (b == '"' && dq) || (b == '\'' && sq) || (b == '`' && bt)) {
+                        r = put_byte(s, '\\');
+                        if (r >= 0)
+                                r = put_byte(s, b);
+                } else if (b < 0x20 || (b == 0x7f && st->ctl != CTL_RAW))
+                        r = literal_put_control(s, st, b);
+                else if (b <= 0x7f)
+                        r = put_byte(s, b);
+                else if (st->high == HIGH_BYTES || k == 0)
+                        r = put_escape_hex(s, "\\x", b, 2, st->ctl == CTL_X_UPPER);
+                else
+                        r = literal_put_code_point(s, st, v + i, k, cp);
+                i += k ? k : 1;
+                sodium_memzero(&b, sizeof(b));
+                sodium_memzero(&cp, sizeof(cp));
+        }
+        if (r < 0)
+                return r;
+        return offer_whole(c, st->form, &s);
+}
+
+static int emit_literals(struct forms_ctx *c, const unsigned char *v, size_t len, enum redact_form form) {
+        for (size_t k = 0; k < ELEMENTSOF(literal_styles); k++) {
+                if (literal_styles[k].form != form)
+                        continue;
+                int r = emit_literal(c, &literal_styles[k], v, len);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- 15: quote doubling ---- */
+
+static int emit_quote_doubled(struct forms_ctx *c, const unsigned char *v, size_t len, unsigned char quote) {
+        _cleanup_secret_ struct secret *s = NULL;
+        int r;
+
+        if (!memchr(v, quote, len))
+                return 0;
+        r = secret_new(len * 2, &s);
+        for (size_t i = 0; i < len && r >= 0; i++) {
+                r = put_byte(s, v[i]);
+                if (r >= 0 && v[i] == quote)
+                        r = put_byte(s, quote);
+        }
+        if (r < 0)
+                return r;
+        return offer_whole(c, FORM_QUOTE_DOUBLED, &s);
+}
+
+/* ---- 16: backslash escapes resolved ----
+ * An unquoted shell word drops each backslash and keeps the byte after it (`abc\def` is
+ * printed `abcdef`); echo in dash, echo -e and printf %b also turn \n, \t and the other
+ * letters into control characters, and leave an unknown escape as it is. */
+static int emit_unescaped(struct forms_ctx *c, const unsigned char *v, size_t len, bool echo) {
+        static const char letters[] = "abfnrtv\\";
+        static const unsigned char codes[] = { '\a', '\b', '\f', '\n', '\r', '\t', '\v', '\\' };
+        _cleanup_secret_ struct secret *s = NULL;
+        int r;
+
+        if (!memchr(v, '\\', len))
+                return 0;
+        r = secret_new(len, &s);
+        for (size_t i = 0; i < len && r >= 0; i++) {
+                const char *l;
+                if (v[i] != '\\')
+                        r = put_byte(s, v[i]);
+                else if (!echo) {
+                        if (i + 1 == len)
+                                break;          /* a trailing backslash continues the line */
+                        r = put_byte(s, v[++i]);
+                } else if (i + 1 < len && v[i + 1] != 0 && (l = strchr(letters, v[i + 1]))) {
+                        r = put_byte(s, codes[l - letters]);
+                        i++;
+                } else
+                        r = put_byte(s, '\\');    /* not an escape echo knows: kept */
+        }
+        if (r < 0)
+                return r;
+        return offer_whole(c, FORM_UNESCAPED, &s);
+}
+
+/* ---- 17-20: encodings of an encoding, to depth 2 ----
+ * A Kubernetes .dockerconfigjson is base64 of JSON whose auth is base64 of user:password; a
+ * token is base64'd and then put in a URL; a JSON document is embedded as a string in
+ * another. Each inner form is taken where it can sit inside a longer text (the base64 core
+ * at each alignment, the JSON escape), and encoded again the same way. */
+
+static int emit_base64_of(struct forms_ctx *c, const struct secret *inner, enum redact_form kind) {
+        for (size_t align = 0; align < 3; align++) {
+                _cleanup_secret_ struct secret *outer = NULL;
+                int r = base64_core(secret_data(inner), secret_len(inner), align, b64_standard, &outer);
+                if (r >= 0)
+                        r = offer_whole(c, kind, &outer);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int emit_nested(struct forms_ctx *c, const unsigned char *v, size_t len) {
+        _cleanup_secret_ struct secret *json = NULL, *json2 = NULL;
+        int r;
+
+        for (size_t align = 0; align < 3; align++) {
+                _cleanup_secret_ struct secret *inner = NULL;
+                _cleanup_(b64_slices_done) struct b64_slices b = {};
+                r = base64_core(v, len, align, b64_standard, &inner);
+                if (r >= 0)
+                        r = emit_base64_of(c, inner, FORM_BASE64_BASE64);
+                if (r >= 0)
+                        r = emit_percent(c, FORM_PERCENT_BASE64, secret_data(inner), secret_len(inner),
+                                         "-._~", true, false);
+                /* the padded encoding of a value at the end of the text: its '=' become %3D */
+                if (r >= 0)
+                        r = base64_slices(v, len, align, b64_standard, &b);
+                if (r >= 0 && b.padded_end > b.partial_end)
+                        r = emit_percent(c, FORM_PERCENT_BASE64, secret_data(b.enc) + b.skip,
+                                         b.padded_end - b.skip, "-._~", true, false);
+                if (r < 0)
+                        return r;
+        }
+
+        r = json_encode(v, len, 0, &json);
+        if (r <= 0 || (secret_len(json) == len && memcmp(secret_data(json), v, len) == 0))
+                return r < 0 ? r : 0;     /* nothing to escape: the nested forms are the ones above */
+        r = emit_base64_of(c, json, FORM_BASE64_JSON);
+        if (r < 0)
+                return r;
+        r = json_encode(secret_data(json), secret_len(json), 0, &json2);
+        if (r <= 0)
+                return r;
+        return offer_whole(c, FORM_JSON_JSON, &json2);
+}
+
 /* ---- all forms, in the order that decides which name a duplicate keeps ---- */
 
 int redact_forms(const unsigned char *value, size_t len, size_t min_len, redact_emit_fn emit,
@@ -753,5 +1170,29 @@ int redact_forms(const unsigned char *value, size_t len, size_t min_len, redact_
         r = emit_shells(&c, value, len);
         if (r < 0)
                 return r;
-        return emit_xmls(&c, value, len);
+        r = emit_xmls(&c, value, len);
+        if (r < 0)
+                return r;
+        r = emit_literals(&c, value, len, FORM_PYTHON);
+        if (r < 0)
+                return r;
+        r = emit_literals(&c, value, len, FORM_ESCAPED);
+        if (r < 0)
+                return r;
+        r = emit_literals(&c, value, len, FORM_YAML);
+        if (r < 0)
+                return r;
+        r = emit_quote_doubled(&c, value, len, '\'');
+        if (r < 0)
+                return r;
+        r = emit_quote_doubled(&c, value, len, '"');
+        if (r < 0)
+                return r;
+        r = emit_unescaped(&c, value, len, false);
+        if (r < 0)
+                return r;
+        r = emit_unescaped(&c, value, len, true);
+        if (r < 0)
+                return r;
+        return emit_nested(&c, value, len);
 }

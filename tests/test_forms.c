@@ -412,9 +412,10 @@ TEST(shell_expected) {
         collected_done(&c);
 }
 
-/* Runs bash's printf %q on value (passed in the environment, never printed) in locale and
- * returns what it printed, without the $'...' wrapper; NULL if bash is not available. */
-static char *bash_printf_q(const char *value, const char *locale) {
+/* Runs argv with value in the environment as FORMS_TEST_VALUE (never printed here) in locale
+ * and returns what it wrote to stdout and stderr, without one trailing newline; NULL if the
+ * program is not available or failed. */
+static char *shell_output(const char *const argv[], const char *value, const char *locale) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return NULL;
@@ -423,12 +424,10 @@ static char *bash_printf_q(const char *value, const char *locale) {
                 return NULL;
         if (pid == 0) {
                 dup2(p[1], 1);
-                int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-                if (devnull >= 0)
-                        dup2(devnull, 2);
+                dup2(p[1], 2);
                 setenv("FORMS_TEST_VALUE", value, 1);
                 setenv("LC_ALL", locale, 1);
-                execlp("bash", "bash", "-c", "printf %q \"$FORMS_TEST_VALUE\"", (char *) NULL);
+                execvp(argv[0], (char *const *) argv);
                 _exit(127);
         }
         close(p[1]);
@@ -442,12 +441,22 @@ static char *bash_printf_q(const char *value, const char *locale) {
         waitpid(pid, &status, 0);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return NULL;
+        if (n > 0 && buf[n - 1] == '\n')
+                n--;
         buf[n] = 0;
-        if (n >= 3 && buf[0] == '$' && buf[1] == '\'' && buf[n - 1] == '\'') {
-                buf[n - 1] = 0;
-                return strdup(buf + 2);
-        }
         return strdup(buf);
+}
+
+/* bash's printf %q of value in locale, without the $'...' wrapper. */
+static char *bash_printf_q(const char *value, const char *locale) {
+        static const char *const argv[] = { "bash", "-c", "printf %q \"$FORMS_TEST_VALUE\"", NULL };
+        char *q = shell_output(argv, value, locale);
+        size_t n = q ? strlen(q) : 0;
+        if (n >= 3 && q[0] == '$' && q[1] == '\'' && q[n - 1] == '\'') {
+                q[n - 1] = 0;
+                memmove(q, q + 2, n - 2);
+        }
+        return q;
 }
 
 TEST(shell_matches_bash) {
@@ -483,6 +492,212 @@ TEST(shell_matches_bash) {
         }
         if (!ran)
                 printf("# bash not found: cross-check skipped\n");
+}
+
+/* Any emitted form, whatever its name, is exactly s (a tool's output may equal a form that
+ * deduplication filed under an earlier name). */
+static bool has_any(const struct collected *c, const char *s) {
+        for (size_t i = 0; i < c->n; i++)
+                if (c->items[i].len == strlen(s) && memcmp(c->items[i].bytes, s, c->items[i].len) == 0)
+                        return true;
+        return false;
+}
+
+/* Some raw or shell form occurs in text. */
+static bool shell_form_in(const struct collected *c, const char *text) {
+        for (size_t i = 0; i < c->n; i++)
+                if ((c->items[i].form == FORM_RAW || c->items[i].form == FORM_SHELL) &&
+                    memmem_found(text, strlen(text), c->items[i].bytes, c->items[i].len))
+                        return true;
+        return false;
+}
+
+static const char *const quoting_values[] = {
+        FAKE_SPECIAL,
+        "'lead and trail'",
+        "fake''double'''triple",
+        "it's\\a \"path\" $HOME `x`",
+        "tab\there'and\nnewline",
+        "esc\x1b[1mbold'\x7f" "del",
+        "caf\xc3\xa9 'na\xc3\xafve' \\x",
+        "fake\xe2\x80\xa9'sep",
+};
+
+TEST(literals) {
+        struct collected c;
+        /* both quotes: repr() escapes ', C literals both, '' and "" doubling */
+        CHECK_EQ_INT(forms_of(FAKE_SPECIAL, strlen(FAKE_SPECIAL), 1, &c), 0);
+        CHECK(has(&c, FORM_PYTHON, "p@ss w0rd\\'\"<&>"));
+        CHECK(has(&c, FORM_ESCAPED, "p@ss w0rd\\'\\\"<&>"));
+        CHECK(has(&c, FORM_JSON, "p@ss w0rd'\\\"<&>"));       /* Go, Java, YAML: the JSON bytes */
+        CHECK(has(&c, FORM_QUOTE_DOUBLED, "p@ss w0rd''\"<&>"));
+        CHECK(has(&c, FORM_QUOTE_DOUBLED, "p@ss w0rd'\"\"<&>"));
+        collected_done(&c);
+
+        /* control characters: each language's own escape */
+        const char *ctl = "k\x1b[1m\tq'z";
+        CHECK_EQ_INT(forms_of(ctl, strlen(ctl), 1, &c), 0);
+        CHECK(has(&c, FORM_PYTHON, "k\\x1b[1m\\tq'z"));      /* repr: "..." since ' and no " */
+        CHECK(has(&c, FORM_ESCAPED, "k\\x1B[1m\\tq'z"));     /* Node util.inspect */
+        CHECK(has(&c, FORM_ESCAPED, "k\\u{1b}[1m\\tq'z"));   /* Rust {:?} */
+        CHECK(has(&c, FORM_ESCAPED, "k\\u001B[1m\\tq'z"));   /* Java escapeJava */
+        CHECK(has(&c, FORM_ESCAPED, "k\\x1b[1m\\tq\\'z"));   /* C, both quotes */
+        CHECK(has(&c, FORM_ESCAPED, "k\x1b[1m\tq\\'z"));      /* PHP var_export */
+        CHECK(has(&c, FORM_YAML, "k\\e[1m\\tq'z"));
+        collected_done(&c);
+
+        /* non-ASCII: a str keeps it, bytes and PyYAML escape it; not UTF-8: no str repr */
+        const char *cafe = "caf\xc3\xa9'\\";
+        CHECK_EQ_INT(forms_of(cafe, strlen(cafe), 1, &c), 0);
+        CHECK(has(&c, FORM_PYTHON, "caf\\xc3\\xa9'\\\\"));
+        CHECK(has(&c, FORM_ESCAPED, "caf\\u00E9'\\\\"));
+        CHECK(has(&c, FORM_YAML, "caf\\xE9'\\\\"));
+        collected_done(&c);
+        CHECK_EQ_INT(forms_of(fake_binary, sizeof(fake_binary), 1, &c), 0);
+        CHECK(has(&c, FORM_PYTHON, "fake\\x00\\xffx\\n\\x80\\x01"));   /* repr(bytes) only */
+        CHECK_EQ_INT(count(&c, FORM_PYTHON), 1);
+        collected_done(&c);
+
+        /* nothing to escape: nothing new */
+        CHECK_EQ_INT(forms_of(FAKE_SIMPLE, strlen(FAKE_SIMPLE), 1, &c), 0);
+        CHECK_EQ_INT(count(&c, FORM_PYTHON) + count(&c, FORM_ESCAPED) + count(&c, FORM_YAML) +
+                     count(&c, FORM_QUOTE_DOUBLED) + count(&c, FORM_UNESCAPED), 0);
+        collected_done(&c);
+}
+
+TEST(unescaped) {
+        struct collected c;
+        const char *v = "abc\\def\\\\g\\tq";
+        CHECK_EQ_INT(forms_of(v, strlen(v), 1, &c), 0);
+        CHECK(has(&c, FORM_UNESCAPED, "abcdef\\gtq"));         /* an unquoted shell word */
+        CHECK(has(&c, FORM_UNESCAPED, "abc\\def\\g\tq"));      /* dash's echo, printf %b */
+        CHECK_EQ_INT(count(&c, FORM_UNESCAPED), 2);
+        collected_done(&c);
+}
+
+TEST(shell_dialects) {
+        struct collected c;
+        const char *v = "'ab''cd'";
+        CHECK_EQ_INT(forms_of(v, strlen(v), 1, &c), 0);
+        CHECK(has(&c, FORM_SHELL, "\\''ab'\\'''\\''cd'\\'"));          /* bash */
+        CHECK(has(&c, FORM_SHELL, "\"'\"'ab'\"'\"''\"'\"'cd'\"'\""));  /* shlex.quote */
+        CHECK(has(&c, FORM_SHELL, "\"'\"'ab'\"''\"'cd'\"'\""));        /* busybox */
+        CHECK(has(&c, FORM_SHELL, "\\''ab'\\'\\''cd'\\'"));            /* zsh */
+        collected_done(&c);
+
+        const char *z = "it's\tb\\s\"q\r\x01";
+        CHECK_EQ_INT(forms_of(z, strlen(z), 1, &c), 0);
+        CHECK(has(&c, FORM_SHELL, "it\\'s\\tb\\\\s\"q\\C-M\\C-A"));   /* zsh's $'...' */
+        collected_done(&c);
+}
+
+/* Every shell's set -x prints one of the forms: bash, zsh, busybox ash, dash. */
+TEST(shell_dialects_match) {
+        static const char script[] = "PS4='+ '; set -x; : \"$FORMS_TEST_VALUE\"";
+        static const char *const shells[][4] = {
+                { "bash", "-c", script, NULL },
+                { "zsh", "-fc", script, NULL },
+                { "busybox", "sh", "-c", script },
+                { "dash", "-c", script, NULL },
+        };
+        size_t ran = 0;
+        for (size_t i = 0; i < ELEMENTSOF(quoting_values); i++) {
+                struct collected c;
+                CHECK_EQ_INT(forms_of(quoting_values[i], strlen(quoting_values[i]), 1, &c), 0);
+                for (size_t k = 0; k < ELEMENTSOF(shells); k++) {
+                        const char *argv[5] = { shells[k][0], shells[k][1], shells[k][2], shells[k][3], NULL };
+                        _cleanup_free_ char *out = shell_output(argv, quoting_values[i], "C.UTF-8");
+                        if (!out || strncmp(out, "+ : ", 4) != 0)
+                                continue;
+                        ran++;
+                        bool found = shell_form_in(&c, out + 4);
+                        if (!found)
+                                printf("# value %zu: %s's set -x not matched\n", i, shells[k][0]);
+                        CHECK(found);
+                }
+                collected_done(&c);
+        }
+        printf("# %zu shell traces compared\n", ran);
+        CHECK(ran >= ELEMENTSOF(quoting_values));   /* bash at least: it is a build dependency */
+}
+
+/* Python's repr() of the str and the bytes, PyYAML's double-quoted scalar and Node's
+ * util.inspect are each one of the forms, quotes stripped. */
+TEST(literals_match_tools) {
+        static const struct {
+                const char *argv[4];
+                size_t open;    /* bytes before the literal's text: the quote, b' */
+        } tools[] = {
+                { { "python3", "-c", "import os; print(repr(os.environ['FORMS_TEST_VALUE']))" }, 1 },
+                { { "python3", "-c", "import os; print(repr(os.environb[b'FORMS_TEST_VALUE']))" }, 2 },
+                { { "python3", "-c", "import os, yaml; print(yaml.dump(os.environ['FORMS_TEST_VALUE'], "
+                                     "default_style='\"', width=100000), end='')" }, 1 },
+                { { "node", "-e", "console.log(require('util').inspect(process.env.FORMS_TEST_VALUE))" }, 1 },
+        };
+        size_t ran = 0;
+        for (size_t i = 0; i < ELEMENTSOF(quoting_values); i++) {
+                struct collected c;
+                CHECK_EQ_INT(forms_of(quoting_values[i], strlen(quoting_values[i]), 1, &c), 0);
+                for (size_t k = 0; k < ELEMENTSOF(tools); k++) {
+                        const char *argv[4] = { tools[k].argv[0], tools[k].argv[1], tools[k].argv[2], NULL };
+                        if (streq(argv[0], "python3"))
+                                argv[0] = "/usr/bin/python3";   /* the one with PyYAML */
+                        _cleanup_free_ char *out = shell_output(argv, quoting_values[i], "C.UTF-8");
+                        size_t n = out ? strlen(out) : 0;
+                        if (n < tools[k].open + 1)
+                                continue;
+                        ran++;
+                        out[n - 1] = 0;
+                        bool found = has_any(&c, out + tools[k].open) || streq(out + tools[k].open, quoting_values[i]);
+                        if (!found)
+                                printf("# value %zu: tool %zu's literal not emitted\n", i, k);
+                        CHECK(found);
+                }
+                collected_done(&c);
+        }
+        printf("# %zu literals compared\n", ran);
+        CHECK(ran >= 2 * ELEMENTSOF(quoting_values));
+}
+
+TEST(nested) {
+        struct collected c;
+        /* .dockerconfigjson: base64 of JSON holding base64("ci:" + value) */
+        const char *v = "fake-registry-pw";
+        CHECK_EQ_INT(forms_of(v, strlen(v), 8, &c), 0);
+        _cleanup_free_ char *inner_text = strdup_printf("ci:%s", v);
+        _cleanup_free_ char *inner = sodium_b64((const unsigned char *) inner_text, strlen(inner_text), sodium_base64_VARIANT_ORIGINAL);
+        _cleanup_free_ char *doc = strdup_printf("{\"auths\":{\"r.example\":{\"auth\":\"%s\"}}}", inner);
+        _cleanup_free_ char *outer = sodium_b64((const unsigned char *) doc, strlen(doc), sodium_base64_VARIANT_ORIGINAL);
+        bool found = false;
+        for (size_t i = 0; i < c.n; i++)
+                if (c.items[i].form == FORM_BASE64_BASE64 &&
+                    memmem_found(outer, strlen(outer), c.items[i].bytes, c.items[i].len))
+                        found = true;
+        CHECK(found);
+        CHECK_EQ_INT(count(&c, FORM_BASE64_JSON), 0);     /* nothing to JSON-escape */
+        CHECK_EQ_INT(count(&c, FORM_JSON_JSON), 0);
+        collected_done(&c);
+
+        /* a JSON string escaped twice; base64 of the JSON escape */
+        const char *q = "fake\"pw\\x";
+        CHECK_EQ_INT(forms_of(q, strlen(q), 8, &c), 0);
+        CHECK(has(&c, FORM_JSON_JSON, "fake\\\\\\\"pw\\\\\\\\x"));
+        _cleanup_free_ char *bj = sodium_b64((const unsigned char *) "fake\\\"pw\\\\x", 12, sodium_base64_VARIANT_ORIGINAL);
+        found = false;
+        for (size_t i = 0; i < c.n; i++)
+                if (c.items[i].form == FORM_BASE64_JSON && c.items[i].len >= 12 &&
+                    memmem_found(bj, strlen(bj), c.items[i].bytes, c.items[i].len))
+                        found = true;
+        CHECK(found);
+        collected_done(&c);
+
+        /* percent-encoding of base64: "fake?" is ZmFrZT8= */
+        CHECK_EQ_INT(forms_of("fake?>", 6, 8, &c), 0);
+        CHECK(has(&c, FORM_PERCENT_BASE64, "ZmFrZT8%2B"));
+        collected_done(&c);
+        CHECK_EQ_INT(forms_of("fake?", 5, 8, &c), 0);
+        CHECK(has(&c, FORM_PERCENT_BASE64, "ZmFrZT8%3D"));
+        collected_done(&c);
 }
 
 TEST(xml) {
@@ -544,7 +759,12 @@ TEST(min_len) {
         CHECK(!has(&c, FORM_BASE64, "ZmFr"));   /* the 4-character core: too short */
         collected_done(&c);
 
+        /* at 9 only the padded base64 percent-encoded is long enough */
         CHECK_EQ_INT(forms_of("fake", 4, 9, &c), 0);
+        CHECK_EQ_INT(c.n, 1);
+        CHECK(has(&c, FORM_PERCENT_BASE64, "ZmFrZQ%3D%3D"));
+        collected_done(&c);
+        CHECK_EQ_INT(forms_of("fake", 4, 13, &c), 0);
         CHECK_EQ_INT(c.n, 0);
         collected_done(&c);
 
@@ -581,6 +801,12 @@ int main(void) {
         RUN(json);
         RUN(shell_expected);
         RUN(shell_matches_bash);
+        RUN(literals);
+        RUN(unescaped);
+        RUN(shell_dialects);
+        RUN(shell_dialects_match);
+        RUN(literals_match_tools);
+        RUN(nested);
         RUN(xml);
         RUN(dedup_plain_value);
         RUN(min_len);
