@@ -1,5 +1,6 @@
 /* libFuzzer target for the streaming matcher: the input decides 1-4 secrets, a text (noise,
- * whole and partial secrets, encoded forms) and a chunking; the output and the leak list must
+ * whole and partial secrets, encoded forms with terminal sequences and line breaks between
+ * their characters) and a chunking; the output and the leak list must
  * equal those of the naive reference redactor, or the case is printed and abort() is called.
  * Built and run by tests/fuzz.sh. */
 #include "redact.h"
@@ -26,6 +27,13 @@ static uint8_t next_byte(struct input *in) {
 static size_t pick(struct input *in, size_t n) {
         return n ? next_byte(in) % n : 0;
 }
+
+/* What tools put between a value's characters (the terminal and wrap views), whole and cut
+ * short, so that sequences at chunk borders and ones that never end are common. */
+static const char *const decorations[] = {
+        "\033[31m", "\033[m", "\033[01;31m\033[K", "\033]8;;http://x/\033\\", "\033]0;t\a", "\033(B",
+        "\0337", "\r", "\n", "\r\n", "\n    ", "\n\t", "\033[", "\033]8;", "\033", "\n\n",
+};
 
 /* Small alphabets make borders, overlaps and nesting likely; the last entry is every byte. */
 static const char *const alphabets[] = { "ab", "abc", "ab \n", "aB+/=%\"'<&\\\n \t", NULL };
@@ -181,7 +189,16 @@ static void derive(struct input *in, struct fuzz_case *c) {
                                                 c->text[c->n++] = (unsigned char) ws[pick(in, 6)];
                                 } else
                                         c->text[c->n++] = b;
+                                if (pick(in, 8) == 0) {
+                                        const char *d = decorations[pick(in, ELEMENTSOF(decorations))];
+                                        memcpy(c->text + c->n, d, strlen(d));
+                                        c->n += strlen(d);
+                                }
                         }
+                } else if (what == 4) {                /* a wrapped line's worth of encoding characters */
+                        for (size_t j = 0, l = 1 + pick(in, 24); j < l; j++)
+                                c->text[c->n++] = (unsigned char) "aB+/=09"[pick(in, 7)];
+                        c->text[c->n++] = '\n';
                 } else                                 /* noise */
                         for (size_t j = 0, l = 1 + pick(in, 8); j < l; j++)
                                 c->text[c->n++] = from_alphabet(in, alphabet);
