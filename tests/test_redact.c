@@ -410,6 +410,187 @@ TEST(too_short_value_refused) {
         CHECK_EQ_INT(redactor_add(r, "X", (const unsigned char *) "short", 5), 0);
 }
 
+/* ---- every family of forms, split at every byte ---- */
+
+/* A growing byte string (test data only: generated values and their forms). */
+struct text {
+        unsigned char p[4096];
+        size_t n;
+};
+
+static void text_add(struct text *t, const void *p, size_t n) {
+        if (t->n + n <= sizeof(t->p)) {
+                memcpy(t->p + t->n, p, n);
+                t->n += n;
+        }
+}
+
+static void text_str(struct text *t, const char *s) {
+        text_add(t, s, strlen(s));
+}
+
+struct first_form {
+        enum redact_form want;
+        unsigned char p[1024];
+        size_t n;
+};
+
+static int first_of_kind(void *userdata, enum redact_form form, const unsigned char *p, size_t n, bool flex) {
+        struct first_form *f = userdata;
+        if (form == f->want && f->n == 0 && n <= sizeof(f->p)) {
+                memcpy(f->p, p, n);
+                f->n = n;
+        }
+        return 0;
+}
+
+static void random_alnum(char *p, size_t n) {
+        static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        for (size_t i = 0; i < n; i++)
+                p[i] = alnum[rnd(sizeof(alnum) - 1)];
+        p[n] = 0;
+}
+
+/* Streams text split in two at every offset, then a byte at a time, and compares each output
+ * with want and with the reference; each run must report the leak in `form` first. */
+static bool every_boundary(const char *what, const char *value, const struct text *in, const struct text *want,
+                           enum redact_form form) {
+        _cleanup_redactor_ struct redactor *r = NULL;
+        bool ok = redactor_new(8, "[REDACTED:{name}]", &r) == 0 &&
+                  redactor_add(r, "S", (const unsigned char *) value, strlen(value)) > 0 && redactor_compile(r) == 0;
+        for (size_t split = 0; ok && split <= in->n + 1; split++) {
+                size_t sizes[2] = { split <= in->n ? split : 1, in->n };
+                struct buf got = {};
+                ok = stream_all(r, in->p, in->n, sizes, 2, &got) == 0 && got.n == want->n &&
+                     memcmp(got.p, want->p, want->n) == 0 && got.n_leaks >= 1 && got.leak_forms[0] == form;
+                if (!ok)
+                        printf("# %s: split at %zu: %zu bytes out (want %zu), %zu leaks, first %s (want %s)\n", what,
+                               split, got.n, want->n, got.n_leaks, got.n_leaks ? redact_form_name(got.leak_forms[0]) : "-",
+                               redact_form_name(form));
+                free(got.p);
+        }
+        char *names[] = { (char *) "S" };
+        unsigned char *values[] = { (unsigned char *) value };
+        size_t lens[] = { strlen(value) }, one[] = { 1 };
+        if (ok && !differential(names, values, lens, 1, 8, in->p, in->n, one, 1, true)) {
+                printf("# %s: differs from the reference\n", what);
+                ok = false;
+        }
+        return ok;
+}
+
+/* "pre " FORM " post": the first form of `kind` of value, planted where a tool prints it. */
+static bool planted_family(const char *what, const char *value, enum redact_form kind) {
+        struct first_form f = { .want = kind };
+        redact_forms((const unsigned char *) value, strlen(value), 8, first_of_kind, &f);
+        if (f.n == 0) {
+                printf("# %s: value has no %s form\n", what, redact_form_name(kind));
+                return false;
+        }
+        struct text in = {}, want = {};
+        text_str(&in, "pre ");
+        text_add(&in, f.p, f.n);
+        text_str(&in, " post\n");
+        text_str(&want, "pre [REDACTED:S] post\n");
+        return every_boundary(what, value, &in, &want, kind);
+}
+
+/* A JSON document holding the value at offset `at`, base64'd and wrapped at `width` columns
+ * (base64, base64 -w 64) or hex-dumped 60 a line (xxd -p): the value's characters cross a line
+ * break at an arbitrary column. */
+static bool wrapped_family(const char *what, const char *value, size_t at, size_t width, bool hex) {
+        char doc[512];
+        snprintf(doc, sizeof doc, "{\"user\": \"ci\", \"pad\": \"%.*s\", \"token\": \"%s\", \"n\": 1}", (int) at,
+                 "................................................................", value);
+        size_t vstart = strstr(doc, value) - doc, vend = vstart + strlen(value), dn = strlen(doc);
+        char enc[2048];
+        size_t en, first, last;   /* the characters that depend on the value alone */
+        if (hex) {
+                for (size_t i = 0; i < dn; i++)
+                        snprintf(enc + 2 * i, 3, "%02x", (unsigned char) doc[i]);
+                en = 2 * dn, first = 2 * vstart, last = 2 * vend;
+        } else {
+                sodium_bin2base64(enc, sizeof enc, (const unsigned char *) doc, dn, sodium_base64_VARIANT_ORIGINAL);
+                en = strlen(enc), first = (vstart * 8 + 5) / 6, last = vend * 8 / 6;
+                /* the character mixing the value's last 4 bits with the 2 top bits of the '"'
+                 * after it (00) is the one the value would end with: that form matches too */
+                if (vend * 8 % 6 == 4)
+                        last++;
+        }
+        struct text in = {}, want = {};
+        for (size_t i = 0; i < en; i++) {
+                if (i > 0 && i % width == 0) {
+                        text_str(&in, "\n");
+                        if (i <= first || i >= last)     /* not inside the match */
+                                text_str(&want, "\n");
+                }
+                text_add(&in, enc + i, 1);
+                if (i == first)
+                        text_str(&want, "[REDACTED:S]");
+                if (i < first || i >= last)
+                        text_add(&want, enc + i, 1);
+        }
+        text_str(&in, "\n");
+        text_str(&want, "\n");
+        return every_boundary(what, value, &in, &want, hex ? FORM_HEX_LOWER : FORM_BASE64);
+}
+
+TEST(families_at_every_boundary) {
+        char a[9], b[5], c[4], d[5], e[5], value[64];
+        random_alnum(a, 8), random_alnum(b, 4), random_alnum(c, 3), random_alnum(d, 4), random_alnum(e, 4);
+        /* quotes, a backslash, a tab and a non-ASCII letter: every literal family applies */
+        snprintf(value, sizeof value, "%s'%s\"%s\\%s\t%s\xc3\xa9", a, b, c, d, e);
+        CHECK(planted_family("python repr", value, FORM_PYTHON));
+        CHECK(planted_family("C-family escapes", value, FORM_ESCAPED));
+        CHECK(planted_family("YAML double-quoted", value, FORM_YAML));
+        CHECK(planted_family("quote doubling", value, FORM_QUOTE_DOUBLED));
+        CHECK(planted_family("escapes resolved", value, FORM_UNESCAPED));
+        CHECK(planted_family("shell (zsh $'...')", value, FORM_SHELL));
+        CHECK(planted_family("base64(json)", value, FORM_BASE64_JSON));
+        CHECK(planted_family("json(json)", value, FORM_JSON_JSON));
+
+        char plain[33];
+        random_alnum(plain, 32);
+        CHECK(planted_family("base64(base64)", plain, FORM_BASE64_BASE64));
+        /* a value whose base64 has '+' or '/', so its percent-encoding is a form of its own */
+        char pct[40];
+        do {
+                random_alnum(a, 8), random_alnum(b, 4);
+                snprintf(pct, sizeof pct, "%s?>~%s>?%s", a, b, a);
+                struct first_form f = { .want = FORM_PERCENT_BASE64 };
+                redact_forms((const unsigned char *) pct, strlen(pct), 8, first_of_kind, &f);
+                if (f.n > 0)
+                        break;
+        } while (true);
+        CHECK(planted_family("percent(base64)", pct, FORM_PERCENT_BASE64));
+
+        /* busybox ash's set -x: the run of quotes inside double quotes */
+        char bb[32];
+        snprintf(bb, sizeof bb, "%s''%s", a, b);
+        struct text in = {}, want = {};
+        text_str(&in, "+ : '"), text_str(&in, a), text_str(&in, "'\"''\"'"), text_str(&in, b), text_str(&in, "'\n");
+        text_str(&want, "+ : '[REDACTED:S]'\n");
+        CHECK(every_boundary("busybox set -x", bb, &in, &want, FORM_SHELL));
+
+        /* terminal decoration: grep --color=always inside the value, a progress line's \r */
+        in = (struct text) {}, want = (struct text) {};
+        text_str(&in, "match: "), text_add(&in, plain, 5), text_str(&in, "\033[01;31m\033[K"), text_add(&in, plain + 5, 9);
+        text_str(&in, "\033[m\033[K"), text_add(&in, plain + 14, 18), text_str(&in, "\n");
+        text_str(&want, "match: [REDACTED:S]\n");
+        CHECK(every_boundary("grep --color", plain, &in, &want, FORM_RAW));
+        in = (struct text) {}, want = (struct text) {};
+        text_add(&in, plain, 11), text_str(&in, "\r"), text_add(&in, plain + 11, 21), text_str(&in, " 100%\n");
+        text_str(&want, "[REDACTED:S] 100%\n");
+        CHECK(every_boundary("progress \\r", plain, &in, &want, FORM_RAW));
+
+        /* wrapped encodings at every column the value can start in */
+        for (size_t at = 0; at < 6; at++) {
+                CHECK(wrapped_family("base64 of JSON, 76 columns", plain, at * 13, 76, false));
+                CHECK(wrapped_family("base64 -w 64", plain, at * 11, 64, false));
+                CHECK(wrapped_family("xxd -p", plain, at * 7, 60, true));
+        }
+}
+
 /* ---- positions: line and column of each leak ---- */
 
 /* One secret (or two, the second may be NULL) over text fed in pieces of `chunk` bytes
@@ -595,5 +776,6 @@ int main(void) {
         RUN(position_scan_piece_border);
         RUN(differential_random);
         RUN(differential_modes);
+        RUN(families_at_every_boundary);
         return tap_finish();
 }
