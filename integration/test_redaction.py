@@ -27,9 +27,10 @@ import pytest
 
 PY = "/usr/bin/python3"
 MASK = "[REDACTED:{}]".format
-# every leak report: "leak: PLACE:LINE:COL (form): NAME", PLACE a stream's name or a path
+# every leak report: "leak: PLACE:LINE:COL (form): NAME", PLACE a stream's name or a path, the
+# form a name or a nested one: base64(json)
 # a file the output guard saw written ends with the program that wrote it: " (written by sh)"
-REPORT_RE = re.compile(r"secrets-run: (error|warning): leak: (.+?):(\d+):(\d+) \(([\w-]+)\): (\w+)(?: \(written by [^)\n]*\))?\n")
+REPORT_RE = re.compile(r"secrets-run: (error|warning): leak: (.+?):(\d+):(\d+) \(([\w-]+(?:\([\w-]+\))?)\): (\w+)(?: \(written by [^)\n]*\))?\n")
 STREAMS = ("stdout", "stderr", "stdin", "stdout+stderr")
 OWN_LINE_RE = re.compile(r"secrets-run: [^\n]*\n")
 

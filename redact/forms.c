@@ -1097,9 +1097,13 @@ static int emit_nested(struct forms_ctx *c, const unsigned char *v, size_t len) 
                 r = base64_core(v, len, align, b64_standard, &inner);
                 if (r >= 0)
                         r = emit_base64_of(c, inner, FORM_BASE64_BASE64);
+                /* RFC 3986 (encodeURIComponent escapes '/' too) and Python's quote(), which keeps it */
                 if (r >= 0)
                         r = emit_percent(c, FORM_PERCENT_BASE64, secret_data(inner), secret_len(inner),
                                          "-._~", true, false);
+                if (r >= 0)
+                        r = emit_percent(c, FORM_PERCENT_BASE64, secret_data(inner), secret_len(inner),
+                                         "-._~/", true, false);
                 /* the padded encoding of a value at the end of the text: its '=' become %3D */
                 if (r >= 0)
                         r = base64_slices(v, len, align, b64_standard, &b);
