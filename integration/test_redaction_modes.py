@@ -219,6 +219,7 @@ def test_percent_encoded_base64(proj):
     for safe in ("/", ""):
         body = READ + f'print(\'https://x.example/cb?auth=\' + urllib.parse.quote(base64.b64encode((\'u:\' + v).encode()).decode(), safe=\'{safe}\'))"'
         text = _direct(proj, body, value)
+        proj.register(text[text.index("auth=") + 8:].strip())    # after the user name's "dTo"
         for r, what in zip(_both_ways(proj, value, body, text, env), ("run", "redact")):
             absent(proj, r, value)
             check(MASK("TOKEN") in r.stdout, proj, r, f"safe={safe!r}: {what}: not masked")
@@ -226,12 +227,19 @@ def test_percent_encoded_base64(proj):
 
 
 def test_pytest_log_of_ascii_passwords(proj):
-    """The issue's measurement: 25 printable-ASCII passwords (as charset: ascii makes them)
-    compared in failing pytest assertions; none may be recoverable from the log, in any of the
+    """The issue's measurement: 25 printable-ASCII passwords (as charset: ascii makes them, each
+    with a quote of each kind and a backslash) compared in failing pytest assertions; none may be recoverable from the log, in any of the
     forms pytest prints (repr in the assertion, the diff lines, -vv's full repr)."""
     alphabet = string.ascii_letters + string.digits + string.punctuation + " "
-    values = {f"PW{i:02}": "".join(secrets.choice(alphabet) for _ in range(24)) for i in range(25)}
+    values = {}
+    for i in range(25):
+        chars = [secrets.choice(alphabet) for _ in range(21)]
+        for c in "'\"\\":   # the characters repr() escapes, each at a random place
+            chars.insert(secrets.randbelow(len(chars) + 1), c)
+        values[f"PW{i:02}"] = "".join(chars)
     env = env_secrets(proj, values)
+    for v in values.values():
+        proj.register(repr(v)[1:-1])     # so a failure's message shows neither form
     test = proj.data / "test_pw.py"
     test.write_text("import os, pytest\n"
                     "@pytest.mark.parametrize('name', sorted(k for k in os.environ if k.endswith('_FILE') and k.startswith('PW')))\n"
