@@ -14,10 +14,10 @@ REPO=$(cd "$OUT/../.." && pwd)
 W=$(mktemp -d /tmp/sr-corpus.XXXXXX)
 trap 'kill "${HTTP_PID:-}" 2>/dev/null; rm -rf "$W"' EXIT
 export LC_ALL=C.UTF-8 TERM=xterm-256color
-cd "$W"
+cd "$W" || exit 1
 
 # ---------------------------------------------------------------- gcc / g++
-mkdir cc && cd cc
+mkdir cc && cd cc || exit 1
 cat > warn.c <<'EOF'
 #include <stdio.h>
 #include <string.h>
@@ -108,10 +108,10 @@ echo "\$ g++ -std=c++17 -Wall -c tmpl.cpp" > "$OUT/gxx-plain.log"
 g++ -std=c++17 -Wall -fdiagnostics-color=never -c tmpl.cpp >> "$OUT/gxx-plain.log" 2>&1
 echo "\$ g++ -std=c++17 -Wall -fdiagnostics-color=always -c tmpl.cpp" > "$OUT/gxx-color.log"
 g++ -std=c++17 -Wall -fdiagnostics-color=always -c tmpl.cpp >> "$OUT/gxx-color.log" 2>&1
-cd "$W"
+cd "$W" || exit 1
 
 # ---------------------------------------------------------------- pytest
-mkdir py && cd py
+mkdir py && cd py || exit 1
 cat > test_sample.py <<'EOF'
 import json
 import pytest
@@ -178,10 +178,10 @@ echo "\$ python3 -m pytest -vv -p no:cacheprovider test_sample.py" > "$OUT/pytes
 /usr/bin/python3 -m pytest -vv -p no:cacheprovider --color=no test_sample.py >> "$OUT/pytest-plain.log" 2>&1
 echo "\$ python3 -m pytest -vv -p no:cacheprovider --color=yes test_sample.py" > "$OUT/pytest-color.log"
 /usr/bin/python3 -m pytest -vv -p no:cacheprovider --color=yes test_sample.py >> "$OUT/pytest-color.log" 2>&1
-cd "$W"
+cd "$W" || exit 1
 
 # ---------------------------------------------------------------- npm (offline, local packages)
-mkdir -p npm/app npm/libs/left-pad-local npm/libs/fmt-local && cd npm
+mkdir -p npm/app npm/libs/left-pad-local npm/libs/fmt-local && cd npm || exit 1
 cat > libs/left-pad-local/package.json <<'EOF'
 { "name": "left-pad-local", "version": "1.3.0", "main": "index.js", "license": "MIT" }
 EOF
@@ -204,7 +204,7 @@ cat > app/package.json <<'EOF'
 EOF
 echo 'console.log("building", process.version); console.warn("warning: no config, using defaults");' > app/build.js
 echo 'module.exports = require("fmt-local");' > app/index.js
-cd app
+cd app || exit 1
 export npm_config_cache="$W/npm-cache" npm_config_update_notifier=false npm_config_fund=false
 {
     echo '$ npm install --offline --no-audit --install-links --loglevel=verbose'
@@ -226,7 +226,7 @@ export npm_config_cache="$W/npm-cache" npm_config_update_notifier=false npm_conf
     npm install --offline --no-audit 2>&1
     echo "[exit $?]"
     # dependencies as local tarballs: the lockfile then carries sha512 integrity strings
-    mkdir -p ../app2 && cd ../app2
+    mkdir -p ../app2 && cd ../app2 || exit 1
     (cd ../libs/left-pad-local && npm pack --pack-destination "$W/npm" 2>&1)
     (cd ../libs/fmt-local && npm pack --pack-destination "$W/npm" 2>&1)
     echo '{"name":"ci-sample-app2","version":"2.0.0","private":true}' > package.json
@@ -237,7 +237,7 @@ export npm_config_cache="$W/npm-cache" npm_config_update_notifier=false npm_conf
     echo '$ npm ls'
     npm ls 2>&1
 } > "$OUT/npm.log"
-cd "$W"
+cd "$W" || exit 1
 
 # ---------------------------------------------------------------- apt / dpkg
 {
@@ -268,12 +268,12 @@ APTOPTS="-o Dir::Etc::SourceList=$W/aptsources.list -o Dir::Etc::SourceParts=/no
   -o Dir::State::Lists=$W/aptstate/lists -o Dir::Cache=$W/aptcache \
   -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o Debug::NoLocking=1 \
   -o Acquire::Languages=none -o APT::Sandbox::User=root"
-cd aptdl
+cd aptdl || exit 1
 {
     script -qec "apt-get $APTOPTS update" /dev/null
     script -qec "apt-get $APTOPTS -o Dpkg::Progress-Fancy=1 download autoconf automake autopoint autotools-dev bash-completion curl" /dev/null
 } > "$OUT/apt-download-tty.log" 2>&1
-cd "$W"
+cd "$W" || exit 1
 kill "$HTTP_PID" 2>/dev/null; wait "$HTTP_PID" 2>/dev/null; HTTP_PID=
 
 # ---------------------------------------------------------------- set -x traces
@@ -311,7 +311,7 @@ base64 hello > "$OUT/elf-base64.txt"
 xxd -p hello > "$OUT/elf-xxd-p.txt"
 
 # ---------------------------------------------------------------- make / ninja -v
-mkdir -p mk/src && cd mk
+mkdir -p mk/src && cd mk || exit 1
 for m in util parse main; do
     printf '#include <stdio.h>\nint %s_fn(int x) { return x * %d; }\n' "$m" "${#m}" > "src/$m.c"
 done
@@ -352,7 +352,7 @@ EOF
     echo '$ ninja -C nb -v test'
     ninja -C nb -v test 2>&1
 } > "$OUT/meson-ninja-v.log"
-cd "$W"
+cd "$W" || exit 1
 
 # ---------------------------------------------------------------- openssl test certificate
 openssl req -x509 -newkey rsa:2048 -nodes -keyout test.key -out test-cert.pem -days 30 \
