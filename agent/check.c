@@ -321,6 +321,33 @@ static int check_secret_delivery_name(const struct manifest *m, size_t j, struct
         return 0;
 }
 
+
+/* The masker looks for every form of a value (docs/redaction-forms.md); the weakest is its
+ * base64 at an offset inside a longer text, which drops up to two characters' worth of the
+ * value at its ends. A form that carries few bits matches ordinary output (hashes, IDs,
+ * numbers, base64 blobs) by chance, and a false match is masked and fails the step. In
+ * thousandths of a bit per character, each charset's log2(size). */
+#define FORM_MIN_BITS 64
+
+static int check_secret_form_strength(const struct mf_secret *s, struct findings *f) {
+        static const struct { const char *name; unsigned millibits; } charsets[] = {
+                [CHARSET_ALNUM] = { "alnum", 5954 }, [CHARSET_HEX] = { "hex", 4000 },
+                [CHARSET_BASE64URL] = { "base64url", 6000 }, [CHARSET_ASCII] = { "ascii", 6555 },
+        };
+        unsigned per = charsets[s->gen_charset].millibits;
+        size_t kept = s->gen_length > 2 ? s->gen_length - 2 : 0;
+        if (kept * per >= FORM_MIN_BITS * 1000)
+                return 0;
+        size_t need = (FORM_MIN_BITS * 1000 + per - 1) / per + 2;
+        return findings_add(f, SEVERITY_WARNING, SR122_AMBIGUOUS_FORM, pos_or(s->generate_pos, s->pos),
+                            "generated secret '%s' (%zu characters of %s) carries about %zu bits, "
+                            "its base64 inside a longer text about %zu: ordinary output can match a "
+                            "form that weak by chance, and a false match is masked and fails the "
+                            "step; use length: %zu or more", s->name, s->gen_length,
+                            charsets[s->gen_charset].name, s->gen_length * per / 1000, kept * per / 1000,
+                            need);
+}
+
 static int check_secret(const struct manifest *m, size_t index, struct findings *f) {
         const struct mf_secret *s = &m->secrets[index];
         const struct mf_policy *p = &m->policy;
@@ -355,6 +382,10 @@ static int check_secret(const struct manifest *m, size_t index, struct findings 
                                  "generated secret '%s' is %zu characters long, below "
                                  "policy.min_secret_length %zu: shorter values cannot be masked "
                                  "safely", s->name, s->gen_length, p->min_secret_length);
+                if (r < 0)
+                        return r;
+        } else if (s->generated) {
+                r = check_secret_form_strength(s, f);
                 if (r < 0)
                         return r;
         }

@@ -54,6 +54,7 @@ enum finding_id {
         SR119_APPROVAL_RECERTIFY = 119,
         SR120_APPROVALS_UNVERIFIED = 120,
         SR121_APPROVAL_FILES = 121,
+        SR122_AMBIGUOUS_FORM = 122,
 };
 
 struct finding {

@@ -499,16 +499,42 @@ TEST(sr107_short_generated) {
         CHECK(x && contains(x->message, "min_secret_length"));
         CHECK_EQ_INT(f.n, 1);
 
-        s->gen_length = 8;  /* equal to the minimum is enough */
+        s->gen_length = 8;  /* equal to the minimum is enough (SR122 warns it is weak) */
         findings_done(&f);
         run_check(m, &f);
-        CHECK_EQ_INT(f.n, 0);
+        CHECK_EQ_INT(findings_count(&f, SEVERITY_ERROR), 0);
+        CHECK_ONE(f, SR122_AMBIGUOUS_FORM, SEVERITY_WARNING, 55);
 
         s->gen_length = 32;
         m->policy.min_secret_length = 40;
         findings_done(&f);
         run_check(m, &f);
         CHECK_ONE(f, SR107_SHORT_GENERATED, SEVERITY_ERROR, 55);
+}
+
+/* SR122: a generated value whose weakest form (base64 at an offset: two characters fewer)
+ * carries under 64 bits, at each charset's boundary. */
+TEST(sr122_ambiguous_form) {
+        static const struct { enum charset c; size_t warn, enough; } bounds[] = {
+                { CHARSET_ALNUM, 12, 13 }, { CHARSET_HEX, 17, 18 },
+                { CHARSET_BASE64URL, 12, 13 }, { CHARSET_ASCII, 11, 12 },
+        };
+        _cleanup_test_manifest_ struct manifest *m = compliant_manifest();
+        struct mf_secret *s = secret_named(m, "TEST_DB_PASSWORD");
+        for (size_t i = 0; i < ELEMENTSOF(bounds); i++) {
+                _cleanup_findings_ struct findings f = {};
+                s->gen_charset = bounds[i].c;
+                s->gen_length = bounds[i].warn;
+                run_check(m, &f);
+                const struct finding *x = CHECK_ONE(f, SR122_AMBIGUOUS_FORM, SEVERITY_WARNING, 55);
+                _cleanup_free_ char *advice = strdup_printf("use length: %zu or more", bounds[i].enough);
+                CHECK(x && contains(x->message, "TEST_DB_PASSWORD") && contains(x->message, advice));
+                CHECK_EQ_INT(f.n, 1);
+                findings_done(&f);
+                s->gen_length = bounds[i].enough;
+                run_check(m, &f);
+                CHECK_EQ_INT(f.n, 0);
+        }
 }
 
 TEST(sr108_duplicate_delivery_name) {
@@ -850,6 +876,7 @@ int main(void) {
         RUN(sr106_loopback_and_https_allowed);
         RUN(sr106_insecure_is_a_warning);
         RUN(sr107_short_generated);
+        RUN(sr122_ambiguous_form);
         RUN(sr108_duplicate_delivery_name);
         RUN(sr108_disjoint_scopes_allowed);
         RUN(sr109_sandbox_off);
