@@ -52,6 +52,9 @@ int secret_lock_status(uint64_t *ret_locked, uint64_t *ret_limit);
 int secret_new(size_t capacity, struct secret **ret);
 int secret_from_bytes(const void *p, size_t n, struct secret **ret);
 int secret_append(struct secret *s, const void *p, size_t n);
+/* Appends one byte passed by value: it goes from a register into secure memory, with no
+ * stack copy left behind (an encoder building a form a byte at a time needs no wipe). */
+int secret_push(struct secret *s, unsigned char c);
 /* Reads fd to EOF into s; fails with -EFBIG past max bytes. */
 int secret_read_fd(struct secret *s, int fd, size_t max);
 void secret_truncate(struct secret *s, size_t len);

@@ -209,6 +209,16 @@ int secret_append(struct secret *s, const void *p, size_t n) {
         return 0;
 }
 
+int secret_push(struct secret *s, unsigned char c) {
+        if (s->len == s->capacity) {
+                int r = secret_reserve(s, s->len + 1);
+                if (r < 0)
+                        return r;
+        }
+        s->data[s->len++] = c;
+        return 0;
+}
+
 int secret_read_fd(struct secret *s, int fd, size_t max) {
         for (;;) {
                 if (s->len == s->capacity) {

@@ -131,12 +131,10 @@ static bool is_control(unsigned char c) {
         return c < 0x20 || c == 0x7f;
 }
 
-/* One secret-derived byte goes through a local that is wiped afterwards, so no copy of it is
- * left in a stack slot. */
+/* One secret-derived byte, by value: secret_push stores it without taking its address, so
+ * no stack slot holds a copy to wipe. */
 static int put_byte(struct secret *s, unsigned char c) {
-        int r = secret_append(s, &c, 1);
-        sodium_memzero(&c, sizeof(c));
-        return r;
+        return secret_push(s, c);
 }
 
 static int put_str(struct secret *s, const char *text) {
@@ -1093,7 +1091,6 @@ static int emit_nested(struct forms_ctx *c, const unsigned char *v, size_t len) 
 
         for (size_t align = 0; align < 3; align++) {
                 _cleanup_secret_ struct secret *inner = NULL;
-                _cleanup_(b64_slices_done) struct b64_slices b = {};
                 r = base64_core(v, len, align, b64_standard, &inner);
                 if (r >= 0)
                         r = emit_base64_of(c, inner, FORM_BASE64_BASE64);
@@ -1104,12 +1101,6 @@ static int emit_nested(struct forms_ctx *c, const unsigned char *v, size_t len) 
                 if (r >= 0)
                         r = emit_percent(c, FORM_PERCENT_BASE64, secret_data(inner), secret_len(inner),
                                          "-._~/", true, false);
-                /* the padded encoding of a value at the end of the text: its '=' become %3D */
-                if (r >= 0)
-                        r = base64_slices(v, len, align, b64_standard, &b);
-                if (r >= 0 && b.padded_end > b.partial_end)
-                        r = emit_percent(c, FORM_PERCENT_BASE64, secret_data(b.enc) + b.skip,
-                                         b.padded_end - b.skip, "-._~", true, false);
                 if (r < 0)
                         return r;
         }

@@ -695,8 +695,9 @@ TEST(nested) {
         CHECK_EQ_INT(forms_of("fake?>", 6, 8, &c), 0);
         CHECK(has(&c, FORM_PERCENT_BASE64, "ZmFrZT8%2B"));
         collected_done(&c);
+        /* only the core, which a value inside a longer text leaves: no padding to encode */
         CHECK_EQ_INT(forms_of("fake?", 5, 8, &c), 0);
-        CHECK(has(&c, FORM_PERCENT_BASE64, "ZmFrZT8%3D"));
+        CHECK(!has(&c, FORM_PERCENT_BASE64, "ZmFrZT8%3D"));
         collected_done(&c);
 }
 
@@ -759,12 +760,7 @@ TEST(min_len) {
         CHECK(!has(&c, FORM_BASE64, "ZmFr"));   /* the 4-character core: too short */
         collected_done(&c);
 
-        /* at 9 only the padded base64 percent-encoded is long enough */
         CHECK_EQ_INT(forms_of("fake", 4, 9, &c), 0);
-        CHECK_EQ_INT(c.n, 1);
-        CHECK(has(&c, FORM_PERCENT_BASE64, "ZmFrZQ%3D%3D"));
-        collected_done(&c);
-        CHECK_EQ_INT(forms_of("fake", 4, 13, &c), 0);
         CHECK_EQ_INT(c.n, 0);
         collected_done(&c);
 
