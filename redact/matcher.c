@@ -813,9 +813,29 @@ static uint64_t held_from(const struct redact_stream *s, ssize_t *ret_pattern, b
 
 /* ---- views ---- */
 
+/* The characters of base64, base64url and hex, looked up rather than compared: the wrap
+ * view tests WRAP_RUN of them before every line feed of the stream. */
+#define W1(c) [c] = 1
+#define W10(c) W1(c), W1(c + 1), W1(c + 2), W1(c + 3), W1(c + 4), W1(c + 5), W1(c + 6), W1(c + 7), W1(c + 8), W1(c + 9)
+#define W26(c) W10(c), W10(c + 10), W1(c + 20), W1(c + 21), W1(c + 22), W1(c + 23), W1(c + 24), W1(c + 25)
+static const unsigned char wrap_chars[256] = {
+        W26('A'), W26('a'), W10('0'), W1('+'), W1('/'), W1('='), W1('-'), W1('_'),
+};
+#undef W26
+#undef W10
+#undef W1
+
 static inline bool is_wrap_char(unsigned char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-               c == '=' || c == '-' || c == '_';
+        return wrap_chars[c];
+}
+
+/* Whether the WRAP_RUN bytes before end are all encoding characters: every byte is looked
+ * up, without a branch per byte (most lines end in a word, which fails somewhere). */
+static inline bool wrap_run_before(const unsigned char *end) {
+        unsigned all = 1;
+        for (size_t i = 1; i <= WRAP_RUN; i++)
+                all &= wrap_chars[end[-(ptrdiff_t) i]];
+        return all;
 }
 
 /* What the terminal view skips at p[0] (ESC or '\r'), n bytes being there: its length, 0 if
@@ -871,13 +891,11 @@ static ssize_t terminal_skip(const unsigned char *p, size_t n) {
 /* What the wrap view skips at the line feed nl[0], `before` bytes being there before it and
  * `after` from it on: the skip's length from nl (the line feed and the next line's blanks),
  * *ret_back 1 when a '\r' before it belongs to the break too; 0 if the break is not inside
- * an encoded block, -1 if the bytes so far cannot tell. */
-static ssize_t wrap_skip(const unsigned char *nl, size_t before, size_t after, size_t *ret_back) {
+ * an encoded block, -1 if the bytes so far cannot tell (final: the stream has ended). */
+static ssize_t wrap_skip(const unsigned char *nl, size_t before, size_t after, bool final, size_t *ret_back) {
         size_t back = before > 0 && nl[-1] == '\r';
-        size_t run = 0, j = 1;
-        while (run < WRAP_RUN && back + run < before && is_wrap_char(*(nl - back - run - 1)))
-                run++;
-        if (run < WRAP_RUN)
+        size_t j = 1;
+        if (before < back + WRAP_RUN || !wrap_run_before(nl - back))
                 return 0;
         while (j < after && j - 1 <= WRAP_INDENT && (nl[j] == ' ' || nl[j] == '\t'))
                 j++;
@@ -885,8 +903,21 @@ static ssize_t wrap_skip(const unsigned char *nl, size_t before, size_t after, s
                 return 0;
         if (j == after)
                 return -1;
-        if (!is_wrap_char(nl[j]))
+        /* the next line goes on with the block: WRAP_RUN encoding characters, or fewer that
+         * end the line (a block's last line is short), not a word that merely starts with some
+         * (a log line's timestamp) */
+        size_t run = 0;
+        while (run < WRAP_RUN && j + run < after && is_wrap_char(nl[j + run]))
+                run++;
+        if (run == 0)
                 return 0;
+        if (run < WRAP_RUN) {
+                if (j + run == after) {
+                        if (!final)
+                                return -1;
+                } else if (nl[j + run] != '\n' && nl[j + run] != '\r')
+                        return 0;
+        }
         *ret_back = back;
         return (ssize_t) j;
 }
@@ -955,7 +986,7 @@ static int wrap_parse(struct redact_stream *s, bool final) {
                         break;
                 }
                 size_t back = 0;
-                ssize_t len = wrap_skip(at(s, k), (size_t) (k - s->wstart), (size_t) (wend - k), &back);
+                ssize_t len = wrap_skip(at(s, k), (size_t) (k - s->wstart), (size_t) (wend - k), final, &back);
                 if (len < 0 && !final) {
                         i = k > s->wstart && *at(s, k - 1) == '\r' ? k - 1 : k;
                         break;
@@ -1246,6 +1277,8 @@ static void compact(struct redact_stream *s) {
         for (size_t v = 0; v < _VIEW_MAX; v++) {
                 struct view *w = &s->views[v];
                 size_t gone = view_first_skip(w, keep);
+                if (gone == 0)
+                        continue;   /* also a view with no skips yet (w->skips NULL) */
                 memmove(w->skips, w->skips + gone, (w->n_skips - gone) * sizeof(*w->skips));
                 w->n_skips -= gone;
         }

@@ -128,7 +128,7 @@ static size_t terminal_len(const unsigned char *t, size_t n, size_t i) {
 
 /* skip[i]: byte i is not in the view. Terminal sequences are read from the start of the
  * text on; a line break is skipped when 16 encoding characters end the line before it and,
- * after at most 16 blanks, one begins the next. */
+ * after at most 16 blanks, the next begins with 16 or is nothing but encoding characters. */
 static void view_skips(const unsigned char *t, size_t n, bool wrap, bool *skip) {
         memset(skip, 0, n);
         for (size_t i = 0; i < n; i++) {
@@ -147,8 +147,12 @@ static void view_skips(const unsigned char *t, size_t n, bool wrap, bool *skip) 
                         run++;
                 while (i + 1 + blanks < n && (t[i + 1 + blanks] == ' ' || t[i + 1 + blanks] == '\t'))
                         blanks++;
-                size_t j = i + 1 + blanks;
-                if (run >= REF_WRAP_RUN && blanks <= REF_WRAP_INDENT && j < n && wrap_char(t[j]))
+                size_t j = i + 1 + blanks, next = 0;
+                while (j + next < n && next < REF_WRAP_RUN && wrap_char(t[j + next]))
+                        next++;
+                bool goes_on = next >= REF_WRAP_RUN ||
+                               (next > 0 && (j + next == n || t[j + next] == '\n' || t[j + next] == '\r'));
+                if (run >= REF_WRAP_RUN && blanks <= REF_WRAP_INDENT && goes_on)
                         memset(skip + b, 1, j - b);
         }
 }
