@@ -163,6 +163,20 @@ static uint32_t rnd(uint32_t n) {
         return (uint32_t) ((rng_state * 0x2545F4914F6CDD1DULL) >> 32) % n;
 }
 
+/* One random case of a differential test, fed in random chunk sizes (up to max_chunk, or
+ * 4, or at once); says which case failed, never what it held. */
+static bool random_chunks_agree(size_t c, char **names, unsigned char **values, size_t *lens, size_t n_secrets,
+                                size_t min_len, const unsigned char *text, size_t n, uint32_t max_chunk, bool verbose) {
+        size_t sizes[8], n_sizes = rnd(9);
+        for (size_t i = 0; i < n_sizes; i++)
+                sizes[i] = 1 + rnd(rnd(2) ? 4 : max_chunk);
+        bool ok = differential(names, values, lens, n_secrets, min_len, text, n, sizes, n_sizes, verbose);
+        if (!ok)
+                printf("# case %zu failed (min_len %zu, %zu secrets, %zu bytes, %zu chunk sizes)\n", c, min_len,
+                       n_secrets, n, n_sizes);
+        return ok;
+}
+
 /* Random cases from a tiny alphabet so that borders, overlaps and nesting are common. */
 TEST(differential_random) {
         static const char *alphabets[] = { "ab", "abc", "ab \n", "aB+/=%\"'<&\\\n \t" };
@@ -218,15 +232,8 @@ TEST(differential_random) {
                         memcpy(text + n, values[si], l);
                         n += l;
                 }
-                size_t sizes[8], n_sizes = rnd(9);
-                for (size_t i = 0; i < n_sizes; i++)
-                        sizes[i] = 1 + rnd(rnd(2) ? 4 : 64);
-                bool ok = differential(names, values, lens, n_secrets, min_len, text, n, sizes, n_sizes, failures == 0);
-                if (!ok) {
+                if (!random_chunks_agree(c, names, values, lens, n_secrets, min_len, text, n, 64, failures == 0))
                         failures++;
-                        printf("# case %zu failed (min_len %zu, %zu secrets, %zu bytes, %zu chunk sizes)\n", c, min_len,
-                               n_secrets, n, n_sizes);
-                }
                 for (size_t i = 0; i < n_secrets; i++) {
                         free(names[i]);
                         free(values[i]);
@@ -318,15 +325,8 @@ TEST(differential_modes) {
                         memcpy(text + n, d, strlen(d));
                         n += strlen(d);
                 }
-                size_t sizes[8], n_sizes = rnd(9);
-                for (size_t i = 0; i < n_sizes; i++)
-                        sizes[i] = 1 + rnd(rnd(2) ? 4 : 300);
-                bool ok = differential(names, values, lens, n_secrets, min_len, text, n, sizes, n_sizes, failures == 0);
-                if (!ok) {
+                if (!random_chunks_agree(c, names, values, lens, n_secrets, min_len, text, n, 300, failures == 0))
                         failures++;
-                        printf("# case %zu failed (min_len %zu, %zu secrets, %zu bytes, %zu chunk sizes)\n", c, min_len,
-                               n_secrets, n, n_sizes);
-                }
                 for (size_t i = 0; i < n_secrets; i++) {
                         free(names[i]);
                         free(values[i]);
