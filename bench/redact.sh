@@ -102,6 +102,20 @@ for n in 10 100 1000; do
                 q=$(timed "$tmp/input-quarter" "$secrets_run" redact "${args[@]}")
                 rss_quarter=$(kv "$q" maxrss_kib)
                 rm -f "$tmp/input-quarter"
+                # a coloured log (pytest --color=yes and gcc -fdiagnostics-color, from the
+                # corpus, repeated): an escape sequence every 16 bytes or so, which the
+                # terminal view parses and searches through
+                : >"$tmp/colour"
+                while [ "$(stat -c %s "$tmp/colour")" -lt $((bytes / 4)) ]; do
+                        cat tests/corpus/pytest-color.log tests/corpus/gcc-color.log tests/corpus/gxx-color.log >>"$tmp/colour"
+                done
+                colour_bytes=$(stat -c %s "$tmp/colour")
+                colour_esc=$(tr -cd '\033' <"$tmp/colour" | wc -c)
+                cc=$(timed "$tmp/colour" cat)
+                cr=$(timed "$tmp/colour" "$secrets_run" redact "${args[@]}")
+                colour="redact=$(mbps "$colour_bytes" "$(kv "$cr" elapsed_ns)") cat=$(mbps "$colour_bytes" "$(kv "$cc" elapsed_ns)")"
+                colour="$colour every=$((colour_bytes / colour_esc)) mib=$((colour_bytes / 1024 / 1024))"
+                rm -f "$tmp/colour"
                 if [ -x "$hs_filter" ]; then
                         # the whole process, as for redact: reading the files, forms, compile, scan
                         h=$(timed "$tmp/input" "$hs_filter" "${files[@]}")
@@ -144,6 +158,8 @@ echo "in-memory, 1000 secrets one of which is $(kv "$short" first_len) bytes lon
 comp1000=$(grep "^compile secrets=1000 " <<<"$inmem")
 echo "compile, 1000 secrets, $(kv "$comp1000" patterns) patterns: $(kv "$comp1000" forms_ms) ms forms + $(kv "$comp1000" compile_ms) ms tables = $(kv "$comp1000" total_ms) ms"
 echo "compile, $(kv "$big" patterns) patterns ($(kv "$big" secrets) secrets): $(kv "$big" forms_ms) ms forms + $(kv "$big" compile_ms) ms tables = $(kv "$big" total_ms) ms"
+echo "coloured log, 1000 secrets, $(kv "$colour" mib) MiB with an escape sequence every $(kv "$colour" every) bytes:" \
+        "redact $(kv "$colour" redact) MB/s, cat $(kv "$colour" cat) MB/s (the terminal view at work)"
 echo "peak RSS, 1000 secrets: in-memory process $(kv "$rss" short_rss_mib) MiB over $(kv "$rss" short_mib) MiB, $(kv "$rss" long_rss_mib) MiB over $(kv "$rss" long_mib) MiB;" \
         "secrets-run redact $(awk -v k="$rss_quarter" 'BEGIN { printf "%.1f", k / 1024 }') MiB over $((mib / 4)) MiB, $(awk -v k="${pipe_rss[1000]}" 'BEGIN { printf "%.1f", k / 1024 }') MiB over $mib MiB"
 
