@@ -985,7 +985,9 @@ static int wrap_parse(struct redact_stream *s, bool final) {
         for (;;) {
                 uint64_t k = find_byte(s, i, '\n');
                 if (k >= wend) {
-                        i = wend;
+                        /* a '\r' at the end may be the first half of a CRLF break: pending,
+                         * like a line feed whose next line has not arrived */
+                        i = !final && wend > i && *at(s, wend - 1) == '\r' ? wend - 1 : wend;
                         break;
                 }
                 size_t back = 0;
@@ -1097,7 +1099,7 @@ static int view_search(struct redact_stream *s, enum view_kind kind, uint64_t mi
                                 uint64_t start = view_orig(vt, c), end = view_orig(vt, c + p->len - 1) + 1;
                                 /* without a skip inside it is the stream's own match */
                                 if (end - start == p->len || end - start > 2 * (uint64_t) p->len + VIEW_SLACK ||
-                                    end <= min_end || (start < s->out_pos && !s->mask_active))
+                                    end <= min_end || end <= s->out_pos)
                                         continue;
                                 int k = pending_add(s, start, end, en->pattern, p->form);
                                 if (k < 0)
@@ -1169,7 +1171,8 @@ static uint64_t view_held_from(struct redact_stream *s, enum view_kind kind, boo
 /* Parses and searches both views, then returns where the bytes still undecided begin: the
  * smallest of the stream's and the views' held offsets (*ret_pattern: the pattern of that
  * tail, the lowest-index one at equal offsets, when final). */
-static int views_advance(struct redact_stream *s, bool final, uint64_t *ret_hold, ssize_t *ret_pattern) {
+static int views_advance(struct redact_stream *s, bool final, uint64_t *ret_hold, ssize_t *ret_pattern,
+                         int *ret_source) {
         int k = terminal_parse(s, final);
         if (k >= 0)
                 k = wrap_parse(s, final);
@@ -1178,6 +1181,7 @@ static int views_advance(struct redact_stream *s, bool final, uint64_t *ret_hold
         if (k < 0)
                 return k;
         ssize_t pattern = -1;
+        int source = -1;
         uint64_t hold = held_from(s, &pattern, final);
         for (size_t v = 0; v < _VIEW_MAX; v++) {
                 ssize_t vp = -1;
@@ -1185,11 +1189,14 @@ static int views_advance(struct redact_stream *s, bool final, uint64_t *ret_hold
                 if (h < hold || (h == hold && vp >= 0 && (pattern < 0 || vp < pattern))) {
                         hold = h;
                         pattern = vp;
+                        source = (int) v;
                 }
         }
         *ret_hold = hold;
         if (ret_pattern)
                 *ret_pattern = pattern;
+        if (ret_source)
+                *ret_source = source;
         return 0;
 }
 
@@ -1229,7 +1236,12 @@ static int emit(struct redact_stream *s, uint64_t hold, const struct redact_sink
                         s->mask_active = false;
                 }
                 if (next < s->n_pending && s->pending[next].start < hold) {
-                        const struct match *m = &s->pending[next++];
+                        struct match *m = &s->pending[next++];
+                        /* a match reaching back before what was already written out should
+                         * not happen (its prefix was held); if it does, what is left of it is
+                         * masked and it is reported, rather than passed as if clean */
+                        if (m->start < s->out_pos)
+                                m->start = s->out_pos;
                         if ((k = sink_write(sink, at(s, s->out_pos), (size_t) (m->start - s->out_pos))) < 0)
                                 return k;
                         uint32_t secret = r->patterns[m->pattern].secret;
@@ -1316,7 +1328,7 @@ int redact_stream_feed(struct redact_stream *s, const void *p, size_t n, const s
                 if (k < 0)
                         return k;
                 uint64_t hold;
-                k = views_advance(s, false, &hold, NULL);
+                k = views_advance(s, false, &hold, NULL, NULL);
                 if (k < 0)
                         return k;
                 k = emit(s, hold, sink);
@@ -1326,15 +1338,31 @@ int redact_stream_feed(struct redact_stream *s, const void *p, size_t n, const s
         return 0;
 }
 
+/* The bytes of [a, b) that view `source` keeps (source -1: the stream itself). */
+static uint64_t view_length(const struct redact_stream *s, int source, uint64_t a, uint64_t b) {
+        uint64_t n = b - a;
+        if (source < 0)
+                return n;
+        const struct view *v = &s->views[source];
+        for (size_t k = view_first_skip(v, a); k < v->n_skips && v->skips[k].start < b; k++) {
+                uint64_t from = v->skips[k].start > a ? v->skips[k].start : a;
+                uint64_t to = v->skips[k].end < b ? v->skips[k].end : b;
+                n -= to - from;
+        }
+        return n;
+}
+
 int redact_stream_finish(struct redact_stream *s, const struct redact_sink *sink) {
         if (!s->win)
                 return 0;   /* nothing was ever fed */
         ssize_t pattern = -1;
+        int source;
         uint64_t wend = s->wstart + s->wlen, k;
-        int rv = views_advance(s, true, &k, &pattern);
+        int rv = views_advance(s, true, &k, &pattern, &source);
         if (rv < 0)
                 return rv;
-        if (k < wend && pattern >= 0 && wend - k >= s->r->min_len) {
+        /* min_len counts the prefix's own characters: in a view, not the skipped text */
+        if (k < wend && pattern >= 0 && view_length(s, source, k, wend) >= s->r->min_len) {
                 int rr = pending_add(s, k, wend, (uint32_t) pattern, FORM_PARTIAL);
                 if (rr < 0)
                         return rr;

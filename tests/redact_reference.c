@@ -243,7 +243,7 @@ unsigned char *ref_redact(const struct ref_set *set, const unsigned char *text, 
         }
         /* end of stream: the longest tail that is a proper prefix of a pattern */
         for (size_t k = 0; k < n; k++) {
-                size_t found = SIZE_MAX;
+                size_t found = SIZE_MAX, found_len = n - k;   /* in the text it was found in */
                 for (size_t j = 0; j < set->n && found == SIZE_MAX; j++) {
                         const struct ref_pattern *p = &set->p[j];
                         if (p->flex ? flex_match(p, text + k, n - k) == -1
@@ -254,12 +254,15 @@ unsigned char *ref_redact(const struct ref_set *set, const unsigned char *text, 
                                 const struct ref_view *v = &views[w];
                                 size_t vi = v->at[k];
                                 if (vi != SIZE_MAX && view_searches(p, w == 1) && p->len > v->n - vi &&
-                                    memcmp(p->bytes, v->text + vi, v->n - vi) == 0)
+                                    memcmp(p->bytes, v->text + vi, v->n - vi) == 0) {
                                         found = j;
+                                        found_len = v->n - vi;
+                                }
                         }
                 }
                 if (found != SIZE_MAX) {
-                        if (n - k >= set->min_len) {
+                        /* min_len counts the prefix's own characters, not skipped text */
+                        if (found_len >= set->min_len) {
                                 iv = realloc(iv, (n_iv + 1) * sizeof(*iv));
                                 iv[n_iv++] = (struct interval) { k, n, found, FORM_PARTIAL };
                         }
