@@ -179,7 +179,18 @@ static void derive(struct input *in, struct fuzz_case *c) {
                                 l = 256;
                         if (pick(in, 4) == 0)
                                 l = 1 + pick(in, l);
+                        /* sometimes wrapped every `width` characters (LF or CRLF), sometimes
+                         * after a lone ESC, which takes the next character as its own */
+                        size_t width = pick(in, 3) == 0 ? 16 + pick(in, 24) : 0;
+                        bool crlf = pick(in, 2);
+                        if (pick(in, 8) == 0)
+                                c->text[c->n++] = 0x1b;
                         for (size_t j = 0; j < l && c->n + 32 < MAX_TEXT; j++) {
+                                if (width && j > 0 && j % width == 0) {
+                                        if (crlf)
+                                                c->text[c->n++] = '\r';
+                                        c->text[c->n++] = '\n';
+                                }
                                 unsigned char b = f->p[fi][j];
                                 if (f->flex[fi] && b == ' ') {
                                         /* a flexible space: a run of whitespace, sometimes too long */
@@ -198,6 +209,8 @@ static void derive(struct input *in, struct fuzz_case *c) {
                 } else if (what == 4) {                /* a wrapped line's worth of encoding characters */
                         for (size_t j = 0, l = 1 + pick(in, 24); j < l; j++)
                                 c->text[c->n++] = (unsigned char) "aB+/=09"[pick(in, 7)];
+                        if (pick(in, 2))
+                                c->text[c->n++] = '\r';
                         c->text[c->n++] = '\n';
                 } else                                 /* noise */
                         for (size_t j = 0, l = 1 + pick(in, 8); j < l; j++)

@@ -303,9 +303,20 @@ TEST(differential_modes) {
                                         l = 200;
                                 if (rnd(5) == 0)
                                         l = 1 + rnd((uint32_t) l);
+                                /* sometimes wrapped as base64 prints it (a break every `width`
+                                 * characters, LF or CRLF), sometimes after a lone ESC */
+                                size_t width = rnd(3) == 0 ? 16 + rnd(24) : 0;
+                                bool crlf = rnd(2);
+                                if (rnd(8) == 0)
+                                        text[n++] = 0x1b;
                                 for (size_t j = 0; j < l; j++) {
+                                        if (width && j > 0 && j % width == 0) {
+                                                if (crlf)
+                                                        text[n++] = '\r';
+                                                text[n++] = '\n';
+                                        }
                                         text[n++] = f->p[fi][j];
-                                        if (rnd(6) == 0) {
+                                        if (!width && rnd(6) == 0) {
                                                 const char *d = decorations[rnd(ELEMENTSOF(decorations))];
                                                 memcpy(text + n, d, strlen(d));
                                                 n += strlen(d);
@@ -315,6 +326,8 @@ TEST(differential_modes) {
                                 /* a run of encoding characters: a wrapped line's worth */
                                 for (size_t j = 0, l = 1 + rnd(24); j < l; j++)
                                         text[n++] = (unsigned char) "aB+/=09"[rnd(7)];
+                                if (rnd(2))
+                                        text[n++] = '\r';   /* CRLF, as base64 | unix2dos prints */
                                 text[n++] = '\n';
                         } else
                                 for (size_t j = 0, l = 1 + rnd(8); j < l; j++)
