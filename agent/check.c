@@ -330,11 +330,10 @@ static int check_secret_delivery_name(const struct manifest *m, size_t j, struct
 #define FORM_MIN_BITS 64
 
 static int check_secret_form_strength(const struct mf_secret *s, struct findings *f) {
-        static const struct { const char *name; unsigned millibits; } charsets[] = {
-                [CHARSET_ALNUM] = { "alnum", 5954 }, [CHARSET_HEX] = { "hex", 4000 },
-                [CHARSET_BASE64URL] = { "base64url", 6000 }, [CHARSET_ASCII] = { "ascii", 6555 },
+        static const unsigned millibits[] = {
+                [CHARSET_ALNUM] = 5954, [CHARSET_HEX] = 4000, [CHARSET_BASE64URL] = 6000, [CHARSET_ASCII] = 6555,
         };
-        unsigned per = charsets[s->gen_charset].millibits;
+        unsigned per = millibits[s->gen_charset];
         size_t kept = s->gen_length > 2 ? s->gen_length - 2 : 0;
         if (kept * per >= FORM_MIN_BITS * 1000)
                 return 0;
@@ -344,7 +343,7 @@ static int check_secret_form_strength(const struct mf_secret *s, struct findings
                             "its base64 inside a longer text about %zu: ordinary output can match a "
                             "form that weak by chance, and a false match is masked and fails the "
                             "step; use length: %zu or more", s->name, s->gen_length,
-                            charsets[s->gen_charset].name, s->gen_length * per / 1000, kept * per / 1000,
+                            charset_name(s->gen_charset), s->gen_length * per / 1000, kept * per / 1000,
                             need);
 }
 

@@ -733,6 +733,10 @@ const char *delivery_method_name(enum delivery d) {
         return (unsigned) d < ELEMENTSOF(delivery_names) ? delivery_names[d] : "file";
 }
 
+const char *charset_name(enum charset c) {
+        return (unsigned) c < ELEMENTSOF(charset_names) ? charset_names[c] : "alnum";
+}
+
 const char *sandbox_mode_name(enum sandbox_mode m) {
         return (unsigned) m < ELEMENTSOF(sandbox_names) ? sandbox_names[m] : "auto";
 }

@@ -86,6 +86,7 @@ enum on_leak { ON_LEAK_FAIL, ON_LEAK_WARN };
 enum sandbox_mode { SANDBOX_AUTO, SANDBOX_STRICT, SANDBOX_OFF };
 const char *delivery_method_name(enum delivery d);   /* "file", "fd", "env" */
 const char *sandbox_mode_name(enum sandbox_mode m);  /* "auto", "strict", "off" */
+const char *charset_name(enum charset c);            /* "alnum", "hex", "base64url", "ascii" */
 enum vault_auth { VAULT_AUTH_NONE, VAULT_AUTH_TOKEN, VAULT_AUTH_APPROLE, VAULT_AUTH_JWT, VAULT_AUTH_KUBERNETES,
                   VAULT_AUTH_CERT };
 

@@ -334,9 +334,7 @@ static void action_text(const struct item *it, char *buf, size_t size) {
         const char *owner = s->owner ? s->owner : "(no owner)";
         switch (it->action) {
         case ACTION_CREATE:
-                snprintf(buf, size, "create (generated, %zu %s)", s->gen_length,
-                         s->gen_charset == CHARSET_HEX ? "hex" : s->gen_charset == CHARSET_BASE64URL ? "base64url" :
-                         s->gen_charset == CHARSET_ASCII ? "ascii" : "alnum");
+                snprintf(buf, size, "create (generated, %zu %s)", s->gen_length, charset_name(s->gen_charset));
                 break;
         case ACTION_ROTATE:
                 snprintf(buf, size, "rotate (generated)");
