@@ -36,8 +36,8 @@
 #define PREFIX_BITS 20
 /* Views. A match in a view may span at most 2 * len + VIEW_SLACK stream bytes, skips
  * included; a terminal sequence is at most CSI_MAX or OSC_MAX bytes long; a line break is
- * skipped when the line before ends in WRAP_RUN encoding characters and the next starts
- * with one after at most WRAP_INDENT blanks. */
+ * skipped when the line before ends in WRAP_RUN encoding characters and the next, after at
+ * most WRAP_INDENT blanks, goes on with the block (wrap_skip). */
 #define VIEW_SLACK 64
 #define CSI_MAX 64
 #define OSC_MAX 512
@@ -606,15 +606,23 @@ static void lines_advance(struct redact_stream *s, uint64_t to) {
         s->line_pos = to;
 }
 
+/* items with room for one more element past n (*cap of `size` bytes allocated, doubled from
+ * 64 when full), or NULL: out of memory, items left as they were. */
+static void *grow_one(void *items, size_t n, size_t *cap, size_t size) {
+        if (n < *cap)
+                return items;
+        size_t c = *cap ? *cap * 2 : 64;
+        void *p = reallocarray(items, c, size);
+        if (p)
+                *cap = c;
+        return p;
+}
+
 static int pending_add(struct redact_stream *s, uint64_t start, uint64_t end, uint32_t pattern, uint8_t form) {
-        if (s->n_pending == s->cap_pending) {
-                size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
-                struct match *m = realloc(s->pending, cap * sizeof(*m));
-                if (!m)
-                        return -ENOMEM;
-                s->pending = m;
-                s->cap_pending = cap;
-        }
+        struct match *m = grow_one(s->pending, s->n_pending, &s->cap_pending, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        s->pending = m;
         s->pending[s->n_pending++] = (struct match) { start, end, pattern, form };
         return 0;
 }
@@ -775,7 +783,7 @@ static ssize_t proper_prefix_of(const struct redactor *r, const unsigned char *t
                         if (p->len < m || memcmp(pattern_bytes(r, p), text, m) != 0)
                                 break;
                         if (p->len == m || (filter == PATTERNS_WRAP && !p->wrap))
-                                continue;   /* equal: a complete match, not a prefix */
+                                continue;   /* equal: a complete match; or not searched there */
                         if (best < 0 || r->sorted[j] < (size_t) best)
                                 best = r->sorted[j];
                         if (!want_lowest)
@@ -926,14 +934,10 @@ static ssize_t wrap_skip(const unsigned char *nl, size_t before, size_t after, b
 }
 
 static int view_add_skip(struct view *v, uint64_t start, uint64_t end) {
-        if (v->n_skips == v->cap_skips) {
-                size_t cap = v->cap_skips ? v->cap_skips * 2 : 64;
-                struct skip *k = reallocarray(v->skips, cap, sizeof(*k));
-                if (!k)
-                        return -ENOMEM;
-                v->skips = k;
-                v->cap_skips = cap;
-        }
+        struct skip *k = grow_one(v->skips, v->n_skips, &v->cap_skips, sizeof(*k));
+        if (!k)
+                return -ENOMEM;
+        v->skips = k;
         v->skips[v->n_skips++] = (struct skip) { start, end };
         return 0;
 }
@@ -1023,14 +1027,10 @@ static size_t view_first_skip(const struct view *v, uint64_t a) {
 
 static int view_text_append(struct redact_stream *s, uint64_t from, uint64_t to) {
         struct view_text *vt = &s->vt;
-        if (vt->n_segs == vt->cap_segs) {
-                size_t cap = vt->cap_segs ? vt->cap_segs * 2 : 64;
-                struct view_seg *g = reallocarray(vt->segs, cap, sizeof(*g));
-                if (!g)
-                        return -ENOMEM;
-                vt->segs = g;
-                vt->cap_segs = cap;
-        }
+        struct view_seg *g = grow_one(vt->segs, vt->n_segs, &vt->cap_segs, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        vt->segs = g;
         vt->segs[vt->n_segs++] = (struct view_seg) { .vstart = vt->len, .ostart = from };
         memcpy(vt->buf + vt->len, at(s, from), (size_t) (to - from));
         vt->len += (size_t) (to - from);
