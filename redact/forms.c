@@ -1005,10 +1005,9 @@ static int emit_literal(struct forms_ctx *c, const struct literal_style *st, con
         return offer_whole(c, st->form, &s);
 }
 
-static int emit_literals(struct forms_ctx *c, const unsigned char *v, size_t len, enum redact_form form) {
+/* In the table's order: python, then escaped, then yaml, which decides a duplicate's name. */
+static int emit_literals(struct forms_ctx *c, const unsigned char *v, size_t len) {
         for (size_t k = 0; k < ELEMENTSOF(literal_styles); k++) {
-                if (literal_styles[k].form != form)
-                        continue;
                 int r = emit_literal(c, &literal_styles[k], v, len);
                 if (r < 0)
                         return r;
@@ -1168,13 +1167,7 @@ int redact_forms(const unsigned char *value, size_t len, size_t min_len, redact_
         r = emit_xmls(&c, value, len);
         if (r < 0)
                 return r;
-        r = emit_literals(&c, value, len, FORM_PYTHON);
-        if (r < 0)
-                return r;
-        r = emit_literals(&c, value, len, FORM_ESCAPED);
-        if (r < 0)
-                return r;
-        r = emit_literals(&c, value, len, FORM_YAML);
+        r = emit_literals(&c, value, len);
         if (r < 0)
                 return r;
         r = emit_quote_doubled(&c, value, len, '\'');
