@@ -77,33 +77,6 @@ static void out_leak(void *userdata, const struct redact_leak *l) {
         o->n_leaks++;
 }
 
-/* The forms of one secret, to plant encoded occurrences in the text. */
-struct forms {
-        unsigned char *p[64];
-        size_t n[64];
-        bool flex[64];
-        size_t count;
-};
-
-static int collect(void *userdata, enum redact_form form, const unsigned char *p, size_t n, bool flex) {
-        struct forms *f = userdata;
-        if (f->count == ELEMENTSOF(f->p))
-                return 0;
-        f->p[f->count] = malloc(n ? n : 1);
-        if (!f->p[f->count])
-                abort();
-        memcpy(f->p[f->count], p, n);
-        f->n[f->count] = n;
-        f->flex[f->count++] = flex;
-        return 0;
-}
-
-static void forms_done(struct forms *f) {
-        for (size_t i = 0; i < f->count; i++)
-                free(f->p[i]);
-        f->count = 0;
-}
-
 struct fuzz_case {
         size_t min_len, n_secrets;
         char names[MAX_SECRETS][4];
@@ -159,13 +132,13 @@ static void derive(struct input *in, struct fuzz_case *c) {
         for (size_t i = 0; i < c->n_sizes; i++)
                 c->sizes[i] = 1 + pick(in, pick(in, 2) ? 4 : 64);
 
-        struct forms forms[MAX_SECRETS] = {};
+        struct ref_forms forms[MAX_SECRETS] = {};
         for (size_t i = 0; i < c->n_secrets; i++)
-                redact_forms(c->values[i], c->lens[i], c->min_len, collect, &forms[i]);
+                ref_forms_of(c->values[i], c->lens[i], c->min_len, &forms[i]);
         /* the rest of the input is a list of text pieces */
         while (in->n > 0 && c->n < MAX_TEXT - 512) {
                 size_t what = pick(in, 8), si = pick(in, c->n_secrets);
-                const struct forms *f = &forms[si];
+                const struct ref_forms *f = &forms[si];
                 if (what <= 1) {                       /* the value */
                         memcpy(c->text + c->n, c->values[si], c->lens[si]);
                         c->n += c->lens[si];
@@ -217,7 +190,7 @@ static void derive(struct input *in, struct fuzz_case *c) {
                                 c->text[c->n++] = from_alphabet(in, alphabet);
         }
         for (size_t i = 0; i < c->n_secrets; i++)
-                forms_done(&forms[i]);
+                ref_forms_done(&forms[i]);
 }
 
 static int stream_all(const struct redactor *r, const struct fuzz_case *c, struct out *o) {

@@ -321,3 +321,28 @@ void ref_set_done(struct ref_set *set) {
         free(set->masks);
         *set = (struct ref_set) {};
 }
+
+static int forms_collect(void *userdata, enum redact_form form, const unsigned char *p, size_t n, bool flex) {
+        struct ref_forms *f = userdata;
+        if (f->count == REF_FORMS_MAX)
+                return 0;
+        f->p[f->count] = malloc(n ? n : 1);
+        if (!f->p[f->count])
+                abort();
+        memcpy(f->p[f->count], p, n);
+        f->n[f->count] = n;
+        f->flex[f->count++] = flex;
+        return 0;
+}
+
+void ref_forms_of(const unsigned char *value, size_t len, size_t min_len, struct ref_forms *f) {
+        *f = (struct ref_forms) {};
+        if (redact_forms(value, len, min_len, forms_collect, f) < 0)
+                abort();
+}
+
+void ref_forms_done(struct ref_forms *f) {
+        for (size_t i = 0; i < f->count; i++)
+                free(f->p[i]);
+        f->count = 0;
+}

@@ -43,3 +43,15 @@ int ref_set_add(struct ref_set *set, const char *name, const char *mask, const u
 unsigned char *ref_redact(const struct ref_set *set, const unsigned char *text, size_t n, size_t *ret_len,
                           struct ref_leak **ret_leaks, size_t *ret_n_leaks);
 void ref_set_done(struct ref_set *set);
+
+/* Every form of one value (the first REF_FORMS_MAX), copied, for the differential tests to
+ * plant encoded occurrences in the texts they generate. */
+#define REF_FORMS_MAX 96
+struct ref_forms {
+        unsigned char *p[REF_FORMS_MAX];
+        size_t n[REF_FORMS_MAX];
+        bool flex[REF_FORMS_MAX];
+        size_t count;
+};
+void ref_forms_of(const unsigned char *value, size_t len, size_t min_len, struct ref_forms *f);
+void ref_forms_done(struct ref_forms *f);

@@ -243,26 +243,6 @@ TEST(differential_random) {
         CHECK_EQ_INT(failures, 0);
 }
 
-/* The forms of one secret, to plant encoded occurrences. */
-struct planted_forms {
-        unsigned char *p[96];
-        size_t n[96];
-        bool flex[96];
-        size_t count;
-};
-
-static int collect_form(void *userdata, enum redact_form form, const unsigned char *p, size_t n, bool flex) {
-        struct planted_forms *f = userdata;
-        (void) form;
-        if (f->count < ELEMENTSOF(f->p)) {
-                f->p[f->count] = malloc(n ? n : 1);
-                memcpy(f->p[f->count], p, n);
-                f->n[f->count] = n;
-                f->flex[f->count++] = flex;
-        }
-        return 0;
-}
-
 /* What tools put between a value's characters (the match modes), whole and cut short, so
  * that sequences at chunk borders and ones that never end are common. */
 static const char *const decorations[] = {
@@ -281,21 +261,21 @@ TEST(differential_modes) {
                 char *names[3];
                 unsigned char *values[3];
                 size_t lens[3];
-                struct planted_forms forms[3] = {};
+                struct ref_forms forms[3] = {};
                 for (size_t i = 0; i < n_secrets; i++) {
                         names[i] = strdup_printf("S%zu", i);
                         lens[i] = min_len + rnd(24);
                         values[i] = malloc(lens[i]);
                         for (size_t j = 0; j < lens[i]; j++)
                                 values[i][j] = (unsigned char) alpha[rnd((uint32_t) alen)];
-                        redact_forms(values[i], lens[i], min_len, collect_form, &forms[i]);
+                        ref_forms_of(values[i], lens[i], min_len, &forms[i]);
                 }
                 size_t n = 0, cap = 8192;
                 unsigned char *text = malloc(cap + 512);
                 while (n < 300 + rnd(1500)) {
                         uint32_t what = rnd(5);
                         size_t si = rnd((uint32_t) n_secrets);
-                        const struct planted_forms *f = &forms[si];
+                        const struct ref_forms *f = &forms[si];
                         if (what <= 2 && f->count > 0) {
                                 /* a form (or its start), decorated between characters */
                                 size_t fi = rnd((uint32_t) f->count), l = f->n[fi];
@@ -343,8 +323,7 @@ TEST(differential_modes) {
                 for (size_t i = 0; i < n_secrets; i++) {
                         free(names[i]);
                         free(values[i]);
-                        for (size_t j = 0; j < forms[i].count; j++)
-                                free(forms[i].p[j]);
+                        ref_forms_done(&forms[i]);
                 }
                 free(text);
         }
