@@ -321,7 +321,6 @@ static int check_secret_delivery_name(const struct manifest *m, size_t j, struct
         return 0;
 }
 
-
 /* The masker looks for every form of a value (docs/redaction-forms.md); the weakest is its
  * base64 at an offset inside a longer text, which drops up to two characters' worth of the
  * value at its ends. A form that carries few bits matches ordinary output (hashes, IDs,
